@@ -1,0 +1,45 @@
+"""The engine's main-memory port: a minimal pipelined request/response bus.
+
+Why not Wishbone or AXI: the engine only ever streams whole words, so one request stream and one
+in-order response stream are enough, and any of those buses can be bridged to it in a few lines.
+
+* ``req`` (engine -> memory, valid/ready): ``addr`` is a *word* address, ``write`` selects a write
+  of ``data`` under the byte-enable ``mask``; a read returns one word on ``rsp``.
+* ``rsp`` (memory -> engine, valid only): read data, in request order. The engine always accepts,
+  so it only issues as many reads as it has room for.
+"""
+
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+
+__all__ = ["BusRequest", "BusSignature"]
+
+
+def BusRequest(addr_width, data_width):
+    return data.StructLayout({
+        "addr":  addr_width,
+        "write": 1,
+        "data":  data_width,
+        "mask":  data_width // 8,
+    })
+
+
+class BusSignature(wiring.Signature):
+    """The main-memory port as seen from the engine (the initiator).
+
+    Parameters
+    ----------
+    addr_width : int
+        Width of word addresses.
+    data_width : int
+        Width of a word, a multiple of 8.
+    """
+
+    def __init__(self, addr_width, data_width):
+        self.addr_width = addr_width
+        self.data_width = data_width
+        super().__init__({
+            "req": Out(stream.Signature(BusRequest(addr_width, data_width))),
+            "rsp": In(stream.Signature(data_width, always_ready=True)),
+        })

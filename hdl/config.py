@@ -1,0 +1,128 @@
+"""Generator parameters of the matrix engine.
+
+One frozen dataclass is the single source of every size in the engine: the HDL, the golden model,
+the generated C header and the documentation all read it, so they cannot disagree. Variants are
+made with :func:`dataclasses.replace`, which re-runs the checks.
+"""
+
+from dataclasses import dataclass, asdict, fields
+
+
+__all__ = ["EngineConfig", "ConfigError", "DATAFLOWS"]
+
+
+DATAFLOWS = ("os", "ws", "both")
+
+
+class ConfigError(ValueError):
+    """A generator parameter is out of range; the message names the parameter and its value."""
+
+
+def _check_int(name, value, lo, hi):
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise ConfigError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
+
+
+def _check_pow2(name, value, lo, hi):
+    _check_int(name, value, lo, hi)
+    if value & (value - 1):
+        raise ConfigError(f"{name} must be a power of two, not {value!r}")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Sizes of one matrix engine.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Shape of the systolic array (1..32 each). ``rows`` runs along the reduction dimension in
+        weight-stationary mode and along M in output-stationary mode; ``cols`` runs along N.
+    in_width : int
+        Width of operand elements: 4, 8 (default) or 16 bits. Elements occupy one byte in main
+        memory (two for 16-bit).
+    acc_width : int
+        Width of the accumulators (default 32). It must hold one full product of two operands
+        after zero-point subtraction, ``2 * (in_width + 1)`` bits.
+    dataflow : str
+        ``"os"`` (output-stationary), ``"ws"`` (weight-stationary) or ``"both"``, chosen at run
+        time by ``CONFIG_EXEC``.
+    spad_depth : int
+        Rows in each of the two scratchpads (A: ``rows`` elements a row, B: ``cols`` elements).
+    acc_depth : int
+        Rows of the accumulator memory (``cols`` int32 values a row).
+    qp_depth : int
+        Rows of the requantisation-parameter memory (``cols`` 32-bit values a row).
+    bus_width : int
+        Data width of the main-memory port in bits (32, 64 or 128).
+    mem_bytes : int
+        Size of the main-memory window the DMA may touch; transfers outside it are errors.
+    queue_depth : int
+        Commands each unit (load, execute, store) may hold in flight.
+    """
+
+    rows: int = 8
+    cols: int = 8
+    in_width: int = 8
+    acc_width: int = 32
+    dataflow: str = "both"
+    spad_depth: int = 4096
+    acc_depth: int = 1024
+    qp_depth: int = 64
+    bus_width: int = 64
+    mem_bytes: int = 1 << 20
+    queue_depth: int = 4
+
+    def __post_init__(self):
+        _check_int("rows", self.rows, 1, 32)
+        _check_int("cols", self.cols, 1, 32)
+        if self.in_width not in (4, 8, 16):
+            raise ConfigError(f"in_width must be 4, 8 or 16, not {self.in_width!r}")
+        _check_int("acc_width", self.acc_width, 1, 32)
+        if self.acc_width < 2 * (self.in_width + 1):
+            raise ConfigError(
+                f"acc_width must be at least {2 * (self.in_width + 1)} to hold one "
+                f"{self.in_width}-bit product, not {self.acc_width!r}")
+        if self.dataflow not in DATAFLOWS:
+            raise ConfigError(f"dataflow must be one of {', '.join(DATAFLOWS)}, "
+                              f"not {self.dataflow!r}")
+        _check_pow2("spad_depth", self.spad_depth, 16, 1 << 14)
+        _check_pow2("acc_depth", self.acc_depth, 16, 1 << 14)
+        if self.acc_depth < self.rows:
+            raise ConfigError(f"acc_depth must hold one {self.rows}-row tile, "
+                              f"not {self.acc_depth!r}")
+        _check_pow2("qp_depth", self.qp_depth, 4, 1 << 14)
+        if self.bus_width not in (32, 64, 128):
+            raise ConfigError(f"bus_width must be 32, 64 or 128, not {self.bus_width!r}")
+        _check_pow2("mem_bytes", self.mem_bytes, 1 << 10, 1 << 31)
+        _check_int("queue_depth", self.queue_depth, 1, 16)
+
+    # Derived sizes: properties, so that nothing derivable is stored twice.
+
+    @property
+    def elem_bytes(self):
+        """Bytes an operand element takes in main memory."""
+        return 2 if self.in_width == 16 else 1
+
+    @property
+    def bus_bytes(self):
+        return self.bus_width // 8
+
+    @property
+    def with_os(self):
+        return self.dataflow in ("os", "both")
+
+    @property
+    def with_ws(self):
+        return self.dataflow in ("ws", "both")
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigError(f"unknown engine parameter {sorted(unknown)[0]!r}")
+        return cls(**data)

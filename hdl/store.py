@@ -1,0 +1,172 @@
+"""The store unit: accumulators to main memory, raw or requantised."""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .bus import BusRequest
+from .delay import delayed
+from .isa import ROW_BITS, QP_ROWS
+from .requant import RequantLane
+from .unit_ops import StoreOp
+
+
+__all__ = ["StoreUnit"]
+
+
+class StoreUnit(wiring.Component):
+    """Reads accumulator rows, requantises them and writes them to main memory.
+
+    One command runs at a time: its requantisation settings feed the lanes directly, so they
+    must not change under rows still in the pipeline. Within a command, one accumulator row is
+    read a cycle (as long as the output FIFO has room) and leaves as bus words with byte masks,
+    so rows may start at any byte and be any width.
+
+    Members
+    -------
+    cmd : In(stream)
+        STORE and STORE_ACC commands (:data:`StoreOp`).
+    acc_addr, acc_data : accumulator read port (one cycle latency)
+    qp_addr, qp_data : requantisation-parameter read port (one cycle latency)
+    req : Out(stream)
+        This unit's side of the main-memory bus (writes only).
+    retire, busy : Out
+    """
+
+    fifo_depth = 8
+
+    def __init__(self, config):
+        self._config = c = config
+        super().__init__({
+            "cmd":      In(stream.Signature(StoreOp)),
+            "acc_addr": Out(ROW_BITS),
+            "acc_data": In(data.ArrayLayout(signed(c.acc_width), c.cols)),
+            "qp_addr":  Out(ROW_BITS),
+            "qp_data":  In(data.ArrayLayout(32, c.cols)),
+            "req":      Out(stream.Signature(BusRequest(32 - (c.bus_bytes.bit_length() - 1),
+                                                        c.bus_width))),
+            "retire":   Out(1),
+            "busy":     Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._config
+        C = c.cols
+        bb = c.bus_bytes
+        shift = bb.bit_length() - 1
+        maxb = 4 * C
+
+        cmd = Signal(StoreOp)
+        active = Signal()
+        m.d.comb += self.cmd.ready.eq(~active)
+        with m.If(self.cmd.valid & ~active):
+            m.d.sync += [cmd.eq(self.cmd.payload), active.eq(1)]
+
+        # -- Requantisation parameters: three rows, read once a command -------------------------
+        params = [Signal(data.ArrayLayout(32, C), name=n) for n in ("bias", "mult", "shift")]
+        qp_i = Signal(range(QP_ROWS + 2), init=QP_ROWS + 1)
+        m.d.comb += self.qp_addr.eq(cmd.qp_row + qp_i)
+        got = delayed(m, qp_i, 1, name="qp_got")
+        for i, reg in enumerate(params):
+            with m.If(active & (got == i)):
+                m.d.sync += reg.eq(self.qp_data)
+
+        # -- Row issue ----------------------------------------------------------------------------
+        es = Mux(cmd.raw, 4, c.elem_bytes)
+        nbytes = Signal(range(maxb + 1))
+        m.d.comb += nbytes.eq(cmd.cols * es)
+        empty = (cmd.rows == 0) | (cmd.cols == 0)
+
+        row_i = Signal(9)
+        base = Signal(32)
+        in_flight = Signal(range(self.fifo_depth + 1))
+        issue = Signal()
+        popped = Signal()
+        m.d.sync += in_flight.eq(in_flight + issue - popped)
+
+        with m.FSM():
+            with m.State("Idle"):
+                with m.If(self.cmd.valid & ~active):
+                    m.d.sync += [qp_i.eq(0), row_i.eq(0), base.eq(self.cmd.payload.dram_addr)]
+                    m.next = "Params"
+            with m.State("Params"):
+                m.d.sync += qp_i.eq(qp_i + 1)
+                with m.If(qp_i == QP_ROWS):
+                    m.next = "Rows"
+            with m.State("Rows"):
+                with m.If(empty | (row_i == cmd.rows)):
+                    m.next = "Drain"
+                with m.Elif(in_flight < self.fifo_depth):
+                    m.d.comb += issue.eq(1)
+                    m.d.sync += [row_i.eq(row_i + 1), base.eq(base + cmd.stride)]
+            with m.State("Drain"):
+                with m.If(in_flight == 0):
+                    m.d.comb += self.retire.eq(1)
+                    m.d.sync += active.eq(0)
+                    m.next = "Idle"
+        m.d.comb += self.acc_addr.eq(cmd.acc_row + row_i)
+
+        # -- Requantise ---------------------------------------------------------------------------
+        lanes = []
+        for col in range(C):
+            lane = RequantLane()
+            m.submodules[f"lane{col}"] = lane
+            m.d.comb += [
+                lane.i_valid.eq(delayed(m, issue, 1, name=f"i_valid{col}")),
+                lane.acc.eq(self.acc_data[col]),
+                lane.bias.eq(params[0][col]),
+                lane.multiplier.eq(params[1][col]),
+                lane.shift.eq(params[2][col]),
+                lane.mode.eq(cmd.mode),
+                lane.out_zero.eq(cmd.out_zero),
+                lane.clamp_min.eq(cmd.clamp_min),
+                lane.clamp_max.eq(cmd.clamp_max),
+            ]
+            lanes.append(lane)
+        latency = lanes[0].latency
+        valid_out = delayed(m, issue, 1 + latency, name="row_valid")
+        base_out = delayed(m, base, 1 + latency, name="row_base")
+        raw_out = [delayed(m, self.acc_data[col], latency, name=f"raw{col}")
+                   for col in range(C)]
+
+        raw_bytes = Cat(*(Cat(v, v[-1].replicate(32 - len(v))) for v in raw_out))
+        eb = c.elem_bytes
+        q_bytes = Cat(*(lane.o_value[:8 * eb] for lane in lanes))
+        row_bytes = Signal(8 * maxb)
+        m.d.comb += row_bytes.eq(Mux(cmd.raw, raw_bytes, q_bytes))
+
+        row_layout = data.StructLayout({"bytes": 8 * maxb, "base": 32})
+        m.submodules.out = out_q = fifo.SyncFIFOBuffered(
+            width=row_layout.size, depth=self.fifo_depth)
+        m.d.comb += [
+            out_q.w_en.eq(valid_out),
+            out_q.w_data.eq(Cat(row_bytes, base_out)),
+        ]
+
+        # -- Emit bus words -----------------------------------------------------------------------
+        head = data.View(row_layout, out_q.r_data)
+        align = head.base[:shift]
+        first_word = head.base[shift:]
+        last_word = (head.base + nbytes - 1)[shift:]
+        j = Signal(8)
+        shifted = Signal(8 * (maxb + bb))
+        mask = Signal(maxb + bb)
+        m.d.comb += [
+            shifted.eq(head.bytes << (align * 8)),
+            mask.eq(((Const(1, maxb + bb) << nbytes) - 1) << align),
+            self.req.valid.eq(out_q.r_rdy),
+            self.req.payload.addr.eq(first_word + j),
+            self.req.payload.write.eq(1),
+            self.req.payload.data.eq(shifted.word_select(j, 8 * bb)),
+            self.req.payload.mask.eq(mask.word_select(j, bb)),
+        ]
+        with m.If(self.req.valid & self.req.ready):
+            with m.If(first_word + j == last_word):
+                m.d.comb += [out_q.r_en.eq(1), popped.eq(1)]
+                m.d.sync += j.eq(0)
+            with m.Else():
+                m.d.sync += j.eq(j + 1)
+
+        m.d.comb += self.busy.eq(active)
+        return m
