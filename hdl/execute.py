@@ -134,6 +134,9 @@ class ExecuteUnit(wiring.Component):
             m.d.comb += s_last.eq(s_k + 1 == s_cmd.steps)
 
         s_free = ~s_valid | s_last
+        # Advance first: a command starting in the same cycle overrides these.
+        with m.If(s_valid):
+            m.d.sync += [s_k.eq(s_k + 1), s_lane.eq(Mux(s_lane == R - 1, 0, s_lane + 1))]
         with m.If(p_go & s_free):
             m.d.comb += started.eq(1)
             m.d.sync += [s_valid.eq(1), s_cmd.eq(p_cmd), s_k.eq(0), s_lane.eq(0),
@@ -142,8 +145,6 @@ class ExecuteUnit(wiring.Component):
                 m.d.sync += since_start.eq(0)
         with m.Elif(s_valid & s_last):
             m.d.sync += s_valid.eq(0)
-        with m.If(s_valid):
-            m.d.sync += [s_k.eq(s_k + 1), s_lane.eq(Mux(s_lane == R - 1, 0, s_lane + 1))]
 
         issue = Signal()
         m.d.comb += issue.eq(s_valid & ~s_noop)
