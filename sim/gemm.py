@@ -193,12 +193,27 @@ def compile_gemm(a, b, bias=None, requant=Requant(), *, config=EngineConfig(),
                 space=Space.QP, rows=QP_ROWS, cols=C)
             return row
 
-    def store(acc_row, m0, rows, n, cols):
+    def emit_store(acc_row, m0, rows, n, cols):
         funct = Funct.STORE_ACC if raw else Funct.STORE
         qp_row = 0 if raw else qp_load(n)
         cmd(Funct.CONFIG_STORE, stride=N * job.out_bytes, qp_row=qp_row)
         cmd(funct, dram_addr=job.out_addr + (m0 * N + n * C) * job.out_bytes,
             acc_row=acc_row, rows=rows, cols=cols)
+
+    def store(*tile):
+        """Store a tile once the next tile's computes are queued: the front end dispatches
+        in order, so a STORE waiting for its COMPUTE to finish would otherwise leave the array
+        idle while that COMPUTE drains. The schedules give consecutive tiles different
+        accumulator rows, so the delay is safe."""
+        store.flush()
+        store.pending = tile
+
+    def flush():
+        if store.pending is not None:
+            emit_store(*store.pending)
+            store.pending = None
+
+    store.pending, store.flush = None, flush
 
     def load(dram, space, row, rows, cols, stride):
         """LOAD in pieces of at most 255 rows."""
@@ -248,6 +263,7 @@ def _ws_schedule(c, M, N, K, a_addr, b_addr, load, store, cmd):
                 cmd(Funct.COMPUTE, a_row=a_base + j * mb, b_row=slot, c_row=acc_base,
                     steps=rows, k_valid=k_rows, accumulate=int(j > 0))
             store(acc_base, m0, rows, n, cols)
+    store.flush()
 
 
 def _os_schedule(c, M, N, K, a_addr, b_addr, load, store, cmd):
@@ -285,6 +301,7 @@ def _os_schedule(c, M, N, K, a_addr, b_addr, load, store, cmd):
                 cmd(Funct.COMPUTE, a_row=a_base + k0, b_row=b_base + k0, c_row=acc_row,
                     steps=steps, accumulate=int(k0 > 0))
             store(acc_row, m0, rows, n, cols)
+    store.flush()
 
 
 def run_on_model(job, model=None):
