@@ -5,8 +5,8 @@ in-order response stream are enough, and any of those buses can be bridged to it
 
 * ``req`` (engine -> memory, valid/ready): ``addr`` is a *word* address, ``write`` selects a write
   of ``data`` under the byte-enable ``mask``; a read returns one word on ``rsp``.
-* ``rsp`` (memory -> engine, valid only): read data, in request order. The engine always accepts,
-  so it only issues as many reads as it has room for.
+* ``rsp`` (memory -> engine): read data, in request order. The engine holds ``ready`` at 1 and
+  only issues as many reads as it has room for, so a memory may ignore ``ready``.
 """
 
 from amaranth.lib import data, stream, wiring
@@ -41,5 +41,7 @@ class BusSignature(wiring.Signature):
         self.data_width = data_width
         super().__init__({
             "req": Out(stream.Signature(BusRequest(addr_width, data_width))),
-            "rsp": In(stream.Signature(data_width, always_ready=True)),
+            # Not ``always_ready``: that would make ``ready`` a constant, which cannot be a
+            # port of a generated top level. The initiator drives it to 1 all the same.
+            "rsp": In(stream.Signature(data_width)),
         })

@@ -42,8 +42,10 @@ class EngineConfig:
         Width of operand elements: 4, 8 (default) or 16 bits. Elements occupy one byte in main
         memory (two for 16-bit).
     acc_width : int
-        Width of the accumulators (default 32). It must hold one full product of two operands
-        after zero-point subtraction, ``2 * (in_width + 1)`` bits.
+        Width of the accumulators (default 32), at least ``2 * in_width``. Sums wrap modulo
+        ``2**acc_width`` (as int32 arithmetic in the frameworks does); products of
+        zero-point-corrected operands, which need up to ``2 * in_width + 2`` bits, wrap the
+        same way, which changes nothing modulo ``2**acc_width``.
     dataflow : str
         ``"os"`` (output-stationary), ``"ws"`` (weight-stationary) or ``"both"``, chosen at run
         time by ``CONFIG_EXEC``.
@@ -70,7 +72,7 @@ class EngineConfig:
     acc_depth: int = 1024
     qp_depth: int = 64
     bus_width: int = 64
-    mem_bytes: int = 1 << 20
+    mem_bytes: int = 1 << 16
     queue_depth: int = 4
 
     def __post_init__(self):
@@ -79,9 +81,9 @@ class EngineConfig:
         if self.in_width not in (4, 8, 16):
             raise ConfigError(f"in_width must be 4, 8 or 16, not {self.in_width!r}")
         _check_int("acc_width", self.acc_width, 1, 32)
-        if self.acc_width < 2 * (self.in_width + 1):
+        if self.acc_width < 2 * self.in_width:
             raise ConfigError(
-                f"acc_width must be at least {2 * (self.in_width + 1)} to hold one "
+                f"acc_width must be at least {2 * self.in_width} to hold one "
                 f"{self.in_width}-bit product, not {self.acc_width!r}")
         if self.dataflow not in DATAFLOWS:
             raise ConfigError(f"dataflow must be one of {', '.join(DATAFLOWS)}, "

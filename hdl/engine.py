@@ -14,7 +14,20 @@ from .load import LoadUnit
 from .store import StoreUnit
 
 
-__all__ = ["MatrixEngine"]
+__all__ = ["MatrixEngine", "engine_signature"]
+
+
+def engine_signature(config):
+    """The engine's ports for ``config``, without building an engine (for tools that only
+    describe it)."""
+    bus = BusSignature(32 - (config.bus_bytes.bit_length() - 1), config.bus_width)
+    return wiring.Signature({
+        "cmd":    In(stream.Signature(CommandLayout)),
+        "rsp":    Out(stream.Signature(32)),
+        "bus":    Out(bus),
+        "busy":   Out(1),
+        "active": Out(1),
+    })
 
 
 class MatrixEngine(wiring.Component):
@@ -47,15 +60,8 @@ class MatrixEngine(wiring.Component):
         if not isinstance(config, EngineConfig):
             raise TypeError(f"config must be an EngineConfig, not {config!r}")
         self._config = config
-        self.bus_signature = BusSignature(32 - (config.bus_bytes.bit_length() - 1),
-                                          config.bus_width)
-        super().__init__({
-            "cmd":    In(stream.Signature(CommandLayout)),
-            "rsp":    Out(stream.Signature(32)),
-            "bus":    Out(self.bus_signature),
-            "busy":   Out(1),
-            "active": Out(1),
-        })
+        super().__init__(engine_signature(config))
+        self.bus_signature = self.signature.members["bus"].signature
 
     @property
     def config(self):
@@ -143,6 +149,7 @@ class MatrixEngine(wiring.Component):
             st.req.ready.eq(~grant_load & self.bus.req.ready),
             ld.rsp.payload.eq(self.bus.rsp.payload),
             ld.rsp.valid.eq(self.bus.rsp.valid),
+            self.bus.rsp.ready.eq(1),
         ]
         with m.If(self.bus.req.valid & self.bus.req.ready):
             m.d.sync += last_load.eq(grant_load)

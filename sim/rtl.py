@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+import rvnpu.hdl
+
 from rvnpu.hdl.config import EngineConfig
 from rvnpu.hdl.isa import Funct, encode
 from rvnpu.sim.engine_top import EngineTestTop
@@ -22,6 +24,11 @@ from rvnpu.sim.runner import run_cocotb, verilog_of
 
 
 __all__ = ["EngineRun", "EngineResult", "RtlEngine", "default_build_root"]
+
+
+#: Everything the test top's Verilog is generated from.
+_SOURCES = [*Path(rvnpu.hdl.__file__).resolve().parent.glob("*.py"),
+            Path(__file__).resolve().parent / "engine_top.py"]
 
 
 def default_build_root():
@@ -78,8 +85,24 @@ class RtlEngine:
 
     @property
     def verilog(self):
+        """The test top's Verilog, cached beside the build: converting a large configuration
+        takes longer than simulating it, and it only changes with the configuration or the
+        HDL's source."""
         if self._verilog is None:
-            self._verilog = verilog_of(EngineTestTop(self.config), "engine_top")
+            key = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+            for path in sorted(_SOURCES):
+                key.update(path.read_bytes())
+            cache = self.build_dir / f"engine_top-{key.hexdigest()[:16]}.v"
+            if cache.is_file():
+                self._verilog = cache.read_text()
+            else:
+                self._verilog = verilog_of(EngineTestTop(self.config), "engine_top")
+                self.build_dir.mkdir(parents=True, exist_ok=True)
+                for old in self.build_dir.glob("engine_top-*.v"):
+                    old.unlink(missing_ok=True)
+                tmp = cache.with_suffix(f".tmp{os.getpid()}")
+                tmp.write_text(self._verilog)
+                tmp.replace(cache)
         return self._verilog
 
     def _job(self, run):

