@@ -45,7 +45,8 @@ def run_demo(config, *, simulator="verilator", build_root=None, out=print):
         requant = problem.requant + ("+relu" if gemm[5] else "")
         verdict = "bit-exact" if match else \
             f"MISMATCH in {(got != problem.expected).sum()} elements (seed {problem.seed})"
-        out(f"{problem.m}x{problem.n}x{problem.k:<6} {problem.dataflow:4} {requant:12} "
+        shape = f"{problem.m}x{problem.n}x{problem.k}"
+        out(f"{shape:14} {problem.dataflow:4} {requant:12} "
             f"{result.cycles:7d} {100 * util:5.1f}%  {verdict}")
     first = problems[0]
     got = results[0][0]

@@ -21,14 +21,15 @@ def test_dataflow_flags(dataflow, os, ws):
     assert (c.with_os, c.with_ws) == (os, ws)
 
 
-@pytest.mark.parametrize("in_width, elem_bytes", [(4, 1), (8, 1)])
+@pytest.mark.parametrize("in_width, elem_bytes", [(4, 1), (8, 1), (16, 2)])
 def test_elem_bytes(in_width, elem_bytes):
     assert EngineConfig(in_width=in_width).elem_bytes == elem_bytes
 
 
 @pytest.mark.parametrize("kwargs", [
     dict(rows=1, cols=1), dict(rows=32, cols=32), dict(rows=3, cols=5),
-    dict(in_width=4, acc_width=10), dict(in_width=8, acc_width=18),
+    dict(in_width=4, acc_width=8), dict(in_width=8, acc_width=16),
+    dict(in_width=16, acc_width=32),
     dict(spad_depth=16, acc_depth=16, qp_depth=4), dict(spad_depth=1 << 14),
     dict(bus_width=32), dict(bus_width=128), dict(mem_bytes=1 << 10), dict(mem_bytes=1 << 31),
     dict(queue_depth=1), dict(queue_depth=16), *[dict(dataflow=d) for d in DATAFLOWS],
@@ -40,10 +41,10 @@ def test_valid_edges(kwargs):
 
 
 def test_in_width_16_is_constructible():
-    # The docstring offers in_width=16, but acc_width must be at least 2 * (16 + 1) = 34 while
-    # the acc_width check caps it at 32: no 16-bit configuration can be made at all.
+    # acc_width must hold 2 * in_width bits; it once had to hold 2 * (in_width + 1) = 34 while
+    # being capped at 32, so no 16-bit configuration could be made.
     c = EngineConfig(rows=2, cols=3, in_width=16)
-    assert c.elem_bytes == 2
+    assert c.elem_bytes == 2 and c.acc_width == 32
 
 
 INVALID = [
@@ -60,10 +61,10 @@ INVALID = [
     ("in_width", dict(in_width=32)),
     ("acc_width", dict(acc_width=0)),
     ("acc_width", dict(acc_width=33)),
-    ("acc_width", dict(in_width=8, acc_width=17)),
-    ("acc_width", dict(in_width=4, acc_width=9)),
+    ("acc_width", dict(in_width=8, acc_width=15)),
+    ("acc_width", dict(in_width=4, acc_width=7)),
     ("acc_width", dict(in_width=16, acc_width=33)),
-    ("acc_width", dict(in_width=16, acc_width=20)),
+    ("acc_width", dict(in_width=16, acc_width=31)),
     ("dataflow", dict(dataflow="xy")),
     ("dataflow", dict(dataflow="OS")),
     ("dataflow", dict(dataflow=None)),

