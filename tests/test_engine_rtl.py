@@ -1,0 +1,520 @@
+"""The engine's RTL against the golden model, bit for bit.
+
+For each configuration and simulator, one simulator run executes a batch of random GEMMs
+(compared with ``gemm_reference``) and of random command programs (compared with
+:class:`EngineModel`: the whole main memory afterwards, and every FENCE/STATUS answer with the
+timing-dependent busy bit masked). The programs mix valid and refused commands of every kind and
+aim most of them at a few local rows and a small window of main memory, so that loads, computes
+and stores queued in different units overlap: that is what the front end's hazard checks must
+keep in program order.
+
+One test runs one configuration's whole batch, because every simulator run starts the
+simulator afresh and pytest-xdist would otherwise repeat the batch in each worker. Its failure
+message lists every failing case with the seed that rebuilds it (``random_program(config,
+seed)``, ``random_gemm_case(config, seed)``).
+"""
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rvnpu.hdl.config import EngineConfig
+from rvnpu.hdl.isa import (STATUS_FIELDS, Dataflow, Funct, RequantMode, Space, encode,
+                           unpack_status)
+from rvnpu.sim import toolchain
+from rvnpu.sim.gemm import Requant, compile_gemm, gemm_reference
+from rvnpu.sim.golden.engine import EngineModel, element_range, output_range
+from rvnpu.sim.golden.requant import quantize_multiplier
+from rvnpu.sim.rtl import EngineRun, RtlEngine
+
+
+BUILD_ROOT = Path(os.environ.get("RVNPU_SIM_BUILD",
+                                 Path(__file__).resolve().parents[1] / "build" / "sim"))
+
+BUSY = next(f for f in STATUS_FIELDS if f.name == "busy")
+BUSY_MASK = ~(((1 << BUSY.width) - 1) << BUSY.lsb) & 0xffffffff
+
+CONFIGS = {
+    "4x4": EngineConfig(rows=4, cols=4, dataflow="both", spad_depth=256, acc_depth=64,
+                        qp_depth=16, mem_bytes=1 << 14),
+    "3x5": EngineConfig(rows=3, cols=5, dataflow="both", spad_depth=128, acc_depth=32,
+                        qp_depth=8, bus_width=32, mem_bytes=1 << 13),
+    "8x8-ws": EngineConfig(rows=8, cols=8, dataflow="ws", spad_depth=64, acc_depth=32,
+                           qp_depth=8, bus_width=128, mem_bytes=1 << 13, queue_depth=2),
+    "2x2-int4": EngineConfig(rows=2, cols=2, in_width=4, acc_width=16, dataflow="both",
+                             spad_depth=64, acc_depth=32, qp_depth=8, mem_bytes=1 << 12),
+    "2x3-int16": EngineConfig(rows=2, cols=3, in_width=16, acc_width=32, dataflow="both",
+                              spad_depth=64, acc_depth=32, qp_depth=8, mem_bytes=1 << 13),
+}
+
+#: (configuration, simulator, GEMM jobs, random programs). Icarus is slower: fewer cases.
+PLAN = [
+    ("4x4", "verilator", 16, 24),
+    ("3x5", "verilator", 12, 14),
+    ("8x8-ws", "verilator", 10, 12),
+    ("2x2-int4", "verilator", 10, 14),
+    ("2x3-int16", "verilator", 10, 12),
+    ("4x4", "icarus", 4, 3),
+    ("2x3-int16", "icarus", 3, 2),
+]
+
+SEED = 0x5EED_0000
+
+
+def dataflows(config):
+    return [d for d in ("os", "ws") if getattr(config, f"with_{d}")]
+
+
+def first_difference(got, want):
+    """``None`` if equal, else a description of the first differing index."""
+    got, want = np.asarray(got), np.asarray(want)
+    if got.shape != want.shape:
+        return f"shape {got.shape}, expected {want.shape}"
+    diff = np.argwhere(got != want)
+    if not diff.size:
+        return None
+    idx = tuple(int(i) for i in diff[0])
+    return (f"{len(diff)} of {want.size} differ; first at {idx}: got {got[idx]}, "
+            f"expected {want[idx]}")
+
+
+# -- Random GEMMs --------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class GemmCase:
+    label: str
+    job: object
+    expected: np.ndarray
+
+
+def random_gemm_case(config, seed, *, shape=None, dataflow=None, mode=None, extreme=False):
+    """A random GEMM for ``config`` (shapes up to 20), with its reference result."""
+    rng = np.random.default_rng(seed)
+    w = config.in_width
+    m, n, k = shape or (int(x) for x in rng.integers(1, 21, 3))
+    dataflow = dataflow or str(rng.choice(dataflows(config)))
+    mode = mode or str(rng.choice(["raw", "tflite", "tflite-channel", "ort"]))
+    a_signed, b_signed = (bool(x) for x in rng.integers(0, 2, 2))
+    a_lo, a_hi = element_range(w, a_signed)
+    b_lo, b_hi = element_range(w, b_signed)
+    zmax = (1 << 15) - 1          # zero points are signed 16-bit fields
+    if extreme:
+        # Every A element the minimum, B columns alternately minimum and maximum: every sum is
+        # as large as it gets, of alternating sign, so every output saturates one way or the
+        # other.
+        a_signed = b_signed = True
+        a_lo, a_hi = b_lo, b_hi = element_range(w, True)
+        a = np.full((m, k), a_lo)
+        b = np.where(np.arange(n) % 2 == 0, b_lo, b_hi)[None, :].repeat(k, 0)
+        a_zero = b_zero = 0
+    else:
+        a = rng.integers(a_lo, a_hi, (m, k), endpoint=True)
+        b = rng.integers(b_lo, b_hi, (k, n), endpoint=True)
+        a_zero = int(rng.integers(a_lo, min(a_hi, zmax), endpoint=True)) \
+            if rng.random() < 0.6 else 0
+        b_zero = int(rng.integers(b_lo, min(b_hi, zmax), endpoint=True)) \
+            if rng.random() < 0.4 else 0
+    acc = (a - a_zero) @ (b - b_zero)
+    spread = max(1.0, float(np.abs(acc).mean()))
+    s_lo, s_hi = output_range(w, True)
+    u_lo, u_hi = output_range(w, False)
+    clamps = [(0, s_lo, s_hi), (0, 0, s_hi), ((u_hi + 1) // 2, u_lo, u_hi),
+              (int(rng.integers(s_lo // 4, s_hi // 4 + 1)), s_lo, s_hi)]
+    out_zero, cmin, cmax = clamps[int(rng.integers(len(clamps)))]
+    scale = (cmax - cmin + 1) / (2 * spread) * (64 if extreme else 1)
+    bias = rng.integers(-2 * spread, 2 * spread, n, endpoint=True) \
+        if rng.random() < 0.7 and not extreme else None
+    if mode == "raw":
+        requant, bias = Requant(None), None
+    elif mode == "tflite":
+        mult, shift = quantize_multiplier(scale)
+        requant = Requant("tflite", multiplier=mult, shift=shift, out_zero=out_zero,
+                          clamp_min=cmin, clamp_max=cmax)
+    elif mode == "tflite-channel":
+        qm = [quantize_multiplier(scale * f * (-1 if rng.random() < 0.15 else 1))
+              for f in rng.uniform(0.25, 4, n)]
+        requant = Requant("tflite", multiplier=np.array([q for q, _ in qm]),
+                          shift=np.array([s for _, s in qm]), out_zero=out_zero,
+                          clamp_min=cmin, clamp_max=cmax)
+    else:
+        requant = Requant("ort", scale=(scale * rng.uniform(0.25, 4, n)).astype(np.float32),
+                          out_zero=out_zero, clamp_min=cmin, clamp_max=cmax)
+    kwargs = dict(a_zero=a_zero, b_zero=b_zero)
+    job = compile_gemm(a, b, bias, requant, config=config, dataflow=dataflow,
+                       a_signed=a_signed, b_signed=b_signed, **kwargs)
+    expected = gemm_reference(a, b, bias, requant, **kwargs)
+    label = (f"GEMM seed {seed}: M,N,K={m},{n},{k} dataflow={dataflow} mode={mode} "
+             f"A {'s' if a_signed else 'u'} zero {a_zero}, B {'s' if b_signed else 'u'} zero "
+             f"{b_zero}{' extreme' if extreme else ''}")
+    return GemmCase(label, job, expected)
+
+
+def gemm_batch(config, count, seed):
+    cases = []
+    flows = dataflows(config)
+    # Fixed corners first: 1x1x1 in each dataflow, exact multiples of the array, extremes.
+    for d in flows:
+        cases.append(random_gemm_case(config, seed + len(cases), shape=(1, 1, 1), dataflow=d))
+    cases.append(random_gemm_case(config, seed + len(cases), dataflow=flows[-1], mode="tflite",
+                                  shape=(2 * config.rows, 2 * config.cols, 3 * config.rows)))
+    for d in flows:
+        cases.append(random_gemm_case(config, seed + len(cases), shape=(5, 6, 19), dataflow=d,
+                                      mode="tflite", extreme=True))
+    while len(cases) < count:
+        cases.append(random_gemm_case(config, seed + len(cases)))
+    return cases
+
+
+# -- Random command programs ---------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Program:
+    label: str
+    image: list
+    commands: list
+    memory: np.ndarray        # the golden model's main memory afterwards
+    responses: list           # and its answers
+
+
+class _Generator:
+    """Builds a random program while running it on a golden model, so that every choice can
+    see the configuration registers (strides, dataflow) the earlier commands left."""
+
+    def __init__(self, config, rng):
+        self.c = c = config
+        self.rng = rng
+        self.es = c.elem_bytes
+        # The last rows of main memory receive the accumulator dump at the end.
+        self.reserved = c.acc_depth * c.cols * 4
+        self.limit = c.mem_bytes - self.reserved
+        memory = rng.integers(0, 256, c.mem_bytes, dtype=np.uint8)
+        # A region of sane requantisation rows (bias, multiplier/scale, shift), one triple per
+        # QP-row group, so that some STOREs produce values that are not all clamped.
+        self.sane_qp = int(rng.integers(0, self.limit - 2 * 3 * c.cols * 4)) & ~3
+        rows = []
+        for mode in (RequantMode.TFLITE, RequantMode.ORT):
+            bias = rng.integers(-1000, 1000, c.cols)
+            if mode == RequantMode.TFLITE:
+                mult = rng.integers(1 << 30, 1 << 31, c.cols)
+                second = mult
+                third = rng.integers(-24, 1, c.cols)
+            else:
+                second = np.asarray(rng.uniform(1e-6, 1e-2, c.cols), np.float32).view(np.int32)
+                third = np.zeros(c.cols, np.int64)
+            rows += [bias, second, third]
+        sane = np.asarray(rows, np.int64).astype("<u4").tobytes()
+        memory[self.sane_qp:self.sane_qp + len(sane)] = np.frombuffer(sane, np.uint8)
+        self.image = [(0, memory.tobytes())]
+        self.model = EngineModel(c, memory.copy())
+        self.commands = []
+        self.responses = []
+
+    # Helpers.
+
+    def chance(self, p):
+        return self.rng.random() < p
+
+    def pick(self, lo, hi):
+        """An integer from lo to hi inclusive (lo if the range is empty)."""
+        return int(self.rng.integers(lo, hi, endpoint=True)) if hi > lo else lo
+
+    def emit(self, funct, op1=None, op2=None, **fields):
+        command = (int(funct), op1, op2) if op1 is not None else encode(funct, **fields)
+        self.commands.append(command)
+        answer = self.model.execute(*command)
+        if answer is not None:
+            self.responses.append(answer)
+
+    def local(self, depth, rows, hot):
+        """A first row for ``rows`` rows of a ``depth``-row memory; mostly in the first ``hot``
+        rows so that commands collide, sometimes anywhere, rarely out of range."""
+        if self.chance(0.04):
+            return min(max(0, depth - rows + self.pick(1, 4)), (1 << 14) - 1)
+        top = min(hot, depth) if self.chance(0.8) else depth
+        return self.pick(0, max(0, top - rows))
+
+    def dram(self, span):
+        """A byte address for ``span`` bytes: mostly in a small window, any alignment."""
+        if self.chance(0.04):
+            return min(max(0, self.c.mem_bytes - span + self.pick(1, 8)), (1 << 32) - 1)
+        top = min(self.limit, 768) if self.chance(0.7) else self.limit
+        if span > top:
+            top = self.limit
+        return self.pick(0, max(0, top - span))
+
+    def stride(self, row_bytes):
+        choice = self.pick(0, 5)
+        if choice == 0:
+            return 0
+        if choice == 1:
+            return row_bytes
+        if choice == 2:
+            return self.pick(1, 3 * row_bytes + 9)         # overlapping, unaligned, gaps
+        if choice == 3:
+            return self.c.bus_bytes * self.pick(1, 8)
+        if choice == 4:
+            return self.pick(1, 200)
+        return self.pick(0, (1 << 32) - 1) if self.chance(0.3) else self.pick(200, 1200)
+
+    # Commands.
+
+    def load(self):
+        c, m = self.c, self.model
+        space = Space(self.pick(0, 3))
+        depth, width = m._space(space).shape
+        es = self.es if space in (Space.SPAD_A, Space.SPAD_B) else 4
+        hot = {Space.SPAD_A: 3 * c.rows + 8, Space.SPAD_B: 3 * c.rows + 8,
+               Space.ACC: 2 * c.rows + 4, Space.QP: 6}[space]
+        rows = self.pick(1, min(depth, 12 if self.chance(0.8) else 40))
+        cols = self.pick(1, width)
+        if self.chance(0.04):
+            cols = self.pick(width + 1, width + 3)
+        if self.chance(0.04):
+            rows, cols = (0, cols) if self.chance(0.5) else (rows, 0)
+        if self.chance(0.25):
+            self.emit(Funct.CONFIG_LOAD, stride=self.stride(cols * es))
+        span = max(0, rows - 1) * m.load_stride + cols * es
+        self.emit(Funct.LOAD, dram_addr=self.dram(span), local_row=self.local(depth, rows, hot),
+                  space=space, rows=rows, cols=cols)
+
+    def sane_qp_load(self):
+        c = self.c
+        row = self.pick(0, c.qp_depth - 3)
+        mode = self.pick(0, 1)
+        self.emit(Funct.CONFIG_LOAD, stride=c.cols * 4)
+        self.emit(Funct.LOAD, dram_addr=self.sane_qp + mode * 3 * c.cols * 4, local_row=row,
+                  space=Space.QP, rows=3, cols=c.cols)
+        self.emit(Funct.CONFIG_STORE, stride=self.stride(c.cols * 4), qp_row=row)
+        self.config_requant(mode)
+
+    def compute(self):
+        c, m = self.c, self.model
+        os_mode = m.dataflow == Dataflow.OS
+        steps = self.pick(1, 3 * c.rows + 3 if os_mode else 20)
+        if self.chance(0.04):
+            steps = 0
+        k_valid = self.pick(0, c.rows) if not os_mode or self.chance(0.5) else self.pick(0, 63)
+        if not os_mode and self.chance(0.04):
+            k_valid = self.pick(c.rows + 1, 63)
+        a_n, b_n, c_n = m.compute_extent({"steps": steps, "k_valid": k_valid})
+        hot_s, hot_c = 3 * c.rows + 8, 2 * c.rows + 4
+        self.emit(Funct.COMPUTE, a_row=self.local(c.spad_depth, a_n, hot_s),
+                  b_row=self.local(c.spad_depth, b_n, hot_s),
+                  c_row=self.local(c.acc_depth, c_n, hot_c), steps=steps, k_valid=k_valid,
+                  accumulate=self.pick(0, 1))
+
+    def config_exec(self):
+        c = self.c
+        flows = [Dataflow.OS] * c.with_os + [Dataflow.WS] * c.with_ws
+        dataflow = flows[self.pick(0, len(flows) - 1)]
+        if len(flows) == 1 and self.chance(0.1):
+            dataflow = Dataflow(1 - dataflow)                        # not built: refused
+        signs = [self.pick(0, 1), self.pick(0, 1)]
+        zeros = []
+        for s in signs:
+            lo, hi = element_range(c.in_width, s)
+            z = self.pick(lo, min(hi, (1 << 15) - 1)) if self.chance(0.6) else 0
+            if self.chance(0.04) and lo > -(1 << 15):
+                z = hi + 1 if hi < (1 << 15) - 1 else lo - 1          # refused
+            zeros.append(z)
+        self.emit(Funct.CONFIG_EXEC, dataflow=dataflow, a_signed=signs[0], b_signed=signs[1],
+                  a_zero=zeros[0], b_zero=zeros[1])
+
+    def config_requant(self, mode=None):
+        w = self.c.in_width
+        s_lo, s_hi = output_range(w, True)
+        u_lo, u_hi = output_range(w, False)
+        lo, hi = (s_lo, s_hi) if self.chance(0.5) else (u_lo, u_hi)
+        cmin, cmax = lo, hi
+        if self.chance(0.4):
+            cmin, cmax = sorted((self.pick(lo, hi), self.pick(lo, hi)))
+        if self.chance(0.05):
+            cmin, cmax = (s_lo - 1, 0) if self.chance(0.5) and w < 16 else (1, 0)  # refused
+        out_zero = self.pick(-20, 20) if self.chance(0.7) else self.pick(-32768, 32767)
+        self.emit(Funct.CONFIG_REQUANT, out_zero=out_zero,
+                  mode=self.pick(0, 1) if mode is None else mode, clamp_min=cmin,
+                  clamp_max=cmax)
+
+    def config_store(self):
+        c = self.c
+        qp_row = self.pick(0, c.qp_depth - 3)
+        if self.chance(0.05):
+            qp_row = self.pick(c.qp_depth - 2, c.qp_depth + 3)          # refused
+        self.emit(Funct.CONFIG_STORE, stride=self.stride(c.cols * 4), qp_row=qp_row)
+
+    def store(self):
+        c, m = self.c, self.model
+        raw = self.chance(0.4)
+        es = 4 if raw else self.es
+        rows = self.pick(1, 12 if self.chance(0.8) else 40)
+        cols = self.pick(1, c.cols)
+        if self.chance(0.04):
+            cols = self.pick(c.cols + 1, c.cols + 3)
+        if self.chance(0.04):
+            rows, cols = (0, cols) if self.chance(0.5) else (rows, 0)
+        span = max(0, rows - 1) * m.store_stride + cols * es
+        self.emit(Funct.STORE_ACC if raw else Funct.STORE, dram_addr=self.dram(span),
+                  acc_row=self.local(c.acc_depth, rows, 2 * c.rows + 4), rows=rows, cols=cols)
+
+    def status(self):
+        if self.chance(0.2):
+            self.emit(Funct.FENCE)
+        else:
+            self.emit(Funct.STATUS, clear=self.pick(0, 1))
+
+    def bad_funct(self):
+        known = {int(f) for f in Funct}
+        funct = self.pick(0, 127)
+        while funct in known:
+            funct = self.pick(0, 127)
+        self.emit(funct, self.pick(0, (1 << 32) - 1), self.pick(0, (1 << 32) - 1))
+
+    def prologue(self):
+        """Fill every local memory from main memory, so that no program reads what an earlier
+        job of the batch left there (see test_batch_jobs_start_from_clear_local_memories)."""
+        for space in Space:
+            depth, width = self.model._space(space).shape
+            es = self.es if space in (Space.SPAD_A, Space.SPAD_B) else 4
+            self.emit(Funct.CONFIG_LOAD, stride=width * es)
+            for first in range(0, depth, 255):
+                rows = min(255, depth - first)
+                self.emit(Funct.LOAD, dram_addr=self.pick(0, self.limit - rows * width * es),
+                          local_row=first, space=space, rows=rows, cols=width)
+
+    def finish(self):
+        """Dump the accumulators to the reserved region, then fence."""
+        c = self.c
+        self.emit(Funct.CONFIG_STORE, stride=c.cols * 4, qp_row=0)
+        for first in range(0, c.acc_depth, 255):
+            rows = min(255, c.acc_depth - first)
+            self.emit(Funct.STORE_ACC, dram_addr=self.limit + first * c.cols * 4,
+                      acc_row=first, rows=rows, cols=c.cols)
+        self.emit(Funct.STATUS, clear=0)
+        self.emit(Funct.FENCE)
+
+
+def random_program(config, seed, length=None):
+    """A random program and what the golden model makes of it."""
+    rng = np.random.default_rng(seed)
+    gen = _Generator(config, rng)
+    gen.prologue()
+    kinds = [(gen.load, 30), (gen.compute, 25), (gen.store, 14), (gen.config_exec, 5),
+             (gen.config_requant, 4), (gen.config_store, 4), (gen.sane_qp_load, 3),
+             (gen.status, 4), (gen.bad_funct, 1)]
+    weights = np.array([w for _, w in kinds], float)
+    length = length or gen.pick(40, 100)
+    for _ in range(length):
+        kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))][0]()
+    gen.finish()
+    return Program(f"program seed {seed} ({len(gen.commands)} commands)", gen.image,
+                   gen.commands, gen.model.memory, gen.responses)
+
+
+def program_batch(config, count, seed):
+    return [random_program(config, seed + i) for i in range(count)]
+
+
+# -- Comparison ----------------------------------------------------------------------------------
+
+def check_program(program, result, config):
+    """A description of the first way the RTL differs from the model, or ``None``."""
+    got = [r & BUSY_MASK for r in result.responses]
+    want = [r & BUSY_MASK for r in program.responses]
+    if got != want:
+        i = next((i for i, (g, w) in enumerate(zip(got, want)) if g != w), min(len(got),
+                                                                                len(want)))
+        detail = (f"{unpack_status(got[i])} vs expected {unpack_status(want[i])}"
+                  if i < min(len(got), len(want)) else f"{len(got)} answers, expected "
+                  f"{len(want)}")
+        return f"answer {i} differs (busy masked): {detail}"
+    # FENCE answers only once nothing is in flight: their busy bit must be 0.
+    answering = [f for f, _, _ in program.commands if f in (Funct.FENCE, Funct.STATUS)]
+    for i, funct in enumerate(answering):
+        if funct == Funct.FENCE and result.responses[i] & ~BUSY_MASK:
+            return f"FENCE answer {i} has busy set: {result.responses[i]:#x}"
+    diff = first_difference(result.memory, program.memory)
+    if diff:
+        idx = int(np.argwhere(result.memory != program.memory)[0][0])
+        region = "accumulator dump" if idx >= config.mem_bytes - config.acc_depth * \
+            config.cols * 4 else "main memory"
+        return f"memory ({region}, byte {idx:#x}): {diff}"
+    return None
+
+
+SIMULATORS = sorted({sim for _, sim, _, _ in PLAN})
+
+
+def _plan_param(name, simulator, n_gemm, n_prog):
+    marks = []
+    if simulator != "verilator":
+        marks.append(pytest.mark.skipif(
+            simulator not in toolchain.available_simulators(),
+            reason=f"{simulator} not installed"))
+    return pytest.param(name, simulator, n_gemm, n_prog, marks=marks,
+                        id=f"{name}-{simulator}")
+
+
+@pytest.mark.parametrize("name, simulator, n_gemm, n_prog",
+                         [_plan_param(*p) for p in PLAN])
+def test_engine_matches_golden(name, simulator, n_gemm, n_prog):
+    config = CONFIGS[name]
+    base = SEED + 10_000 * list(CONFIGS).index(name)
+    gemms = gemm_batch(config, n_gemm, base)
+    programs = program_batch(config, n_prog, base + 5000)
+    runs = [EngineRun(program=g.job.program, image=g.job.image,
+                      dump=[(g.job.out_addr, g.expected.size * g.job.out_bytes)])
+            for g in gemms]
+    runs += [EngineRun(program=p.commands, image=p.image, dump=[(0, config.mem_bytes)])
+             for p in programs]
+    results = RtlEngine(config, simulator=simulator, build_root=BUILD_ROOT).run(runs)
+    assert len(results) == len(runs)
+
+    failures = []
+    where = f"{name} ({config.rows}x{config.cols} {config.dataflow}, in_width " \
+            f"{config.in_width}) on {simulator}"
+    for case, result in zip(gemms, results):
+        got = case.job.read_output(result.memory)
+        diff = first_difference(got, case.expected)
+        if diff:
+            failures.append(f"{where}: {case.label}: {diff}")
+        elif result.responses != [0]:
+            failures.append(f"{where}: {case.label}: FENCE answered "
+                            f"{[unpack_status(r) for r in result.responses]}")
+    for program, result in zip(programs, results[len(gemms):]):
+        diff = check_program(program, result, config)
+        if diff:
+            failures.append(f"{where}: {program.label}: {diff}")
+    assert not failures, f"{len(failures)} of {len(runs)} cases differ:\n" + "\n".join(failures)
+
+
+# -- The generators themselves -------------------------------------------------------------------
+
+def test_programs_exercise_everything():
+    """The random programs reach every command, both dataflows, refusals and collisions; if
+    the generator drifted into only valid (or only refused) commands, the RTL test above
+    would lose its point without failing."""
+    config = CONFIGS["4x4"]
+    seen, refused, answers = set(), 0, 0
+    for i in range(8):
+        program = random_program(config, SEED + 5000 + i)
+        seen |= {f for f, _, _ in program.commands}
+        model = EngineModel(config, np.frombuffer(program.image[0][1], np.uint8).copy())
+        for command in program.commands:
+            before = model.error_count
+            model.execute(*command)
+            refused += model.error_count > before
+        answers += len(program.responses)
+        assert np.array_equal(model.memory, program.memory), program.label
+    assert {int(f) for f in Funct} <= seen, f"missing {set(Funct) - seen}"
+    assert any(f not in {int(x) for x in Funct} for f in seen), "no unknown function codes"
+    assert 10 <= refused, f"only {refused} refused commands"
+    assert answers >= 16
+
+
+def test_gemm_batches_compile_for_every_config():
+    for name, config in CONFIGS.items():
+        for case in gemm_batch(config, 12, SEED):
+            assert case.expected.shape == case.job.out_shape, f"{name}: {case.label}"
