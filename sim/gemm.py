@@ -248,14 +248,16 @@ def _ws_schedule(c, M, N, K, a_addr, b_addr, load, store, cmd):
     for bi, m0 in enumerate(range(0, M, mb)):
         rows = min(mb, M - m0)
         a_base = (bi % 2) * kc * mb
-        for j in range(kc):
-            load(a_addr + (m0 * K + j * R) * eb, Space.SPAD_A, a_base + j * mb, rows,
-                 min(R, K - j * R), K * eb)
         for n in range(_ceil(N, C)):
             cols = min(C, N - n * C)
             acc_base = ((bi * _ceil(N, C) + n) % 2) * mb
             for j in range(kc):
                 k_rows = min(R, K - j * R)
+                if n == 0:
+                    # Each K chunk of A just before its first use: the load unit is in
+                    # order, so loading the whole block first would hold back the weights.
+                    load(a_addr + (m0 * K + j * R) * eb, Space.SPAD_A, a_base + j * mb, rows,
+                         k_rows, K * eb)
                 slot = (b_next % b_slots) * R
                 b_next += 1
                 load(b_addr + (j * R * N + n * C) * eb, Space.SPAD_B, slot, k_rows, cols,

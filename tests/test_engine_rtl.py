@@ -52,13 +52,13 @@ CONFIGS = {
 
 #: (configuration, simulator, GEMM jobs, random programs). Icarus is slower: fewer cases.
 PLAN = [
-    ("4x4", "verilator", 16, 24),
-    ("3x5", "verilator", 12, 14),
-    ("8x8-ws", "verilator", 10, 12),
-    ("2x2-int4", "verilator", 10, 14),
-    ("2x3-int16", "verilator", 10, 12),
-    ("4x4", "icarus", 4, 3),
-    ("2x3-int16", "icarus", 3, 2),
+    ("4x4", "verilator", 20, 60),
+    ("3x5", "verilator", 14, 30),
+    ("8x8-ws", "verilator", 12, 30),
+    ("2x2-int4", "verilator", 12, 30),
+    ("2x3-int16", "verilator", 12, 30),
+    ("4x4", "icarus", 5, 3),
+    ("2x3-int16", "icarus", 4, 2),
 ]
 
 SEED = 0x5EED_0000
@@ -177,6 +177,7 @@ class Program:
     commands: list
     memory: np.ndarray        # the golden model's main memory afterwards
     responses: list           # and its answers
+    body: int                 # commands before the epilogue
 
 
 class _Generator:
@@ -186,11 +187,30 @@ class _Generator:
     def __init__(self, config, rng):
         self.c = c = config
         self.rng = rng
-        self.es = c.elem_bytes
-        # The last rows of main memory receive the accumulator dump at the end.
-        self.reserved = c.acc_depth * c.cols * 4
-        self.limit = c.mem_bytes - self.reserved
+        self.es = es = c.elem_bytes
+        R, C = c.rows, c.cols
+        # Most commands aim at these first rows of each local memory.
+        self.hot_spad = min(3 * R + 8, c.spad_depth - R) // R * R
+        self.hot_acc = 2 * R + 4
+        self.hot_qp = 6
+        # The LOADs that race with STOREs write the band of rows above the hot ones, where they
+        # survive until the epilogue shows them (every accumulator row is shown).
+        self.dump_spad = min(self.hot_spad + 2 * R + 8, c.spad_depth - R) // R * R
+        # The end of main memory is kept for the epilogue: the accumulator dump, the dumps of
+        # the first scratchpad rows and two identity matrices.
+        self.acc_dump = c.mem_bytes - (c.acc_depth + 2 * self.dump_spad) * C * 4 \
+            - (R * R + R * C) * es
+        self.b_dump = self.acc_dump + c.acc_depth * C * 4
+        self.a_dump = self.b_dump + self.dump_spad * C * 4
+        self.ident_a = self.a_dump + self.dump_spad * C * 4
+        self.ident_b = self.ident_a + R * R * es
+        self.limit = self.acc_dump
+        # Edge pairs write main memory here, above the window most commands aim at.
+        self.dram_band = 768
         memory = rng.integers(0, 256, c.mem_bytes, dtype=np.uint8)
+        for addr, rows, cols in ((self.ident_a, R, R), (self.ident_b, R, C)):
+            ident = np.eye(rows, cols, dtype="<u2" if es == 2 else "u1").tobytes()
+            memory[addr:addr + len(ident)] = np.frombuffer(ident, np.uint8)
         # A region of sane requantisation rows (bias, multiplier/scale, shift), one triple per
         # QP-row group, so that some STOREs produce values that are not all clamped.
         self.sane_qp = int(rng.integers(0, self.limit - 2 * 3 * c.cols * 4)) & ~3
@@ -236,8 +256,11 @@ class _Generator:
         top = min(hot, depth) if self.chance(0.8) else depth
         return self.pick(0, max(0, top - rows))
 
-    def dram(self, span):
-        """A byte address for ``span`` bytes: mostly in a small window, any alignment."""
+    def dram(self, span, near=None):
+        """A byte address for ``span`` bytes: mostly in a small window, any alignment; or
+        within a few bytes of ``near``."""
+        if near is not None and near + 16 + span <= self.limit:
+            return self.pick(max(0, near - 16), near + 16)
         if self.chance(0.04):
             return min(max(0, self.c.mem_bytes - span + self.pick(1, 8)), (1 << 32) - 1)
         top = min(self.limit, 768) if self.chance(0.7) else self.limit
@@ -261,14 +284,16 @@ class _Generator:
 
     # Commands.
 
-    def load(self):
+    def load(self, near=None):
         c, m = self.c, self.model
-        space = Space(self.pick(0, 3))
+        space = Space(self.pick(0, 3 if near is None else 2))
         depth, width = m._space(space).shape
         es = self.es if space in (Space.SPAD_A, Space.SPAD_B) else 4
-        hot = {Space.SPAD_A: 3 * c.rows + 8, Space.SPAD_B: 3 * c.rows + 8,
-               Space.ACC: 2 * c.rows + 4, Space.QP: 6}[space]
+        hot = {Space.SPAD_A: self.hot_spad, Space.SPAD_B: self.hot_spad,
+               Space.ACC: self.hot_acc, Space.QP: self.hot_qp}[space]
         rows = self.pick(1, min(depth, 12 if self.chance(0.8) else 40))
+        if near is not None:
+            rows = self.pick(1, 8)
         cols = self.pick(1, width)
         if self.chance(0.04):
             cols = self.pick(width + 1, width + 3)
@@ -277,8 +302,14 @@ class _Generator:
         if self.chance(0.25):
             self.emit(Funct.CONFIG_LOAD, stride=self.stride(cols * es))
         span = max(0, rows - 1) * m.load_stride + cols * es
-        self.emit(Funct.LOAD, dram_addr=self.dram(span), local_row=self.local(depth, rows, hot),
-                  space=space, rows=rows, cols=cols)
+        if near is None:
+            row = self.local(depth, rows, hot)
+        elif space == Space.ACC:
+            row = self.pick(self.hot_acc, depth - rows)
+        else:
+            row = self.pick(self.hot_spad, self.dump_spad - rows)
+        self.emit(Funct.LOAD, dram_addr=self.dram(span, near), local_row=row, space=space,
+                  rows=rows, cols=cols)
 
     def sane_qp_load(self):
         c = self.c
@@ -300,7 +331,7 @@ class _Generator:
         if not os_mode and self.chance(0.04):
             k_valid = self.pick(c.rows + 1, 63)
         a_n, b_n, c_n = m.compute_extent({"steps": steps, "k_valid": k_valid})
-        hot_s, hot_c = 3 * c.rows + 8, 2 * c.rows + 4
+        hot_s, hot_c = self.hot_spad, self.hot_acc
         self.emit(Funct.COMPUTE, a_row=self.local(c.spad_depth, a_n, hot_s),
                   b_row=self.local(c.spad_depth, b_n, hot_s),
                   c_row=self.local(c.acc_depth, c_n, hot_c), steps=steps, k_valid=k_valid,
@@ -345,7 +376,7 @@ class _Generator:
             qp_row = self.pick(c.qp_depth - 2, c.qp_depth + 3)          # refused
         self.emit(Funct.CONFIG_STORE, stride=self.stride(c.cols * 4), qp_row=qp_row)
 
-    def store(self):
+    def store(self, near=None):
         c, m = self.c, self.model
         raw = self.chance(0.4)
         es = 4 if raw else self.es
@@ -356,8 +387,120 @@ class _Generator:
         if self.chance(0.04):
             rows, cols = (0, cols) if self.chance(0.5) else (rows, 0)
         span = max(0, rows - 1) * m.store_stride + cols * es
-        self.emit(Funct.STORE_ACC if raw else Funct.STORE, dram_addr=self.dram(span),
-                  acc_row=self.local(c.acc_depth, rows, 2 * c.rows + 4), rows=rows, cols=cols)
+        self.emit(Funct.STORE_ACC if raw else Funct.STORE, dram_addr=self.dram(span, near),
+                  acc_row=self.local(c.acc_depth, rows, self.hot_acc), rows=rows, cols=cols)
+
+    def dram_pair(self):
+        """A STORE and a LOAD of nearly the same main-memory bytes, in either order, so that
+        the load unit's reads and the store unit's writes race unless the front end holds the
+        second back."""
+        near = self.pick(0, 256)
+        if self.chance(0.5):
+            # Read after write: from idle, the LOAD would start at once.
+            if self.chance(0.5):
+                self.emit(Funct.FENCE)
+            first, second = self.store, self.load
+        else:
+            # Write after read: a long LOAD elsewhere keeps the load unit busy, so the STORE
+            # would overtake the second LOAD.
+            if self.chance(0.7):
+                self.busy_load()
+            first, second = self.load, self.store
+        first(near)
+        if self.chance(0.3):
+            self.compute()
+        second(near)
+
+    def edge_pair(self):
+        """A command and a later one of another unit whose ranges share exactly one row (or
+        byte) at either end: the hazard checks' boundaries. The second one's effect lands
+        where the epilogue shows it (accumulator rows above the hot ones, or main memory in a
+        band above the hot window)."""
+        c, m = self.c, self.model
+        R, C, es = c.rows, c.cols, self.es
+        band = self.dram_band
+
+        def edge(lo, n, k, top):
+            """First of ``k`` rows overlapping only the last or the first of rows lo..lo+n."""
+            first = lo + n - 1 if self.chance(0.5) else lo - k + 1
+            return min(max(0, first), top - k)
+
+        def compute_shape():
+            os_mode = m.dataflow == Dataflow.OS
+            steps = self.pick(1, 2 * R + 2 if os_mode else 12)
+            k_valid = self.pick(1, R)
+            return steps, k_valid, m.compute_extent({"steps": steps, "k_valid": k_valid})
+
+        if self.chance(0.5):
+            self.emit(Funct.FENCE)
+        kind = self.pick(0, 3)
+        if kind == 0:
+            # COMPUTE writes accumulator rows, STORE_ACC reads one of them.
+            steps, k_valid, (a_n, b_n, c_n) = compute_shape()
+            c_row = self.pick(self.hot_acc, c.acc_depth - c_n)
+            self.emit(Funct.COMPUTE, a_row=self.pick(0, max(0, self.hot_spad - a_n)),
+                      b_row=self.pick(0, max(0, self.hot_spad - b_n)), c_row=c_row,
+                      steps=steps, k_valid=k_valid, accumulate=self.pick(0, 1))
+            rows = self.pick(1, 4)
+            self.emit(Funct.CONFIG_STORE, stride=C * 4, qp_row=self.pick(0, c.qp_depth - 3))
+            self.emit(Funct.STORE_ACC, dram_addr=band + self.pick(0, 256),
+                      acc_row=edge(c_row, c_n, rows, c.acc_depth), rows=rows, cols=C)
+        elif kind == 1:
+            # LOAD writes scratchpad rows, COMPUTE reads one of them.
+            space = Space(self.pick(0, 1))
+            width = R if space == Space.SPAD_A else C
+            rows = self.pick(1, 6)
+            row = self.pick(R, self.hot_spad - rows)
+            self.emit(Funct.CONFIG_LOAD, stride=width * es)
+            self.emit(Funct.LOAD, dram_addr=self.pick(0, self.limit - rows * width * es),
+                      local_row=row, space=space, rows=rows, cols=width)
+            steps, k_valid, (a_n, b_n, c_n) = compute_shape()
+            n = a_n if space == Space.SPAD_A else b_n
+            rows_of = {"a_row": a_n, "b_row": b_n}
+            fields = {name: self.pick(0, max(0, self.hot_spad - k))
+                      for name, k in rows_of.items()}
+            fields["a_row" if space == Space.SPAD_A else "b_row"] = edge(row, rows, n,
+                                                                         c.spad_depth)
+            self.emit(Funct.COMPUTE, **fields, c_row=self.pick(self.hot_acc, c.acc_depth - c_n),
+                      steps=steps, k_valid=k_valid, accumulate=0)
+        elif kind == 2:
+            # STORE_ACC reads accumulator rows, LOAD overwrites one of them.
+            rows = self.pick(1, 4)
+            acc_row = self.pick(self.hot_acc, c.acc_depth - rows)
+            self.emit(Funct.CONFIG_STORE, stride=C * 4, qp_row=self.pick(0, c.qp_depth - 3))
+            self.emit(Funct.STORE_ACC, dram_addr=band + self.pick(0, 256), acc_row=acc_row,
+                      rows=rows, cols=C)
+            n = self.pick(1, 4)
+            self.emit(Funct.CONFIG_LOAD, stride=C * 4)
+            self.emit(Funct.LOAD, dram_addr=self.pick(0, band - n * C * 4),
+                      local_row=edge(acc_row, rows, n, c.acc_depth), space=Space.ACC, rows=n,
+                      cols=C)
+        else:
+            # STORE_ACC writes main memory, LOAD reads its first or last byte.
+            rows, cols = self.pick(1, 4), self.pick(1, C)
+            stride = cols * 4 + self.pick(0, 1) * self.pick(1, 8)
+            addr = band + self.pick(64, 256)
+            span = (rows - 1) * stride + cols * 4
+            self.emit(Funct.CONFIG_STORE, stride=stride, qp_row=self.pick(0, c.qp_depth - 3))
+            self.emit(Funct.STORE_ACC, dram_addr=addr, acc_row=self.pick(0, c.acc_depth - rows),
+                      rows=rows, cols=cols)
+            n = self.pick(1, 3)
+            load_span = n * C * 4
+            start = addr + span - 1 if self.chance(0.5) else addr - load_span + 1
+            self.emit(Funct.CONFIG_LOAD, stride=C * 4)
+            self.emit(Funct.LOAD, dram_addr=start, local_row=self.pick(self.hot_acc,
+                                                                      c.acc_depth - n),
+                      space=Space.ACC, rows=n, cols=C)
+
+    def busy_load(self):
+        c = self.c
+        space = Space(self.pick(0, 1))
+        width = c.rows if space == Space.SPAD_A else c.cols
+        row = self.dump_spad if c.spad_depth - self.dump_spad - c.rows >= 16 else 0
+        rows = min(self.pick(24, 64), c.spad_depth - row - c.rows)
+        self.emit(Funct.CONFIG_LOAD, stride=width * self.es)
+        self.emit(Funct.LOAD, dram_addr=self.pick(1024, self.limit - rows * width * self.es),
+                  local_row=row, space=space, rows=rows, cols=width)
 
     def status(self):
         if self.chance(0.2):
@@ -385,14 +528,32 @@ class _Generator:
                           local_row=first, space=space, rows=rows, cols=width)
 
     def finish(self):
-        """Dump the accumulators to the reserved region, then fence."""
+        """Make the local memories visible in main memory: dump the accumulators, then the hot
+        scratchpad rows, multiplied by identity matrices in weight-stationary mode (operands
+        unsigned, zero points 0, so each product is the raw element); then fence."""
         c = self.c
-        self.emit(Funct.CONFIG_STORE, stride=c.cols * 4, qp_row=0)
+        R, C, es, hot = c.rows, c.cols, self.es, self.dump_spad
+        self.emit(Funct.STATUS, clear=0)
+        self.emit(Funct.CONFIG_STORE, stride=C * 4, qp_row=0)
         for first in range(0, c.acc_depth, 255):
             rows = min(255, c.acc_depth - first)
-            self.emit(Funct.STORE_ACC, dram_addr=self.limit + first * c.cols * 4,
-                      acc_row=first, rows=rows, cols=c.cols)
-        self.emit(Funct.STATUS, clear=0)
+            self.emit(Funct.STORE_ACC, dram_addr=self.acc_dump + first * C * 4,
+                      acc_row=first, rows=rows, cols=C)
+        self.emit(Funct.CONFIG_EXEC, dataflow=Dataflow.WS, a_signed=0, b_signed=0)
+        top = c.spad_depth - R              # the identities go above the hot rows
+        # SPAD_B rows r..r+R through an identity A: ACC[m] = B[r + m].
+        self.emit(Funct.CONFIG_LOAD, stride=R * es)
+        self.emit(Funct.LOAD, dram_addr=self.ident_a, local_row=top, space=Space.SPAD_A,
+                  rows=R, cols=R)
+        for r in range(0, hot, R):
+            self.emit(Funct.COMPUTE, a_row=top, b_row=r, c_row=r, steps=R, k_valid=R)
+        self.emit(Funct.STORE_ACC, dram_addr=self.b_dump, acc_row=0, rows=hot, cols=C)
+        # SPAD_A rows through an identity B: ACC[m][n] = A[m][n] for n < rows.
+        self.emit(Funct.CONFIG_LOAD, stride=C * es)
+        self.emit(Funct.LOAD, dram_addr=self.ident_b, local_row=top, space=Space.SPAD_B,
+                  rows=R, cols=C)
+        self.emit(Funct.COMPUTE, a_row=0, b_row=top, c_row=0, steps=hot, k_valid=R)
+        self.emit(Funct.STORE_ACC, dram_addr=self.a_dump, acc_row=0, rows=hot, cols=C)
         self.emit(Funct.FENCE)
 
 
@@ -403,14 +564,16 @@ def random_program(config, seed, length=None):
     gen.prologue()
     kinds = [(gen.load, 30), (gen.compute, 25), (gen.store, 14), (gen.config_exec, 5),
              (gen.config_requant, 4), (gen.config_store, 4), (gen.sane_qp_load, 3),
-             (gen.status, 4), (gen.bad_funct, 1)]
+             (gen.status, 4), (gen.bad_funct, 2), (gen.dram_pair, 8),
+             (gen.edge_pair, 8)]
     weights = np.array([w for _, w in kinds], float)
     length = length or gen.pick(40, 100)
     for _ in range(length):
         kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))][0]()
+    body = len(gen.commands)
     gen.finish()
     return Program(f"program seed {seed} ({len(gen.commands)} commands)", gen.image,
-                   gen.commands, gen.model.memory, gen.responses)
+                   gen.commands, gen.model.memory, gen.responses, body)
 
 
 def program_batch(config, count, seed):
@@ -418,6 +581,16 @@ def program_batch(config, count, seed):
 
 
 # -- Comparison ----------------------------------------------------------------------------------
+
+def region_of(config, address):
+    """Which part of a random program's memory a byte address is in."""
+    gen = _Generator(config, np.random.default_rng(0))
+    for name, start in (("identities", gen.ident_a), ("SPAD_A dump", gen.a_dump),
+                        ("SPAD_B dump", gen.b_dump), ("ACC dump", gen.acc_dump)):
+        if address >= start:
+            return name
+    return "main memory"
+
 
 def check_program(program, result, config):
     """A description of the first way the RTL differs from the model, or ``None``."""
@@ -438,8 +611,7 @@ def check_program(program, result, config):
     diff = first_difference(result.memory, program.memory)
     if diff:
         idx = int(np.argwhere(result.memory != program.memory)[0][0])
-        region = "accumulator dump" if idx >= config.mem_bytes - config.acc_depth * \
-            config.cols * 4 else "main memory"
+        region = region_of(config, idx)
         return f"memory ({region}, byte {idx:#x}): {diff}"
     return None
 
@@ -457,6 +629,9 @@ def _plan_param(name, simulator, n_gemm, n_prog):
                         id=f"{name}-{simulator}")
 
 
+SMOKE = [encode(Funct.STATUS), encode(Funct.FENCE)]
+
+
 @pytest.mark.parametrize("name, simulator, n_gemm, n_prog",
                          [_plan_param(*p) for p in PLAN])
 def test_engine_matches_golden(name, simulator, n_gemm, n_prog):
@@ -464,15 +639,21 @@ def test_engine_matches_golden(name, simulator, n_gemm, n_prog):
     base = SEED + 10_000 * list(CONFIGS).index(name)
     gemms = gemm_batch(config, n_gemm, base)
     programs = program_batch(config, n_prog, base + 5000)
-    runs = [EngineRun(program=g.job.program, image=g.job.image,
-                      dump=[(g.job.out_addr, g.expected.size * g.job.out_bytes)])
-            for g in gemms]
+    # First a STATUS: a simulator that leaves the engine's control undefined (X) fails on its
+    # answer at once instead of timing out on the first FENCE.
+    runs = [EngineRun(program=SMOKE)]
+    runs += [EngineRun(program=g.job.program, image=g.job.image,
+                       dump=[(g.job.out_addr, g.expected.size * g.job.out_bytes)])
+             for g in gemms]
     runs += [EngineRun(program=p.commands, image=p.image, dump=[(0, config.mem_bytes)])
              for p in programs]
     results = RtlEngine(config, simulator=simulator, build_root=BUILD_ROOT).run(runs)
     assert len(results) == len(runs)
+    smoke, results = results[0], results[1:]
 
     failures = []
+    if [r & BUSY_MASK for r in smoke.responses] != [0, 0]:
+        failures.append(f"STATUS, FENCE answered {smoke.responses}")
     where = f"{name} ({config.rows}x{config.cols} {config.dataflow}, in_width " \
             f"{config.in_width}) on {simulator}"
     for case, result in zip(gemms, results):
@@ -502,12 +683,25 @@ def test_programs_exercise_everything():
         program = random_program(config, SEED + 5000 + i)
         seen |= {f for f, _, _ in program.commands}
         model = EngineModel(config, np.frombuffer(program.image[0][1], np.uint8).copy())
-        for command in program.commands:
+        for command in program.commands[:program.body]:
             before = model.error_count
             model.execute(*command)
             refused += model.error_count > before
         answers += len(program.responses)
+        # The epilogue shows the local memories as they were.
+        acc, spad_a, spad_b = model.acc.copy(), model.spad_a.copy(), model.spad_b.copy()
+        model.run(program.commands[program.body:])
         assert np.array_equal(model.memory, program.memory), program.label
+        gen = _Generator(config, np.random.default_rng(0))
+        hot, cols = gen.dump_spad, config.cols
+
+        def dump(addr, rows):
+            return program.memory[addr:addr + rows * cols * 4].view("<i4").reshape(rows, cols)
+
+        assert np.array_equal(dump(gen.acc_dump, config.acc_depth), acc), program.label
+        assert np.array_equal(dump(gen.b_dump, hot), spad_b[:hot]), program.label
+        assert np.array_equal(dump(gen.a_dump, hot)[:, :config.rows], spad_a[:hot]), \
+            program.label
     assert {int(f) for f in Funct} <= seen, f"missing {set(Funct) - seen}"
     assert any(f not in {int(x) for x in Funct} for f in seen), "no unknown function codes"
     assert 10 <= refused, f"only {refused} refused commands"
@@ -518,3 +712,40 @@ def test_gemm_batches_compile_for_every_config():
     for name, config in CONFIGS.items():
         for case in gemm_batch(config, 12, SEED):
             assert case.expected.shape == case.job.out_shape, f"{name}: {case.label}"
+
+
+# -- Reproducers ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("simulator", [
+    "verilator",
+    pytest.param("icarus", marks=pytest.mark.skipif(
+        "icarus" not in toolchain.available_simulators(), reason="icarus not installed")),
+])
+def test_status_answers_after_reset(simulator):
+    """The smallest program with an answer. On Icarus the engine's combinational logic stays X
+    after reset (cocotb builds with ``iverilog -g2012``, where the ``always @*`` blocks Yosys
+    writes never run at time zero), so this fails at once; with ``-g2005`` it passes."""
+    config = CONFIGS["4x4"]
+    (result,) = RtlEngine(config, simulator=simulator, build_root=BUILD_ROOT).run(
+        [EngineRun(program=SMOKE)])
+    assert [r & BUSY_MASK for r in result.responses] == [0, 0]
+    assert result.responses[1] == 0, "FENCE answered busy"
+
+
+def test_batch_jobs_start_from_clear_local_memories():
+    """Each job of a batch must start as the golden model does, with zeroed local memories.
+    The testbench resets the engine between jobs but keeps its memories, so the second job
+    here reads back what the first loaded."""
+    config = CONFIGS["4x4"]
+    image = [(0, bytes(range(1, 17)))]
+    first = [encode(Funct.LOAD, dram_addr=0, local_row=0, space=Space.ACC, rows=1, cols=4),
+             encode(Funct.FENCE)]
+    second = [encode(Funct.CONFIG_STORE, stride=16),
+              encode(Funct.STORE_ACC, dram_addr=64, acc_row=0, rows=1, cols=4),
+              encode(Funct.FENCE)]
+    model = EngineModel(config)
+    model.run(second)
+    results = RtlEngine(config, build_root=BUILD_ROOT).run(
+        [EngineRun(first, image, [(0, 128)]), EngineRun(second, [], [(0, 128)])])
+    diff = first_difference(results[1].memory[64:80], model.memory[64:80])
+    assert diff is None, f"STORE_ACC of ACC row 0 in the second job: {diff}"

@@ -1,0 +1,156 @@
+/*
+ * rvnpu.h: what firmware needs to drive the rvnpu SoC.
+ *
+ * - the generated rvnpu_soc.h (memory map, SoC parameters) and rvnpu_engine.h (engine command
+ *   encoders), which match the hardware by construction;
+ * - engine intrinsics: each command is one custom-0 instruction (opcode 0x0B, funct3 0,
+ *   funct7 = function code, rs1 = op1, rs2 = op2, rd = answer for FENCE and STATUS);
+ * - cycle counters, exit, and (through the headers included at the end) UART I/O and GEMM.
+ *
+ * Built with -DRVNPU_HOST, commands go to rvnpu_host_issue() instead, so the command stream of
+ * library code can be checked on a workstation.
+ */
+#ifndef RVNPU_H
+#define RVNPU_H
+
+#include <stdint.h>
+#include "rvnpu_soc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* -- Engine intrinsics ------------------------------------------------------------------- */
+
+#ifdef RVNPU_HOST
+uint32_t rvnpu_host_issue(uint32_t funct, uint32_t op1, uint32_t op2);
+#else
+/* One custom-0 instruction; "memory" orders it after the stores that filled its operands. */
+#define RVNPU_CUSTOM0(funct7, rs1, rs2) \
+    __asm__ volatile(".insn r 0x0B, 0, %0, x0, %1, %2" \
+                     : : "i"(funct7), "r"(rs1), "r"(rs2) : "memory")
+#define RVNPU_CUSTOM0_RD(funct7, rd, rs1, rs2) \
+    __asm__ volatile(".insn r 0x0B, 0, %1, %0, %2, %3" \
+                     : "=r"(rd) : "i"(funct7), "r"(rs1), "r"(rs2) : "memory")
+#endif
+
+/*
+ * Issue one command; returns the engine's answer for FENCE and STATUS (the core waits for it),
+ * 0 for the others. The instruction's funct7 is an immediate, so the switch over the known
+ * function codes folds to a single instruction when cmd.funct is a constant. An unknown
+ * function code issues nothing and returns 0xFFFFFFFF.
+ */
+static inline uint32_t rvnpu_issue(rvnpu_cmd_t cmd)
+{
+#ifdef RVNPU_HOST
+    return rvnpu_host_issue(cmd.funct, cmd.op1, cmd.op2);
+#else
+    uint32_t answer = 0;
+    switch (cmd.funct) {
+#define RVNPU_ISSUE_CASE(name, funct7, answers)                          \
+    case funct7:                                                         \
+        if (answers)                                                     \
+            RVNPU_CUSTOM0_RD(funct7, answer, cmd.op1, cmd.op2);          \
+        else                                                             \
+            RVNPU_CUSTOM0(funct7, cmd.op1, cmd.op2);                     \
+        return answer;
+    RVNPU_FOR_EACH_COMMAND(RVNPU_ISSUE_CASE)
+#undef RVNPU_ISSUE_CASE
+    default:
+        return 0xFFFFFFFFu;
+    }
+#endif
+}
+
+/* Wait until every command issued so far has finished; returns the status word. */
+static inline uint32_t rvnpu_fence(void)
+{
+    return rvnpu_issue(rvnpu_encode_fence());
+}
+
+/* The status word now; with clear != 0 the sticky error is cleared after reading it. */
+static inline uint32_t rvnpu_status(uint32_t clear)
+{
+    return rvnpu_issue(rvnpu_encode_status(clear ? 1u : 0u));
+}
+
+/* True if the status word reports a refused command. */
+static inline int rvnpu_status_error(uint32_t status)
+{
+    return (status & RVNPU_STATUS_WORD_ERROR_MASK) != 0;
+}
+
+/* A byte address in RAM as the engine's DMA sees it (RAM starts at the DMA window's 0). */
+#ifndef RVNPU_DMA_ADDR
+#define RVNPU_DMA_ADDR(pointer) ((uint32_t)(uintptr_t)(pointer) - RVNPU_RAM_BASE)
+#endif
+
+/* -- Cycle counters ---------------------------------------------------------------------- */
+
+#ifndef RVNPU_HOST
+/* The core's mcycle/mcycleh CSRs (what rdcycle reads), read as one consistent 64-bit value. */
+static inline uint64_t rvnpu_rdcycle(void)
+{
+    uint32_t hi, lo, hi2;
+    do {
+        __asm__ volatile("csrr %0, mcycleh" : "=r"(hi));
+        __asm__ volatile("csrr %0, mcycle" : "=r"(lo));
+        __asm__ volatile("csrr %0, mcycleh" : "=r"(hi2));
+    } while (hi != hi2);
+    return ((uint64_t)hi << 32) | lo;
+}
+
+/* Retired instructions (minstret/minstreth). */
+static inline uint64_t rvnpu_rdinstret(void)
+{
+    uint32_t hi, lo, hi2;
+    do {
+        __asm__ volatile("csrr %0, minstreth" : "=r"(hi));
+        __asm__ volatile("csrr %0, minstret" : "=r"(lo));
+        __asm__ volatile("csrr %0, minstreth" : "=r"(hi2));
+    } while (hi != hi2);
+    return ((uint64_t)hi << 32) | lo;
+}
+#endif
+
+/* Clock cycles since reset, from the TIMER peripheral (reading the low word latches the high). */
+static inline uint64_t rvnpu_timer_cycles(void)
+{
+    uint32_t lo = RVNPU_TIMER_CYCLE_LO;
+    return ((uint64_t)RVNPU_TIMER_CYCLE_HI << 32) | lo;
+}
+
+/* Cycles since reset in which the engine fed its systolic array. */
+static inline uint64_t rvnpu_active_cycles(void)
+{
+    uint32_t lo = RVNPU_TIMER_ACTIVE_LO;
+    return ((uint64_t)RVNPU_TIMER_ACTIVE_HI << 32) | lo;
+}
+
+/* -- GPIO and exit ----------------------------------------------------------------------- */
+
+static inline void rvnpu_set_leds(uint32_t leds)
+{
+    RVNPU_GPIO_LEDS = leds;
+}
+
+static inline uint32_t rvnpu_buttons(void)
+{
+    return RVNPU_GPIO_BUTTONS;
+}
+
+/* Wait until the UART has sent everything, then end the simulation with `code`. */
+__attribute__((noreturn)) void rvnpu_exit(int code);
+
+/* Reports a trap (mcause, mepc, mtval) on the UART and exits with RVNPU_EXIT_TRAP. */
+#define RVNPU_EXIT_TRAP 0xE0
+__attribute__((noreturn)) void rvnpu_trap(uint32_t mcause, uint32_t mepc, uint32_t mtval);
+
+#ifdef __cplusplus
+}
+#endif
+
+#include "rvnpu_stdio.h"
+#include "rvnpu_gemm.h"
+
+#endif /* RVNPU_H */

@@ -1,0 +1,81 @@
+/*
+ * The GEMM on the core alone: the reference the self-test checks the engine against, written
+ * from the gemmlowp definitions as rvnpu/sim/golden/requant.py is (TFLite mode and raw sums).
+ */
+#include "rvnpu.h"
+
+#define IN_WIDTH RVNPU_ENGINE_IN_WIDTH
+#define EB RVNPU_ENGINE_ELEM_BYTES
+
+static int32_t element(const void *base, uint32_t index, uint32_t is_unsigned)
+{
+    const uint8_t *p = (const uint8_t *)base + index * EB;
+    uint32_t raw = EB == 2 ? (uint32_t)(p[0] | p[1] << 8) : p[0];
+    raw &= (1u << IN_WIDTH) - 1;
+    if (!is_unsigned && (raw >> (IN_WIDTH - 1)))
+        return (int32_t)raw - (int32_t)(1u << IN_WIDTH);
+    return (int32_t)raw;
+}
+
+/* gemmlowp SaturatingRoundingDoublingHighMul. */
+static int32_t srdhm(int32_t a, int32_t b)
+{
+    if (a == INT32_MIN && b == INT32_MIN)
+        return INT32_MAX;
+    int64_t ab = (int64_t)a * b;
+    int64_t nudge = ab >= 0 ? (1 << 30) : 1 - (1 << 30);
+    int64_t x = ab + nudge;
+    /* Division by 2**31 truncating toward zero, as in C++; not a floor shift. */
+    return (int32_t)(x >= 0 ? x >> 31 : -((-x) >> 31));
+}
+
+/* gemmlowp RoundingDivideByPOT, ties away from zero. */
+static int32_t rounding_divide_by_pot(int32_t x, int32_t exponent)
+{
+    int32_t mask = (int32_t)((1u << exponent) - 1);
+    int32_t remainder = x & mask;
+    int32_t threshold = (mask >> 1) + (x < 0);
+    return (x >> exponent) + (remainder > threshold);
+}
+
+static int32_t clamp_shift(int32_t v)
+{
+    return v < 0 ? 0 : v > 31 ? 31 : v;
+}
+
+int rvnpu_gemm_cpu(const rvnpu_gemm_t *g)
+{
+    const rvnpu_requant_t *q = &g->requant;
+    if (!g->m || !g->n || !g->k)
+        return RVNPU_GEMM_BAD_SHAPE;
+    if (q->mode != RVNPU_GEMM_TFLITE && q->mode != RVNPU_GEMM_RAW)
+        return RVNPU_GEMM_BAD_MODE;
+    for (uint32_t i = 0; i < g->m; i++) {
+        for (uint32_t n = 0; n < g->n; n++) {
+            uint32_t acc = 0;          /* int32 sums wrap */
+            for (uint32_t k = 0; k < g->k; k++) {
+                int32_t a = element(g->a, i * g->k + k, g->a_unsigned) - g->a_zero;
+                int32_t b = element(g->b, k * g->n + n, g->b_unsigned) - g->b_zero;
+                acc += (uint32_t)a * (uint32_t)b;
+            }
+            uint32_t index = i * g->n + n;
+            if (q->mode == RVNPU_GEMM_RAW) {
+                ((int32_t *)g->c)[index] = (int32_t)acc;
+                continue;
+            }
+            int32_t x = (int32_t)(acc + (uint32_t)(q->bias ? q->bias[n] : 0));
+            int32_t shift = q->shift ? q->shift[n] : q->shift_all;
+            int32_t multiplier = q->multiplier ? q->multiplier[n] : q->multiplier_all;
+            int32_t y = srdhm((int32_t)((uint32_t)x << clamp_shift(shift)), multiplier);
+            y = rounding_divide_by_pot(y, clamp_shift(-shift));
+            int32_t z = y + q->out_zero;
+            z = z < q->clamp_min ? q->clamp_min : z;
+            z = z > q->clamp_max ? q->clamp_max : z;
+            uint8_t *out = (uint8_t *)g->c + index * EB;
+            out[0] = (uint8_t)z;
+            if (EB == 2)
+                out[1] = (uint8_t)((uint32_t)z >> 8);
+        }
+    }
+    return RVNPU_GEMM_OK;
+}

@@ -1,0 +1,423 @@
+"""The SoC's memory map, written once: the address decoder, the peripherals, the C header, the
+linker script and the documentation all read the tables below.
+
+RAM starts at 0 and is the engine's main-memory window, so a firmware pointer is also a DMA
+address. Peripherals sit at :data:`PERIPHERAL_BASE`, one :data:`PERIPHERAL_SPAN` block each;
+every register is one 32-bit word (byte and half-word writes reach it as a word write).
+"""
+
+import enum
+import textwrap
+from dataclasses import dataclass, field, fields
+
+from . import isa
+from .config import ConfigError, EngineConfig
+
+
+__all__ = [
+    "RAM_BASE", "PERIPHERAL_BASE", "CUSTOM0_OPCODE", "PERIPHERAL_SPAN", "HEADER_NAME", "LINKER_NAME",
+    "REGENERATE_DOC", "Access", "Bits", "Register", "Peripheral",
+    "UART", "TIMER", "GPIO", "SIM", "PERIPHERALS", "SocConfig", "ConfigError",
+    "peripheral_at", "memory_map_header", "memory_map_markdown", "linker_memory",
+]
+
+
+#: Byte address of the first RAM byte; RAM is also the engine's DMA window, from address 0.
+RAM_BASE = 0x0000_0000
+
+#: Byte address of the first peripheral block.
+PERIPHERAL_BASE = 0x4000_0000
+
+#: Bytes of address space each peripheral decodes (its registers repeat no further).
+PERIPHERAL_SPAN = 0x1000
+
+#: Major opcode of the instruction that carries engine commands (RISC-V custom-0).
+CUSTOM0_OPCODE = 0x0B
+
+#: Name of the generated C header (it includes the engine's header).
+HEADER_NAME = "rvnpu_soc.h"
+
+#: Name of the generated linker-script fragment holding the MEMORY region.
+LINKER_NAME = "rvnpu_memory.ld"
+
+#: Rewrites ``docs/memory_map.md``; run it from the repository root.
+REGENERATE_DOC = ("python -c \"from rvnpu.hdl.memory_map import write_memory_map_doc; "
+                  "write_memory_map_doc('docs/memory_map.md')\"")
+
+
+class Access(enum.Enum):
+    RW = "rw"
+    RO = "ro"   #: writes are ignored
+    WO = "wo"   #: reads answer 0
+
+
+@dataclass(frozen=True)
+class Bits:
+    """A field of a register, ``width`` bits from ``lsb``."""
+    name: str
+    lsb: int
+    width: int
+    doc: str
+
+    @property
+    def mask(self):
+        return ((1 << self.width) - 1) << self.lsb
+
+
+@dataclass(frozen=True)
+class Register:
+    name: str
+    offset: int           # byte offset in the peripheral's block
+    width: int            # implemented bits, from bit 0; the rest read 0
+    access: Access
+    doc: str
+    bits: tuple = ()
+    reset: str = "0"      # reset value, as documentation (may depend on the configuration)
+
+    @property
+    def word(self):
+        """Word offset, as the register bus carries it."""
+        return self.offset // 4
+
+    def field(self, name):
+        for bits in self.bits:
+            if bits.name == name:
+                return bits
+        raise KeyError(f"register {self.name} has no field {name!r}")
+
+
+@dataclass(frozen=True)
+class Peripheral:
+    name: str
+    index: int            # block number above PERIPHERAL_BASE
+    doc: str
+    registers: tuple = field(default=())
+
+    @property
+    def base(self):
+        return PERIPHERAL_BASE + self.index * PERIPHERAL_SPAN
+
+    def register(self, name):
+        for register in self.registers:
+            if register.name == name:
+                return register
+        raise KeyError(f"{self.name} has no register {name!r}")
+
+    def address(self, name):
+        return self.base + self.register(name).offset
+
+
+UART = Peripheral("UART", 0, "Serial port, 8 data bits, no parity, 1 stop bit (8N1).", (
+    Register("DATA", 0x0, 9, Access.RW,
+             "Write: queue a byte for transmission; a byte written while TX_READY is 0 is "
+             "lost. Read: take the oldest received byte from the receive FIFO; EMPTY is set "
+             "(and BYTE is 0) when none was waiting.",
+             (Bits("BYTE", 0, 8, "the byte"),
+              Bits("EMPTY", 8, 1, "read only: no received byte was waiting"))),
+    Register("STATUS", 0x4, 5, Access.RW,
+             "Transmitter and receiver state. Writing 1 to a sticky error bit clears it.",
+             (Bits("TX_READY", 0, 1, "the transmit buffer can take a byte"),
+              Bits("TX_IDLE", 1, 1, "every written byte has left, stop bit included"),
+              Bits("RX_VALID", 2, 1, "the receive FIFO holds a byte"),
+              Bits("RX_OVERRUN", 3, 1, "sticky: a byte arrived while the receive FIFO was full "
+                                       "and was dropped"),
+              Bits("RX_FRAME_ERROR", 4, 1, "sticky: a byte arrived without its stop bit and "
+                                           "was dropped")),
+             reset="0x3"),
+    Register("DIVISOR", 0x8, 16, Access.RW,
+             "Clock cycles a bit lasts (values below 4 act as 4). Takes effect at the next "
+             "byte.", reset="round(clock_hz / uart_baud)"),
+))
+
+TIMER = Peripheral("TIMER", 1, "Free-running 64-bit counters, from reset.", (
+    Register("CYCLE_LO", 0x0, 32, Access.RO,
+             "Clock cycles, low word. Reading it latches the high word for CYCLE_HI, so read "
+             "CYCLE_LO first."),
+    Register("CYCLE_HI", 0x4, 32, Access.RO,
+             "Clock cycles, high word, as latched by the last read of CYCLE_LO."),
+    Register("ACTIVE_LO", 0x8, 32, Access.RO,
+             "Cycles in which the matrix engine fed its array, low word; reading it latches "
+             "ACTIVE_HI."),
+    Register("ACTIVE_HI", 0xC, 32, Access.RO,
+             "Engine-active cycles, high word, as latched by the last read of ACTIVE_LO."),
+))
+
+GPIO = Peripheral("GPIO", 2, "LEDs and buttons.", (
+    Register("LEDS", 0x0, 8, Access.RW, "One bit an LED, 1 lit."),
+    Register("BUTTONS", 0x4, 8, Access.RO,
+             "One bit a button, 1 pressed; synchronised, not debounced."),
+))
+
+SIM = Peripheral("SIM", 3, "Simulation control; a synthesised chip ignores it.", (
+    Register("EXIT", 0x0, 32, Access.WO,
+             "Writing ends the simulation with the written value as the exit code (the "
+             "firmware's start-up code writes the return value of main)."),
+))
+
+#: Every peripheral, in block order.
+PERIPHERALS = (UART, TIMER, GPIO, SIM)
+
+
+def _check_map():
+    """The tables must describe a decodable map: catch a bad edit at import time."""
+    for index, p in enumerate(PERIPHERALS):
+        assert p.index == index, f"{p.name} is block {p.index}, listed as {index}"
+        offsets = [r.offset for r in p.registers]
+        assert len(set(offsets)) == len(offsets), f"{p.name} has two registers at one offset"
+        for r in p.registers:
+            assert r.offset % 4 == 0 and r.offset < PERIPHERAL_SPAN, f"{p.name}.{r.name}"
+            assert 1 <= r.width <= 32, f"{p.name}.{r.name} width"
+            for b in r.bits:
+                assert b.lsb + b.width <= r.width, f"{p.name}.{r.name}.{b.name}"
+
+
+_check_map()
+
+
+def peripheral_at(address):
+    """The peripheral whose block holds byte ``address``, or ``None``."""
+    index, offset = divmod(address - PERIPHERAL_BASE, PERIPHERAL_SPAN)
+    if address >= PERIPHERAL_BASE and index < len(PERIPHERALS):
+        return PERIPHERALS[index]
+    return None
+
+
+# -- Configuration ------------------------------------------------------------------------------
+
+def _check_int(name, value, lo, hi):
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise ConfigError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
+
+
+@dataclass(frozen=True)
+class SocConfig:
+    """Parameters of one SoC.
+
+    Parameters
+    ----------
+    engine : EngineConfig
+        The matrix engine; its ``mem_bytes`` is the RAM size.
+    ram_bytes : int or None
+        RAM size; must equal ``engine.mem_bytes`` (the DMA window is the whole RAM). ``None``
+        (the default) takes it from the engine. To change it, change the engine's
+        ``mem_bytes`` and pass ``ram_bytes=None`` to :func:`dataclasses.replace`.
+    clock_hz : int
+        Clock frequency, for the UART divisor and the firmware's time conversions.
+    uart_baud : int
+        Reset baud rate of the UART.
+    with_m : bool
+        The control core implements the M extension (and the firmware is built for it).
+    """
+
+    engine: EngineConfig = EngineConfig()
+    ram_bytes: int | None = None
+    clock_hz: int = 24_000_000
+    uart_baud: int = 115_200
+    with_m: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.engine, EngineConfig):
+            raise ConfigError(f"engine must be an EngineConfig, not {self.engine!r}")
+        if self.ram_bytes is None:
+            object.__setattr__(self, "ram_bytes", self.engine.mem_bytes)
+        elif self.ram_bytes != self.engine.mem_bytes:
+            raise ConfigError(f"ram_bytes must equal engine.mem_bytes "
+                              f"({self.engine.mem_bytes}), not {self.ram_bytes!r}")
+        if self.ram_bytes > PERIPHERAL_BASE - RAM_BASE:
+            raise ConfigError(f"ram_bytes must be at most {PERIPHERAL_BASE - RAM_BASE:#x} "
+                              f"(the peripherals start there), not {self.ram_bytes!r}")
+        _check_int("clock_hz", self.clock_hz, 1_000, 2_000_000_000)
+        _check_int("uart_baud", self.uart_baud, 1, 10_000_000)
+        divisor = self.uart_divisor
+        if not 4 <= divisor < 1 << UART.register("DIVISOR").width:
+            raise ConfigError(f"uart_baud must give a divisor (clock_hz / uart_baud) from 4 to "
+                              f"{(1 << UART.register('DIVISOR').width) - 1}, not {divisor} "
+                              f"({self.uart_baud!r} baud at {self.clock_hz} Hz)")
+        if not isinstance(self.with_m, bool):
+            raise ConfigError(f"with_m must be True or False, not {self.with_m!r}")
+
+    @property
+    def uart_divisor(self):
+        """Reset value of UART.DIVISOR: clock cycles a bit."""
+        return (self.clock_hz + self.uart_baud // 2) // self.uart_baud
+
+    def to_dict(self):
+        return {"engine": self.engine.to_dict(), "ram_bytes": self.ram_bytes,
+                "clock_hz": self.clock_hz, "uart_baud": self.uart_baud, "with_m": self.with_m}
+
+    @classmethod
+    def from_dict(cls, data):
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigError(f"unknown SoC parameter {sorted(unknown)[0]!r}")
+        data = dict(data)
+        if isinstance(data.get("engine"), dict):
+            data["engine"] = EngineConfig.from_dict(data["engine"])
+        return cls(**data)
+
+
+# -- C header -----------------------------------------------------------------------------------
+
+_WIDTH = 100
+
+
+def _comment(text, indent=""):
+    lines = textwrap.wrap(text.replace("*/", "* /"), _WIDTH - 3 - len(indent),
+                          break_on_hyphens=False)
+    if len(lines) == 1 and len(indent) + len(lines[0]) <= _WIDTH - 6:
+        return [f"{indent}/* {lines[0]} */"]
+    return [f"{indent}/*"] + [f"{indent} * {line}" for line in lines] + [f"{indent} */"]
+
+
+def _hex(value):
+    return f"RVNPU_U(0x{value:08X})"
+
+
+def memory_map_header(soc_config=None):
+    """The C header ``rvnpu_soc.h``: the memory map, register fields and SoC parameters.
+
+    C code includes it (it includes ``rvnpu_engine.h``); assembly may include it too, and sees
+    only the ``#define`` s.
+    """
+    from .cheader import HEADER_NAME as ENGINE_HEADER
+    c = SocConfig() if soc_config is None else soc_config
+    if not isinstance(c, SocConfig):
+        raise TypeError(f"soc_config must be a SocConfig, not {c!r}")
+    lines = _comment(f"{HEADER_NAME}: memory map and parameters of the rvnpu SoC. Generated by "
+                     f"rvnpu.hdl.memory_map.memory_map_header from rvnpu/hdl/memory_map.py; "
+                     f"do not edit.")
+    lines += ["#ifndef RVNPU_SOC_H", "#define RVNPU_SOC_H", ""]
+    lines += _comment("An unsigned 32-bit constant, in C and in assembly (which has no 'u').")
+    lines += ["#ifdef __ASSEMBLER__", "#define RVNPU_U(x) x", "#else", "#define RVNPU_U(x) x##u",
+              "#endif", ""]
+    lines += _comment("SoC parameters (SocConfig).")
+    lines += [
+        f"#define RVNPU_CLOCK_HZ RVNPU_U({c.clock_hz})",
+        f"#define RVNPU_UART_BAUD RVNPU_U({c.uart_baud})",
+        f"#define RVNPU_UART_RESET_DIVISOR RVNPU_U({c.uart_divisor})",
+        f"#define RVNPU_WITH_M {int(c.with_m)}",
+        "",
+    ]
+    lines += _comment("RAM: code, data, stack and the engine's operands (DMA addresses are "
+                      "RAM addresses).")
+    lines += [
+        f"#define RVNPU_RAM_BASE {_hex(RAM_BASE)}",
+        f"#define RVNPU_RAM_BYTES RVNPU_U({c.ram_bytes})",
+        f"#define RVNPU_PERIPHERAL_BASE {_hex(PERIPHERAL_BASE)}",
+        f"#define RVNPU_PERIPHERAL_SPAN {_hex(PERIPHERAL_SPAN)}",
+        "",
+        "#ifdef __ASSEMBLER__",
+        "#define RVNPU_REG(addr) (addr)",
+        "#else",
+        "#include <stdint.h>",
+        f'#include "{ENGINE_HEADER}"',
+        "/* A memory-mapped register, read and written as one 32-bit word. */",
+        "#define RVNPU_REG(addr) (*(volatile uint32_t *)(uintptr_t)(addr))",
+        "#endif",
+        "",
+    ]
+    lines += _comment("Every engine command as the custom-0 instruction carries it: "
+                      "X(NAME, funct7, answers), answers being 1 when the instruction writes "
+                      "the engine's answer to rd. Firmware expands it into one instruction a "
+                      "function code (the funct7 field must be a constant).")
+    lines.append("#define RVNPU_FOR_EACH_COMMAND(X) \\")
+    commands = list(isa.COMMANDS.values())
+    for i, cmd in enumerate(commands):
+        tail = " \\" if i + 1 < len(commands) else ""
+        lines.append(f"    X({cmd.name}, 0x{int(cmd.funct):02X}, {int(cmd.response)}){tail}")
+    lines += ["", f"#define RVNPU_CUSTOM0_OPCODE 0x{CUSTOM0_OPCODE:02X}", ""]
+    for p in PERIPHERALS:
+        prefix = f"RVNPU_{p.name}"
+        lines += _comment(f"{p.name}: {p.doc}")
+        lines.append(f"#define {prefix}_BASE {_hex(p.base)}")
+        for r in p.registers:
+            name = f"{prefix}_{r.name}"
+            lines += _comment(f"{r.name} ({r.access.value}, {r.width} bits, reset {r.reset}): "
+                              f"{r.doc}")
+            lines += [f"#define {name}_OFFSET 0x{r.offset:03X}",
+                      f"#define {name}_ADDR {_hex(p.base + r.offset)}",
+                      f"#define {name} RVNPU_REG({name}_ADDR)"]
+            for b in r.bits:
+                lines += [f"#define {name}_{b.name}_SHIFT {b.lsb}",
+                          f"#define {name}_{b.name}_MASK {_hex(b.mask)}"]
+        lines.append("")
+    lines += ["#endif /* RVNPU_SOC_H */", ""]
+    return "\n".join(lines)
+
+
+def linker_memory(soc_config=None, *, stack_bytes=2048):
+    """The linker-script fragment ``rvnpu_memory.ld`` that ``firmware/link.ld`` includes: the
+    RAM region, and the bytes kept free for the stack."""
+    c = SocConfig() if soc_config is None else soc_config
+    return "\n".join([
+        f"/* {LINKER_NAME}: generated by rvnpu.hdl.memory_map.linker_memory; do not edit. */",
+        "MEMORY",
+        "{",
+        f"    RAM (rwx) : ORIGIN = 0x{RAM_BASE:08X}, LENGTH = 0x{c.ram_bytes:X}",
+        "}",
+        f"__stack_size = {stack_bytes};",
+        "",
+    ])
+
+
+# -- Markdown -----------------------------------------------------------------------------------
+
+def memory_map_markdown(soc_config=None):
+    """The memory map as Markdown, for ``docs/memory_map.md``."""
+    c = SocConfig() if soc_config is None else soc_config
+    lines = [
+        "# rvnpu SoC memory map",
+        "",
+        "<!-- Generated by rvnpu.hdl.memory_map.memory_map_markdown from "
+        "rvnpu/hdl/memory_map.py; do not edit.",
+        f"     Regenerate from the repository root with: {REGENERATE_DOC} -->",
+        "",
+        f"Firmware reads all of this from the generated `{HEADER_NAME}` "
+        f"(`#include \"rvnpu.h\"`). Sizes below are for the default configuration.",
+        "",
+        "| Region | Base | Size | Notes |",
+        "|---|---|---|---|",
+        f"| RAM | `0x{RAM_BASE:08X}` | {c.ram_bytes} bytes (`engine.mem_bytes`) | code, data, "
+        f"stack; also the engine's DMA window |",
+    ]
+    for p in PERIPHERALS:
+        lines.append(f"| {p.name} | `0x{p.base:08X}` | 0x{PERIPHERAL_SPAN:X} bytes | {p.doc} |")
+    lines += ["", "Other addresses read 0 and ignore writes. Every register is one 32-bit "
+              "word; bits above a register's width read 0.", ""]
+    for p in PERIPHERALS:
+        lines += [f"## {p.name} (`0x{p.base:08X}`)", "", p.doc, "",
+                  "| Offset | Register | Access | Width | Reset | Meaning |",
+                  "|---|---|---|---|---|---|"]
+        for r in p.registers:
+            lines.append(f"| 0x{r.offset:03X} | `{r.name}` | {r.access.value} | {r.width} | "
+                         f"{r.reset} | {r.doc} |")
+        lines.append("")
+        for r in p.registers:
+            if r.bits:
+                lines += [f"`{r.name}` fields:", "", "| Bits | Field | Meaning |", "|---|---|---|"]
+                for b in r.bits:
+                    bits = str(b.lsb) if b.width == 1 else f"{b.lsb + b.width - 1}:{b.lsb}"
+                    lines.append(f"| {bits} | `{b.name}` | {b.doc} |")
+                lines.append("")
+    lines += ["## SoC parameters", "", "| Parameter | Value |", "|---|---|"]
+    lines += [f"| `{k}` | {v} |" for k, v in c.to_dict().items() if k != "engine"]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def write_memory_map_doc(path):
+    """Write :func:`memory_map_markdown` to ``path``; returns the path."""
+    import os
+    import tempfile
+    from pathlib import Path
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(memory_map_markdown())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path

@@ -1,0 +1,104 @@
+"""Iterative multiplier and divider for the control core's M extension."""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+
+__all__ = ["MulDiv"]
+
+
+class MulDiv(wiring.Component):
+    """All eight M-extension operations with one 33-bit adder, one result bit per cycle.
+
+    Small rather than fast: a combinational 32x32 multiplier would take more logic cells than
+    the whole core (the UP5K's DSP blocks are left to the matrix engine). The operation takes
+    34 cycles from ``start`` to ``done``: one to load the operands, 32 steps, one to pick and
+    (for signed division) negate the result.
+
+    Multiplication shifts right and adds the multiplicand ``b`` (sign-extended for MULH), and
+    subtracts it in the last step when the multiplier ``a`` is signed (its top bit weighs
+    ``-2**31``), so no operand or product is ever negated. Division is restoring division of
+    ``|a|`` by ``|b|``: ``|b|`` is never formed, because subtracting ``|b|`` is adding ``b``
+    when ``b`` is negative. Division by zero and ``INT_MIN / -1`` need no special case: the
+    plain algorithm already gives the results RISC-V specifies, once the quotient's negation is
+    suppressed for a zero divisor.
+
+    Members
+    -------
+    start : In(1)
+        Begin the operation ``op`` (the instruction's funct3). ``a``, ``b`` and ``op`` must
+        then stay stable until ``done``.
+    op : In(3)
+    a, b : In(32)
+        ``rs1`` and ``rs2``.
+    done : Out(1)
+        ``result`` is valid in this cycle only.
+    result : Out(32)
+    """
+
+    start: In(1)
+    op: In(3)
+    a: In(32)
+    b: In(32)
+    done: Out(1)
+    result: Out(32)
+
+    def elaborate(self, platform):
+        m = Module()
+
+        hi = Signal(32)     # product's high half / partial remainder
+        lo = Signal(32)     # multiplier, then product's low half / dividend, then quotient
+        step = Signal(5)
+
+        is_div = self.op[2]
+        signed = ~self.op[0]
+        # Multiplication: a (rs1) is the multiplier, b (rs2) the multiplicand.
+        a_signed = Mux(is_div, signed, self.op[0:2] != 0b11) & (self.op[0:2] != 0b00)
+        b_signed = Mux(is_div, signed, self.op[0:2] == 0b01)
+        a_neg = is_div & signed & self.a[31]
+        b_neg = is_div & signed & self.b[31]
+
+        # One adder: x + (y ^ inv) + inv, 33 bits wide with explicit extension bits.
+        x = Signal(32)
+        x_ext = Signal()
+        y = Signal(32)
+        y_ext = Signal()
+        inv = Signal()
+        total = Signal(33)
+        m.d.comb += total.eq(Cat(x, x_ext) + Cat(y ^ inv.replicate(32), y_ext ^ inv) + inv)
+
+        with m.FSM(name="muldiv"):
+            with m.State("Idle"):
+                # Load the (absolute) multiplier or dividend.
+                m.d.comb += [y.eq(self.a), inv.eq(a_neg)]
+                with m.If(self.start):
+                    m.d.sync += [hi.eq(0), lo.eq(total[:32]), step.eq(0)]
+                    m.next = "Step"
+
+            with m.State("Step"):
+                m.d.sync += step.eq(step + 1)
+                with m.If(~is_div):
+                    add = lo[0]
+                    m.d.comb += [
+                        x.eq(hi), x_ext.eq(b_signed & hi[31]),
+                        y.eq(Mux(add, self.b, 0)), y_ext.eq(b_signed & add & self.b[31]),
+                        inv.eq(a_signed & (step == 31)),
+                    ]
+                    m.d.sync += [hi.eq(total[1:33]), lo.eq(Cat(lo[1:], total[0]))]
+                with m.Else():
+                    # Shift the next dividend bit in and try to subtract |b|.
+                    m.d.comb += [x.eq(Cat(lo[31], hi[:31])), y.eq(self.b), inv.eq(~b_neg)]
+                    fits = hi[31] | (total[32] ^ inv)
+                    m.d.sync += [hi.eq(Mux(fits, total[:32], x)), lo.eq(Cat(fits, lo[:31]))]
+                with m.If(step == 31):
+                    m.next = "Result"
+
+            with m.State("Result"):
+                take_hi = Mux(is_div, self.op[1], self.op[0:2] != 0)
+                negate = Mux(self.op[1], a_neg, (a_neg ^ b_neg) & (self.b != 0))
+                m.d.comb += [y.eq(Mux(take_hi, hi, lo)), inv.eq(is_div & negate),
+                             self.done.eq(1), self.result.eq(total[:32])]
+                m.next = "Idle"
+
+        return m

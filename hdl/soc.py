@@ -1,0 +1,117 @@
+"""The SoC: the control core, the matrix engine sharing the RAM with it, and the peripherals."""
+
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out, connect
+
+from .decoder import AddressDecoder
+from .engine import MatrixEngine
+from .gpio import Gpio
+from .memory_map import GPIO, RAM_BASE, SIM, SocConfig
+from .sim_control import SimControl
+from .sram import BusSram
+from .timer import Timer
+from .uart import Uart
+
+
+__all__ = ["Soc", "image_words"]
+
+
+def image_words(image, config):
+    """``image`` (bytes, loaded at :data:`.memory_map.RAM_BASE`) as little-endian RAM words
+    of the engine's bus width."""
+    size = config.engine.bus_bytes
+    image = bytes(image)
+    if len(image) > config.ram_bytes:
+        raise ValueError(f"firmware image of {len(image)} bytes does not fit the "
+                         f"{config.ram_bytes}-byte RAM")
+    image += bytes(-len(image) % size)
+    return [int.from_bytes(image[i:i + size], "little") for i in range(0, len(image), size)]
+
+
+class Soc(wiring.Component):
+    """Core + RAM + engine + UART, timer, GPIO and simulation control.
+
+    The RAM has two ports: the engine's DMA uses one at its full bus width, the core the other
+    through the address decoder, so DMA and the core's fetches never wait for each other.
+
+    Parameters
+    ----------
+    config : SocConfig
+    image : bytes
+        Initial RAM contents from address 0 (a firmware image); the rest is zero. A simulation
+        may leave it empty and write the RAM before releasing reset.
+
+    Members
+    -------
+    uart_tx : Out
+    uart_rx : In
+    leds : Out
+    buttons : In
+    sim_exit_valid : Out
+        Firmware wrote ``SIM.EXIT``; stays high until reset.
+    sim_exit_code : Out
+        The value written.
+    """
+
+    uart_tx: Out(1, init=1)
+    uart_rx: In(1, init=1)
+    leds: Out(GPIO.register("LEDS").width)
+    buttons: In(GPIO.register("BUTTONS").width)
+    sim_exit_valid: Out(1)
+    sim_exit_code: Out(SIM.register("EXIT").width)
+
+    def __init__(self, config=SocConfig(), *, image=b""):
+        if not isinstance(config, SocConfig):
+            raise TypeError(f"config must be a SocConfig, not {config!r}")
+        self._config = config
+        self._words = image_words(image, config)
+        super().__init__()
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        from .cpu import RiscvCore      # written alongside; imported late so the rest loads
+
+        m = Module()
+        c = self._config
+        e = c.engine
+        m.submodules.core = core = RiscvCore(with_m=c.with_m, reset_vector=RAM_BASE)
+        m.submodules.engine = engine = MatrixEngine(e)
+        m.submodules.ram = ram = BusSram(
+            depth=c.ram_bytes // e.bus_bytes, data_width=e.bus_width,
+            addr_width=engine.bus_signature.addr_width, with_host=True, init=self._words)
+        m.submodules.decoder = decoder = AddressDecoder(ram_bytes=c.ram_bytes,
+                                                        ram_width=e.bus_width)
+        m.submodules.uart = uart = Uart(divisor=c.uart_divisor)
+        m.submodules.timer = timer = Timer()
+        m.submodules.gpio = gpio = Gpio()
+        m.submodules.sim = sim = SimControl()
+
+        connect(m, core.bus, decoder.cpu)
+        connect(m, core.cmd, engine.cmd)
+        connect(m, engine.rsp, core.rsp)
+        connect(m, engine.bus, ram.bus)
+        m.d.comb += [
+            ram.host_addr.eq(decoder.ram.addr),
+            ram.host_we.eq(decoder.ram.we),
+            ram.host_wdata.eq(decoder.ram.wdata),
+            decoder.ram.rdata.eq(ram.host_rdata),
+        ]
+        connect(m, decoder.uart, uart.bus)
+        connect(m, decoder.timer, timer.bus)
+        connect(m, decoder.gpio, gpio.bus)
+        connect(m, decoder.sim, sim.bus)
+
+        m.d.comb += [
+            timer.active.eq(engine.active),
+            self.uart_tx.eq(uart.tx),
+            uart.rx.eq(self.uart_rx),
+            self.leds.eq(gpio.leds),
+            gpio.buttons.eq(self.buttons),
+            self.sim_exit_valid.eq(sim.exit_valid),
+            self.sim_exit_code.eq(sim.exit_code),
+        ]
+        return m

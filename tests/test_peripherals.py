@@ -1,0 +1,427 @@
+"""The SoC's peripherals and address decoder, on Amaranth's simulator.
+
+Registers are reached the way firmware reaches them: the UART, timer and GPIO through their
+register ports with the offsets of the memory map, and the decoder through the control core's
+bus contract (a request held until ``ready``), beside engine DMA on the RAM's other port.
+"""
+
+import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out, connect
+from amaranth.sim import Simulator
+
+from rvnpu.hdl.bus import BusSignature
+from rvnpu.hdl.config import EngineConfig
+from rvnpu.hdl.decoder import AddressDecoder, CpuBusSignature
+from rvnpu.hdl.gpio import Gpio
+from rvnpu.hdl.memory_map import (GPIO, PERIPHERAL_BASE, PERIPHERALS, SIM, TIMER, UART,
+                                  ConfigError, SocConfig, peripheral_at)
+from rvnpu.hdl.sim_control import SimControl
+from rvnpu.hdl.soc import image_words
+from rvnpu.hdl.sram import BusSram
+from rvnpu.hdl.timer import Timer
+from rvnpu.hdl.uart import Uart
+
+
+STATUS = UART.register("STATUS")
+TX_READY = STATUS.field("TX_READY").mask
+TX_IDLE = STATUS.field("TX_IDLE").mask
+RX_VALID = STATUS.field("RX_VALID").mask
+RX_OVERRUN = STATUS.field("RX_OVERRUN").mask
+RX_FRAME_ERROR = STATUS.field("RX_FRAME_ERROR").mask
+EMPTY = UART.register("DATA").field("EMPTY").mask
+
+
+def run(dut, testbench, *background):
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    for process in background:
+        sim.add_process(process)
+    sim.run()
+
+
+# -- Register port helpers ---------------------------------------------------------------------
+
+async def reg_write(ctx, bus, peripheral, name, value):
+    ctx.set(bus.addr, peripheral.register(name).word)
+    ctx.set(bus.w_data, value)
+    ctx.set(bus.w_en, 1)
+    await ctx.tick()
+    ctx.set(bus.w_en, 0)
+
+
+async def reg_read(ctx, bus, peripheral, name):
+    ctx.set(bus.addr, peripheral.register(name).word)
+    ctx.set(bus.r_en, 1)
+    await ctx.tick()
+    ctx.set(bus.r_en, 0)
+    return ctx.get(bus.r_data)
+
+
+# -- UART ---------------------------------------------------------------------------------------
+
+def frame(byte, stop=1):
+    """The line levels of one 8N1 frame: start, 8 data bits LSB first, stop."""
+    return [0] + [(byte >> i) & 1 for i in range(8)] + [stop]
+
+
+@pytest.mark.parametrize("divisor", [4, 7, 16])
+def test_uart_tx_bit_timing(divisor):
+    dut = Uart(divisor=divisor)
+    message = [0x55, 0xA3, 0x00, 0xFF]
+    line = []
+
+    async def testbench(ctx):
+        assert await reg_read(ctx, dut.bus, UART, "STATUS") & (TX_READY | TX_IDLE) == \
+            TX_READY | TX_IDLE
+        assert await reg_read(ctx, dut.bus, UART, "DIVISOR") == divisor
+        for byte in message:
+            while not await reg_read(ctx, dut.bus, UART, "STATUS") & TX_READY:
+                pass
+            await reg_write(ctx, dut.bus, UART, "DATA", 0x100 | byte)   # bit 8 ignored
+            assert not (await reg_read(ctx, dut.bus, UART, "STATUS") & TX_IDLE)
+        while not await reg_read(ctx, dut.bus, UART, "STATUS") & TX_IDLE:
+            pass
+
+    async def monitor(ctx):
+        async for _, _, tx in ctx.tick().sample(dut.tx):
+            line.append(tx)
+
+    run(dut, testbench, monitor)
+    start = line.index(0)
+    want = sum((frame(b) for b in message), [])
+    # Back to back: the buffer takes the next byte while one shifts, so frames abut.
+    got = line[start:start + len(want) * divisor]
+    assert got == [level for level in want for _ in range(divisor)]
+    assert all(level == 1 for level in line[:start] + line[start + len(want) * divisor:])
+
+
+def test_uart_divisor_register_and_minimum():
+    dut = Uart(divisor=10)
+    line = []
+
+    async def testbench(ctx):
+        await reg_write(ctx, dut.bus, UART, "DIVISOR", 1)       # acts as 4
+        assert await reg_read(ctx, dut.bus, UART, "DIVISOR") == 1
+        await reg_write(ctx, dut.bus, UART, "DATA", 0x0F)
+        await ctx.tick().repeat(60)
+
+    async def monitor(ctx):
+        async for _, _, tx in ctx.tick().sample(dut.tx):
+            line.append(tx)
+
+    run(dut, testbench, monitor)
+    start = line.index(0)
+    assert line[start:start + 40] == [lv for lv in frame(0x0F) for _ in range(4)]
+
+
+async def drive_rx(ctx, dut, levels, cycles_per_bit):
+    """Drive ``levels`` on rx, each for ``cycles_per_bit`` (a float: baud-rate error)."""
+    t = 0.0
+    for level in levels:
+        ctx.set(dut.rx, level)
+        t_next = t + cycles_per_bit
+        await ctx.tick().repeat(int(round(t_next)) - int(round(t)))
+        t = t_next
+    ctx.set(dut.rx, 1)
+
+
+@pytest.mark.parametrize("error", [-0.03, 0.0, 0.03])
+def test_uart_rx_bytes_and_fifo(error):
+    divisor = 16
+    dut = Uart(divisor=divisor, rx_depth=4)
+    message = [0x00, 0xA5, 0x5A, 0xFF]
+
+    async def testbench(ctx):
+        ctx.set(dut.rx, 1)
+        await ctx.tick().repeat(5)
+        assert await reg_read(ctx, dut.bus, UART, "DATA") == EMPTY
+        await drive_rx(ctx, dut, sum((frame(b) for b in message), []) + [1],
+                       divisor * (1 + error))
+        status = await reg_read(ctx, dut.bus, UART, "STATUS")
+        assert status & RX_VALID and not status & (RX_OVERRUN | RX_FRAME_ERROR)
+        got = [await reg_read(ctx, dut.bus, UART, "DATA") for _ in message]
+        assert got == message
+        assert await reg_read(ctx, dut.bus, UART, "DATA") == EMPTY
+        assert not await reg_read(ctx, dut.bus, UART, "STATUS") & RX_VALID
+
+    run(dut, testbench)
+
+
+def test_uart_rx_overrun_frame_error_and_clear():
+    divisor = 8
+    dut = Uart(divisor=divisor, rx_depth=2)
+
+    async def testbench(ctx):
+        ctx.set(dut.rx, 1)
+        await ctx.tick().repeat(3)
+        await drive_rx(ctx, dut, frame(1) + frame(2) + frame(3) + [1], divisor)
+        status = await reg_read(ctx, dut.bus, UART, "STATUS")
+        assert status & RX_OVERRUN and status & RX_VALID and not status & RX_FRAME_ERROR
+        assert [await reg_read(ctx, dut.bus, UART, "DATA") for _ in range(3)] == [1, 2, EMPTY]
+        await drive_rx(ctx, dut, frame(0x42, stop=0) + [1] * 2, divisor)
+        status = await reg_read(ctx, dut.bus, UART, "STATUS")
+        assert status & RX_FRAME_ERROR and not status & RX_VALID
+        await reg_write(ctx, dut.bus, UART, "STATUS", RX_OVERRUN)
+        status = await reg_read(ctx, dut.bus, UART, "STATUS")
+        assert not status & RX_OVERRUN and status & RX_FRAME_ERROR
+        await reg_write(ctx, dut.bus, UART, "STATUS", RX_FRAME_ERROR)
+        assert await reg_read(ctx, dut.bus, UART, "STATUS") == TX_READY | TX_IDLE
+
+    run(dut, testbench)
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_uart_rejects_bad_divisor():
+    with pytest.raises(ValueError, match="divisor"):
+        Uart(divisor=3)
+
+
+# -- Timer, GPIO, simulation control ------------------------------------------------------------
+
+def test_timer_counts_and_latches_high_word():
+    dut = Timer()
+
+    async def testbench(ctx):
+        ctx.set(dut._counts["CYCLE"], (1 << 32) - 3)
+        ctx.set(dut._counts["ACTIVE"], (5 << 32) - 1)
+        ctx.set(dut.active, 1)
+        await ctx.tick()
+        ctx.set(dut.active, 0)
+        lo = await reg_read(ctx, dut.bus, TIMER, "CYCLE_LO")
+        await ctx.tick().repeat(5)            # the low word wraps meanwhile
+        hi = await reg_read(ctx, dut.bus, TIMER, "CYCLE_HI")
+        assert (hi, lo) == (0, (1 << 32) - 2)
+        lo = await reg_read(ctx, dut.bus, TIMER, "CYCLE_LO")
+        hi = await reg_read(ctx, dut.bus, TIMER, "CYCLE_HI")
+        assert (hi << 32 | lo) == (1 << 32) + 5
+        # ACTIVE counts only cycles with ``active`` high: one, carrying into the high word.
+        lo = await reg_read(ctx, dut.bus, TIMER, "ACTIVE_LO")
+        hi = await reg_read(ctx, dut.bus, TIMER, "ACTIVE_HI")
+        assert (hi, lo) == (5, 0)
+        ctx.set(dut.active, 1)
+        await ctx.tick().repeat(7)
+        ctx.set(dut.active, 0)
+        assert await reg_read(ctx, dut.bus, TIMER, "ACTIVE_LO") == 7
+        assert await reg_read(ctx, dut.bus, TIMER, "CYCLE_HI") == 1
+
+    run(dut, testbench)
+
+
+def test_gpio_leds_and_buttons():
+    dut = Gpio()
+
+    async def testbench(ctx):
+        await reg_write(ctx, dut.bus, GPIO, "LEDS", 0x1A5)
+        assert ctx.get(dut.leds) == 0xA5
+        assert await reg_read(ctx, dut.bus, GPIO, "LEDS") == 0xA5
+        ctx.set(dut.buttons, 0x3C)
+        await ctx.tick().repeat(2)                # through the synchroniser
+        assert await reg_read(ctx, dut.bus, GPIO, "BUTTONS") == 0x3C
+        await reg_write(ctx, dut.bus, GPIO, "BUTTONS", 0)    # read-only
+        assert await reg_read(ctx, dut.bus, GPIO, "BUTTONS") == 0x3C
+
+    run(dut, testbench)
+
+
+def test_sim_exit_register():
+    dut = SimControl()
+
+    async def testbench(ctx):
+        assert ctx.get(dut.exit_valid) == 0
+        await reg_write(ctx, dut.bus, SIM, "EXIT", 0xDEAD_BEEF)
+        assert (ctx.get(dut.exit_valid), ctx.get(dut.exit_code)) == (1, 0xDEAD_BEEF)
+        assert await reg_read(ctx, dut.bus, SIM, "EXIT") == 0
+        await ctx.tick().repeat(3)
+        assert ctx.get(dut.exit_valid) == 1
+
+    run(dut, testbench)
+
+
+# -- Decoder ------------------------------------------------------------------------------------
+
+class Fabric(wiring.Component):
+    """Everything of the SoC but the core and the engine: a CPU port and an engine-side RAM
+    port, for driving both at once."""
+
+    def __init__(self, *, ram_bytes=1024, ram_width=64, init=(), loopback=False):
+        self._ram_bytes, self._ram_width = ram_bytes, ram_width
+        self._loopback = loopback
+        addr_width = 32 - (ram_width // 8).bit_length() + 1
+        self.ram = BusSram(depth=ram_bytes * 8 // ram_width, data_width=ram_width,
+                           addr_width=addr_width, with_host=True, init=list(init))
+        super().__init__({"cpu": In(CpuBusSignature()),
+                          "engine": In(BusSignature(addr_width, ram_width)),
+                          "leds": Out(8), "exit_valid": Out(1), "exit_code": Out(32),
+                          "uart_tx": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.ram = ram = self.ram
+        m.submodules.decoder = dec = AddressDecoder(ram_bytes=self._ram_bytes,
+                                                    ram_width=self._ram_width)
+        m.submodules.uart = uart = Uart(divisor=4)
+        m.submodules.timer = timer = Timer()
+        m.submodules.gpio = gpio = Gpio()
+        m.submodules.sim = sim = SimControl()
+        connect(m, wiring.flipped(self.cpu), dec.cpu)
+        connect(m, wiring.flipped(self.engine), ram.bus)
+        m.d.comb += [ram.host_addr.eq(dec.ram.addr), ram.host_we.eq(dec.ram.we),
+                     ram.host_wdata.eq(dec.ram.wdata), dec.ram.rdata.eq(ram.host_rdata)]
+        for name, p in (("uart", uart), ("timer", timer), ("gpio", gpio), ("sim", sim)):
+            connect(m, getattr(dec, name), p.bus)
+        m.d.comb += [self.leds.eq(gpio.leds), self.exit_valid.eq(sim.exit_valid),
+                     self.exit_code.eq(sim.exit_code), self.uart_tx.eq(uart.tx)]
+        if self._loopback:
+            m.d.comb += uart.rx.eq(uart.tx)
+        return m
+
+
+async def cpu_access(ctx, bus, address, *, write=None, mask=0xF):
+    """One request held until ``ready``; returns ``(rdata, cycles)``."""
+    ctx.set(bus.addr, address >> 2)
+    if write is None:
+        ctx.set(bus.re, 1)
+    else:
+        ctx.set(bus.we, mask)
+        ctx.set(bus.wdata, write)
+    cycles = 0
+    while True:
+        ready, data = ctx.get(bus.ready), ctx.get(bus.rdata)
+        await ctx.tick()
+        cycles += 1
+        if ready:
+            break
+        assert cycles < 10, "request never completed"
+    ctx.set(bus.re, 0)
+    ctx.set(bus.we, 0)
+    return data, cycles
+
+
+def test_decoder_ram_lanes_byte_masks_and_latency():
+    init = [0x1111_2222_3333_4444, 0x5555_6666_7777_8888]
+    dut = Fabric(init=init)
+
+    async def testbench(ctx):
+        cpu = dut.cpu
+        assert await cpu_access(ctx, cpu, 0x0) == (0x3333_4444, 2)
+        assert await cpu_access(ctx, cpu, 0x4) == (0x1111_2222, 2)
+        assert (await cpu_access(ctx, cpu, 0xC))[0] == 0x5555_6666
+        assert (await cpu_access(ctx, cpu, 0x8, write=0xAABB_CCDD))[1] == 1
+        assert (await cpu_access(ctx, cpu, 0xC, write=0x0000_EE00, mask=0b0010))[1] == 1
+        assert (await cpu_access(ctx, cpu, 0x8))[0] == 0xAABB_CCDD
+        assert (await cpu_access(ctx, cpu, 0xC))[0] == 0x5555_EE66
+        # The engine's port sees the same bytes as one 64-bit word.
+        ctx.set(dut.engine.req.payload.addr, 1)
+        ctx.set(dut.engine.req.valid, 1)
+        await ctx.tick()
+        ctx.set(dut.engine.req.valid, 0)
+        assert ctx.get(dut.engine.rsp.valid)
+        assert ctx.get(dut.engine.rsp.payload) == 0x5555_EE66_AABB_CCDD
+        # Outside the RAM and the peripheral blocks: reads 0, writes vanish.
+        for address in (1024, 0x2000_0000, PERIPHERAL_BASE + len(PERIPHERALS) * 0x1000):
+            await cpu_access(ctx, cpu, address, write=0xFFFF_FFFF)
+            assert await cpu_access(ctx, cpu, address) == (0, 2)
+        assert (await cpu_access(ctx, cpu, 0x0))[0] == 0x3333_4444   # not aliased
+
+    run(dut, testbench)
+
+
+def test_decoder_engine_and_cpu_concurrently():
+    dut = Fabric()
+
+    async def testbench(ctx):
+        # The engine writes word 3 while the core writes word 0 in the same cycle.
+        ctx.set(dut.engine.req.payload, {"addr": 3, "write": 1, "data": 0x0123_4567_89AB_CDEF,
+                                         "mask": 0xFF})
+        ctx.set(dut.engine.req.valid, 1)
+        ctx.set(dut.cpu.addr, 0)
+        ctx.set(dut.cpu.we, 0xF)
+        ctx.set(dut.cpu.wdata, 0xCAFE_F00D)
+        assert ctx.get(dut.engine.req.ready) and ctx.get(dut.cpu.ready)
+        await ctx.tick()
+        ctx.set(dut.engine.req.valid, 0)
+        ctx.set(dut.cpu.we, 0)
+        assert (await cpu_access(ctx, dut.cpu, 24))[0] == 0x89AB_CDEF
+        assert (await cpu_access(ctx, dut.cpu, 28))[0] == 0x0123_4567
+        assert (await cpu_access(ctx, dut.cpu, 0))[0] == 0xCAFE_F00D
+
+    run(dut, testbench)
+
+
+def test_decoder_peripherals():
+    dut = Fabric()
+
+    async def testbench(ctx):
+        cpu = dut.cpu
+        await cpu_access(ctx, cpu, GPIO.address("LEDS"), write=0x5A)
+        assert ctx.get(dut.leds) == 0x5A
+        assert (await cpu_access(ctx, cpu, GPIO.address("LEDS")))[0] == 0x5A
+        lo0 = (await cpu_access(ctx, cpu, TIMER.address("CYCLE_LO")))[0]
+        lo1 = (await cpu_access(ctx, cpu, TIMER.address("CYCLE_LO")))[0]
+        assert lo1 - lo0 == 2
+        # A read held for two cycles takes one byte from the FIFO: EMPTY both times.
+        assert (await cpu_access(ctx, cpu, UART.address("DATA")))[0] == EMPTY
+        assert (await cpu_access(ctx, cpu, UART.address("STATUS")))[0] == TX_READY | TX_IDLE
+        await cpu_access(ctx, cpu, UART.address("DATA"), write=ord("A"))
+        assert not (await cpu_access(ctx, cpu, UART.address("STATUS")))[0] & TX_IDLE
+        # The register block repeats no further than its span; its top word is unused.
+        assert (await cpu_access(ctx, cpu, GPIO.base + 0xFFC))[0] == 0
+        await cpu_access(ctx, cpu, SIM.address("EXIT"), write=7)
+        assert (ctx.get(dut.exit_valid), ctx.get(dut.exit_code)) == (1, 7)
+
+    run(dut, testbench)
+
+
+def test_decoder_rx_read_pops_once():
+    """The read strobe reaches the UART once even though the request lasts two cycles."""
+    dut = Fabric(loopback=True)
+
+    async def testbench(ctx):
+        for byte in b"hi":
+            while not (await cpu_access(ctx, dut.cpu, UART.address("STATUS")))[0] & TX_READY:
+                pass
+            await cpu_access(ctx, dut.cpu, UART.address("DATA"), write=byte)
+        while not (await cpu_access(ctx, dut.cpu, UART.address("STATUS")))[0] & TX_IDLE:
+            pass
+        await ctx.tick().repeat(8)
+        got = [(await cpu_access(ctx, dut.cpu, UART.address("DATA")))[0] for _ in range(3)]
+        assert got == [ord("h"), ord("i"), EMPTY]
+
+    run(dut, testbench)
+
+
+# -- Memory map and configuration ---------------------------------------------------------------
+
+def test_memory_map_is_decodable():
+    assert peripheral_at(UART.base) is UART
+    assert peripheral_at(SIM.base + 0xFFF) is SIM
+    assert peripheral_at(PERIPHERAL_BASE - 4) is None
+    assert peripheral_at(PERIPHERAL_BASE + len(PERIPHERALS) * 0x1000) is None
+    assert [p.index for p in PERIPHERALS] == list(range(len(PERIPHERALS)))
+
+
+def test_soc_config_checks_name_the_parameter():
+    assert SocConfig().ram_bytes == EngineConfig().mem_bytes
+    assert SocConfig().uart_divisor == round(24_000_000 / 115_200)
+    small = EngineConfig(mem_bytes=1 << 12)
+    assert SocConfig(engine=small).ram_bytes == 1 << 12
+    for kwargs, name in (({"ram_bytes": 1 << 12}, "ram_bytes"),
+                         ({"clock_hz": 0}, "clock_hz"),
+                         ({"uart_baud": 12_000_000}, "uart_baud"),
+                         ({"clock_hz": 100_000_000, "uart_baud": 300}, "uart_baud"),
+                         ({"with_m": 1}, "with_m"),
+                         ({"engine": {}}, "engine")):
+        with pytest.raises(ConfigError, match=f"^{name} ") as info:
+            SocConfig(**kwargs)
+        assert "\n" not in str(info.value)
+    assert SocConfig.from_dict(SocConfig().to_dict()) == SocConfig()
+
+
+def test_image_words_little_endian_and_size_check():
+    config = SocConfig(engine=EngineConfig(mem_bytes=1 << 10))
+    assert image_words(bytes(range(1, 10)), config) == [0x0807060504030201, 0x09]
+    with pytest.raises(ValueError, match="does not fit"):
+        image_words(bytes(1025), config)
