@@ -1,6 +1,6 @@
 """One processing element of the systolic array."""
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -80,7 +80,7 @@ class ProcessingElement(wiring.Component):
         m.d.comb += self.b_out.eq(b_reg)
 
         o1 = Signal(acc_shape)
-        os = self.os if (self._with_os and self._with_ws) else int(self._with_os)
+        os = self.os if (self._with_os and self._with_ws) else Const(int(self._with_os), 1)
 
         weight = Signal(op)
         if self._with_ws:

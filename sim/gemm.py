@@ -121,6 +121,8 @@ def compile_gemm(a, b, bias=None, requant=Requant(), *, config=EngineConfig(),
         raise GemmError(f"M, N and K must be at least 1, not {M}, {N}, {K}")
     for name, x, signed, zero in (("A", a, a_signed, a_zero), ("B", b, b_signed, b_zero)):
         lo, hi = element_range(c.in_width, signed)
+        if not -(1 << 15) <= zero < (1 << 15):
+            raise GemmError(f"the {name} zero point must fit 16 signed bits, not {zero}")
         if x.min() < lo or x.max() > hi or not lo <= zero <= hi:
             raise GemmError(f"{name} and its zero point must lie in [{lo}, {hi}] for "
                             f"{'signed' if signed else 'unsigned'} {c.in_width}-bit elements")

@@ -18,7 +18,8 @@ import numpy as np
 import rvnpu.hdl
 
 from rvnpu.hdl.config import EngineConfig
-from rvnpu.hdl.isa import Funct, encode
+from rvnpu.hdl.isa import Funct, Space, encode
+from rvnpu.hdl.load import load_row_bytes
 from rvnpu.sim.engine_top import EngineTestTop
 from rvnpu.sim.runner import run_cocotb, verilog_of
 
@@ -29,6 +30,10 @@ __all__ = ["EngineRun", "EngineResult", "RtlEngine", "default_build_root"]
 #: Everything the test top's Verilog is generated from.
 _SOURCES = [*Path(rvnpu.hdl.__file__).resolve().parent.glob("*.py"),
             Path(__file__).resolve().parent / "engine_top.py"]
+
+
+def _ceil(a, b):
+    return -(-a // b)
 
 
 def default_build_root():
@@ -105,7 +110,23 @@ class RtlEngine:
                 tmp.replace(cache)
         return self._verilog
 
-    def _job(self, run):
+    def _clear_program(self):
+        """Commands zeroing every local memory: LOADs with stride 0 repeating a zero row at
+        address 0 (which the testbench zeroes first and the job's image then overwrites).
+        Block RAM keeps its contents through reset, and the golden model starts from zeros."""
+        c = self.config
+        program = [encode(Funct.CONFIG_LOAD, stride=0)]
+        for space, depth, width in ((Space.SPAD_A, c.spad_depth, c.rows),
+                                    (Space.SPAD_B, c.spad_depth, c.cols),
+                                    (Space.ACC, c.acc_depth, c.cols),
+                                    (Space.QP, c.qp_depth, c.cols)):
+            for row in range(0, depth, 255):
+                program.append(encode(Funct.LOAD, dram_addr=0, local_row=row, space=space,
+                                      rows=min(255, depth - row), cols=width))
+        program.append(encode(Funct.FENCE))
+        return program
+
+    def _job(self, run, clear):
         c = self.config
         bb = c.bus_bytes
         memory = np.zeros(c.mem_bytes, np.uint8)
@@ -122,6 +143,8 @@ class RtlEngine:
         if not program or program[-1][0] != Funct.FENCE:
             program.append(encode(Funct.FENCE))
         return {
+            "preamble": self._clear_program() if clear else [],
+            "zero_words": _ceil(load_row_bytes(c), bb),
             "words": [[w, memory[w * bb:(w + 1) * bb].tobytes()[::-1].hex()]
                       for w in sorted(words)],
             "program": program,
@@ -131,13 +154,14 @@ class RtlEngine:
         }
 
     def run(self, runs, *, waves=False):
-        """Run each :class:`EngineRun` from reset; return an :class:`EngineResult` for each.
+        """Run each :class:`EngineRun` from reset, with zeroed local memories; return an
+        :class:`EngineResult` for each.
 
         A FENCE is appended to a program that does not end with one (and its answer kept), so
         the dump always sees finished work.
         """
         runs = list(runs)
-        jobs = [self._job(run) for run in runs]
+        jobs = [self._job(run, clear=i > 0) for i, run in enumerate(runs)]
         self.build_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.build_dir) as tmp:
             jobs_file, results_file = Path(tmp) / "jobs.json", Path(tmp) / "results.json"

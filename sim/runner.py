@@ -73,9 +73,10 @@ TIMESCALE = ("1ns", "1ps")
 _VERILATOR_ARGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style")
 
 # Bump when the build recipe below changes in a way the cache key does not capture.
-_RECIPE_VERSION = 1
+_RECIPE_VERSION = 2
 
 _STAMP = ".rvnpu-build-stamp"
+_ICARUS_DUMP = "rvnpu_iverilog_dump"
 _LOCK = ".rvnpu-lock"
 _BUILD_LOG = "build.log"
 _SIM_LOG = "sim.log"
@@ -454,8 +455,14 @@ def run_cocotb(*, sources, toplevel, test_module, simulator="verilator", build_d
         args = [*_VERILATOR_ARGS, *(["--trace-fst"] if fst else []), *build_args]
         waves_path = build_dir / ("dump.fst" if fst else "dump.vcd")
     else:
-        args = list(build_args)
-        waves_path = build_dir / f"{toplevel}.fst"
+        # cocotb compiles with -g2012, under which Icarus leaves much of Amaranth's output
+        # undefined after reset (always @* blocks that never trigger); -g2005 does not.
+        # cocotb's own wave-dump module needs SystemVerilog, so rvnpu builds a Verilog-2005
+        # one instead (cocotb's test() still tells vvp to write FST).
+        args = ["-g2005", *build_args]
+        waves_path = build_dir / f"{toplevel}.fst"     # vvp -fst, from cocotb's test()
+        if waves:
+            args += ["-s", _ICARUS_DUMP]
 
     # The runner lets the caller's environment override its arguments; drop what we decide.
     # Without PYTEST_CURRENT_TEST it also returns instead of calling sys.exit on a failure.
@@ -473,6 +480,14 @@ def run_cocotb(*, sources, toplevel, test_module, simulator="verilator", build_d
 
     with _locked(build_dir):
         staged = _stage_sources(sources, build_dir / "src")
+        if simulator == "icarus" and waves:
+            dump = build_dir / "src" / f"{_ICARUS_DUMP}.v"
+            text = (f"module {_ICARUS_DUMP}();\ninitial begin\n"
+                    f"    $dumpfile(\"{waves_path}\");\n    $dumpvars(0, {toplevel});\n"
+                    f"end\nendmodule\n")
+            dump.write_text(text)
+            staged.append((dump, text))
+        cocotb_waves = waves and simulator != "icarus"
         key = _cache_key(
             recipe=_RECIPE_VERSION, simulator=simulator, toplevel=toplevel, waves=waves,
             build_args=args, timescale=TIMESCALE, **_tool_identity(simulator, env),
@@ -491,7 +506,7 @@ def run_cocotb(*, sources, toplevel, test_module, simulator="verilator", build_d
                 try:
                     runner.build(sources=[path for path, _ in staged], hdl_toplevel=toplevel,
                                  build_args=args, build_dir=build_dir, always=True,
-                                 waves=waves, timescale=TIMESCALE, log_file=log_path)
+                                 waves=cocotb_waves, timescale=TIMESCALE, log_file=log_path)
                 except (RuntimeError, SystemExit) as error:
                     raise BuildFailed(
                         f"{simulator} build of {toplevel} failed ({error}); "

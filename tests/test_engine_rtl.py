@@ -10,25 +10,30 @@ keep in program order.
 
 One test runs one configuration's whole batch, because every simulator run starts the
 simulator afresh and pytest-xdist would otherwise repeat the batch in each worker. Its failure
-message lists every failing case with the seed that rebuilds it (``random_program(config,
-seed)``, ``random_gemm_case(config, seed)``).
+message lists every failing case with the seed that rebuilds it (``random_program(
+CONFIGS[name], seed)``, ``random_gemm_case(CONFIGS[name], seed)``); a failing program can be
+rerun alone with ``RtlEngine(...).run([EngineRun(p.commands, p.image, [(0, mem_bytes)])])`` and
+shrunk by deleting commands while it still fails.
 """
 
 import dataclasses
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rvnpu.hdl.config import EngineConfig
+from rvnpu.hdl.engine import MatrixEngine
 from rvnpu.hdl.isa import (STATUS_FIELDS, Dataflow, Funct, RequantMode, Space, encode,
                            unpack_status)
 from rvnpu.sim import toolchain
 from rvnpu.sim.gemm import Requant, compile_gemm, gemm_reference
 from rvnpu.sim.golden.engine import EngineModel, element_range, output_range
 from rvnpu.sim.golden.requant import quantize_multiplier
-from rvnpu.sim.rtl import EngineRun, RtlEngine
+from rvnpu.sim.rtl import EngineResult, EngineRun, RtlEngine
+from rvnpu.sim.runner import verilog_of
 
 
 BUILD_ROOT = Path(os.environ.get("RVNPU_SIM_BUILD",
@@ -45,7 +50,8 @@ CONFIGS = {
     "8x8-ws": EngineConfig(rows=8, cols=8, dataflow="ws", spad_depth=64, acc_depth=32,
                            qp_depth=8, bus_width=128, mem_bytes=1 << 13, queue_depth=2),
     "2x2-int4": EngineConfig(rows=2, cols=2, in_width=4, acc_width=16, dataflow="both",
-                             spad_depth=64, acc_depth=32, qp_depth=8, mem_bytes=1 << 12),
+                             spad_depth=64, acc_depth=32, qp_depth=8, mem_bytes=1 << 12,
+                             queue_depth=1),
     "2x3-int16": EngineConfig(rows=2, cols=3, in_width=16, acc_width=32, dataflow="both",
                               spad_depth=64, acc_depth=32, qp_depth=8, mem_bytes=1 << 13),
 }
@@ -163,6 +169,11 @@ def gemm_batch(config, count, seed):
     for d in flows:
         cases.append(random_gemm_case(config, seed + len(cases), shape=(5, 6, 19), dataflow=d,
                                       mode="tflite", extreme=True))
+    # A long reduction: many K chunks (WS), a long OS accumulation.
+    long_k = min(120, config.spad_depth // 2 - config.rows)
+    for d in flows:
+        cases.append(random_gemm_case(config, seed + len(cases), shape=(5, 6, long_k),
+                                      dataflow=d))
     while len(cases) < count:
         cases.append(random_gemm_case(config, seed + len(cases)))
     return cases
@@ -211,8 +222,8 @@ class _Generator:
         for addr, rows, cols in ((self.ident_a, R, R), (self.ident_b, R, C)):
             ident = np.eye(rows, cols, dtype="<u2" if es == 2 else "u1").tobytes()
             memory[addr:addr + len(ident)] = np.frombuffer(ident, np.uint8)
-        # A region of sane requantisation rows (bias, multiplier/scale, shift), one triple per
-        # QP-row group, so that some STOREs produce values that are not all clamped.
+        # Two triples of sane requantisation rows (bias, multiplier or scale, shift), TFLite
+        # then ONNX Runtime, so that some STOREs produce values that are not all clamped.
         self.sane_qp = int(rng.integers(0, self.limit - 2 * 3 * c.cols * 4)) & ~3
         rows = []
         for mode in (RequantMode.TFLITE, RequantMode.ORT):
@@ -596,27 +607,24 @@ def check_program(program, result, config):
     """A description of the first way the RTL differs from the model, or ``None``."""
     got = [r & BUSY_MASK for r in result.responses]
     want = [r & BUSY_MASK for r in program.responses]
-    if got != want:
-        i = next((i for i, (g, w) in enumerate(zip(got, want)) if g != w), min(len(got),
-                                                                                len(want)))
-        detail = (f"{unpack_status(got[i])} vs expected {unpack_status(want[i])}"
-                  if i < min(len(got), len(want)) else f"{len(got)} answers, expected "
-                  f"{len(want)}")
-        return f"answer {i} differs (busy masked): {detail}"
-    # FENCE answers only once nothing is in flight: their busy bit must be 0.
-    answering = [f for f, _, _ in program.commands if f in (Funct.FENCE, Funct.STATUS)]
-    for i, funct in enumerate(answering):
+    if len(got) != len(want):
+        return f"{len(got)} answers, expected {len(want)}"
+    # Where each answer comes from: FENCE and STATUS are never refused.
+    answering = [(j, Funct(f)) for j, (f, _, _) in enumerate(program.commands)
+                 if f in (Funct.FENCE, Funct.STATUS)]
+    for i, ((j, funct), g, w) in enumerate(zip(answering, got, want)):
+        if g != w:
+            return (f"answer {i} ({funct.name}, command {j}) differs (busy masked): "
+                    f"{unpack_status(g)}, expected {unpack_status(w)}")
+        # FENCE answers only once nothing is in flight: its busy bit must be 0.
         if funct == Funct.FENCE and result.responses[i] & ~BUSY_MASK:
-            return f"FENCE answer {i} has busy set: {result.responses[i]:#x}"
+            return f"answer {i} (FENCE, command {j}) has busy set"
     diff = first_difference(result.memory, program.memory)
     if diff:
         idx = int(np.argwhere(result.memory != program.memory)[0][0])
         region = region_of(config, idx)
         return f"memory ({region}, byte {idx:#x}): {diff}"
     return None
-
-
-SIMULATORS = sorted({sim for _, sim, _, _ in PLAN})
 
 
 def _plan_param(name, simulator, n_gemm, n_prog):
@@ -708,6 +716,43 @@ def test_programs_exercise_everything():
     assert answers >= 16
 
 
+def test_check_program_reports_differences():
+    """The comparison itself: equal results pass; a changed byte, a changed answer, a busy
+    FENCE or a missing answer are each reported (with the busy bit of STATUS ignored)."""
+    config = CONFIGS["2x2-int4"]
+    program = random_program(config, SEED)
+    fine = EngineResult(memory=program.memory.copy(), responses=list(program.responses),
+                        cycles=0, active_cycles=0)
+    assert check_program(program, fine, config) is None
+    answering = [f for f, _, _ in program.commands if f in (Funct.FENCE, Funct.STATUS)]
+    busy = dataclasses.replace(fine, responses=list(fine.responses))
+    busy.responses[answering.index(Funct.STATUS)] |= 1 << BUSY.lsb
+    assert check_program(program, busy, config) is None
+
+    memory = fine.memory.copy()
+    memory[gen_limit(config) - 1] ^= 0x40
+    message = check_program(program, dataclasses.replace(fine, memory=memory), config)
+    assert message and f"byte {gen_limit(config) - 1:#x}" in message and "main memory" in message
+    memory = fine.memory.copy()
+    memory[-1] ^= 1
+    assert "identities" in check_program(program, dataclasses.replace(fine, memory=memory),
+                                         config)
+    answers = list(fine.responses)
+    answers[-1] |= 1 << BUSY.lsb                     # the final FENCE
+    assert "busy set" in check_program(program, dataclasses.replace(fine, responses=answers),
+                                       config)
+    answers = list(fine.responses)
+    answers[0] ^= 1 << 16                            # an error count
+    assert "answer 0" in check_program(program, dataclasses.replace(fine, responses=answers),
+                                       config)
+    assert "answers, expected" in check_program(
+        program, dataclasses.replace(fine, responses=fine.responses[:-1]), config)
+
+
+def gen_limit(config):
+    return _Generator(config, np.random.default_rng(0)).limit
+
+
 def test_gemm_batches_compile_for_every_config():
     for name, config in CONFIGS.items():
         for case in gemm_batch(config, 12, SEED):
@@ -749,3 +794,14 @@ def test_batch_jobs_start_from_clear_local_memories():
         [EngineRun(first, image, [(0, 128)]), EngineRun(second, [], [(0, 128)])])
     diff = first_difference(results[1].memory[64:80], model.memory[64:80])
     assert diff is None, f"STORE_ACC of ACC row 0 in the second job: {diff}"
+
+
+def test_ws_only_engine_converts_without_warnings():
+    """STYLE.md runs with warnings as errors. In a weight-stationary-only engine each PE
+    writes ``mark_in & ~os`` with ``os`` the Python int 0, so ``~os`` is -1 and Amaranth warns
+    about a signed If condition (hdl/pe.py); the logic happens to be right."""
+    config = EngineConfig(rows=2, cols=2, dataflow="ws", spad_depth=16, acc_depth=16,
+                          qp_depth=4, mem_bytes=1 << 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        verilog_of(MatrixEngine(config), "engine")

@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from rvnpu.hdl.config import ConfigError, EngineConfig
+from rvnpu.hdl.config import EngineConfig
 from rvnpu.hdl.isa import (STATUS_FIELDS, Dataflow, ErrorCode, Funct, RequantMode, Space,
                            encode, unpack_status)
 from rvnpu.sim.gemm import GemmError, Requant, compile_gemm, gemm_reference, run_on_model
@@ -26,16 +26,10 @@ IN_WIDTHS = (4, 8, 16)
 
 
 def make_config(rows, cols, in_width=8, **kwargs):
-    """A roomy configuration; a 16-bit one skips while :class:`EngineConfig` refuses it (see
-    ``test_config.py::test_in_width_16_is_constructible``)."""
-    try:
-        return EngineConfig(rows=rows, cols=cols, in_width=in_width, **{
-            "dataflow": "both", "spad_depth": 256, "acc_depth": 64, "qp_depth": 16,
-            "mem_bytes": 1 << 16, **kwargs})
-    except ConfigError as error:
-        if in_width == 16:
-            pytest.skip(f"no 16-bit configuration can be built: {error}")
-        raise
+    """A configuration with room for every GEMM below."""
+    return EngineConfig(rows=rows, cols=cols, in_width=in_width, **{
+        "dataflow": "both", "spad_depth": 256, "acc_depth": 64, "qp_depth": 16,
+        "mem_bytes": 1 << 16, **kwargs})
 
 
 def first_difference(got, want, what):

@@ -10,7 +10,9 @@ answers, waits for the last one, and reads the requested memory regions back.
 
 Arguments (``test_args``): ``jobs_file`` and ``results_file``, JSON paths. Each job is
 ``{"words": [[index, hex], ...], "program": [[funct, op1, op2], ...], "responses": n,
-"dump": [[first_word, count], ...], "max_cycles": n}``.
+"dump": [[first_word, count], ...], "max_cycles": n, "preamble": [[funct, op1, op2], ...],
+"zero_words": n}``; the preamble (ending in FENCE) clears the local memories before the image
+is written and is not counted in the cycles.
 """
 
 import json
@@ -81,6 +83,14 @@ async def _push(dut, program):
 
 async def _run_job(dut, job, mask):
     await _reset(dut)
+    if job["preamble"]:
+        # Zero the local memories (block RAM survives reset) from a zeroed row at address 0.
+        await _write_words(dut, [[i, "0"] for i in range(job["zero_words"])], mask)
+        answers = []
+        collector = cocotb.start_soon(_collect(dut, 1, answers))
+        await _push(dut, job["preamble"])
+        await collector
+        await RisingEdge(dut.clk)
     await _write_words(dut, job["words"], mask)
     await ReadOnly()
     start = dut.cycles.value.to_unsigned()
