@@ -4,7 +4,7 @@ from amaranth.hdl import Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .memory_map import PERIPHERAL_BASE, PERIPHERAL_SPAN, PERIPHERALS, RAM_BASE
+from .memory_map import PERIPHERAL_SPAN, PERIPHERALS, RAM_BASE
 from .regbus import ADDR_WIDTH, RegisterSignature
 
 

@@ -15,10 +15,11 @@ from .config import ConfigError, EngineConfig
 
 
 __all__ = [
-    "RAM_BASE", "PERIPHERAL_BASE", "CUSTOM0_OPCODE", "PERIPHERAL_SPAN", "HEADER_NAME", "LINKER_NAME",
-    "REGENERATE_DOC", "Access", "Bits", "Register", "Peripheral",
+    "RAM_BASE", "PERIPHERAL_BASE", "PERIPHERAL_SPAN", "CUSTOM0_OPCODE", "HEADER_NAME",
+    "LINKER_NAME", "REGENERATE_DOC", "Access", "Bits", "Register", "Peripheral",
     "UART", "TIMER", "GPIO", "SIM", "PERIPHERALS", "SocConfig", "ConfigError",
     "peripheral_at", "memory_map_header", "memory_map_markdown", "linker_memory",
+    "write_memory_map_doc",
 ]
 
 
