@@ -16,7 +16,6 @@ even in freestanding code.
 import dataclasses
 import os
 import re
-import shutil
 import struct
 import subprocess
 import sys
@@ -127,6 +126,25 @@ def _library_sources():
     return [FIRMWARE_DIR / "crt0.S", *sorted((FIRMWARE_DIR / "lib").glob("*.c"))]
 
 
+def _compile_library(soc_config, opt, generated, tmp):
+    """Objects of the start-up code and the firmware library, compiled in parallel."""
+    command = compiler_command(soc_config, opt=opt, generated_dir=generated)
+    jobs = []
+    for source in _library_sources():
+        obj = tmp / f"lib-{source.stem}.o"
+        jobs.append((source, obj, subprocess.Popen(
+            [*command, "-c", str(source), "-o", str(obj)], stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True)))
+    errors = []
+    for source, _, process in jobs:
+        output, _ = process.communicate()
+        if process.returncode != 0:
+            errors.append(output.strip())
+    if errors:
+        raise FirmwareError("compiling the firmware library failed:\n" + "\n".join(errors))
+    return [obj for _, obj, _ in jobs]
+
+
 def _elf_sections(path):
     """``{name: (address, size, loaded)}`` of an ELF32 little-endian file's allocated
     sections; a few lines of parsing rather than a dependency."""
@@ -210,6 +228,9 @@ def build_firmware(sources, out_dir, soc_config=SocConfig(), *, name=None, defin
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{name}-") as tmp:
         tmp = Path(tmp)
         staged = {suffix: tmp / path.name for suffix, path in outputs.items()}
+        # The library is compiled on its own, so that the program's definitions (-DM=64)
+        # cannot change it; zig caches the objects.
+        library = _compile_library(soc_config, opt, generated, tmp)
         command = compiler_command(soc_config, opt=opt, defines=defines,
                                    include_dirs=include_dirs, generated_dir=generated)
         # lld looks for the script's INCLUDE in the working directory (zig does not hand -L
@@ -217,7 +238,7 @@ def build_firmware(sources, out_dir, soc_config=SocConfig(), *, name=None, defin
         command += ["-T", str(FIRMWARE_DIR / "link.ld"),
                     "-Wl,--gc-sections",
                     "-Wl,--print-map", "-o", str(staged[".elf"]),
-                    *(str(s) for s in _library_sources()), *(str(s.resolve()) for s in sources)]
+                    *(str(s.resolve()) for s in sources), *(str(o) for o in library)]
         done = subprocess.run(command, capture_output=True, text=True, cwd=generated)
         if done.returncode != 0:
             output = done.stderr.strip()

@@ -80,7 +80,12 @@ static inline int rvnpu_status_error(uint32_t status)
     return (status & RVNPU_STATUS_WORD_ERROR_MASK) != 0;
 }
 
-/* A byte address in RAM as the engine's DMA sees it (RAM starts at the DMA window's 0). */
+/* A byte address in RAM as the engine's DMA sees it (RAM starts at the DMA window's 0). On a
+ * host, rvnpu_host_ram stands in for the RAM. */
+#ifdef RVNPU_HOST
+extern uint8_t rvnpu_host_ram[];
+#define RVNPU_DMA_ADDR(pointer) ((uint32_t)((const uint8_t *)(pointer) - rvnpu_host_ram))
+#endif
 #ifndef RVNPU_DMA_ADDR
 #define RVNPU_DMA_ADDR(pointer) ((uint32_t)(uintptr_t)(pointer) - RVNPU_RAM_BASE)
 #endif
@@ -127,6 +132,20 @@ static inline uint64_t rvnpu_active_cycles(void)
     return ((uint64_t)RVNPU_TIMER_ACTIVE_HI << 32) | lo;
 }
 
+/* -- Free RAM --------------------------------------------------------------------------- */
+
+#ifndef RVNPU_HOST
+/* The RAM no section uses (between .bss and the stack's reserve): *bytes receives its size.
+ * There is no allocator; firmware carves buffers out of it itself. */
+static inline void *rvnpu_free_ram(uint32_t *bytes)
+{
+    extern char __free_start[], __free_end[];
+    uintptr_t start = ((uintptr_t)__free_start + 15) & ~(uintptr_t)15;
+    *bytes = (uintptr_t)__free_end > start ? (uint32_t)((uintptr_t)__free_end - start) : 0;
+    return (void *)start;
+}
+#endif
+
 /* -- GPIO and exit ----------------------------------------------------------------------- */
 
 static inline void rvnpu_set_leds(uint32_t leds)
@@ -151,6 +170,7 @@ __attribute__((noreturn)) void rvnpu_trap(uint32_t mcause, uint32_t mepc, uint32
 #endif
 
 #include "rvnpu_stdio.h"
+#include "rvnpu_program.h"
 #include "rvnpu_gemm.h"
 
 #endif /* RVNPU_H */

@@ -56,6 +56,7 @@ enum rvnpu_gemm_result {
     RVNPU_GEMM_NO_WS = 3,        /* the engine was built without the weight-stationary flow */
     RVNPU_GEMM_BAD_MODE = 4,     /* mode is not one of enum rvnpu_gemm_mode */
     RVNPU_GEMM_REFUSED = 5,      /* the engine refused a command (bad zero point, clamp...) */
+    RVNPU_GEMM_NO_ROOM = 6,      /* the program's capacity is too small (see its count) */
 };
 
 /* Words of requantisation-parameter workspace a GEMM with n output columns needs. */
@@ -72,6 +73,12 @@ int rvnpu_gemm_start(const rvnpu_gemm_t *gemm);
  * FENCE's status word; its error bit is sticky, so clear it (rvnpu_status(1)) beforehand to
  * blame this GEMM alone. */
 int rvnpu_gemm(const rvnpu_gemm_t *gemm, uint32_t *status);
+
+/* Append the GEMM's commands (without the final FENCE) to `program`, for rvnpu_program_run
+ * to issue, as often as wanted: the requantisation table is written to gemm->qp now, and
+ * the operands are read when the program runs. Returns RVNPU_GEMM_NO_ROOM if the program
+ * could not hold them all; its count then says how many commands it needs room for. */
+int rvnpu_gemm_record(const rvnpu_gemm_t *gemm, rvnpu_program_t *program);
 
 /* The same GEMM on the core alone (TFLITE and RAW modes), a reference to check the engine
  * against and to compare speed with. Returns an enum rvnpu_gemm_result. */

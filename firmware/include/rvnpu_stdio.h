@@ -17,7 +17,7 @@ extern "C" {
 
 int putchar(int c);
 int puts(const char *s);                  /* writes s and a newline */
-int printf(const char *format, ...) __attribute__((format(printf, 1, 2)));
+int printf(const char *format, ...) __attribute__((__format__(__printf__, 1, 2)));
 int vprintf(const char *format, va_list args);
 
 /* Next received byte, or -1 if none is waiting. */

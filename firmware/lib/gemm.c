@@ -23,20 +23,30 @@ static uint32_t ceil_div(uint32_t a, uint32_t b)
 
 typedef struct {
     const rvnpu_gemm_t *g;
+    rvnpu_program_t *program;      /* record commands here instead of issuing them */
     uint32_t raw, out_bytes, qp_resident;
     uint32_t out_addr, qp_addr;
     /* A store waits until the next tile's computes are issued (see store()). */
     uint32_t pending, p_acc_row, p_m0, p_rows, p_n, p_cols;
 } plan_t;
 
-static void load(uint32_t dram, uint32_t space, uint32_t row, uint32_t rows, uint32_t cols,
-                 uint32_t stride)
+/* Inlined, so that each call site issues its one instruction without a switch. */
+static inline __attribute__((always_inline)) void emit(plan_t *p, rvnpu_cmd_t cmd)
+{
+    if (p->program)
+        rvnpu_program_add(p->program, cmd);
+    else
+        rvnpu_issue(cmd);
+}
+
+static void load(plan_t *p, uint32_t dram, uint32_t space, uint32_t row, uint32_t rows,
+                 uint32_t cols, uint32_t stride)
 {
     /* LOAD moves at most 255 rows. */
-    rvnpu_issue(rvnpu_encode_config_load(stride));
+    emit(p, rvnpu_encode_config_load(stride));
     for (uint32_t done = 0; done < rows; done += 255) {
         uint32_t part = min_u32(255, rows - done);
-        rvnpu_issue(rvnpu_encode_load(dram + done * stride, row + done, space, part, cols));
+        emit(p, rvnpu_encode_load(dram + done * stride, row + done, space, part, cols));
     }
 }
 
@@ -45,9 +55,9 @@ static uint32_t qp_load(plan_t *p, uint32_t n)
     if (p->qp_resident)
         return n * RVNPU_QP_ROWS;
     uint32_t row = n % (RVNPU_ENGINE_QP_DEPTH / RVNPU_QP_ROWS) * RVNPU_QP_ROWS;
-    rvnpu_issue(rvnpu_encode_config_load(C * 4));
-    rvnpu_issue(rvnpu_encode_load(p->qp_addr + n * RVNPU_QP_ROWS * C * 4, row,
-                                  RVNPU_SPACE_QP, RVNPU_QP_ROWS, C));
+    emit(p, rvnpu_encode_config_load(C * 4));
+    emit(p, rvnpu_encode_load(p->qp_addr + n * RVNPU_QP_ROWS * C * 4, row, RVNPU_SPACE_QP,
+                              RVNPU_QP_ROWS, C));
     return row;
 }
 
@@ -56,11 +66,11 @@ static void emit_store(plan_t *p)
     uint32_t n = p->p_n;
     uint32_t qp_row = p->raw ? 0 : qp_load(p, n);
     uint32_t addr = p->out_addr + (p->p_m0 * p->g->n + n * C) * p->out_bytes;
-    rvnpu_issue(rvnpu_encode_config_store(p->g->n * p->out_bytes, qp_row));
+    emit(p, rvnpu_encode_config_store(p->g->n * p->out_bytes, qp_row));
     if (p->raw)
-        rvnpu_issue(rvnpu_encode_store_acc(addr, p->p_acc_row, p->p_rows, p->p_cols));
+        emit(p, rvnpu_encode_store_acc(addr, p->p_acc_row, p->p_rows, p->p_cols));
     else
-        rvnpu_issue(rvnpu_encode_store(addr, p->p_acc_row, p->p_rows, p->p_cols));
+        emit(p, rvnpu_encode_store(addr, p->p_acc_row, p->p_rows, p->p_cols));
     p->pending = 0;
 }
 
@@ -111,7 +121,7 @@ static void fill_qp(const rvnpu_gemm_t *g, uint32_t n_tiles)
     }
 }
 
-int rvnpu_gemm_start(const rvnpu_gemm_t *g)
+static int schedule(const rvnpu_gemm_t *g, rvnpu_program_t *program)
 {
     const uint32_t M = g->m, N = g->n, K = g->k;
     if (!M || !N || !K)
@@ -132,25 +142,26 @@ int rvnpu_gemm_start(const rvnpu_gemm_t *g)
 
     plan_t p = {0};
     p.g = g;
+    p.program = program;
     p.raw = g->requant.mode == RVNPU_GEMM_RAW;
     p.out_bytes = p.raw ? 4 : EB;
     p.out_addr = RVNPU_DMA_ADDR(g->c);
     const uint32_t n_tiles = ceil_div(N, C);
     const uint32_t a_addr = RVNPU_DMA_ADDR(g->a), b_addr = RVNPU_DMA_ADDR(g->b);
 
-    rvnpu_issue(rvnpu_encode_config_exec(RVNPU_DATAFLOW_WS, !g->a_unsigned, !g->b_unsigned,
-                                         g->a_zero, g->b_zero));
+    emit(&p, rvnpu_encode_config_exec(RVNPU_DATAFLOW_WS, !g->a_unsigned, !g->b_unsigned,
+                                      g->a_zero, g->b_zero));
     if (!p.raw) {
         const rvnpu_requant_t *q = &g->requant;
         fill_qp(g, n_tiles);
         p.qp_addr = RVNPU_DMA_ADDR(g->qp);
-        rvnpu_issue(rvnpu_encode_config_requant(q->out_zero, q->mode, q->clamp_min,
-                                                q->clamp_max));
+        emit(&p, rvnpu_encode_config_requant(q->out_zero, q->mode, q->clamp_min,
+                                             q->clamp_max));
         p.qp_resident = n_tiles * RVNPU_QP_ROWS <= min_u32(RVNPU_ENGINE_QP_DEPTH, 255);
         if (p.qp_resident) {
-            rvnpu_issue(rvnpu_encode_config_load(C * 4));
-            rvnpu_issue(rvnpu_encode_load(p.qp_addr, 0, RVNPU_SPACE_QP,
-                                          n_tiles * RVNPU_QP_ROWS, C));
+            emit(&p, rvnpu_encode_config_load(C * 4));
+            emit(&p, rvnpu_encode_load(p.qp_addr, 0, RVNPU_SPACE_QP, n_tiles * RVNPU_QP_ROWS,
+                                       C));
         }
     }
 
@@ -167,14 +178,14 @@ int rvnpu_gemm_start(const rvnpu_gemm_t *g)
                 /* Each K chunk of A just before its first use: the load unit is in order,
                  * so loading the whole block first would hold back the weights. */
                 if (n == 0)
-                    load(a_addr + (m0 * K + j * R) * EB, RVNPU_SPACE_SPAD_A, a_base + j * mb,
+                    load(&p, a_addr + (m0 * K + j * R) * EB, RVNPU_SPACE_SPAD_A, a_base + j * mb,
                          rows, k_rows, K * EB);
                 uint32_t slot = b_next % b_slots * R;
                 b_next++;
-                load(b_addr + (j * R * N + n * C) * EB, RVNPU_SPACE_SPAD_B, slot, k_rows, cols,
-                     N * EB);
-                rvnpu_issue(rvnpu_encode_compute(a_base + j * mb, slot, acc_base, rows, k_rows,
-                                                 j > 0));
+                load(&p, b_addr + (j * R * N + n * C) * EB, RVNPU_SPACE_SPAD_B, slot, k_rows,
+                     cols, N * EB);
+                emit(&p, rvnpu_encode_compute(a_base + j * mb, slot, acc_base, rows, k_rows,
+                                              j > 0));
             }
             store(&p, acc_base, m0, rows, n, cols);
         }
@@ -182,6 +193,19 @@ int rvnpu_gemm_start(const rvnpu_gemm_t *g)
     if (p.pending)
         emit_store(&p);
     return RVNPU_GEMM_OK;
+}
+
+int rvnpu_gemm_start(const rvnpu_gemm_t *g)
+{
+    return schedule(g, 0);
+}
+
+int rvnpu_gemm_record(const rvnpu_gemm_t *g, rvnpu_program_t *program)
+{
+    int result = schedule(g, program);
+    if (result == RVNPU_GEMM_OK && program->count + 1 > program->capacity)
+        return RVNPU_GEMM_NO_ROOM;
+    return result;
 }
 
 int rvnpu_gemm(const rvnpu_gemm_t *g, uint32_t *status)

@@ -1,0 +1,91 @@
+"""Runs one firmware image on the whole SoC and records what it did.
+
+The simulator runs free: the clock is made in Verilog (``rvnpu.sim.soc_sim``'s wrapper around
+the SoC, whose instance is ``dut.soc``), the exit is one trigger on the
+rising edge of ``sim_exit_valid`` (raced against a cycle limit), and the UART monitor wakes only
+on a falling edge of ``tx`` and then once a bit to sample it. Nothing in Python runs a cycle.
+
+Arguments (``test_args``): ``image`` (path of the RAM image, loaded from address 0 while the SoC
+is held in reset), ``results_file``, ``max_cycles``, ``uart_divisor`` (clock cycles a bit),
+``ram_word_bytes``, and optionally ``uart_input`` (hex of bytes sent to the SoC's rx once it
+runs) and ``buttons``.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import cocotb
+from cocotb.simtime import get_sim_time
+from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, Timer, with_timeout
+
+from rvnpu.sim.runner import test_args
+
+#: The wrapper's clock period.
+PERIOD_PS = 10_000
+
+
+async def _uart_monitor(tx, bit_ps, received):
+    """Decode 8N1 bytes from ``tx``, sampling each bit in its middle."""
+    while True:
+        await FallingEdge(tx)
+        await Timer(bit_ps * 3 // 2, unit="ps")
+        byte = 0
+        for i in range(8):
+            byte |= int(tx.value) << i
+            await Timer(bit_ps, unit="ps")
+        if int(tx.value):               # a stop bit: a byte
+            received.append(byte)
+
+
+async def _uart_driver(rx, bit_ps, data):
+    for byte in data:
+        for level in [0] + [(byte >> i) & 1 for i in range(8)] + [1, 1]:
+            rx.value = level
+            await Timer(bit_ps, unit="ps")
+
+
+def _load(dut, image, word_bytes):
+    """Write the image straight into the RAM's array through VPI: no clock cycles spent."""
+    mem = dut.soc.ram.mem
+    image += bytes(-len(image) % word_bytes)
+    for i in range(0, len(image), word_bytes):
+        word = int.from_bytes(image[i:i + word_bytes], "little")
+        if word:
+            mem[i // word_bytes].value = word
+
+
+@cocotb.test()
+async def run_firmware(dut):
+    """Reset, load, run until the firmware writes SIM.EXIT or the cycle limit."""
+    args = test_args()
+    bit_ps = args["uart_divisor"] * PERIOD_PS
+    dut.rst.value = 1
+    dut.uart_rx.value = 1
+    dut.buttons.value = args.get("buttons", 0)
+    _load(dut, Path(args["image"]).read_bytes(), args["ram_word_bytes"])
+    await ClockCycles(dut.clk, 2)
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)
+
+    received = []
+    cocotb.start_soon(_uart_monitor(dut.uart_tx, bit_ps, received))
+    if args.get("uart_input"):
+        cocotb.start_soon(_uart_driver(dut.uart_rx, bit_ps, bytes.fromhex(args["uart_input"])))
+    start_ps = get_sim_time("ps")
+    start_wall = time.perf_counter()
+    timed_out = False
+    try:
+        await with_timeout(RisingEdge(dut.sim_exit_valid), args["max_cycles"] * PERIOD_PS, "ps")
+    except cocotb.triggers.SimTimeoutError:
+        timed_out = True
+    wall = time.perf_counter() - start_wall
+    cycles = int((get_sim_time("ps") - start_ps) // PERIOD_PS)
+    Path(args["results_file"]).write_text(json.dumps({
+        "uart": bytes(received).hex(),
+        "exit_code": None if timed_out else int(dut.sim_exit_code.value),
+        "timed_out": timed_out,
+        "cycles": cycles,
+        "wall_time_s": wall,
+        "leds": int(dut.leds.value),
+    }))
