@@ -121,6 +121,35 @@ def _cmd_sim(args):
     return 1
 
 
+def _define(text):
+    name, _, value = text.partition("=")
+    if not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME or NAME=VALUE, not {text!r}")
+    return name, (value if "=" in text else None)
+
+
+def _soc_config(args):
+    from rvnpu.hdl.memory_map import SocConfig
+    return SocConfig(engine=_config(args), clock_hz=args.clock_hz, uart_baud=args.uart_baud,
+                     with_m=not args.no_m)
+
+
+def _cmd_sim_firmware(args):
+    from rvnpu.sim.soc_sim import sim_firmware_main
+
+    config = _soc_config(args)
+    if args.max_cycles < 1:
+        raise ConfigError(f"--max-cycles must be at least 1, not {args.max_cycles}")
+    for program in args.program:
+        if not program.is_file():
+            raise ConfigError(f"no such firmware file: {program}")
+    if len(args.program) > 1 and any(p.suffix == ".bin" for p in args.program):
+        raise ConfigError("a .bin image runs alone, without other sources")
+    program = args.program[0] if len(args.program) == 1 else args.program
+    return sim_firmware_main(program, config=config, defines=dict(args.define),
+                             max_cycles=args.max_cycles, waves=args.waves)
+
+
 def _cmd_bench(args):
     from rvnpu.bench import bench_engine, format_table, write_results
 
@@ -181,7 +210,7 @@ def _parser():
     _simulator_option(p)
     p.set_defaults(run=_cmd_demo)
 
-    p = sub.add_parser("sim", help="simulate a workload on the RTL against the golden model")
+    p = sub.add_parser("sim", help="simulate firmware on the SoC, or a GEMM on the engine")
     sim_sub = p.add_subparsers(dest="workload", metavar="WORKLOAD", required=True)
     g = sim_sub.add_parser("gemm", parents=[engine],
                            help="a random requantised GEMM of any shape")
@@ -197,6 +226,29 @@ def _parser():
     g.add_argument("--waves", action="store_true", help="record a waveform")
     _simulator_option(g)
     g.set_defaults(run=_cmd_sim)
+
+    f = sim_sub.add_parser(
+        "firmware", parents=[engine],
+        help="build C firmware and run it on the whole SoC (`rvnpu sim FILE.c` for short)",
+        description="Build the firmware with zig cc, run it on the SoC in Verilator until it "
+                    "exits, and print its UART output, exit code, cycles and wall time. "
+                    "The exit status is the firmware's exit code (124 if it did not exit).")
+    f.add_argument("program", nargs="+", type=Path, metavar="SOURCE",
+                   help="C or assembly sources, or one built .bin RAM image")
+    f.add_argument("-D", dest="define", action="append", type=_define, default=[],
+                   metavar="NAME[=VALUE]", help="preprocessor definition for the build")
+    f.add_argument("--max-cycles", type=int, default=20_000_000,
+                   help="stop after this many cycles (default: 20000000)")
+    f.add_argument("--clock-hz", type=int, default=24_000_000,
+                   help="SoC clock, for the UART divisor and time conversions "
+                        "(default: 24000000)")
+    f.add_argument("--uart-baud", type=int, default=115_200,
+                   help="UART baud rate at reset (default: 115200)")
+    f.add_argument("--no-m", action="store_true",
+                   help="build the core (and the firmware) without the M extension")
+    f.add_argument("--waves", action="store_true",
+                   help="record a waveform (FST; VCD where Verilator lacks lz4)")
+    f.set_defaults(run=_cmd_sim_firmware)
 
     p = sub.add_parser("bench", help="benchmarks that write their figures to a file")
     bench_sub = p.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
@@ -223,16 +275,26 @@ def _parser():
     return parser
 
 
+#: ``rvnpu sim FILE`` is short for ``rvnpu sim firmware FILE``.
+_SIM_WORKLOADS = ("gemm", "firmware", "-h", "--help")
+
+
 def main(argv=None):
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) >= 2 and argv[0] == "sim" and argv[1] not in _SIM_WORKLOADS:
+        argv.insert(1, "firmware")
     args = parser.parse_args(argv)
     from rvnpu.sim.gemm import GemmError
     from rvnpu.sim.runner import BuildFailed, SimulationFailed
     from rvnpu.sim.toolchain import ToolError
     from rvnpu.bench import BenchMismatch
+    from rvnpu.firmware import FirmwareError
     try:
         return args.run(args)
     except (ConfigError, GemmError) as error:
+        parser.exit(2, f"rvnpu: error: {error}\n")
+    except FirmwareError as error:
         parser.exit(2, f"rvnpu: error: {error}\n")
     except (ToolError, BuildFailed, SimulationFailed, BenchMismatch) as error:
         parser.exit(1, f"rvnpu: error: {error}\n")

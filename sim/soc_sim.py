@@ -169,8 +169,9 @@ class SocSimulator:
         start = time.perf_counter()
         image = image.image if hasattr(image, "image") else bytes(image)
         if len(image) > self.config.ram_bytes:
-            raise ValueError(f"image of {len(image)} bytes does not fit the "
-                             f"{self.config.ram_bytes}-byte RAM")
+            from rvnpu.firmware import FirmwareError
+            raise FirmwareError(f"an image of {len(image)} bytes does not fit the "
+                                f"{self.config.ram_bytes}-byte RAM")
         if not isinstance(max_cycles, int) or max_cycles < 1:
             raise ValueError(f"max_cycles must be a positive integer, not {max_cycles!r}")
         verilog = self.verilog

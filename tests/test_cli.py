@@ -156,3 +156,53 @@ def test_demo_on_a_small_engine():
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("bit-exact") == 4
     assert "all results match the golden model" in result.stdout
+
+
+# The SoC of tests/test_soc.py (a fast UART), so that both share one simulator build.
+FAST_UART = ["--uart-baud", "3000000"]
+
+
+def test_sim_firmware_prints_uart_output_and_summary(tmp_path):
+    result = rvnpu("sim", str(REPO / "firmware" / "examples" / "hello.c"), *FAST_UART,
+                   cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Hello from rvnpu!"
+    assert "exit code 0" in lines
+    assert any(line.endswith("bytes of RAM with stack") for line in lines)
+    summary = next(line for line in lines if " cycles in " in line)
+    assert int(summary.split()[0]) > 1000 and "M cycles/s" in summary
+
+
+def test_sim_firmware_exit_code_and_defines(tmp_path):
+    source = tmp_path / "exit.c"
+    source.write_text("int main(void) { return CODE + 1; }\n")
+    result = rvnpu("sim", "firmware", str(source), "-D", "CODE=41", *FAST_UART, cwd=tmp_path)
+    assert result.returncode == 42, result.stdout + result.stderr
+    assert "exit code 42" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nothere.c"], "no such firmware file: nothere.c"),
+    (["{hello}", "--rows", "0"], "rows must be an integer from 1 to 32, not 0"),
+    (["{hello}", "--max-cycles", "0"], "--max-cycles must be at least 1"),
+    (["{hello}", "--uart-baud", "9000000"], "uart_baud must give a divisor"),
+])
+def test_sim_firmware_refusals(args, message, capsys):
+    hello = str(REPO / "firmware" / "examples" / "hello.c")
+    with pytest.raises(SystemExit) as exit:
+        main(["sim", *(a.replace("{hello}", hello) for a in args)])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert err == f"rvnpu: error: {message}\n" or (message in err and err.count("\n") == 1)
+
+
+def test_sim_firmware_too_big_for_ram(tmp_path, capsys):
+    source = tmp_path / "big.c"
+    source.write_text("char big[80000] = {1};\n"
+                      "int main(void) { return ((volatile char *)big)[79999]; }\n")
+    with pytest.raises(SystemExit) as exit:
+        main(["sim", str(source)])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert "does not fit in RAM" in err and err.count("\n") == 1
