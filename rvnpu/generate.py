@@ -1,4 +1,5 @@
-"""``rvnpu generate``: the engine's Verilog with a machine-readable description beside it."""
+"""``rvnpu generate``: the engine's (or the whole SoC's) Verilog with a machine-readable
+description and the C headers beside it."""
 
 import json
 import os
@@ -14,9 +15,11 @@ from rvnpu.hdl.config import EngineConfig
 from rvnpu.hdl.engine import MatrixEngine, engine_signature
 
 
-__all__ = ["engine_description", "generate_engine", "TOP_NAME"]
+__all__ = ["engine_description", "soc_description", "generate_engine", "generate_soc",
+           "TOP_NAME", "SOC_TOP_NAME"]
 
 TOP_NAME = "rvnpu_engine"
+SOC_TOP_NAME = "rvnpu_soc"
 
 
 def _port_list(config):
@@ -54,6 +57,63 @@ def engine_description(config):
     }
 
 
+def soc_description(soc_config):
+    """Parameters, memory map and engine of a generated SoC, as plain data (for JSON)."""
+    from rvnpu.hdl.memory_map import PERIPHERALS, RAM_BASE
+    return {
+        "generator": f"rvnpu {__version__}",
+        "top": SOC_TOP_NAME,
+        "parameters": soc_config.to_dict(),
+        "memory_map": {
+            "ram": {"base": RAM_BASE, "size": soc_config.ram_bytes},
+            **{p.name.lower(): {
+                "base": p.base,
+                "registers": {r.name: {"address": p.address(r.name), "width": r.width,
+                                       "access": r.access.value} for r in p.registers},
+            } for p in PERIPHERALS},
+        },
+        "engine": engine_description(soc_config.engine),
+    }
+
+
+def _write_all(files, out_dir):
+    """Write ``{name: text}`` into ``out_dir`` all or nothing: the files are produced in a
+    temporary directory and moved in only once every one exists."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".rvnpu-") as tmp:
+        for name, text in files.items():
+            (Path(tmp) / name).write_text(text)
+        for name in files:
+            os.replace(Path(tmp) / name, out_dir / name)
+            written.append(out_dir / name)
+    return written
+
+
+def generate_soc(soc_config, out_dir, *, image=b""):
+    """Write the SoC's Verilog (``rvnpu_soc.v``, RAM initialised with ``image``), its JSON
+    description, the firmware's generated headers and linker fragment, and the memory map
+    as Markdown into ``out_dir``; returns the paths written."""
+    from amaranth.back import verilog
+    from rvnpu.hdl.memory_map import (HEADER_NAME as SOC_HEADER, LINKER_NAME, SocConfig,
+                                      linker_memory, memory_map_header, memory_map_markdown)
+    from rvnpu.hdl.soc import Soc
+
+    if not isinstance(soc_config, SocConfig):
+        raise TypeError(f"soc_config must be a SocConfig, not {soc_config!r}")
+    soc = Soc(soc_config, image=image)
+    files = {
+        f"{SOC_TOP_NAME}.v": verilog.convert(soc, name=SOC_TOP_NAME, emit_src=False),
+        f"{SOC_TOP_NAME}.json": json.dumps(soc_description(soc_config), indent=2) + "\n",
+        SOC_HEADER: memory_map_header(soc_config),
+        HEADER_NAME: c_header(soc_config.engine),
+        LINKER_NAME: linker_memory(soc_config),
+        "memory_map.md": memory_map_markdown(soc_config),
+    }
+    return _write_all(files, out_dir)
+
+
 def generate_engine(config, out_dir):
     """Write ``rvnpu_engine.v``, ``rvnpu_engine.json`` and the C header into ``out_dir``.
 
@@ -64,19 +124,10 @@ def generate_engine(config, out_dir):
 
     if not isinstance(config, EngineConfig):
         raise TypeError(f"config must be an EngineConfig, not {config!r}")
-    out_dir = Path(out_dir)
     verilog_text = verilog.convert(MatrixEngine(config), name=TOP_NAME, emit_src=False)
     files = {
         f"{TOP_NAME}.v": verilog_text,
         f"{TOP_NAME}.json": json.dumps(engine_description(config), indent=2) + "\n",
         HEADER_NAME: c_header(config),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".rvnpu-") as tmp:
-        for name, text in files.items():
-            (Path(tmp) / name).write_text(text)
-        for name in files:
-            os.replace(Path(tmp) / name, out_dir / name)
-            written.append(out_dir / name)
-    return written
+    return _write_all(files, out_dir)

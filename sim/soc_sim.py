@@ -175,13 +175,16 @@ class SocSimulator:
         if not isinstance(max_cycles, int) or max_cycles < 1:
             raise ValueError(f"max_cycles must be a positive integer, not {max_cycles!r}")
         verilog = self.verilog
-        self.build_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.build_dir) as tmp:
+        # A traced model is a different build: keep it beside the fast one, not over it.
+        build_dir = self.build_dir.with_name(self.build_dir.name + "-waves") if waves \
+            else self.build_dir
+        build_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=build_dir) as tmp:
             image_file, results_file = Path(tmp) / "image.bin", Path(tmp) / "results.json"
             image_file.write_bytes(image)
             sim = run_cocotb(
                 sources={f"{_SOC}.v": verilog, f"{_TOP}.v": _WRAPPER}, toplevel=_TOP,
-                test_module="rvnpu.sim.cocotb.tb_soc", build_dir=self.build_dir, waves=waves,
+                test_module="rvnpu.sim.cocotb.tb_soc", build_dir=build_dir, waves=waves,
                 build_args=self._build_args(),
                 test_args={"image": str(image_file), "results_file": str(results_file),
                            "max_cycles": max_cycles, "uart_divisor": self.config.uart_divisor,

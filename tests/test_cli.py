@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -206,3 +207,36 @@ def test_sim_firmware_too_big_for_ram(tmp_path, capsys):
     assert exit.value.code == 2
     err = capsys.readouterr().err
     assert "does not fit in RAM" in err and err.count("\n") == 1
+
+
+def test_generate_soc_writes_verilog_headers_and_map(tmp_path):
+    gen = tmp_path / "soc"
+    assert main(["generate", "--soc", "--rows", "2", "--cols", "2", "--spad-depth", "64",
+                 "--acc-depth", "32", "--qp-depth", "16", "--mem-bytes", "16384",
+                 "--clock-hz", "12000000", "-o", str(gen)]) == 0
+    assert sorted(p.name for p in gen.iterdir()) == [
+        "memory_map.md", "rvnpu_engine.h", "rvnpu_memory.ld", "rvnpu_soc.h", "rvnpu_soc.json",
+        "rvnpu_soc.v"]
+    assert "module rvnpu_soc(" in (gen / "rvnpu_soc.v").read_text()
+    description = json.loads((gen / "rvnpu_soc.json").read_text())
+    assert description["parameters"]["clock_hz"] == 12_000_000
+    assert description["memory_map"]["ram"]["size"] == 16384
+    assert description["engine"]["parameters"]["rows"] == 2
+    header = (gen / "rvnpu_soc.h").read_text()
+    # The JSON and the C header come from one spec: every register address agrees.
+    defines = dict(re.findall(r"#define (RVNPU_\w+_ADDR) RVNPU_U\((0x[0-9A-Fa-f]+)\)", header))
+    registers = {f"RVNPU_{peripheral.upper()}_{name}_ADDR": register["address"]
+                 for peripheral, entry in description["memory_map"].items()
+                 for name, register in entry.get("registers", {}).items()}
+    assert len(registers) > 8
+    assert {name: int(defines[name], 16) for name in registers} == registers
+    assert '#include "rvnpu_engine.h"' in header
+
+
+def test_generate_soc_refuses_bad_soc_parameter(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["generate", "--soc", "--clock-hz", "5", "-o", str(tmp_path / "out")])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rvnpu: error: clock_hz must be") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
