@@ -1,0 +1,92 @@
+/*
+ * rvnpu_conv.h: quantised 2-D convolution and max-pooling of NHWC activations (batch 1).
+ *
+ * A convolution is lowered to one GEMM (im2col): each output pixel's receptive field is copied
+ * into a row of a patch matrix, which is multiplied by the weights. The weights need no
+ * rearranging for that if they are stored HWIO, kernel_h x kernel_w x in_c x out_c row-major,
+ * i.e. the GEMM's (kernel_h * kernel_w * in_c) x out_c B matrix; the output is the GEMM's C,
+ * out_h x out_w x out_c, already NHWC.
+ *
+ * Elements are the engine's (RVNPU_ENGINE_ELEM_BYTES bytes, RVNPU_ENGINE_IN_WIDTH bits) and
+ * signed. Padding is symmetric and filled with the input zero point, as in TFLite and ONNX
+ * quantised convolutions, so padded taps add nothing to the sums.
+ */
+#ifndef RVNPU_CONV_H
+#define RVNPU_CONV_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    uint32_t in_h, in_w, in_c, out_c;
+    uint32_t kernel_h, kernel_w;
+    uint32_t stride_h, stride_w;
+    uint32_t pad_h, pad_w;         /* rows added above and below, columns left and right */
+    const void *input;             /* in_h x in_w x in_c */
+    const void *weights;           /* kernel_h x kernel_w x in_c x out_c (HWIO) */
+    void *output;                  /* out_h x out_w x out_c */
+    int32_t in_zero, weight_zero;
+    rvnpu_requant_t requant;       /* per output channel; clamp_min/max is the activation */
+    void *workspace;               /* rvnpu_conv2d_workspace_bytes() bytes, 4-byte aligned */
+} rvnpu_conv2d_t;
+
+/* Positions a window of `kernel` takes along a side of `size` (plus `pad` on each end) moving
+ * by `stride`; 0 if it never fits or the stride is 0. */
+static inline uint32_t rvnpu_window_count(uint32_t size, uint32_t kernel, uint32_t stride,
+                                          uint32_t pad)
+{
+    uint32_t padded = size + 2 * pad;
+    if (!stride || !kernel || kernel > padded)
+        return 0;
+    return (padded - kernel) / stride + 1;
+}
+
+static inline uint32_t rvnpu_conv2d_out_h(const rvnpu_conv2d_t *conv)
+{
+    return rvnpu_window_count(conv->in_h, conv->kernel_h, conv->stride_h, conv->pad_h);
+}
+
+static inline uint32_t rvnpu_conv2d_out_w(const rvnpu_conv2d_t *conv)
+{
+    return rvnpu_window_count(conv->in_w, conv->kernel_w, conv->stride_w, conv->pad_w);
+}
+
+/* Bytes of workspace a convolution needs: the GEMM's requantisation table, then the patch
+ * matrix of (out_h * out_w) x (kernel_h * kernel_w * in_c) elements. */
+static inline uint32_t rvnpu_conv2d_workspace_bytes(const rvnpu_conv2d_t *conv)
+{
+    uint32_t patches = rvnpu_conv2d_out_h(conv) * rvnpu_conv2d_out_w(conv);
+    uint32_t depth = conv->kernel_h * conv->kernel_w * conv->in_c;
+    return rvnpu_gemm_qp_words(conv->out_c) * 4 + patches * depth * RVNPU_ENGINE_ELEM_BYTES;
+}
+
+/* The convolution on the engine: im2col on the core, then rvnpu_gemm (see there for `status`).
+ * Returns an enum rvnpu_gemm_result; RVNPU_GEMM_BAD_SHAPE also when the kernel does not fit
+ * the padded input or a stride is 0. */
+int rvnpu_conv2d(const rvnpu_conv2d_t *conv, uint32_t *status);
+
+/* The same convolution on the core alone (rvnpu_gemm_cpu after im2col: TFLITE and RAW modes),
+ * a reference for the engine and a speed to compare it with. */
+int rvnpu_conv2d_cpu(const rvnpu_conv2d_t *conv);
+
+/* Max-pooling without padding: windows that would cross the input's far edge are dropped, as
+ * with TFLite's VALID padding. */
+typedef struct {
+    uint32_t in_h, in_w, channels;
+    uint32_t kernel_h, kernel_w;
+    uint32_t stride_h, stride_w;
+    const void *input;             /* in_h x in_w x channels */
+    void *output;                  /* out_h x out_w x channels, by rvnpu_window_count(.., 0) */
+} rvnpu_maxpool2d_t;
+
+/* Max-pool on the core; returns RVNPU_GEMM_OK, or RVNPU_GEMM_BAD_SHAPE if no window fits. */
+int rvnpu_maxpool2d(const rvnpu_maxpool2d_t *pool);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RVNPU_CONV_H */
