@@ -279,6 +279,12 @@ def _parser():
     _simulator_option(b)
     b.set_defaults(run=_cmd_bench)
 
+    from rvnpu import bench_soc
+    b = bench_sub.add_parser("soc", help="firmware GEMM utilisation, SoC simulation speed and "
+                                         "the core's iCE40 size")
+    bench_soc.add_arguments(b)
+    b.set_defaults(run=bench_soc.run)
+
     p = sub.add_parser("report", parents=[engine],
                        help="describe an engine configuration: MACs, memories, commands")
     p.add_argument("--clock-mhz", type=float, default=100.0,
