@@ -45,6 +45,8 @@
 #define SEED 1
 #endif
 
+#include "example_data.h"
+
 #define EB RVNPU_ENGINE_ELEM_BYTES
 #define BITS RVNPU_ENGINE_IN_WIDTH
 #define OUT_H ((H + 2 * PAD - KH) / STRIDE + 1)
@@ -58,52 +60,16 @@ static uint8_t cpu_out[OUT_H * OUT_W * COUT * EB];
 static uint8_t pooled[(OUT_H / POOL) * (OUT_W / POOL) * COUT * EB];
 static int32_t bias[COUT], multiplier[COUT], shift[COUT];
 
-static uint32_t state = SEED ? SEED : 1;
-
-static uint32_t next(void)
-{
-    state ^= state << 13;
-    state ^= state >> 17;
-    state ^= state << 5;
-    return state;
-}
-
-/* Signed BITS-bit elements, stored in EB little-endian bytes. */
-static void fill(uint8_t *dst, uint32_t count)
-{
-    for (uint32_t i = 0; i < count; i++) {
-        uint32_t draw = next() >> 8;
 #ifdef EXTREME
-        int32_t v = draw & 1 ? (1 << (BITS - 1)) - 1 : -(1 << (BITS - 1));
+#define EXTREME_VALUES 1
 #else
-        int32_t v = (int32_t)(draw & ((1u << BITS) - 1)) - (1 << (BITS - 1));
+#define EXTREME_VALUES 0
 #endif
-        dst[i * EB] = (uint8_t)v;
-        if (EB == 2)
-            dst[i * EB + 1] = (uint8_t)((uint32_t)v >> 8);
-    }
-}
-
-static uint32_t log2_floor(uint32_t x)
-{
-    uint32_t r = 0;
-    while (x >>= 1)
-        r++;
-    return r;
-}
-
-static uint32_t fnv1a(const uint8_t *data, uint32_t bytes)
-{
-    uint32_t h = 0x811C9DC5u;
-    for (uint32_t i = 0; i < bytes; i++)
-        h = (h ^ data[i]) * 16777619u;
-    return h;
-}
 
 int main(void)
 {
-    fill(input, H * W * CIN);
-    fill(weights, DEPTH * COUT);
+    fill(input, H * W * CIN, EXTREME_VALUES);
+    fill(weights, DEPTH * COUT, EXTREME_VALUES);
     /* As in matmul.c: scales that spread sums of DEPTH products over the output range. */
     int32_t base_shift = 7 + (int32_t)(log2_floor(DEPTH) + 1) / 2;
     for (uint32_t j = 0; j < COUT; j++) {

@@ -28,6 +28,8 @@
 #define SEED 1
 #endif
 
+#include "example_data.h"
+
 #define EB RVNPU_ENGINE_ELEM_BYTES
 #define W RVNPU_ENGINE_IN_WIDTH
 
@@ -38,41 +40,9 @@ static int32_t bias[N], multiplier[N], shift[N];
 static uint32_t qp[(N + RVNPU_ENGINE_COLS - 1) / RVNPU_ENGINE_COLS * RVNPU_QP_ROWS *
                    RVNPU_ENGINE_COLS] __attribute__((aligned(64)));
 
-static uint32_t state = SEED ? SEED : 1;
-
-static uint32_t next(void)
-{
-    state ^= state << 13;
-    state ^= state >> 17;
-    state ^= state << 5;
-    return state;
-}
-
-/* A signed W-bit element, stored in EB little-endian bytes. */
-static void fill(uint8_t *dst, uint32_t count)
-{
-    for (uint32_t i = 0; i < count; i++) {
-        int32_t v = (int32_t)((next() >> 8) & ((1u << W) - 1)) - (1 << (W - 1));
-        dst[i * EB] = (uint8_t)v;
-        if (EB == 2)
-            dst[i * EB + 1] = (uint8_t)((uint32_t)v >> 8);
-    }
-}
-
-static uint32_t log2_floor(uint32_t x)
-{
-    uint32_t r = 0;
-    while (x >>= 1)
-        r++;
-    return r;
-}
-
 static uint32_t checksum(void)
 {
-    uint32_t h = 0x811C9DC5u;      /* FNV-1a */
-    for (uint32_t i = 0; i < sizeof c; i++)
-        h = (h ^ c[i]) * 16777619u;
-    return h;
+    return fnv1a(c, sizeof c);
 }
 
 static void report(const char *how, uint64_t t0, uint64_t t1, uint64_t a0, uint64_t a1)
@@ -88,8 +58,8 @@ static void report(const char *how, uint64_t t0, uint64_t t1, uint64_t a0, uint6
 
 int main(void)
 {
-    fill(a, M * K);
-    fill(b, K * N);
+    fill(a, M * K, 0);
+    fill(b, K * N, 0);
     /* Scales that spread the outputs over the output range: sums of K products have a
      * spread of about 2**13 * sqrt(K) for int8. */
     int32_t base_shift = 7 + (int32_t)(log2_floor(K) + 1) / 2;
