@@ -76,6 +76,7 @@ def matmul_example(m=64, n=64, k=64, *, seed=1, config=EngineConfig(), relu=Fals
 
 
 def parse_checksum(text):
-    """The checksum ``matmul.c`` printed, or ``None``."""
-    found = re.search(r"checksum 0x([0-9a-f]{8})", text)
+    """The checksum of ``C`` that ``matmul.c`` printed last (its ``C at ...`` line), or
+    ``None``; a ``FAILED`` line's checksum is not it."""
+    found = re.search(r"^C at 0x[0-9a-f]{8}, checksum 0x([0-9a-f]{8})$", text, re.M)
     return int(found.group(1), 16) if found else None
