@@ -1,9 +1,10 @@
 """Runs one firmware image on the whole SoC and records what it did.
 
 The simulator runs free: the clock is made in Verilog (``rvnpu.sim.soc_sim``'s wrapper around
-the SoC, whose instance is ``dut.soc``), the exit is one trigger on the
-rising edge of ``sim_exit_valid`` (raced against a cycle limit), and the UART monitor wakes only
-on a falling edge of ``tx`` and then once a bit to sample it. Nothing in Python runs a cycle.
+the SoC, whose instance is ``dut.soc``, and which passes the inputs on a cycle late), the exit
+is one trigger on the rising edge of ``sim_exit_valid`` (raced against a cycle limit), and the
+UART monitor wakes only on a falling edge of ``tx`` and then once a bit to sample it. Nothing in
+Python runs a cycle.
 
 Arguments (``test_args``): ``image`` (path of the RAM image, loaded from address 0 while the SoC
 is held in reset), ``results_file``, ``max_cycles``, ``uart_divisor`` (clock cycles a bit),
@@ -66,7 +67,9 @@ async def run_firmware(dut):
     _load(dut, Path(args["image"]).read_bytes(), args["ram_word_bytes"])
     await ClockCycles(dut.clk, 2)
     dut.rst.value = 0
-    await RisingEdge(dut.clk)
+    # The wrapper registers its inputs: the SoC sees rst fall on the first of these edges and
+    # runs from the second, where the count starts.
+    await ClockCycles(dut.clk, 2)
 
     received = []
     cocotb.start_soon(_uart_monitor(dut.uart_tx, bit_ps, received))
