@@ -1,6 +1,6 @@
 """Fixed delay lines, the glue of every systolic schedule."""
 
-from amaranth.hdl import Signal, Value
+from amaranth.hdl import Signal
 
 
 __all__ = ["delayed"]

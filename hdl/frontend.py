@@ -1,7 +1,7 @@
 """The front end: decodes commands, refuses bad ones, and dispatches the rest in order."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .isa import (Funct, Space, ErrorCode, Dataflow, QP_ROWS, ROW_BITS, STATUS_FIELDS,

@@ -1,6 +1,6 @@
 """Block-RAM main memory with the engine's bus port (and an optional host port)."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out

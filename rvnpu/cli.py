@@ -5,7 +5,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from rvnpu.hdl.config import DATAFLOWS, ConfigError, EngineConfig
+from rvnpu.hdl.config import ConfigError, EngineConfig
 
 
 __all__ = ["main"]
@@ -25,19 +25,21 @@ _ENGINE_HELP = {
 }
 
 
-def _engine_options():
+def _engine_options(title="engine parameters", show_defaults=True):
     parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("engine parameters")
+    group = parent.add_argument_group(title)
     defaults = EngineConfig()
     for f in fields(EngineConfig):
         flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
+        text = _ENGINE_HELP[f.name]
+        if show_defaults:
+            text += f" (default: {getattr(defaults, f.name)})"
         if f.name == "dataflow":
             group.add_argument(flag, dest=f.name, default=None, metavar="{os,ws,both}",
-                               help=f"{_ENGINE_HELP[f.name]} (default: {default})")
+                               help=text)
         else:
             group.add_argument(flag, dest=f.name, type=int, default=None, metavar="N",
-                               help=f"{_ENGINE_HELP[f.name]} (default: {default})")
+                               help=text)
     return parent
 
 
@@ -284,6 +286,14 @@ def _parser():
                                          "the core's iCE40 size")
     bench_soc.add_arguments(b)
     b.set_defaults(run=bench_soc.run)
+
+    from rvnpu import build
+    p = sub.add_parser(
+        "build", parents=[_engine_options("engine parameters (default: the board's design)",
+                                          show_defaults=False)],
+        help="synthesise, place and route the SoC for an FPGA board, with its resource table")
+    build.add_arguments(p)
+    p.set_defaults(run=build.run)
 
     p = sub.add_parser("report", parents=[engine],
                        help="describe an engine configuration: MACs, memories, commands")

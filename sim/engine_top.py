@@ -5,7 +5,7 @@ the simulator run free until the FENCE answer appears; the counters tell it how 
 work took and how many of them fed the array, without a Python callback a cycle.
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 

@@ -21,7 +21,7 @@ from amaranth.sim import Simulator
 
 from rvnpu.hdl.cpu import RiscvCore
 from rvnpu.sim import rv32 as asm
-from rvnpu.sim.golden.iss import Cause, Iss, Memory, Retire, reads_cycle_counter
+from rvnpu.sim.golden.iss import Iss, Memory, Retire, reads_cycle_counter
 
 
 M32 = 0xffffffff

@@ -1,0 +1,69 @@
+"""The boards the chip can be built for, found from the modules of this package.
+
+Each module describes its boards in a ``BOARDS`` tuple of :class:`Board`, so adding a board is
+adding one file; nothing here names a board.
+"""
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+
+from rvnpu.hdl.config import ConfigError, EngineConfig
+
+
+__all__ = ["Board", "BOARDS", "board"]
+
+
+@dataclass(frozen=True)
+class Board:
+    """One board and the design it gets by default.
+
+    Parameters
+    ----------
+    name : str
+        What ``rvnpu build --board`` takes.
+    platform : type
+        The board's Amaranth platform (its part, pins and input clock).
+    clock_hz : int
+        Target clock of the SoC; a PLL makes it from the board's oscillator.
+    engine : EngineConfig
+        The default design, sized to fit the part.
+    program : tuple of str
+        The programmer's command line; ``{bitstream}`` stands for the bitstream's path.
+    bitstream : str
+        Suffix of the file the programmer takes (``.bin`` or ``.bit``).
+    """
+
+    name: str
+    platform: type
+    clock_hz: int
+    engine: EngineConfig
+    program: tuple
+    bitstream: str
+    doc: str = ""
+
+    def program_command(self, bitstream):
+        return [arg.format(bitstream=bitstream) for arg in self.program]
+
+
+def _discover():
+    boards = {}
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for b in getattr(module, "BOARDS", ()):
+            if b.name in boards:
+                raise RuntimeError(f"board {b.name!r} is described twice")
+            boards[b.name] = b
+    return dict(sorted(boards.items()))
+
+
+#: Every known board, by name.
+BOARDS = _discover()
+
+
+def board(name):
+    """The board called ``name``; a :class:`ConfigError` listing the known ones otherwise."""
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise ConfigError(f"unknown board {name!r}; known boards: {', '.join(BOARDS)}") from None

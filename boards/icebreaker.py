@@ -1,0 +1,48 @@
+"""iCEBreaker: a Lattice iCE40 UltraPlus 5K (5280 logic cells, 30 block RAMs, 8 DSPs) with a
+12 MHz oscillator, an FTDI UART, and the snap-off PMOD's LEDs and buttons."""
+
+from amaranth.build import Attrs, Clock, Pins, PinsN, Resource, Subsignal
+from amaranth.vendor import LatticeICE40Platform
+
+from rvnpu.hdl.config import EngineConfig
+
+from . import Board
+
+
+__all__ = ["IceBreakerPlatform", "BOARDS"]
+
+
+class IceBreakerPlatform(LatticeICE40Platform):
+    device = "iCE40UP5K"
+    package = "SG48"
+    default_clk = "clk12"
+    resources = [
+        Resource("clk12", 0, Pins("35", dir="i"), Clock(12e6),
+                 Attrs(GLOBAL=True, IO_STANDARD="SB_LVCMOS")),
+        Resource("uart", 0,
+                 Subsignal("rx", Pins("6", dir="i")),
+                 Subsignal("tx", Pins("9", dir="o")),
+                 Attrs(IO_STANDARD="SB_LVCMOS")),
+        # The main board's red and green LEDs, then the snap-off PMOD's five.
+        *(Resource("led", i, PinsN(pin, dir="o"), Attrs(IO_STANDARD="SB_LVCMOS"))
+          for i, pin in enumerate(("11", "37"))),
+        *(Resource("led", 2 + i, Pins(pin, dir="o"), Attrs(IO_STANDARD="SB_LVCMOS"))
+          for i, pin in enumerate(("26", "27", "25", "23", "21"))),
+        # The main board's user button, then the snap-off PMOD's three.
+        Resource("button", 0, PinsN("10", dir="i"), Attrs(IO_STANDARD="SB_LVCMOS")),
+        *(Resource("button", 1 + i, Pins(pin, dir="i"), Attrs(IO_STANDARD="SB_LVCMOS"))
+          for i, pin in enumerate(("20", "19", "18"))),
+    ]
+    connectors = []
+
+
+# The smallest useful design; it does not fit the UP5K yet (see docs/boards.md): the SoC RAM
+# has two write ports, which iCE40 block RAM lacks, and one requantisation lane alone takes
+# all 8 DSPs and ~2000 logic cells.
+BOARDS = (
+    Board(name="icebreaker", platform=IceBreakerPlatform, clock_hz=24_000_000,
+          engine=EngineConfig(rows=2, cols=2, spad_depth=256, acc_depth=64, qp_depth=16,
+                              bus_width=32, mem_bytes=16 << 10, queue_depth=2),
+          program=("iceprog", "{bitstream}"), bitstream=".bin",
+          doc="iCEBreaker (iCE40UP5K-SG48), 12 MHz oscillator, FTDI UART"),
+)

@@ -1,0 +1,43 @@
+"""OrangeCrab r0.2: a Lattice ECP5 LFE5U-25F (csfBGA285) with a 48 MHz oscillator, an RGB LED
+and one button. It has no USB UART: the SoC's UART is on the Feather header (pin 0 receives,
+pin 1 transmits), for a 3.3 V USB-serial adapter."""
+
+from amaranth.build import Attrs, Clock, Pins, PinsN, Resource, Subsignal
+from amaranth.vendor import LatticeECP5Platform
+
+from rvnpu.hdl.config import EngineConfig
+
+from . import Board
+
+
+__all__ = ["OrangeCrabPlatform", "BOARDS"]
+
+
+class OrangeCrabPlatform(LatticeECP5Platform):
+    device = "LFE5U-25F"
+    package = "MG285"
+    speed = "8"
+    default_clk = "clk48"
+    resources = [
+        Resource("clk48", 0, Pins("A9", dir="i"), Clock(48e6), Attrs(IO_TYPE="LVCMOS33")),
+        Resource("uart", 0,
+                 Subsignal("rx", Pins("N17", dir="i")),
+                 Subsignal("tx", Pins("M18", dir="o")),
+                 Attrs(IO_TYPE="LVCMOS33")),
+        # The RGB LED: red, green, blue, lit when low.
+        *(Resource("led", i, PinsN(pin, dir="o"), Attrs(IO_TYPE="LVCMOS33"))
+          for i, pin in enumerate("K4 M3 J3".split())),
+        Resource("button", 0, PinsN("J17", dir="i"), Attrs(IO_TYPE="SSTL135_I")),
+    ]
+    connectors = []
+
+
+# Sized like the ULX3S-25F (same part): 28 DSPs hold two requantisation lanes and 2x2 cells.
+# The bootloader takes the bitstream over USB DFU (hold the button while plugging in).
+BOARDS = (
+    Board(name="orangecrab", platform=OrangeCrabPlatform, clock_hz=48_000_000,
+          engine=EngineConfig(rows=2, cols=2, spad_depth=512, acc_depth=256, qp_depth=16,
+                              mem_bytes=32 << 10),
+          program=("dfu-util", "--alt", "0", "--download", "{bitstream}"), bitstream=".bit",
+          doc="OrangeCrab r0.2 (LFE5U-25F), 48 MHz oscillator, UART on Feather pins 0/1"),
+)

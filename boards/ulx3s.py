@@ -1,0 +1,57 @@
+"""ULX3S: a Lattice ECP5 (LFE5U-85F or -25F, CABGA381) with a 25 MHz oscillator, an FTDI UART,
+eight LEDs and six buttons."""
+
+from amaranth.build import Attrs, Clock, Pins, Resource, Subsignal
+from amaranth.vendor import LatticeECP5Platform
+
+from rvnpu.hdl.config import EngineConfig
+
+from . import Board
+
+
+__all__ = ["ULX3S85FPlatform", "ULX3S25FPlatform", "BOARDS"]
+
+
+class _ULX3SPlatform(LatticeECP5Platform):
+    package = "BG381"
+    speed = "6"
+    default_clk = "clk25"
+    resources = [
+        Resource("clk25", 0, Pins("G2", dir="i"), Clock(25e6), Attrs(IO_TYPE="LVCMOS33")),
+        Resource("uart", 0,
+                 Subsignal("rx", Pins("M1", dir="i")),
+                 Subsignal("tx", Pins("L4", dir="o")),
+                 Attrs(IO_TYPE="LVCMOS33")),
+        *(Resource("led", i, Pins(pin, dir="o"), Attrs(IO_TYPE="LVCMOS33", DRIVE="4"))
+          for i, pin in enumerate("B2 C2 C1 D2 D1 E2 E1 H3".split())),
+        # FIRE1, FIRE2, UP, DOWN, LEFT, RIGHT; pressed is high.
+        *(Resource("button", i, Pins(pin, dir="i"), Attrs(IO_TYPE="LVCMOS33", PULLMODE="DOWN"))
+          for i, pin in enumerate("R1 T1 R18 V1 U1 H16".split())),
+    ]
+    connectors = []
+
+
+class ULX3S85FPlatform(_ULX3SPlatform):
+    device = "LFE5U-85F"
+
+
+class ULX3S25FPlatform(_ULX3SPlatform):
+    device = "LFE5U-25F"
+
+
+# Sized by the multipliers: each column's requantisation lane takes 8 of the 18x18 DSPs and
+# each cell one more (the 85F has 156, the 25F 28); 16x16 needs about 384.
+_PROGRAM = ("openFPGALoader", "--board", "ulx3s", "{bitstream}")
+
+BOARDS = (
+    Board(name="ulx3s-85f", platform=ULX3S85FPlatform, clock_hz=50_000_000,
+          engine=EngineConfig(rows=8, cols=8, spad_depth=1024, acc_depth=512, qp_depth=16,
+                              mem_bytes=64 << 10),
+          program=_PROGRAM, bitstream=".bit",
+          doc="ULX3S with an LFE5U-85F, 25 MHz oscillator, FTDI UART"),
+    Board(name="ulx3s-25f", platform=ULX3S25FPlatform, clock_hz=50_000_000,
+          engine=EngineConfig(rows=2, cols=2, spad_depth=512, acc_depth=256, qp_depth=16,
+                              mem_bytes=32 << 10),
+          program=_PROGRAM, bitstream=".bit",
+          doc="ULX3S with an LFE5U-25F, 25 MHz oscillator, FTDI UART"),
+)

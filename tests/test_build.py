@@ -1,0 +1,205 @@
+"""``rvnpu build``: the board registry, the board top level, and the reports of the flow.
+
+All but the last test run in seconds; the last synthesises and places the iCEBreaker's default
+design with the pip-installed tools, as CI must.
+"""
+
+import json
+import os
+
+import pytest
+from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
+from amaranth.lib import io
+
+from rvnpu import build
+from rvnpu.cli import _parser
+from rvnpu.boards import BOARDS, board
+from rvnpu.boards.top import BoardTop, add_pll, ecp5_pll_params, ice40_pll_params
+from rvnpu.hdl.config import ConfigError, EngineConfig
+from rvnpu.hdl.memory_map import SocConfig
+
+
+def _args(*argv):
+    """``rvnpu build``'s arguments, parsed as the command line parses them."""
+    return _parser().parse_args(["build", *argv])
+
+
+def test_registry_holds_every_board_file():
+    assert {"icebreaker", "ulx3s-85f", "ulx3s-25f", "orangecrab"} <= set(BOARDS)
+    for b in BOARDS.values():
+        assert b.platform.device and b.platform.default_clk
+        assert b.bitstream in (".bin", ".bit")
+        assert "{bitstream}" in b.program
+
+
+def test_unknown_board_lists_the_known_ones():
+    with pytest.raises(ConfigError, match=r"unknown board 'nope'; known boards: .*icebreaker"):
+        board("nope")
+    with pytest.raises(ConfigError, match="unknown board"):
+        build.run(_args("--board", "nope"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("--rows", "0"), "rows must be an integer from 1 to 32"),
+    (("--dataflow", "diagonal"), "dataflow must be one of"),
+    (("--clock-mhz", "0"), "--clock-mhz must be from 1 to 500"),
+    (("--clock-mhz", "2"), "PLL cannot make 2 MHz; the nearest it can is 8.4"),
+])
+def test_bad_parameters_are_config_errors(argv, message, tmp_path):
+    with pytest.raises(ConfigError, match=message):
+        build.run(_args("--board", "icebreaker", "-o", str(tmp_path), *argv))
+
+
+def test_options_override_the_board_design():
+    engine = build._engine(board("ulx3s-85f"), _args("--board", "ulx3s-85f", "--rows", "3"))
+    assert engine.rows == 3 and engine.cols == board("ulx3s-85f").engine.cols
+
+
+@pytest.mark.parametrize("f_in, f_out", [(12e6, 24e6), (12e6, 30e6), (12e6, 48e6)])
+def test_ice40_pll(f_in, f_out):
+    p, f = ice40_pll_params(f_in, f_out)
+    f_pfd = f_in / (p["DIVR"] + 1)
+    assert 533e6 <= f_pfd * (p["DIVF"] + 1) <= 1066e6
+    assert abs(f - f_out) / f_out < 0.01
+
+
+@pytest.mark.parametrize("f_in, f_out", [(25e6, 50e6), (25e6, 100e6), (48e6, 60e6)])
+def test_ecp5_pll(f_in, f_out):
+    p, f = ecp5_pll_params(f_in, f_out)
+    assert 400e6 <= f * p["CLKOP_DIV"] <= 800e6
+    assert abs(f - f_out) / f_out < 0.01
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_board_top_elaborates_with_pins_and_pll(name):
+    b = board(name)
+    tiny = EngineConfig(rows=1, cols=1, spad_depth=16, acc_depth=16, qp_depth=4,
+                        mem_bytes=1 << 10)
+    platform = b.platform()
+    plan = platform.prepare(BoardTop(SocConfig(engine=tiny, clock_hz=b.clock_hz)),
+                                name="top")
+    files = plan.files
+    assert "build_top.sh" in files
+    pll = "SB_PLL40_PAD" if b.platform.device.startswith("iCE40") else "EHXPLLL"
+    assert (pll in files["top.il"]) == (b.clock_hz != platform.default_clk_frequency)
+
+
+_ICE40_REPORT = {
+    "utilization": {
+        "ICESTORM_LC": {"used": 4321, "available": 5280},
+        "ICESTORM_RAM": {"used": 20, "available": 30},
+        "ICESTORM_DSP": {"used": 8, "available": 8},
+        "ICESTORM_SPRAM": {"used": 0, "available": 4},
+        "SB_IO": {"used": 12, "available": 96},
+    },
+    "fmax": {"sync_clk": {"achieved": 31.25, "constraint": 24.0}},
+}
+
+
+def test_report_table_and_json():
+    b = board("icebreaker")
+    engine = EngineConfig(rows=2, cols=4)
+    stat = {"design": {"num_cells_by_type": {"SB_DFF": 100, "SB_DFFE": 23, "SB_LUT4": 9}}}
+    report = build.parse_report(_ICE40_REPORT, board=b, engine=engine, clock_hz=24_000_000,
+                                stat=stat)
+    assert report["resources"]["LUTs / logic cells"] == {"used": 4321, "available": 5280,
+                                                         "cell": "ICESTORM_LC"}
+    assert report["resources"]["FFs"]["used"] == 123
+    assert report["fmax_mhz"] == 31.25 and report["timing_met"]
+    assert report["peak_gops_at_fmax"] == pytest.approx(2 * 8 * 31.25e6 / 1e9, abs=1e-3)
+    assert json.loads(json.dumps(report)) == report
+    table = build.format_table(report)
+    for text in ("2x4 array", "4321", "5280", "31.2", "24 target", "met", "peak GOPS"):
+        assert text in table
+    markdown = build.boards_markdown([report])
+    assert "| icebreaker | iCE40UP5K | 2x4 | 4321 / 5280 |" in markdown
+
+
+def test_timing_failure_is_shown():
+    slow = dict(_ICE40_REPORT, fmax={"sync_clk": {"achieved": 20.0, "constraint": 24.0}})
+    report = build.parse_report(slow, board=board("icebreaker"), engine=EngineConfig(),
+                                clock_hz=24_000_000)
+    assert not report["timing_met"]
+    assert "NOT MET" in build.format_table(report)
+
+
+_NOT_FIT_LOG = """\
+Info: Device utilisation:
+Info: 	         ICESTORM_LC: 29844/ 5280   565%
+Info: 	        ICESTORM_RAM:    19/   30    63%
+Info: 	               SB_IO:    12/   96    12%
+Info: 	         ICESTORM_DSP:    12/    8   150%
+ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'ICESTORM_LC'
+"""
+
+
+def test_not_fit_message_says_what_ran_out_and_by_how_much():
+    message = build.fit_failure(_NOT_FIT_LOG, device="iCE40UP5K")
+    assert message.startswith("the design does not fit the iCE40UP5K: ")
+    assert "logic cells (ICESTORM_LC): 29844 needed, 5280 available (24564 too many" in message
+    assert "DSPs (ICESTORM_DSP): 12 needed, 8 available (4 too many" in message
+    assert "RAM" not in message
+    log = "mapping memory top.a via $__ICE40_RAM4K_\nusing FF mapping for memory top.soc.ram.mem\n"
+    assert build.ff_memories(log) == ["top.soc.ram.mem"]
+    assert build.fit_failure(_NOT_FIT_LOG.replace("29844", "100").replace("12/", "2/"),
+                             device="iCE40UP5K") is None
+
+
+class _Counter(Elaboratable):
+    """The smallest design with the board's PLL, clock constraint and an LED."""
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = sync = ClockDomain()
+        locked = Signal()
+        add_pll(m, platform, platform.request(platform.default_clk, dir="-"),
+             platform.default_clk_frequency, 24e6, sync.clk, locked)
+        platform.add_clock_constraint(sync.clk, 24e6)
+        m.submodules.led = led = io.Buffer("o", platform.request("led", 0, dir="-"))
+        count = Signal(24)
+        m.d.sync += count.eq(count + locked)
+        m.d.comb += led.o.eq(count[-1])
+        return m
+
+
+@pytest.mark.skipif(os.environ.get("RVNPU_SKIP_SYNTH") == "1", reason="RVNPU_SKIP_SYNTH=1")
+def test_ice40_flow_places_and_reports(tmp_path):
+    """The pip-installed iCE40 flow end to end (seconds): bitstream, report, table."""
+    b = board("icebreaker")
+    nextpnr, stat = build.implement(b.platform(), _Counter(), tmp_path)
+    report = build.parse_report(nextpnr, board=b, engine=b.engine, clock_hz=24_000_000,
+                                stat=stat)
+    lcs = report["resources"]["LUTs / logic cells"]
+    assert 24 <= lcs["used"] < 200 and lcs["available"] == 5280
+    assert report["resources"]["FFs"]["used"] >= 24
+    assert report["fmax_mhz"] > 24 and report["timing_met"]
+    assert (tmp_path / "top.bin").stat().st_size > 0
+    assert "Fmax (MHz)" in build.format_table(report)
+
+
+def test_failed_build_leaves_nothing_behind(tmp_path):
+    with pytest.raises(build.BuildError, match="firmware source not found"):
+        build.build_board(board("icebreaker"), out_dir=tmp_path / "icebreaker",
+                          firmware=[tmp_path / "missing.c"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_doc_lists_built_and_failed_boards(tmp_path):
+    b = board("icebreaker")
+    report = build.parse_report(_ICE40_REPORT, board=b, engine=EngineConfig(rows=2, cols=4),
+                                clock_hz=24_000_000)
+    failed = {"board": "orangecrab", "device": "LFE5U-25F", "array": "4x4", "target_mhz": 48.0,
+              "error": "the design does not fit the LFE5U-25F: LUTs (TRELLIS_COMB): ..."}
+    markdown = build.boards_markdown([report, failed])
+    assert "| orangecrab | LFE5U-25F | 4x4 | - |" in markdown
+    assert "**orangecrab** (4x4): the design does not fit the LFE5U-25F" in markdown
+    page = "# Boards\n\nNotes before.\n\n" + markdown.split("\n", 2)[2] + "\nNotes after.\n"
+    again = build.boards_markdown([failed], page)
+    assert "Notes before." in again and "Notes after." in again
+    assert "| icebreaker |" not in again and "| orangecrab |" in again
+
+
+def test_program_without_the_programmer_says_what_to_run(monkeypatch, capsys):
+    monkeypatch.setattr(build.shutil, "which", lambda name: None)
+    assert build._program(board("ulx3s-85f"), "out/top.bit") == 0
+    assert "openFPGALoader --board ulx3s out/top.bit" in capsys.readouterr().out
