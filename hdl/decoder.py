@@ -4,29 +4,12 @@ from amaranth.hdl import Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .cpu import BusSignature as CoreBusSignature
 from .memory_map import PERIPHERAL_SPAN, PERIPHERALS, RAM_BASE
 from .regbus import ADDR_WIDTH, RegisterSignature
 
 
-__all__ = ["CpuBusSignature", "RamPortSignature", "AddressDecoder"]
-
-
-class CpuBusSignature(wiring.Signature):
-    """The control core's bus, as the core drives it (``RiscvCore.bus``).
-
-    A request (``re``, or ``we`` != 0 with a byte mask) is held until a cycle with ``ready``
-    completes it; a read's ``rdata`` is valid in that cycle. ``addr`` is a word address.
-    """
-
-    def __init__(self):
-        super().__init__({
-            "addr":  Out(30),
-            "re":    Out(1),
-            "we":    Out(4),
-            "wdata": Out(32),
-            "rdata": In(32),
-            "ready": In(1),
-        })
+__all__ = ["RamPortSignature", "AddressDecoder"]
 
 
 class RamPortSignature(wiring.Signature):
@@ -62,7 +45,7 @@ class AddressDecoder(wiring.Component):
 
     Members
     -------
-    cpu : In(CpuBusSignature)
+    cpu : In(:data:`.cpu.BusSignature`)
     ram : Out(RamPortSignature)
     uart, timer, gpio, sim : Out(RegisterSignature)
         One register port a peripheral of :data:`.memory_map.PERIPHERALS`, named in lower case.
@@ -77,7 +60,7 @@ class AddressDecoder(wiring.Component):
         self._ram_bytes = ram_bytes
         self._ram_width = ram_width
         members = {
-            "cpu": In(CpuBusSignature()),
+            "cpu": In(CoreBusSignature),
             "ram": Out(RamPortSignature(depth=ram_bytes * 8 // ram_width, width=ram_width)),
         }
         members.update({p.name.lower(): Out(RegisterSignature()) for p in PERIPHERALS})

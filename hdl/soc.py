@@ -4,6 +4,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect
 
+from .cpu import RiscvCore
 from .decoder import AddressDecoder
 from .engine import MatrixEngine
 from .gpio import Gpio
@@ -73,8 +74,6 @@ class Soc(wiring.Component):
         return self._config
 
     def elaborate(self, platform):
-        from .cpu import RiscvCore      # written alongside; imported late so the rest loads
-
         m = Module()
         c = self._config
         e = c.engine

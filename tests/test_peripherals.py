@@ -13,7 +13,8 @@ from amaranth.sim import Simulator
 
 from rvnpu.hdl.bus import BusSignature
 from rvnpu.hdl.config import EngineConfig
-from rvnpu.hdl.decoder import AddressDecoder, CpuBusSignature
+from rvnpu.hdl.cpu import BusSignature as CoreBusSignature
+from rvnpu.hdl.decoder import AddressDecoder
 from rvnpu.hdl.gpio import Gpio
 from rvnpu.hdl.memory_map import (GPIO, PERIPHERAL_BASE, PERIPHERALS, SIM, TIMER, UART,
                                   ConfigError, SocConfig, peripheral_at)
@@ -252,7 +253,7 @@ class Fabric(wiring.Component):
         addr_width = 32 - (ram_width // 8).bit_length() + 1
         self.ram = BusSram(depth=ram_bytes * 8 // ram_width, data_width=ram_width,
                            addr_width=addr_width, with_host=True, init=list(init))
-        super().__init__({"cpu": In(CpuBusSignature()),
+        super().__init__({"cpu": In(CoreBusSignature),
                           "engine": In(BusSignature(addr_width, ram_width)),
                           "leds": Out(8), "exit_valid": Out(1), "exit_code": Out(32),
                           "uart_tx": Out(1)})
