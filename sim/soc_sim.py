@@ -290,7 +290,7 @@ def sim_firmware_main(program, *, config=SocConfig(), defines=None,
     text = run.text
     out.write(text if text.endswith("\n") or not text else text + "\n")
     summary = format_run(run, firmware)
-    verdict = _check_matmul(program, config, defines or {}, text)
+    verdict = _check_example(program, config, defines or {}, text)
     if verdict is not None:
         summary += "\n" + verdict[1]
     out.write("-" * 40 + "\n" + summary + "\n")
@@ -302,22 +302,38 @@ def sim_firmware_main(program, *, config=SocConfig(), defines=None,
     return run.exit_code & 0xFF
 
 
-def _check_matmul(program, config, defines, text):
-    """For the matmul example, ``(ok, line)`` comparing its checksum with the golden model's;
-    ``None`` for other programs."""
+def _check_example(program, config, defines, text):
+    """For the examples with a Python golden (matmul, conv), ``(ok, line)`` comparing the
+    checksums they printed with the golden model's; ``None`` for other programs."""
     from rvnpu.firmware import EXAMPLES
-    from rvnpu.sim.matmul_golden import matmul_example, parse_checksum
 
-    if not isinstance(program, (str, os.PathLike)) or \
-            Path(program).resolve() != EXAMPLES["matmul"].resolve():
+    if not isinstance(program, (str, os.PathLike)):
         return None
-    got = parse_checksum(text)
-    if got is None:
-        return False, "no checksum printed"
-    shape = {name: int(defines.get(name, 64)) for name in ("M", "N", "K")}
-    golden = matmul_example(shape["M"], shape["N"], shape["K"],
-                            seed=int(defines.get("SEED", 1)), config=config.engine,
-                            relu="RELU" in defines).checksum
-    if got == golden:
-        return True, "checksum matches the numpy golden model (gemm_reference)"
-    return False, f"MISMATCH: checksum 0x{got:08x}, the golden model's is 0x{golden:08x}"
+    path = Path(program).resolve()
+    if path == EXAMPLES["matmul"].resolve():
+        from rvnpu.sim.matmul_golden import matmul_example, parse_checksum
+        shape = {name: int(defines.get(name, 64)) for name in ("M", "N", "K")}
+        golden = {"C": matmul_example(shape["M"], shape["N"], shape["K"],
+                                      seed=int(defines.get("SEED", 1)), config=config.engine,
+                                      relu="RELU" in defines).checksum}
+        got = {"C": parse_checksum(text)}
+    elif "conv" in EXAMPLES and path == EXAMPLES["conv"].resolve():
+        from rvnpu.sim.conv_golden import conv_example, parse_checksums
+        sizes = {"H": 6, "W": 6, "CIN": 2, "COUT": 8, "KH": 3, "KW": 3, "STRIDE": 1, "PAD": 1,
+                 "POOL": 2, "SEED": 1}
+        v = {name: int(defines.get(name, default)) for name, default in sizes.items()}
+        example = conv_example(v["H"], v["W"], v["CIN"], v["COUT"], v["KH"], v["KW"],
+                               stride=v["STRIDE"], pad=v["PAD"], pool=v["POOL"], seed=v["SEED"],
+                               config=config.engine, relu="RELU" in defines,
+                               extreme="EXTREME" in defines)
+        golden = {"conv": example.conv_checksum, "pool": example.pool_checksum}
+        got = parse_checksums(text)
+    else:
+        return None
+    for name, want in golden.items():
+        if got.get(name) is None:
+            return False, f"no {name} checksum printed"
+        if got[name] != want:
+            return False, (f"MISMATCH: {name} checksum 0x{got[name]:08x}, the numpy golden "
+                           f"model's is 0x{want:08x}")
+    return True, "checksums match the numpy golden model"

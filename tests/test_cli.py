@@ -240,3 +240,23 @@ def test_generate_soc_refuses_bad_soc_parameter(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("rvnpu: error: clock_hz must be") and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_sim_checks_the_conv_example_against_numpy(tmp_path):
+    result = rvnpu("sim", str(REPO / "firmware" / "examples" / "conv.c"), "-D", "COUT=5",
+                   "-D", "STRIDE=2", *FAST_UART, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "checksums match the numpy golden model" in result.stdout
+
+
+def test_example_check_reports_a_wrong_checksum():
+    from rvnpu.firmware import EXAMPLES
+    from rvnpu.hdl.memory_map import SocConfig
+    from rvnpu.sim.soc_sim import _check_example
+
+    wrong = "conv checksum 0x00000000\npool checksum 0x00000000\n"
+    ok, line = _check_example(EXAMPLES["conv"], SocConfig(), {}, wrong)
+    assert not ok and line.startswith("MISMATCH: conv checksum 0x00000000")
+    ok, line = _check_example(EXAMPLES["matmul"], SocConfig(), {"M": 4}, "nothing\n")
+    assert (ok, line) == (False, "no C checksum printed")
+    assert _check_example(EXAMPLES["hello"], SocConfig(), {}, "Hello\n") is None
