@@ -150,6 +150,13 @@ def compile_gemm(a, b, bias=None, requant=Requant(), *, config=EngineConfig(),
     def cmd(funct, **fields):
         prog.append(encode(funct, **fields))
 
+    load_stride = [None]        # the stride the engine holds: CONFIG_LOAD only to change it
+
+    def config_load(stride):
+        if stride != load_stride[0]:
+            cmd(Funct.CONFIG_LOAD, stride=stride)
+            load_stride[0] = stride
+
     cmd(Funct.CONFIG_EXEC, dataflow=Dataflow.OS if dataflow == "os" else Dataflow.WS,
         a_signed=int(a_signed), b_signed=int(b_signed), a_zero=a_zero, b_zero=b_zero)
 
@@ -182,7 +189,7 @@ def compile_gemm(a, b, bias=None, requant=Requant(), *, config=EngineConfig(),
             clamp_min=requant.clamp_min, clamp_max=requant.clamp_max)
         resident = n_tiles * QP_ROWS <= min(c.qp_depth, 255)
         if resident:
-            cmd(Funct.CONFIG_LOAD, stride=C * 4)
+            config_load(C * 4)
             cmd(Funct.LOAD, dram_addr=qp_addr, local_row=0, space=Space.QP,
                 rows=n_tiles * QP_ROWS, cols=C)
 
@@ -190,7 +197,7 @@ def compile_gemm(a, b, bias=None, requant=Requant(), *, config=EngineConfig(),
             if resident:
                 return n * QP_ROWS
             row = (n % (c.qp_depth // QP_ROWS)) * QP_ROWS
-            cmd(Funct.CONFIG_LOAD, stride=C * 4)
+            config_load(C * 4)
             cmd(Funct.LOAD, dram_addr=qp_addr + n * QP_ROWS * C * 4, local_row=row,
                 space=Space.QP, rows=QP_ROWS, cols=C)
             return row
@@ -219,7 +226,7 @@ def compile_gemm(a, b, bias=None, requant=Requant(), *, config=EngineConfig(),
 
     def load(dram, space, row, rows, cols, stride):
         """LOAD in pieces of at most 255 rows."""
-        cmd(Funct.CONFIG_LOAD, stride=stride)
+        config_load(stride)
         done = 0
         while done < rows:
             part = min(255, rows - done)

@@ -26,6 +26,7 @@ typedef struct {
     rvnpu_program_t *program;      /* record commands here instead of issuing them */
     uint32_t raw, out_bytes, qp_resident;
     uint32_t out_addr, qp_addr;
+    uint32_t load_stride;          /* the stride the engine holds (UINT32_MAX: unknown) */
     /* A store waits until the next tile's computes are issued (see store()). */
     uint32_t pending, p_acc_row, p_m0, p_rows, p_n, p_cols;
 } plan_t;
@@ -39,11 +40,20 @@ static inline __attribute__((always_inline)) void emit(plan_t *p, rvnpu_cmd_t cm
         rvnpu_issue(cmd);
 }
 
+/* CONFIG_LOAD only when the stride changes: issuing costs the core tens of cycles a command. */
+static inline __attribute__((always_inline)) void config_load(plan_t *p, uint32_t stride)
+{
+    if (stride != p->load_stride) {
+        emit(p, rvnpu_encode_config_load(stride));
+        p->load_stride = stride;
+    }
+}
+
 static void load(plan_t *p, uint32_t dram, uint32_t space, uint32_t row, uint32_t rows,
                  uint32_t cols, uint32_t stride)
 {
     /* LOAD moves at most 255 rows. */
-    emit(p, rvnpu_encode_config_load(stride));
+    config_load(p, stride);
     for (uint32_t done = 0; done < rows; done += 255) {
         uint32_t part = min_u32(255, rows - done);
         emit(p, rvnpu_encode_load(dram + done * stride, row + done, space, part, cols));
@@ -55,7 +65,7 @@ static uint32_t qp_load(plan_t *p, uint32_t n)
     if (p->qp_resident)
         return n * RVNPU_QP_ROWS;
     uint32_t row = n % (RVNPU_ENGINE_QP_DEPTH / RVNPU_QP_ROWS) * RVNPU_QP_ROWS;
-    emit(p, rvnpu_encode_config_load(C * 4));
+    config_load(p, C * 4);
     emit(p, rvnpu_encode_load(p->qp_addr + n * RVNPU_QP_ROWS * C * 4, row, RVNPU_SPACE_QP,
                               RVNPU_QP_ROWS, C));
     return row;
@@ -143,6 +153,7 @@ static int schedule(const rvnpu_gemm_t *g, rvnpu_program_t *program)
     plan_t p = {0};
     p.g = g;
     p.program = program;
+    p.load_stride = UINT32_MAX;
     p.raw = g->requant.mode == RVNPU_GEMM_RAW;
     p.out_bytes = p.raw ? 4 : EB;
     p.out_addr = RVNPU_DMA_ADDR(g->c);
@@ -159,7 +170,7 @@ static int schedule(const rvnpu_gemm_t *g, rvnpu_program_t *program)
                                              q->clamp_max));
         p.qp_resident = n_tiles * RVNPU_QP_ROWS <= min_u32(RVNPU_ENGINE_QP_DEPTH, 255);
         if (p.qp_resident) {
-            emit(&p, rvnpu_encode_config_load(C * 4));
+            config_load(&p, C * 4);
             emit(&p, rvnpu_encode_load(p.qp_addr, 0, RVNPU_SPACE_QP, n_tiles * RVNPU_QP_ROWS,
                                        C));
         }
