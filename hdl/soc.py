@@ -33,8 +33,10 @@ def image_words(image, config):
 class Soc(wiring.Component):
     """Core + RAM + engine + UART, timer, GPIO and simulation control.
 
-    The RAM has two ports: the engine's DMA uses one at its full bus width, the core the other
-    through the address decoder, so DMA and the core's fetches never wait for each other.
+    The RAM has two read ports: the engine's DMA uses one at its full bus width, the core the
+    other through the address decoder, so DMA and the core's fetches never wait for each other.
+    They share one write port (block RAM allows no more); the engine's writes come first and
+    the core waits a cycle when both write.
 
     Parameters
     ----------
@@ -98,6 +100,7 @@ class Soc(wiring.Component):
             ram.host_we.eq(decoder.ram.we),
             ram.host_wdata.eq(decoder.ram.wdata),
             decoder.ram.rdata.eq(ram.host_rdata),
+            decoder.ram.busy.eq(ram.host_busy),
         ]
         connect(m, decoder.uart, uart.bus)
         connect(m, decoder.timer, timer.bus)

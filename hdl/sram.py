@@ -24,6 +24,10 @@ class BusSram(wiring.Component):
         Width of the bus's word addresses (the memory uses the low bits).
     with_host : bool
         Add a second port (``host_*``), for a CPU or a testbench, with one cycle read latency.
+        The two ports share one write port, so that FPGA tools can build the memory from
+        block RAM (Yosys maps two read ports and one write port there, not two write ports):
+        in a cycle where the bus writes, ``host_busy`` is high and a host write does not
+        happen; the host holds it until a cycle without.
     init : iterable of int
     """
 
@@ -36,6 +40,7 @@ class BusSram(wiring.Component):
                 "host_we":    In(data_width // 8),
                 "host_wdata": In(data_width),
                 "host_rdata": Out(data_width),
+                "host_busy":  Out(1),
             })
         self._data_width = data_width
         super().__init__(ports)
@@ -47,18 +52,19 @@ class BusSram(wiring.Component):
         w = mem.write_port(granularity=8)
         r = mem.read_port()
         req = self.bus.req.payload
+        bus_write = self.bus.req.valid & req.write
         m.d.comb += [
             self.bus.req.ready.eq(1),
             r.addr.eq(req.addr), w.addr.eq(req.addr), w.data.eq(req.data),
-            w.en.eq(req.mask.replicate(1) & self.bus.req.valid.replicate(len(req.mask))
-                    & req.write.replicate(len(req.mask))),
+            w.en.eq(req.mask & bus_write.replicate(len(req.mask))),
             self.bus.rsp.payload.eq(r.data),
         ]
         m.d.sync += self.bus.rsp.valid.eq(self.bus.req.valid & ~req.write)
         if self._with_host:
-            hw = mem.write_port(granularity=8)
             hr = mem.read_port()
-            m.d.comb += [hw.addr.eq(self.host_addr), hw.data.eq(self.host_wdata),
-                         hw.en.eq(self.host_we), hr.addr.eq(self.host_addr),
-                         self.host_rdata.eq(hr.data)]
+            m.d.comb += [hr.addr.eq(self.host_addr), self.host_rdata.eq(hr.data),
+                         self.host_busy.eq(bus_write)]
+            with m.If(~bus_write):
+                m.d.comb += [w.addr.eq(self.host_addr), w.data.eq(self.host_wdata),
+                             w.en.eq(self.host_we)]
         return m

@@ -270,7 +270,8 @@ class Fabric(wiring.Component):
         connect(m, wiring.flipped(self.cpu), dec.cpu)
         connect(m, wiring.flipped(self.engine), ram.bus)
         m.d.comb += [ram.host_addr.eq(dec.ram.addr), ram.host_we.eq(dec.ram.we),
-                     ram.host_wdata.eq(dec.ram.wdata), dec.ram.rdata.eq(ram.host_rdata)]
+                     ram.host_wdata.eq(dec.ram.wdata), dec.ram.rdata.eq(ram.host_rdata),
+                     dec.ram.busy.eq(ram.host_busy)]
         for name, p in (("uart", uart), ("timer", timer), ("gpio", gpio), ("sim", sim)):
             connect(m, getattr(dec, name), p.bus)
         m.d.comb += [self.leds.eq(gpio.leds), self.exit_valid.eq(sim.exit_valid),
@@ -334,17 +335,24 @@ def test_decoder_engine_and_cpu_concurrently():
     dut = Fabric()
 
     async def testbench(ctx):
-        # The engine writes word 3 while the core writes word 0 in the same cycle.
+        # The engine writes word 3 while the core writes word 0: the engine's write goes
+        # first, the core's waits a cycle (one write port, as block RAM has).
         ctx.set(dut.engine.req.payload, {"addr": 3, "write": 1, "data": 0x0123_4567_89AB_CDEF,
                                          "mask": 0xFF})
         ctx.set(dut.engine.req.valid, 1)
         ctx.set(dut.cpu.addr, 0)
         ctx.set(dut.cpu.we, 0xF)
         ctx.set(dut.cpu.wdata, 0xCAFE_F00D)
-        assert ctx.get(dut.engine.req.ready) and ctx.get(dut.cpu.ready)
+        assert ctx.get(dut.engine.req.ready) and not ctx.get(dut.cpu.ready)
         await ctx.tick()
         ctx.set(dut.engine.req.valid, 0)
+        assert ctx.get(dut.cpu.ready)
+        await ctx.tick()
         ctx.set(dut.cpu.we, 0)
+        # A core read does not wait for an engine write.
+        ctx.set(dut.engine.req.valid, 1)
+        assert (await cpu_access(ctx, dut.cpu, 0))[0] == 0xCAFE_F00D
+        ctx.set(dut.engine.req.valid, 0)
         assert (await cpu_access(ctx, dut.cpu, 24))[0] == 0x89AB_CDEF
         assert (await cpu_access(ctx, dut.cpu, 28))[0] == 0x0123_4567
         assert (await cpu_access(ctx, dut.cpu, 0))[0] == 0xCAFE_F00D
