@@ -8,7 +8,7 @@ made with :func:`dataclasses.replace`, which re-runs the checks.
 from dataclasses import dataclass, asdict, fields
 
 
-__all__ = ["EngineConfig", "ConfigError", "DATAFLOWS"]
+__all__ = ["EngineConfig", "ConfigError", "DATAFLOWS", "reject_unknown"]
 
 
 DATAFLOWS = ("os", "ws", "both")
@@ -27,6 +27,13 @@ def _check_pow2(name, value, lo, hi):
     _check_int(name, value, lo, hi)
     if value & (value - 1):
         raise ConfigError(f"{name} must be a power of two, not {value!r}")
+
+
+def reject_unknown(cls, data, what):
+    """Refuse a parameter dictionary naming a field ``cls`` (a dataclass) does not have."""
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ConfigError(f"unknown {what} parameter {sorted(unknown)[0]!r}")
 
 
 @dataclass(frozen=True)
@@ -123,8 +130,5 @@ class EngineConfig:
 
     @classmethod
     def from_dict(cls, data):
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ConfigError(f"unknown engine parameter {sorted(unknown)[0]!r}")
+        reject_unknown(cls, data, "engine")
         return cls(**data)

@@ -8,10 +8,10 @@ every register is one 32-bit word (byte and half-word writes reach it as a word 
 
 import enum
 import textwrap
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from . import isa
-from .config import ConfigError, EngineConfig
+from .config import ConfigError, EngineConfig, reject_unknown
 
 
 __all__ = [
@@ -248,10 +248,7 @@ class SocConfig:
 
     @classmethod
     def from_dict(cls, data):
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ConfigError(f"unknown SoC parameter {sorted(unknown)[0]!r}")
+        reject_unknown(cls, data, "SoC")
         data = dict(data)
         if isinstance(data.get("engine"), dict):
             data["engine"] = EngineConfig.from_dict(data["engine"])
