@@ -8,10 +8,11 @@ made with :func:`dataclasses.replace`, which re-runs the checks.
 from dataclasses import dataclass, asdict, fields
 
 
-__all__ = ["EngineConfig", "ConfigError", "DATAFLOWS", "reject_unknown"]
+__all__ = ["EngineConfig", "ConfigError", "DATAFLOWS", "REQUANT_MODES", "reject_unknown"]
 
 
 DATAFLOWS = ("os", "ws", "both")
+REQUANT_MODES = ("tflite", "ort", "both")
 
 
 class ConfigError(ValueError):
@@ -68,6 +69,16 @@ class EngineConfig:
         Size of the main-memory window the DMA may touch; transfers outside it are errors.
     queue_depth : int
         Commands each unit (load, execute, store) may hold in flight.
+    requant_lanes : int
+        Requantisation lanes in the store unit, a divisor of ``cols``; 0 (the default) means one
+        a column. Each lane is a 32x32 multiplier (a 24x24 one too for ONNX Runtime rounding),
+        the largest block of the engine after the array; with fewer lanes a stored row takes
+        ``cols / requant_lanes`` cycles, which small FPGAs need and which costs little, as
+        requantised stores are a small part of a GEMM's time.
+    requant_modes : str
+        Requantisation conventions built: ``"tflite"`` (gemmlowp fixed point), ``"ort"``
+        (ONNX Runtime float32) or ``"both"`` (the default). ``CONFIG_REQUANT`` with a mode not
+        built is refused.
     """
 
     rows: int = 8
@@ -81,6 +92,8 @@ class EngineConfig:
     bus_width: int = 64
     mem_bytes: int = 1 << 16
     queue_depth: int = 4
+    requant_lanes: int = 0
+    requant_modes: str = "both"
 
     def __post_init__(self):
         _check_int("rows", self.rows, 1, 32)
@@ -105,6 +118,13 @@ class EngineConfig:
             raise ConfigError(f"bus_width must be 32, 64 or 128, not {self.bus_width!r}")
         _check_pow2("mem_bytes", self.mem_bytes, 1 << 10, 1 << 31)
         _check_int("queue_depth", self.queue_depth, 1, 16)
+        _check_int("requant_lanes", self.requant_lanes, 0, self.cols)
+        if self.requant_lanes and self.cols % self.requant_lanes:
+            raise ConfigError(f"requant_lanes must be 0 or divide cols ({self.cols}), "
+                              f"not {self.requant_lanes!r}")
+        if self.requant_modes not in REQUANT_MODES:
+            raise ConfigError(f"requant_modes must be one of {', '.join(REQUANT_MODES)}, "
+                              f"not {self.requant_modes!r}")
 
     # Derived sizes: properties, so that nothing derivable is stored twice.
 
@@ -124,6 +144,19 @@ class EngineConfig:
     @property
     def with_ws(self):
         return self.dataflow in ("ws", "both")
+
+    @property
+    def lanes(self):
+        """Requantisation lanes actually built."""
+        return self.requant_lanes or self.cols
+
+    @property
+    def with_tflite(self):
+        return self.requant_modes in ("tflite", "both")
+
+    @property
+    def with_ort(self):
+        return self.requant_modes in ("ort", "both")
 
     def to_dict(self):
         return asdict(self)

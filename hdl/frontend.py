@@ -4,8 +4,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .isa import (Funct, Space, ErrorCode, Dataflow, QP_ROWS, ROW_BITS, STATUS_FIELDS,
-                  field_of)
+from .isa import (Funct, Space, ErrorCode, Dataflow, RequantMode, QP_ROWS, ROW_BITS,
+                  STATUS_FIELDS, field_of)
 from .unit_ops import LoadOp, ExecOp, StoreOp
 
 
@@ -105,7 +105,8 @@ class Frontend(wiring.Component):
         store_stride = Signal(32)
         qp_row = Signal(ROW_BITS)
         out_zero = Signal(signed(16))
-        mode = Signal()
+        # Reset to a convention the engine has, as the golden model does.
+        mode = Signal(init=RequantMode.TFLITE if c.with_tflite else RequantMode.ORT)
         clamp_min = Signal(signed(16), init=lo)
         clamp_max = Signal(signed(16), init=(1 << (c.in_width - 1)) - 1)
 
@@ -209,8 +210,10 @@ class Frontend(wiring.Component):
                 cmin = fld(Funct.CONFIG_REQUANT, "clamp_min")
                 cmax = fld(Funct.CONFIG_REQUANT, "clamp_max")
                 s_lo, s_hi = -(1 << (c.in_width - 1)), (1 << (c.in_width - 1)) - 1
-                ok = (cmin <= cmax) & (((cmin >= s_lo) & (cmax <= s_hi)) |
-                                       ((cmin >= 0) & (cmax <= hi)))
+                asked = fld(Funct.CONFIG_REQUANT, "mode")
+                built = Mux(asked == RequantMode.TFLITE, int(c.with_tflite), int(c.with_ort))
+                ok = built & (cmin <= cmax) & (((cmin >= s_lo) & (cmax <= s_hi)) |
+                                               ((cmin >= 0) & (cmax <= hi)))
                 m.d.comb += [front.eq(1), code.eq(Mux(ok, 0, ErrorCode.BAD_CONFIG))]
             with m.Case(Funct.CONFIG_STORE):
                 bad = fld(Funct.CONFIG_STORE, "qp_row") + QP_ROWS > c.qp_depth

@@ -140,7 +140,8 @@ COMMANDS = {c.funct: c for c in [
         _f("clamp_min", 2, 0, 16, True, doc="lowest output value (after the zero point)"),
         _f("clamp_max", 2, 16, 16, True, doc="highest output value (after the zero point)"),
     ), "Set the requantisation of later STOREs. ReLU and ReLU6 are clamps. clamp_min must not "
-       "exceed clamp_max and both must fit the output element."),
+       "exceed clamp_max and both must fit the output element; the mode must be one the "
+       "engine was built with (requant_modes)."),
     Command(Funct.LOAD, Unit.LOAD, (
         _f("dram_addr", 1, 0, 32, doc="byte address of the first element in main memory"),
         _f("local_row", 2, 0, ROW_BITS, doc="first local row written"),

@@ -1,6 +1,6 @@
 """The store unit: accumulators to main memory, raw or requantised."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -72,23 +72,31 @@ class StoreUnit(wiring.Component):
             with m.If(active & (got == i)):
                 m.d.sync += reg.eq(self.qp_data)
 
-        # -- Row issue ----------------------------------------------------------------------------
+        # -- Row issue ---------------------------------------------------------------------------
+        # With fewer requantisation lanes than columns a row passes the lanes in `groups`
+        # slices, one a cycle, so requantised rows are issued at most every `groups` cycles.
+        L = c.lanes
+        groups = C // L
         es = Mux(cmd.raw, 4, c.elem_bytes)
         nbytes = Signal(range(maxb + 1))
         m.d.comb += nbytes.eq(cmd.cols * es)
         empty = (cmd.rows == 0) | (cmd.cols == 0)
 
         row_i = Signal(9)
-        base = Signal(32)
         in_flight = Signal(range(self.fifo_depth + 1))
         issue = Signal()
         popped = Signal()
+        gap = Signal(range(groups))
         m.d.sync += in_flight.eq(in_flight + issue - popped)
+        with m.If(issue & ~cmd.raw):
+            m.d.sync += gap.eq(groups - 1)
+        with m.Elif(gap != 0):
+            m.d.sync += gap.eq(gap - 1)
 
         with m.FSM():
             with m.State("Idle"):
                 with m.If(self.cmd.valid & ~active):
-                    m.d.sync += [qp_i.eq(0), row_i.eq(0), base.eq(self.cmd.payload.dram_addr)]
+                    m.d.sync += [qp_i.eq(0), row_i.eq(0)]
                     m.next = "Params"
             with m.State("Params"):
                 m.d.sync += qp_i.eq(qp_i + 1)
@@ -97,9 +105,9 @@ class StoreUnit(wiring.Component):
             with m.State("Rows"):
                 with m.If(empty | (row_i == cmd.rows)):
                     m.next = "Drain"
-                with m.Elif(in_flight < self.fifo_depth):
+                with m.Elif((in_flight < self.fifo_depth) & (gap == 0)):
                     m.d.comb += issue.eq(1)
-                    m.d.sync += [row_i.eq(row_i + 1), base.eq(base + cmd.stride)]
+                    m.d.sync += row_i.eq(row_i + 1)
             with m.State("Drain"):
                 with m.If(in_flight == 0):
                     m.d.comb += self.retire.eq(1)
@@ -108,52 +116,79 @@ class StoreUnit(wiring.Component):
         m.d.comb += self.acc_addr.eq(cmd.acc_row + row_i)
 
         # -- Requantise ---------------------------------------------------------------------------
+        # The row read for `issue` is on acc_data the next cycle (`fresh`): slice 0 goes to the
+        # lanes at once and the row is kept in `held` for the other slices.
+        fresh = delayed(m, issue, 1, name="fresh")
+        held = Signal.like(self.acc_data, reset_less=True)
+        slice_i = Signal(range(groups))
+        with m.If(fresh):
+            m.d.sync += held.eq(self.acc_data)
+        if groups > 1:
+            with m.If(fresh):
+                m.d.sync += slice_i.eq(1)
+            with m.Elif(slice_i != 0):
+                m.d.sync += slice_i.eq(Mux(slice_i == groups - 1, 0, slice_i + 1))
+        feeding = fresh | (slice_i != 0)
+        in_slice = Mux(fresh, 0, slice_i)
+
+        def column(values, lane, from_acc=False):
+            """`lane`'s input this cycle: its column of the slice being fed."""
+            later = Array(values[g * L + lane] for g in range(groups))[in_slice]
+            return Mux(fresh, self.acc_data[lane], later) if from_acc else later
+
         lanes = []
-        for col in range(C):
-            lane = RequantLane()
-            m.submodules[f"lane{col}"] = lane
+        for lane_i in range(L):
+            lane = RequantLane(with_tflite=c.with_tflite, with_ort=c.with_ort)
+            m.submodules[f"lane{lane_i}"] = lane
             m.d.comb += [
-                lane.i_valid.eq(delayed(m, issue, 1, name=f"i_valid{col}")),
-                lane.acc.eq(self.acc_data[col]),
-                lane.bias.eq(params[0][col]),
-                lane.multiplier.eq(params[1][col]),
-                lane.shift.eq(params[2][col]),
+                lane.i_valid.eq(feeding & ~cmd.raw),
+                lane.acc.eq(column(held, lane_i, from_acc=True)),
+                lane.bias.eq(column(params[0], lane_i)),
+                lane.multiplier.eq(column(params[1], lane_i)),
+                lane.shift.eq(column(params[2], lane_i)),
                 lane.mode.eq(cmd.mode),
                 lane.out_zero.eq(cmd.out_zero),
                 lane.clamp_min.eq(cmd.clamp_min),
                 lane.clamp_max.eq(cmd.clamp_max),
             ]
             lanes.append(lane)
-        latency = lanes[0].latency
-        valid_out = delayed(m, issue, 1 + latency, name="row_valid")
-        base_out = delayed(m, base, 1 + latency, name="row_base")
-        raw_out = [delayed(m, self.acc_data[col], latency, name=f"raw{col}")
-                   for col in range(C)]
 
-        raw_bytes = Cat(*(Cat(v, v[-1].replicate(32 - len(v))) for v in raw_out))
+        # Slices leave the lanes in order; all but the last wait in `done_slices`.
         eb = c.elem_bytes
-        q_bytes = Cat(*(lane.o_value[:8 * eb] for lane in lanes))
-        row_bytes = Signal(8 * maxb)
-        m.d.comb += row_bytes.eq(Mux(cmd.raw, raw_bytes, q_bytes))
+        out_slice = delayed(m, in_slice, lanes[0].latency, name="out_slice")
+        lane_bytes = Cat(*(lane.o_value[:8 * eb] for lane in lanes))
+        done_slices = [Signal(8 * eb * L, name=f"done_slice{g}", reset_less=True)
+                       for g in range(groups - 1)]
+        for g, reg in enumerate(done_slices):
+            with m.If(lanes[0].o_valid & (out_slice == g)):
+                m.d.sync += reg.eq(lane_bytes)
+        row_done = lanes[0].o_valid & (out_slice == groups - 1)
 
-        row_layout = data.StructLayout({"bytes": 8 * maxb, "base": 32})
-        m.submodules.out = out_q = fifo.SyncFIFOBuffered(
-            width=row_layout.size, depth=self.fifo_depth)
+        raw_bytes = Cat(*(Cat(v, v[-1].replicate(32 - len(v))) for v in self.acc_data))
+        q_bytes = Cat(*done_slices, lane_bytes)
+        m.submodules.out = out_q = fifo.SyncFIFOBuffered(width=8 * maxb, depth=self.fifo_depth)
         m.d.comb += [
-            out_q.w_en.eq(valid_out),
-            out_q.w_data.eq(Cat(row_bytes, base_out)),
+            out_q.w_en.eq(Mux(cmd.raw, fresh, row_done)),
+            out_q.w_data.eq(Mux(cmd.raw, raw_bytes, q_bytes)),
         ]
 
+        # Rows leave in order, so the address of the row at the head is kept here rather than
+        # carried through the pipeline.
+        head_base = Signal(32)
+        with m.If(self.cmd.valid & ~active):
+            m.d.sync += head_base.eq(self.cmd.payload.dram_addr)
+        with m.Elif(popped):
+            m.d.sync += head_base.eq(head_base + cmd.stride)
+
         # -- Emit bus words -----------------------------------------------------------------------
-        head = data.View(row_layout, out_q.r_data)
-        align = head.base[:shift]
-        first_word = head.base[shift:]
-        last_word = (head.base + nbytes - 1)[shift:]
+        align = head_base[:shift]
+        first_word = head_base[shift:]
+        last_word = (head_base + nbytes - 1)[shift:]
         j = Signal(8)
         shifted = Signal(8 * (maxb + bb))
         mask = Signal(maxb + bb)
         m.d.comb += [
-            shifted.eq(head.bytes << (align * 8)),
+            shifted.eq(out_q.r_data << (align * 8)),
             mask.eq(((Const(1, maxb + bb) << nbytes) - 1) << align),
             self.req.valid.eq(out_q.r_rdy),
             self.req.payload.addr.eq(first_word + j),

@@ -22,7 +22,11 @@ _ENGINE_HELP = {
     "bus_width": "main-memory port width in bits: 32, 64 or 128",
     "mem_bytes": "main-memory window of the DMA in bytes",
     "queue_depth": "commands in flight per unit",
+    "requant_lanes": "requantisation lanes, a divisor of cols; 0: one a column",
+    "requant_modes": "requantisation built: tflite, ort or both",
 }
+
+_ENGINE_CHOICES = {"dataflow": "{os,ws,both}", "requant_modes": "{tflite,ort,both}"}
 
 
 def _engine_options(title="engine parameters", show_defaults=True):
@@ -34,8 +38,8 @@ def _engine_options(title="engine parameters", show_defaults=True):
         text = _ENGINE_HELP[f.name]
         if show_defaults:
             text += f" (default: {getattr(defaults, f.name)})"
-        if f.name == "dataflow":
-            group.add_argument(flag, dest=f.name, default=None, metavar="{os,ws,both}",
+        if f.name in _ENGINE_CHOICES:
+            group.add_argument(flag, dest=f.name, default=None, metavar=_ENGINE_CHOICES[f.name],
                                help=text)
         else:
             group.add_argument(flag, dest=f.name, type=int, default=None, metavar="N",

@@ -130,6 +130,9 @@ def compile_gemm(a, b, bias=None, requant=Requant(), *, config=EngineConfig(),
         raise GemmError(f"dataflow must be 'os' or 'ws', not {dataflow!r}")
     if not (c.with_os if dataflow == "os" else c.with_ws):
         raise GemmError(f"this engine was generated without the {dataflow} dataflow")
+    if requant.mode in ("tflite", "ort") and not (c.with_tflite if requant.mode == "tflite" else c.with_ort):
+        raise GemmError(f"this engine was generated without {requant.mode} requantisation "
+                        f"(requant_modes={c.requant_modes!r})")
 
     job = GemmJob(config=c, macs=M * N * K)
     mem = _Allocator(c.mem_bytes)

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from rvnpu.hdl.config import DATAFLOWS, ConfigError, EngineConfig
+from rvnpu.hdl.config import DATAFLOWS, REQUANT_MODES, ConfigError, EngineConfig
 
 
 def test_defaults_are_valid():
@@ -33,6 +33,8 @@ def test_elem_bytes(in_width, elem_bytes):
     dict(spad_depth=16, acc_depth=16, qp_depth=4), dict(spad_depth=1 << 14),
     dict(bus_width=32), dict(bus_width=128), dict(mem_bytes=1 << 10), dict(mem_bytes=1 << 31),
     dict(queue_depth=1), dict(queue_depth=16), *[dict(dataflow=d) for d in DATAFLOWS],
+    dict(cols=6, requant_lanes=3), dict(cols=6, requant_lanes=1), dict(cols=6, requant_lanes=6),
+    *[dict(requant_modes=r) for r in REQUANT_MODES],
 ], ids=repr)
 def test_valid_edges(kwargs):
     c = EngineConfig(**kwargs)
@@ -85,7 +87,18 @@ INVALID = [
     ("mem_bytes", dict(mem_bytes=1 << 32)),
     ("queue_depth", dict(queue_depth=0)),
     ("queue_depth", dict(queue_depth=17)),
+    ("requant_lanes", dict(cols=6, requant_lanes=4)),
+    ("requant_lanes", dict(cols=6, requant_lanes=7)),
+    ("requant_lanes", dict(requant_lanes=-1)),
+    ("requant_modes", dict(requant_modes="gemmlowp")),
 ]
+
+
+def test_requant_lanes_default_is_one_a_column():
+    assert EngineConfig(cols=5).lanes == 5
+    assert EngineConfig(cols=6, requant_lanes=2).lanes == 2
+    assert (EngineConfig(requant_modes="ort").with_tflite,
+            EngineConfig(requant_modes="ort").with_ort) == (False, True)
 
 
 def _check_message(error, name, kwargs):

@@ -46,12 +46,13 @@ CONFIGS = {
     "4x4": EngineConfig(rows=4, cols=4, dataflow="both", spad_depth=256, acc_depth=64,
                         qp_depth=16, mem_bytes=1 << 14),
     "3x5": EngineConfig(rows=3, cols=5, dataflow="both", spad_depth=128, acc_depth=32,
-                        qp_depth=8, bus_width=32, mem_bytes=1 << 13),
+                        qp_depth=8, bus_width=32, mem_bytes=1 << 13, requant_lanes=1),
     "8x8-ws": EngineConfig(rows=8, cols=8, dataflow="ws", spad_depth=64, acc_depth=32,
-                           qp_depth=8, bus_width=128, mem_bytes=1 << 13, queue_depth=2),
+                           qp_depth=8, bus_width=128, mem_bytes=1 << 13, queue_depth=2,
+                           requant_lanes=2, requant_modes="ort"),
     "2x2-int4": EngineConfig(rows=2, cols=2, in_width=4, acc_width=16, dataflow="both",
                              spad_depth=64, acc_depth=32, qp_depth=8, mem_bytes=1 << 12,
-                             queue_depth=1),
+                             queue_depth=1, requant_modes="tflite"),
     "2x3-int16": EngineConfig(rows=2, cols=3, in_width=16, acc_width=32, dataflow="both",
                               spad_depth=64, acc_depth=32, qp_depth=8, mem_bytes=1 << 13),
 }
@@ -102,7 +103,9 @@ def random_gemm_case(config, seed, *, shape=None, dataflow=None, mode=None, extr
     w = config.in_width
     m, n, k = shape or (int(x) for x in rng.integers(1, 21, 3))
     dataflow = dataflow or str(rng.choice(dataflows(config)))
-    mode = mode or str(rng.choice(["raw", "tflite", "tflite-channel", "ort"]))
+    modes = ["raw"] + (["tflite", "tflite-channel"] if config.with_tflite else []) + \
+        (["ort"] if config.with_ort else [])
+    mode = mode or str(rng.choice(modes))
     a_signed, b_signed = (bool(x) for x in rng.integers(0, 2, 2))
     a_lo, a_hi = element_range(w, a_signed)
     b_lo, b_hi = element_range(w, b_signed)
@@ -161,14 +164,15 @@ def random_gemm_case(config, seed, *, shape=None, dataflow=None, mode=None, extr
 def gemm_batch(config, count, seed):
     cases = []
     flows = dataflows(config)
+    scaled = "tflite" if config.with_tflite else "ort"
     # Fixed corners first: 1x1x1 in each dataflow, exact multiples of the array, extremes.
     for d in flows:
         cases.append(random_gemm_case(config, seed + len(cases), shape=(1, 1, 1), dataflow=d))
-    cases.append(random_gemm_case(config, seed + len(cases), dataflow=flows[-1], mode="tflite",
+    cases.append(random_gemm_case(config, seed + len(cases), dataflow=flows[-1], mode=scaled,
                                   shape=(2 * config.rows, 2 * config.cols, 3 * config.rows)))
     for d in flows:
         cases.append(random_gemm_case(config, seed + len(cases), shape=(5, 6, 19), dataflow=d,
-                                      mode="tflite", extreme=True))
+                                      mode=scaled, extreme=True))
     # A long reduction: many K chunks (WS), a long OS accumulation.
     long_k = min(120, config.spad_depth // 2 - config.rows)
     for d in flows:

@@ -722,3 +722,23 @@ def test_clamp_ok_matches_output_ranges():
         assert not clamp_ok(w, -1, s_hi + 1) and not clamp_ok(w, 1, 0)
     assert output_range(16, False) == (0, 32767)
     assert float32_bits(1.0) == 0x3f800000
+
+
+def test_requant_mode_not_built_refused():
+    for built, other in (("tflite", RequantMode.ORT), ("ort", RequantMode.TFLITE)):
+        model = EngineModel(dataclasses.replace(SMALL, requant_modes=built))
+        before = snapshot(model)
+        model.execute(*encode(Funct.CONFIG_REQUANT, mode=other, clamp_min=-128, clamp_max=127))
+        assert_unchanged(model, before, built)
+        assert (model.error_code, model.error_funct) == (ErrorCode.BAD_CONFIG,
+                                                         Funct.CONFIG_REQUANT), built
+        # The mode built is accepted.
+        model.execute(*encode(Funct.CONFIG_REQUANT, mode=1 - other, clamp_min=-128,
+                              clamp_max=127))
+        assert model.error_count == 1, built
+        # The compiler says so before anything runs.
+        config = make_config(4, 4, requant_modes=built)
+        name = "ort" if other == RequantMode.ORT else "tflite"
+        case = random_case(SEED, in_width=8, mode=name)
+        with pytest.raises(GemmError, match=f"without {name} requantisation"):
+            case.compile(config, "ws")

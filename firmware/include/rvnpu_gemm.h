@@ -54,7 +54,7 @@ enum rvnpu_gemm_result {
     RVNPU_GEMM_BAD_SHAPE = 1,    /* M, N or K is 0 */
     RVNPU_GEMM_TOO_DEEP = 2,     /* K needs more than half of the scratchpad a row of A */
     RVNPU_GEMM_NO_WS = 3,        /* the engine was built without the weight-stationary flow */
-    RVNPU_GEMM_BAD_MODE = 4,     /* mode is not one of enum rvnpu_gemm_mode */
+    RVNPU_GEMM_BAD_MODE = 4,     /* mode is not one of enum rvnpu_gemm_mode, or not built */
     RVNPU_GEMM_REFUSED = 5,      /* the engine refused a command (bad zero point, clamp...) */
     RVNPU_GEMM_NO_ROOM = 6,      /* the program's capacity is too small (see its count) */
 };

@@ -138,7 +138,9 @@ static int schedule(const rvnpu_gemm_t *g, rvnpu_program_t *program)
         return RVNPU_GEMM_BAD_SHAPE;
     if (!RVNPU_ENGINE_WITH_WS)
         return RVNPU_GEMM_NO_WS;
-    if (g->requant.mode > RVNPU_GEMM_RAW)
+    if (g->requant.mode > RVNPU_GEMM_RAW
+            || (g->requant.mode == RVNPU_GEMM_TFLITE && !RVNPU_ENGINE_WITH_TFLITE)
+            || (g->requant.mode == RVNPU_GEMM_ORT && !RVNPU_ENGINE_WITH_ORT))
         return RVNPU_GEMM_BAD_MODE;
 
     /* Weight-stationary: an R x C weight tile stays in the array while up to mb rows of A

@@ -81,7 +81,8 @@ class EngineModel:
         self.store_stride = 0
         self.qp_row = 0
         self.out_zero = 0
-        self.mode = RequantMode.TFLITE
+        # The reset convention is TFLite unless the engine was built without it.
+        self.mode = RequantMode.TFLITE if c.with_tflite else RequantMode.ORT
         self.clamp_min, self.clamp_max = output_range(c.in_width)
         # Status.
         self.error_code = ErrorCode.NONE
@@ -142,7 +143,8 @@ class EngineModel:
                 return ErrorCode.BAD_CONFIG
             return ErrorCode.NONE
         if funct == Funct.CONFIG_REQUANT:
-            if not clamp_ok(c.in_width, f["clamp_min"], f["clamp_max"]):
+            built = c.with_tflite if f["mode"] == RequantMode.TFLITE else c.with_ort
+            if not (built and clamp_ok(c.in_width, f["clamp_min"], f["clamp_max"])):
                 return ErrorCode.BAD_CONFIG
             return ErrorCode.NONE
         if funct == Funct.CONFIG_STORE:
