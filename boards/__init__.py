@@ -32,6 +32,11 @@ class Board:
         The programmer's command line; ``{bitstream}`` stands for the bitstream's path.
     bitstream : str
         Suffix of the file the programmer takes (``.bin`` or ``.bit``).
+    ram_style : str
+        The SoC's main RAM (:attr:`rvnpu.hdl.memory_map.SocConfig.ram_style`): ``"block"``,
+        or ``"spram"`` where block RAM is too scarce to hold it.
+    with_m : bool
+        The control core has the M extension.
     """
 
     name: str
@@ -41,6 +46,15 @@ class Board:
     program: tuple
     bitstream: str
     doc: str = ""
+    ram_style: str = "block"
+    with_m: bool = True
+
+    def soc_config(self, engine=None, clock_hz=None):
+        """The SoC built for this board (its defaults, or ``engine`` and ``clock_hz``)."""
+        from rvnpu.hdl.memory_map import SocConfig
+        return SocConfig(engine=self.engine if engine is None else engine,
+                         clock_hz=self.clock_hz if clock_hz is None else clock_hz,
+                         ram_style=self.ram_style, with_m=self.with_m)
 
     def program_command(self, bitstream):
         return [arg.format(bitstream=bitstream) for arg in self.program]

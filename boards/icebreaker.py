@@ -36,13 +36,14 @@ class IceBreakerPlatform(LatticeICE40Platform):
     connectors = []
 
 
-# The smallest useful design; it does not fit the UP5K yet (see docs/boards.md): the SoC RAM
-# has two write ports, which iCE40 block RAM lacks, and one requantisation lane alone takes
-# all 8 DSPs and ~2000 logic cells.
+# The UP5K's block RAM (15 KiB in all) is left to the engine and the firmware's boot ROM: the
+# SoC's RAM is two of the four 32 KiB SPRAMs, filled from the ROM at reset.
 BOARDS = (
     Board(name="icebreaker", platform=IceBreakerPlatform, clock_hz=24_000_000,
-          engine=EngineConfig(rows=2, cols=2, spad_depth=256, acc_depth=64, qp_depth=16,
-                              bus_width=32, mem_bytes=16 << 10, queue_depth=2),
+          engine=EngineConfig(rows=1, cols=1, spad_depth=256, acc_depth=16, qp_depth=4,
+                              bus_width=32, mem_bytes=64 << 10, queue_depth=1,
+                              requant_lanes=1, requant_modes="tflite"),
+          ram_style="spram", with_m=False,
           program=("iceprog", "{bitstream}"), bitstream=".bin",
           doc="iCEBreaker (iCE40UP5K-SG48), 12 MHz oscillator, FTDI UART"),
 )

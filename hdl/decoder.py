@@ -14,8 +14,8 @@ __all__ = ["RamPortSignature", "AddressDecoder"]
 
 class RamPortSignature(wiring.Signature):
     """A synchronous RAM port of ``width``-bit words with byte enables; read data the cycle
-    after the address; a write in a cycle with ``busy`` does not happen (the host port of
-    :class:`.sram.BusSram`)."""
+    after the address; the access asked for in a cycle with ``busy`` does not happen (the
+    host port of :class:`.sram.BusSram`)."""
 
     def __init__(self, *, depth, width):
         super().__init__({
@@ -30,8 +30,8 @@ class RamPortSignature(wiring.Signature):
 class AddressDecoder(wiring.Component):
     """Decodes the memory map of :mod:`.memory_map` for the core's bus.
 
-    Writes complete in the cycle they appear, unless the RAM is busy with the engine's write,
-    when the core waits. Reads take two cycles: the RAM and the registers
+    Writes complete in the cycle they appear, unless the RAM is busy with the engine's
+    access, when the core waits (for a single-port RAM, reads wait too). Reads take two cycles: the RAM and the registers
     answer a cycle after the address, and the read strobe goes out once, in the first, so a
     read with side effects (the UART's receive FIFO) happens once. Addresses outside the map
     read 0 and ignore writes.
@@ -80,11 +80,11 @@ class AddressDecoder(wiring.Component):
         write = cpu.we != 0
         read = cpu.re & ~write
         pending = Signal()              # second cycle of a read: the answer is on rdata
-        first = read & ~pending
-        m.d.sync += pending.eq(first)
-
         # Targets: RAM at 0, then one block each peripheral.
         is_ram = cpu.addr[ram_word_bits:] == (RAM_BASE >> 2 + ram_word_bits)
+        first = read & ~pending & ~(is_ram & self.ram.busy)
+        m.d.sync += pending.eq(first)
+
         is_peripheral = {}
         for p in PERIPHERALS:
             is_peripheral[p.name] = cpu.addr[block_bits:] == (p.base >> 2 + block_bits)

@@ -17,7 +17,7 @@ from .config import ConfigError, EngineConfig, reject_unknown
 __all__ = [
     "RAM_BASE", "PERIPHERAL_BASE", "PERIPHERAL_SPAN", "CUSTOM0_OPCODE", "HEADER_NAME",
     "LINKER_NAME", "REGENERATE_DOC", "Access", "Bits", "Register", "Peripheral",
-    "UART", "TIMER", "GPIO", "SIM", "PERIPHERALS", "SocConfig", "ConfigError",
+    "UART", "TIMER", "GPIO", "SIM", "PERIPHERALS", "SocConfig", "ConfigError", "RAM_STYLES",
     "peripheral_at", "memory_map_header", "memory_map_markdown", "linker_memory",
     "write_memory_map_doc",
 ]
@@ -190,6 +190,10 @@ def _check_int(name, value, lo, hi):
         raise ConfigError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
 
 
+#: Kinds of main RAM (:attr:`SocConfig.ram_style`).
+RAM_STYLES = ("block", "spram")
+
+
 @dataclass(frozen=True)
 class SocConfig:
     """Parameters of one SoC.
@@ -208,6 +212,12 @@ class SocConfig:
         Reset baud rate of the UART.
     with_m : bool
         The control core implements the M extension (and the firmware is built for it).
+    ram_style : str
+        ``"block"`` (the default): block RAM holding the firmware from configuration, with a
+        read port for the core and one for the engine. ``"spram"``: a single-port RAM that
+        the core and the engine take turns at (the engine first), with no initial contents:
+        the firmware sits in a ROM and is copied into it at reset. That is the shape of the
+        iCE40 UP5K's 128 KiB of SPRAM, which leaves its 15 KiB of block RAM to the engine.
     """
 
     engine: EngineConfig = EngineConfig()
@@ -215,6 +225,7 @@ class SocConfig:
     clock_hz: int = 24_000_000
     uart_baud: int = 115_200
     with_m: bool = True
+    ram_style: str = "block"
 
     def __post_init__(self):
         if not isinstance(self.engine, EngineConfig):
@@ -236,6 +247,9 @@ class SocConfig:
                               f"({self.uart_baud!r} baud at {self.clock_hz} Hz)")
         if not isinstance(self.with_m, bool):
             raise ConfigError(f"with_m must be True or False, not {self.with_m!r}")
+        if self.ram_style not in RAM_STYLES:
+            raise ConfigError(f"ram_style must be one of {', '.join(RAM_STYLES)}, "
+                              f"not {self.ram_style!r}")
 
     @property
     def uart_divisor(self):
@@ -244,7 +258,8 @@ class SocConfig:
 
     def to_dict(self):
         return {"engine": self.engine.to_dict(), "ram_bytes": self.ram_bytes,
-                "clock_hz": self.clock_hz, "uart_baud": self.uart_baud, "with_m": self.with_m}
+                "clock_hz": self.clock_hz, "uart_baud": self.uart_baud, "with_m": self.with_m,
+                "ram_style": self.ram_style}
 
     @classmethod
     def from_dict(cls, data):

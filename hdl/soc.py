@@ -1,9 +1,10 @@
 """The SoC: the control core, the matrix engine sharing the RAM with it, and the peripherals."""
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Mux, ResetInserter
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect
 
+from .boot import BootCopier
 from .cpu import RiscvCore
 from .decoder import AddressDecoder
 from .engine import MatrixEngine
@@ -79,11 +80,13 @@ class Soc(wiring.Component):
         m = Module()
         c = self._config
         e = c.engine
-        m.submodules.core = core = RiscvCore(with_m=c.with_m, reset_vector=RAM_BASE)
+        core = RiscvCore(with_m=c.with_m, reset_vector=RAM_BASE)
         m.submodules.engine = engine = MatrixEngine(e)
+        spram = c.ram_style == "spram"
+        depth = c.ram_bytes // e.bus_bytes
         m.submodules.ram = ram = BusSram(
-            depth=c.ram_bytes // e.bus_bytes, data_width=e.bus_width,
-            addr_width=engine.bus_signature.addr_width, with_host=True, init=self._words)
+            depth=depth, data_width=e.bus_width, addr_width=engine.bus_signature.addr_width,
+            with_host=True, single_port=spram, init=() if spram else self._words)
         m.submodules.decoder = decoder = AddressDecoder(ram_bytes=c.ram_bytes,
                                                         ram_width=e.bus_width)
         m.submodules.uart = uart = Uart(divisor=c.uart_divisor)
@@ -95,13 +98,22 @@ class Soc(wiring.Component):
         connect(m, core.cmd, engine.cmd)
         connect(m, engine.rsp, core.rsp)
         connect(m, engine.bus, ram.bus)
-        m.d.comb += [
-            ram.host_addr.eq(decoder.ram.addr),
-            ram.host_we.eq(decoder.ram.we),
-            ram.host_wdata.eq(decoder.ram.wdata),
-            decoder.ram.rdata.eq(ram.host_rdata),
-            decoder.ram.busy.eq(ram.host_busy),
-        ]
+        m.d.comb += [decoder.ram.rdata.eq(ram.host_rdata), decoder.ram.busy.eq(ram.host_busy)]
+        host_signals = {"addr": decoder.ram.addr, "we": decoder.ram.we,
+                        "wdata": decoder.ram.wdata}
+        if spram:
+            # The RAM starts empty: the core waits in reset while the firmware is copied in
+            # from its ROM, which has the RAM's host port until then.
+            m.submodules.boot = boot = BootCopier(self._words, depth=depth,
+                                                  width=e.bus_width)
+            m.d.comb += boot.ram.busy.eq(ram.host_busy)
+            m.submodules.core = ResetInserter(~boot.done)(core)
+            host_signals = {name: Mux(boot.done, value, getattr(boot.ram, name))
+                            for name, value in host_signals.items()}
+        else:
+            m.submodules.core = core
+        m.d.comb += [getattr(ram, f"host_{name}").eq(value)
+                     for name, value in host_signals.items()]
         connect(m, decoder.uart, uart.bus)
         connect(m, decoder.timer, timer.bus)
         connect(m, decoder.gpio, gpio.bus)

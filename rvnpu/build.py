@@ -195,7 +195,8 @@ def _toolchain_options(platform):
     nextpnr = ["--report", "report.json", "--timing-allow-fail"]
     stat = "tee -q -o top.stat.json stat -json"
     if platform.family.lower() == "ice40":
-        return dict(synth_opts="-dsp", nextpnr_opts=nextpnr, script_after_synth=stat)
+        # -spram lets Yosys put a single-port RAM (ram_style "spram") into the UP5K's SPRAM.
+        return dict(synth_opts="-dsp -spram", nextpnr_opts=nextpnr, script_after_synth=stat)
     return dict(nextpnr_opts=nextpnr, script_after_synth=stat, ecppack_opts="--compress")
 
 
@@ -210,13 +211,12 @@ def build_board(board, engine=None, *, clock_hz=None, out_dir=None, firmware=Non
     """
     from rvnpu.boards.top import BoardTop
     from rvnpu.firmware import EXAMPLES, FirmwareError, build_firmware
-    from rvnpu.hdl.memory_map import SocConfig
 
     engine = board.engine if engine is None else engine
     clock_hz = board.clock_hz if clock_hz is None else clock_hz
     out_dir = Path(out_dir if out_dir is not None else DEFAULT_OUTPUT / board.name)
     progress = progress or (lambda text: None)
-    config = SocConfig(engine=engine, clock_hz=clock_hz)
+    config = board.soc_config(engine, clock_hz)
     sources = firmware or [EXAMPLES[DEMO_FIRMWARE]]
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)

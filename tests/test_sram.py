@@ -1,5 +1,8 @@
 """The main-memory SRAM: the engine's bus port and the host port sharing one write port."""
 
+import gc
+
+import pytest
 from amaranth.sim import Simulator
 
 from rvnpu.hdl.sram import BusSram
@@ -62,3 +65,83 @@ def test_host_byte_writes_and_bus_reads_at_once():
         assert ctx.get(dut.bus.rsp.payload) == 0x0000_0000_00AB_CD00
 
     _run(testbench, init=[0, 0x0123_4567_89AB_CDEF])
+
+
+def test_single_port_serves_the_bus_first_then_the_host():
+    async def testbench(ctx, dut):
+        req = dut.bus.req
+        ctx.set(req.valid, 1)
+        ctx.set(req.payload.write, 1)
+        ctx.set(req.payload.addr, 1)
+        ctx.set(req.payload.mask, 0xFF)
+        ctx.set(req.payload.data, 0x0123_4567_89AB_CDEF)
+        await ctx.tick()
+        # The host asks to write while the bus reads: the bus is served, the host waits.
+        ctx.set(dut.host_addr, 2)
+        ctx.set(dut.host_we, 0xFF)
+        ctx.set(dut.host_wdata, 0x5555_6666_7777_8888)
+        ctx.set(req.valid, 1)
+        ctx.set(req.payload.write, 0)
+        ctx.set(req.payload.addr, 1)
+        assert ctx.get(dut.host_busy) == 1
+        await ctx.tick()
+        assert ctx.get(dut.bus.rsp.valid) == 1
+        assert ctx.get(dut.bus.rsp.payload) == 0x0123_4567_89AB_CDEF
+        # A bus request stops host reads as well as writes.
+        ctx.set(req.payload.addr, 2)
+        await ctx.tick()
+        assert ctx.get(dut.bus.rsp.payload) == 0, "the held host write happened"
+        ctx.set(req.valid, 0)
+        assert ctx.get(dut.host_busy) == 0
+        await ctx.tick()
+        ctx.set(dut.host_we, 0)
+        await ctx.tick()
+        assert ctx.get(dut.host_rdata) == 0x5555_6666_7777_8888
+
+    _run(testbench, single_port=True)
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_single_port_ram_takes_no_initial_contents():
+    with pytest.raises(ValueError, match="initial contents"):
+        BusSram(depth=4, data_width=32, addr_width=4, with_host=True, single_port=True,
+                init=[1])
+    gc.collect()    # the refused component, while its warning is filtered
+
+
+def _instances(elaboratable, platform):
+    """The names of the Instance cells in ``elaboratable``'s hierarchy, elaborated for
+    ``platform``."""
+    from amaranth.hdl import Fragment, Instance
+    found = []
+
+    def walk(fragment):
+        if isinstance(fragment, Instance):
+            found.append(fragment.type)
+        for sub, _name, _src in fragment.subfragments:
+            walk(sub)
+
+    walk(Fragment.get(elaboratable, platform))
+    return found
+
+
+@pytest.mark.parametrize("depth, width, blocks", [(16384, 32, 2), (32768, 32, 4),
+                                                   (4096, 64, 4), (1024, 32, 2)])
+def test_single_port_ram_is_spram_on_ice40(depth, width, blocks):
+    from rvnpu.boards.icebreaker import IceBreakerPlatform
+    ram = BusSram(depth=depth, data_width=width, addr_width=20, with_host=True,
+                  single_port=True)
+    assert _instances(ram, IceBreakerPlatform()) == ["SB_SPRAM256KA"] * blocks
+    # Elsewhere (simulation, other FPGAs) it is an ordinary memory.
+    assert _instances(BusSram(depth=depth, data_width=width, addr_width=20, with_host=True,
+                              single_port=True), None) == []
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_single_port_ram_larger_than_the_up5k_spram_is_refused():
+    from amaranth.hdl import Fragment
+    from rvnpu.boards.icebreaker import IceBreakerPlatform
+    ram = BusSram(depth=65536, data_width=32, addr_width=20, with_host=True, single_port=True)
+    with pytest.raises(ValueError, match="needs 8 SPRAM blocks; the iCE40 UP5K has 4"):
+        Fragment.get(ram, IceBreakerPlatform())
+    gc.collect()
