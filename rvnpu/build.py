@@ -403,6 +403,24 @@ def _fmax(report, clock_hz):
     return nearest.get("achieved")
 
 
+def critical_path(report):
+    """The blocks nextpnr's worst register-to-register path runs through, in order (cell
+    names without their last part, e.g. ``soc.engine.load``), or ``None``."""
+    paths = [p for p in report.get("critical_paths", [])
+             if "async" not in f"{p.get('from')}{p.get('to')}"]
+    if not paths:
+        return None
+    blocks = []
+    for segment in paths[0].get("path", []):
+        for end in ("from", "to"):
+            cell = segment.get(end, {}).get("cell", "")
+            parts = [p for p in cell.split(".")[:-1] if not p.startswith("$")]
+            block = ".".join(parts[:3])
+            if block and (not blocks or blocks[-1] != block):
+                blocks.append(block)
+    return blocks or None
+
+
 def parse_report(report, *, board, engine, clock_hz, stat=None):
     """The table's figures from nextpnr's ``--report`` JSON (and Yosys's ``stat -json``)."""
     util = report.get("utilization") or report.get("utilisation") or {}
@@ -432,6 +450,7 @@ def parse_report(report, *, board, engine, clock_hz, stat=None):
         "peak_gops_at_fmax": None if fmax is None else round(2 * macs * fmax / 1e3, 3),
         "peak_gops_at_target": round(2 * macs * clock_hz / 1e9, 3),
         "resources": resources,
+        "critical_path": critical_path(report),
         "engine": engine.to_dict(),
     }
 
@@ -456,6 +475,8 @@ def format_table(report):
     lines.append(f"{'resource':{width}}  {'used':>8}  {'of':>15}")
     for label, used, of, note in rows:
         lines.append(f"{label:{width}}  {used:>8}  {of:>15}  {note}".rstrip())
+    if report.get("critical_path"):
+        lines += ["", "critical path: " + " -> ".join(report["critical_path"])]
     return "\n".join(lines)
 
 
@@ -487,6 +508,11 @@ def boards_table(reports):
         gops = "?" if r["peak_gops_at_fmax"] is None else f"{r['peak_gops_at_fmax']:.2f}"
         lines.append(f"| {r['board']} | {r['device']} | {r['array']} | " + " | ".join(cells)
                      + f" | {fmax} / {r['target_mhz']:g} | {gops} |")
+    paths = [r for r in reports if r.get("critical_path")]
+    if paths:
+        lines += ["", "Critical paths (what limits Fmax):", ""]
+        lines += [f"- **{r['board']}**: " + " → ".join(f"`{b}`" for b in r["critical_path"])
+                  for r in paths]
     failed = [r for r in reports if "error" in r]
     if failed:
         lines += ["", "Designs that did not fit:", ""]

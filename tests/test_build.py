@@ -115,6 +115,33 @@ def test_report_table_and_json():
     assert "| icebreaker | iCE40UP5K | 2x4 | 4321 / 5280 |" in markdown
 
 
+def _segment(src, dst):
+    return {"type": "logic", "delay": 1.0, "from": {"cell": src}, "to": {"cell": dst}}
+
+
+def test_critical_path_names_the_blocks_in_order():
+    paths = [
+        # Paths to and from pins come first in nextpnr's list; they are not the clock's limit.
+        {"from": "<async>", "to": "posedge clk", "path": [_segment("btn.buf", "soc.gpio.x_FF")]},
+        {"from": "posedge clk", "to": "posedge clk", "path": [
+            _segment("soc.engine.frontend.cmd.op2_FF_Q", "soc.engine.load.first_LUT4_Z"),
+            _segment("soc.engine.load.first_LUT4_Z", "$nextpnr_CCU2C_1$COMB"),
+            _segment("$nextpnr_CCU2C_1$COMB", "soc.engine.execute.p_valid_LUT4"),
+            _segment("soc.engine.execute.p_valid_LUT4", "soc.core.pc_FF"),
+        ]},
+    ]
+    report = build.parse_report(dict(_ICE40_REPORT, critical_paths=paths),
+                                board=board("icebreaker"), engine=EngineConfig(),
+                                clock_hz=24_000_000)
+    assert report["critical_path"] == ["soc.engine.frontend", "soc.engine.load",
+                                       "soc.engine.execute", "soc.core"]
+    assert ("critical path: soc.engine.frontend -> soc.engine.load -> soc.engine.execute -> "
+            "soc.core") in build.format_table(report)
+    assert "- **icebreaker**: `soc.engine.frontend` → `soc.engine.load`" in \
+        build.boards_markdown([report])
+    assert build.critical_path({}) is None
+
+
 def test_timing_failure_is_shown():
     slow = dict(_ICE40_REPORT, fmax={"sync_clk": {"achieved": 20.0, "constraint": 24.0}})
     report = build.parse_report(slow, board=board("icebreaker"), engine=EngineConfig(),
