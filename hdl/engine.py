@@ -6,12 +6,14 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect
 
 from .bus import BusSignature
+from .command_slice import CommandSlice
 from .config import EngineConfig
 from .execute import ExecuteUnit
 from .frontend import CommandLayout, Frontend
 from .isa import Space
 from .load import LoadUnit
 from .store import StoreUnit
+from .unit_ops import ExecOp, LoadOp, StoreOp
 
 
 __all__ = ["MatrixEngine", "engine_signature"]
@@ -80,9 +82,12 @@ class MatrixEngine(wiring.Component):
 
         connect(m, wiring.flipped(self.cmd), fe.cmd)
         connect(m, fe.rsp, wiring.flipped(self.rsp))
-        connect(m, fe.load, ld.cmd)
-        connect(m, fe.exec, ex.cmd)
-        connect(m, fe.store, st.cmd)
+        for name, source, unit, layout in (("load", fe.load, ld, LoadOp),
+                                           ("exec", fe.exec, ex, ExecOp),
+                                           ("store", fe.store, st, StoreOp)):
+            m.submodules[f"{name}_slice"] = cut = CommandSlice(layout)
+            connect(m, source, cut.i)
+            connect(m, cut.o, unit.cmd)
         m.d.comb += [
             fe.load_retire.eq(ld.retire),
             fe.exec_retire.eq(ex.retire),

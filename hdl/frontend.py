@@ -80,7 +80,11 @@ class Frontend(wiring.Component):
         held = Signal()
         cmd = Signal(CommandLayout)
         accept = Signal()     # the held command is done with this cycle
-        m.d.comb += self.cmd.ready.eq(~held | accept)
+        # Ready only when empty, not when the held command leaves: that costs a cycle between
+        # commands (the core needs many more to issue one) but keeps decoding, the range
+        # arithmetic and the hazard checks out of the core's stall logic, the SoC's
+        # critical path otherwise.
+        m.d.comb += self.cmd.ready.eq(~held)
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [held.eq(1), cmd.eq(self.cmd.payload)]
         with m.Elif(accept):
