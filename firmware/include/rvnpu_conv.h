@@ -7,8 +7,8 @@
  * i.e. the GEMM's (kernel_h * kernel_w * in_c) x out_c B matrix; the output is the GEMM's C,
  * out_h x out_w x out_c, already NHWC.
  *
- * Elements are the engine's (RVNPU_ENGINE_ELEM_BYTES bytes, RVNPU_ENGINE_IN_WIDTH bits) and
- * signed. Padding is symmetric and filled with the input zero point, as in TFLite and ONNX
+ * Elements are the engine's (RVNPU_ENGINE_ELEM_BYTES bytes, RVNPU_ENGINE_IN_WIDTH bits),
+ * signed unless a flag says unsigned (ONNX models quantised to uint8). Padding is symmetric and filled with the input zero point, as in TFLite and ONNX
  * quantised convolutions, so padded taps add nothing to the sums.
  */
 #ifndef RVNPU_CONV_H
@@ -31,6 +31,7 @@ typedef struct {
     int32_t in_zero, weight_zero;
     rvnpu_requant_t requant;       /* per output channel; clamp_min/max is the activation */
     void *workspace;               /* rvnpu_conv2d_workspace_bytes() bytes, 4-byte aligned */
+    uint32_t in_unsigned, weight_unsigned;   /* 0: signed elements (the default) */
 } rvnpu_conv2d_t;
 
 /* Positions a window of `kernel` takes along a side of `size` (plus `pad` on each end) moving
@@ -80,10 +81,15 @@ typedef struct {
     uint32_t stride_h, stride_w;
     const void *input;             /* in_h x in_w x channels */
     void *output;                  /* out_h x out_w x channels, by rvnpu_window_count(.., 0) */
+    uint32_t is_unsigned;          /* 0: signed elements (the default) */
 } rvnpu_maxpool2d_t;
 
 /* Max-pool on the core; returns RVNPU_GEMM_OK, or RVNPU_GEMM_BAD_SHAPE if no window fits. */
 int rvnpu_maxpool2d(const rvnpu_maxpool2d_t *pool);
+
+/* Copy an h x w x c (NHWC) tensor into c x h x w (NCHW) order: what ONNX's Flatten of a
+ * feature map means, since ONNX orders activations NCHW. */
+void rvnpu_nhwc_to_nchw(const void *input, void *output, uint32_t h, uint32_t w, uint32_t c);
 
 #ifdef __cplusplus
 }

@@ -55,6 +55,7 @@ static int im2col(const rvnpu_conv2d_t *cv, rvnpu_gemm_t *g)
         .m = out_h * out_w, .n = cv->out_c, .k = kernel_h * kernel_w * cv->in_c,
         .a = patches, .b = cv->weights, .c = cv->output,
         .a_zero = cv->in_zero, .b_zero = cv->weight_zero,
+        .a_unsigned = cv->in_unsigned, .b_unsigned = cv->weight_unsigned,
         .requant = cv->requant, .qp = (uint32_t *)cv->workspace,
     };
     return RVNPU_GEMM_OK;
@@ -74,9 +75,11 @@ int rvnpu_conv2d_cpu(const rvnpu_conv2d_t *conv)
     return result != RVNPU_GEMM_OK ? result : rvnpu_gemm_cpu(&g);
 }
 
-/* One signed element; outputs are stored sign-extended to EB bytes. */
-static int32_t element(const uint8_t *p)
+/* One element; signed outputs are stored sign-extended to EB bytes. */
+static int32_t element(const uint8_t *p, uint32_t is_unsigned)
 {
+    if (is_unsigned)
+        return EB == 2 ? (int32_t)(p[0] | p[1] << 8) : (int32_t)p[0];
     return EB == 2 ? (int16_t)(p[0] | p[1] << 8) : (int8_t)p[0];
 }
 
@@ -98,7 +101,7 @@ int rvnpu_maxpool2d(const rvnpu_maxpool2d_t *pool)
                 for (uint32_t ky = 0; ky < pool->kernel_h; ky++, row += row_bytes) {
                     const uint8_t *p = row;
                     for (uint32_t kx = 0; kx < pool->kernel_w; kx++, p += pixel_bytes)
-                        if (element(p) > element(best))
+                        if (element(p, pool->is_unsigned) > element(best, pool->is_unsigned))
                             best = p;
                 }
                 for (uint32_t i = 0; i < EB; i++)
@@ -107,4 +110,17 @@ int rvnpu_maxpool2d(const rvnpu_maxpool2d_t *pool)
         }
     }
     return RVNPU_GEMM_OK;
+}
+
+void rvnpu_nhwc_to_nchw(const void *input, void *output, uint32_t h, uint32_t w, uint32_t c)
+{
+    const uint8_t *src = (const uint8_t *)input;
+    uint8_t *dst = (uint8_t *)output;
+    const uint32_t pixels = h * w, step = c * EB;
+    for (uint32_t channel = 0; channel < c; channel++) {
+        const uint8_t *p = src + channel * EB;
+        for (uint32_t i = 0; i < pixels; i++, p += step)
+            for (uint32_t j = 0; j < EB; j++)
+                *dst++ = p[j];
+    }
 }
