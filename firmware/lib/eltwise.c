@@ -20,7 +20,8 @@ int rvnpu_qlinear_add(const rvnpu_qadd_t *add)
     for (uint32_t i = 0; i < add->count; i++) {
         int32_t x = add->is_unsigned ? a[i] : (int8_t)a[i];
         int32_t y = add->is_unsigned ? b[i] : (int8_t)b[i];
-        float v = (add->fixed + (float)x * add->ratio_a) + (float)y * add->ratio_b;
+        float v = __builtin_fmaf((float)x, add->ratio_a,
+                                 __builtin_fmaf((float)y, add->ratio_b, add->fixed));
         /* Clamping before rounding gives the same integers (the bounds are integers and
          * rounding is monotonic) and keeps v in round_even's range. */
         v = v < lo ? lo : v > hi ? hi : v;

@@ -113,11 +113,22 @@ def generate_c(model, plan, batch=1):
                         f"{x.shape[3]}, {x.shape[1]});\n    result = RVNPU_GEMM_OK;")
         elif isinstance(layer, AddLayer):
             from rvnpu.onnx.reference import qlinear_add_constants
-            b = model.tensors[layer.inputs[1]]
-            ra, rb, fixed = qlinear_add_constants(x, b, y)
+            operands = [(x, buf(x.name))]
+            if layer.constant is not None:
+                values = layer.constant
+                if values.ndim == 4:
+                    values = values.transpose(0, 2, 3, 1)       # stored NHWC
+                data.append(_array(_CTYPE[layer.constant_tensor.dtype], f"l{i}_constant",
+                                   (str(int(v)) for v in values.ravel())))
+                operands.insert(layer.constant_index, (layer.constant_tensor, f"l{i}_constant"))
+            else:
+                b = model.tensors[layer.inputs[1]]
+                operands.append((b, buf(b.name)))
+            (ta, a_ref), (tb, b_ref) = operands
+            ra, rb, fixed = qlinear_add_constants(ta, tb, y)
             code.append(
-                f"    {{\n        rvnpu_qadd_t q = {{.count = {y.size}, .a = {buf(x.name)}, "
-                f".b = {buf(b.name)}, .c = {buf(y.name)},\n"
+                f"    {{\n        rvnpu_qadd_t q = {{.count = {y.size}, .a = {a_ref}, "
+                f".b = {b_ref}, .c = {buf(y.name)},\n"
                 f"            .ratio_a = {_float_literal(ra)}, .ratio_b = {_float_literal(rb)}, "
                 f".fixed = {_float_literal(fixed)},\n"
                 f"            .clamp_min = {layer.clamp[0]}, .clamp_max = {layer.clamp[1]}, "

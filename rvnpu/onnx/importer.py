@@ -68,7 +68,7 @@ class _Importer:
             else:
                 raise ModelError(f"input {info.name} has a symbolic dimension {d.dim_param!r}"
                                  f" other than the batch")
-        if not dims or dims[0] != 1:
+        if not dims or (len(dims) != 2 and dims[0] != 1):
             raise ModelError(f"input {info.name} must have a batch of 1, not shape {dims}")
         self.input_type = info.type.tensor_type.elem_type
         self.model = Model(input_name=info.name, input_shape=tuple(dims),
@@ -286,16 +286,41 @@ class _Importer:
         else:
             self.model.aliases[out] = x.name
 
-    def add(self, node, a, b, out, scale, zero, dtype, clamp=None):
-        if a.shape != b.shape:
+    def add(self, node, operands, out, scale, zero, dtype, clamp=None):
+        """``operands``: two ``(Tensor, constant integers or None)`` in the node's order."""
+        (a, ca), (b, cb) = operands
+        if ca is not None and cb is not None:
+            raise ModelError(f"{_where(node)}: both operands are constants")
+        index = 0 if ca is not None else 1
+        x, constant = (b, ca) if ca is not None else (a, cb)
+        if constant is not None:
+            if np.size(constant) != x.size:
+                raise ModelError(f"{_where(node)}: a constant operand must have as many "
+                                 f"elements as the other ({x.size}), not {np.size(constant)}")
+            constant = np.asarray(constant, np.int64).reshape(x.shape)
+        elif a.shape != b.shape:
             raise ModelError(f"{_where(node)}: broadcasting is not supported ({list(a.shape)} "
                              f"+ {list(b.shape)})")
         if a.dtype != dtype or b.dtype != dtype:
             raise ModelError(f"{_where(node)}: inputs and output must have one type")
-        y = self.add_tensor(out, a.shape, dtype, scale, zero)
-        self.add_layer(AddLayer(name=node.name or out, op=node.op_type,
-                                inputs=[a.name, b.name], output=out,
-                                clamp=self.clamp(y, clamp)))
+        y = self.add_tensor(out, x.shape, dtype, scale, zero)
+        self.add_layer(AddLayer(
+            name=node.name or out, op=node.op_type,
+            inputs=[x.name] if constant is not None else [a.name, b.name], output=out,
+            clamp=self.clamp(y, clamp), constant=constant,
+            constant_tensor=(a if index == 0 else b) if constant is not None else None,
+            constant_index=index))
+
+    def add_operand(self, node, index, value, scale, zero):
+        """A Tensor for the constant operand of an Add (its integers are ``value``)."""
+        value = np.asarray(value)
+        if value.dtype not in (np.int8, np.uint8) or np.size(scale) != 1 or \
+                (zero is not None and np.size(zero) != 1):
+            raise ModelError(f"{_where(node)}: a constant operand must be int8 or uint8, "
+                             f"quantised per tensor")
+        z = 0 if zero is None else int(np.asarray(zero).reshape(-1)[0])
+        return Tensor(node.input[index], value.shape, str(value.dtype),
+                      float(np.float32(np.asarray(scale).reshape(-1)[0])), z)
 
     # -- QDQ -----------------------------------------------------------------------------
 
@@ -476,11 +501,18 @@ class _Importer:
                   self.const(node, 3, "B zero point"), None, None, 0, "int32", node.output[0])
 
     def op_QLinearAdd(self, node):
-        a, b = self.chip(node, 0), self.chip(node, 3)
-        self.check_input_q(node, a, 1, 2)
-        self.check_input_q(node, b, 4, 5)
         ys, yz, ydt = self.out_q(node, 6, 7)
-        self.add(node, a, b, node.output[0], ys, yz, ydt)
+        operands = []
+        for i in (0, 3):
+            if node.input[i] in self.consts:
+                value = self.consts[node.input[i]]
+                operands.append((self.add_operand(node, i, value, self.const(node, i + 1, "scale"),
+                                                  self.const(node, i + 2, "zero point")), value))
+            else:
+                t = self.chip(node, i)
+                self.check_input_q(node, t, i + 1, i + 2)
+                operands.append((t, None))
+        self.add(node, operands, node.output[0], ys, yz, ydt)
 
     def check_input_q(self, node, t, si, zi):
         s = self.scalar(node, si, "input scale")
@@ -527,11 +559,18 @@ class _Importer:
                   clamp, trans_b=bool(at.get("transB", 0)))
 
     def op_Add(self, node):
-        if node.input[0] in self.tail or node.input[1] in self.tail:
+        if node.input[0] in self.tail and node.input[0] not in self.deq or \
+                node.input[1] in self.tail and node.input[1] not in self.deq:
             return self.host_binary(node)
-        a, b = self.float_in(node, 0), self.float_in(node, 1)
+        operands = []
+        for i in (0, 1):
+            if node.input[i] in self.cdeq:
+                value, scale, zero = self.cdeq[node.input[i]]
+                operands.append((self.add_operand(node, i, value, scale, zero), value))
+            else:
+                operands.append((self.float_in(node, i), None))
         name, ys, yz, ydt, clamp = self.quantized_out(node)
-        self.add(node, a, b, name, ys, yz, ydt, clamp)
+        self.add(node, operands, name, ys, yz, ydt, clamp)
 
     def same_q(self, node):
         """Ops that move values: the QuantizeLinear after them must keep the parameters."""

@@ -94,8 +94,14 @@ class FlattenLayer(_Layer):
 
 @dataclass
 class AddLayer(_Layer):
-    """QLinearAdd: both inputs the same shape."""
+    """QLinearAdd of two tensors of one shape, or of a tensor and a constant of as many
+    elements: ``constant`` holds its integers in the output's shape, ``constant_tensor`` its
+    quantisation, ``constant_index`` whether it is the first (0) or second (1) operand (the
+    order matters to the rounding); ``inputs`` then has one name."""
     clamp: tuple = (-128, 127)
+    constant: np.ndarray | None = None
+    constant_tensor: Tensor | None = None
+    constant_index: int = 1
 
 
 @dataclass

@@ -37,24 +37,33 @@ def _requant(layer, out):
                    clamp_max=layer.clamp[1])
 
 
+def fma32(a, b, c):
+    """float32 fused multiply-add, rounded once. The float64 product of two float32 values is
+    exact, and so is its float64 sum with ``c`` whenever their exponents span at most 53 bits,
+    which holds for the small integers, scale ratios and zero-point terms of QLinearAdd."""
+    f64 = np.float64
+    return (np.asarray(a, f64) * np.asarray(b, f64) + np.asarray(c, f64)).astype(np.float32)
+
+
 def qlinear_add_constants(ta, tb, tc):
-    """MLAS's QLinearAdd constants on x86, in float32: the ratios of the input scales to the
-    output scale, and the zero points folded into one term."""
+    """MLAS's QLinearAdd constants on x86-64 (AVX2 kernel), float32: the ratios of the input
+    scales to the output scale, and ``c_zero - (ratio_a * a_zero + ratio_b * b_zero)``, whose
+    first product and sum the compiler fused (measured: the unfused form disagrees with
+    onnxruntime where results are ties)."""
     f32 = np.float32
     ratio_a = f32(f32(ta.scale) / f32(tc.scale))
     ratio_b = f32(f32(tb.scale) / f32(tc.scale))
-    fixed = f32(f32(tc.zero) - f32(f32(ratio_a * f32(ta.zero)) + f32(ratio_b * f32(tb.zero))))
+    fixed = f32(f32(tc.zero) - fma32(ratio_a, f32(ta.zero), f32(ratio_b * f32(tb.zero))))
     return ratio_a, ratio_b, fixed
 
 
 def qlinear_add(a, b, ta, tb, tc, clamp):
-    """MLAS's QLinearAdd on x86: the products and sums in float32 in this order, then round
-    half to even."""
+    """MLAS's QLinearAdd on x86-64 with AVX2: ``fma(a, ratio_a, fma(b, ratio_b, fixed))`` in
+    float32, rounded half to even, saturated."""
     ratio_a, ratio_b, fixed = qlinear_add_constants(ta, tb, tc)
-    a = np.asarray(a).astype(np.float32)
-    b = np.asarray(b).astype(np.float32)
-    v = (fixed + a * ratio_a).astype(np.float32) + (b * ratio_b).astype(np.float32)
-    return np.clip(np.rint(v.astype(np.float32)).astype(np.int64), *clamp)
+    v = fma32(np.asarray(a, np.float32), ratio_a,
+              fma32(np.asarray(b, np.float32), ratio_b, fixed))
+    return np.clip(np.rint(v.astype(np.float64)).astype(np.int64), *clamp)
 
 
 def run_layers(model, q_input):
@@ -84,8 +93,13 @@ def run_layers(model, q_input):
         elif isinstance(layer, FlattenLayer):
             y = x.reshape(out.shape)
         elif isinstance(layer, AddLayer):
-            y = qlinear_add(x, get(layer.inputs[1]), xt, model.tensors[layer.inputs[1]], out,
-                            layer.clamp)
+            if layer.constant is None:
+                b, bt = get(layer.inputs[1]), model.tensors[layer.inputs[1]]
+                y = qlinear_add(x, b, xt, bt, out, layer.clamp)
+            elif layer.constant_index == 1:
+                y = qlinear_add(x, layer.constant, xt, layer.constant_tensor, out, layer.clamp)
+            else:
+                y = qlinear_add(layer.constant, x, layer.constant_tensor, xt, out, layer.clamp)
         else:
             raise TypeError(f"unknown layer {layer!r}")
         values[layer.output] = np.asarray(y, np.int64).reshape(out.shape)
