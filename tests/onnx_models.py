@@ -158,6 +158,16 @@ def qoperator_model(kind, seed=0):
         node("QLinearAdd", ["b0", "ys0", "yz0", "b1", "ys1", "yz1", param("ys", f32(0.06)),
                             param("yz", np.uint8(110))], ["yq"])
         node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])
+    elif kind == "qlinearadd_ties":   # every uint8 input against a constant: many exact ties
+        shape, out = [1, 256], [1, 256]
+        # Inputs k * 0.02 quantise to k; the scale ratios 3/4 and 1/3 make halves common.
+        node("QuantizeLinear", ["x", param("xs", f32(0.02)), param("xz", np.uint8(0))], ["xq"])
+        node("QLinearAdd", [param("c", rng.integers(0, 256, 256).astype(np.uint8)),
+                            param("cs", f32(0.045)), param("cz", np.uint8(100)),
+                            "xq", "xs", "xz",
+                            param("ys", f32(0.06)), param("yz", np.uint8(110))], ["yq"])
+        out_type = TensorProto.UINT8
+        nodes[-1].output[0] = "y"
     else:
         raise ValueError(kind)
     graph = helper.make_graph(
