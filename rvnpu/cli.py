@@ -178,6 +178,16 @@ def _cmd_run(args):
     return run_run(args, _soc_config(args))
 
 
+def _cmd_digits(args):
+    from rvnpu.onnx.digits import format_results, run_digits
+    config = _soc_config(args)
+    if args.count is not None and args.count < 1:
+        raise ConfigError(f"--count must be at least 1, not {args.count}")
+    results = run_digits(args.output, count=args.count, config=config)
+    print(format_results(results, config.clock_hz))
+    return 0 if all(r.identical == r.chip_images for r in results) else 1
+
+
 def _cmd_bench(args):
     from rvnpu.bench import bench_engine, format_table, write_results
 
@@ -298,6 +308,22 @@ def _parser():
                     "bit. Exit status 1 on a mismatch.")
     onnx_commands.add_run_arguments(p)
     p.set_defaults(run=_cmd_run)
+
+    p = sub.add_parser(
+        "digits", parents=[engine, onnx_soc],
+        help="demo: train digit classifiers (MLP, CNN), quantise them with onnxruntime and "
+             "run them on the simulated chip",
+        description="Train an MLP and a small CNN on scikit-learn's 8x8 digits, export them "
+                    "to ONNX, quantise them with onnxruntime's quantize_static, compile and "
+                    "run them on the simulated SoC, and report the accuracy of the float "
+                    "models, of onnxruntime int8 and of the chip (whose outputs must equal "
+                    "onnxruntime's bit for bit) and the cycles per inference. Exit status 1 "
+                    "if any output differs.")
+    p.add_argument("--count", type=int, default=None,
+                   help="test images to run on the chip (default: all 360)")
+    p.add_argument("-o", "--output", type=Path, default=Path("build/digits"),
+                   help="directory for the models and firmware (default: build/digits)")
+    p.set_defaults(run=_cmd_digits)
 
     p = sub.add_parser("bench", help="benchmarks that write their figures to a file")
     bench_sub = p.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
