@@ -69,6 +69,12 @@ static inline uint32_t rvnpu_conv2d_workspace_bytes(const rvnpu_conv2d_t *conv)
  * the padded input or a stride is 0. */
 int rvnpu_conv2d(const rvnpu_conv2d_t *conv, uint32_t *status);
 
+/* The im2col step alone: the patch matrix into the workspace, and in *gemm the GEMM that
+ * finishes the convolution (its qp is the workspace's start). A runtime that recorded that
+ * GEMM once (rvnpu_gemm_record) replays it after each im2col. Returns an enum
+ * rvnpu_gemm_result. */
+int rvnpu_conv2d_im2col(const rvnpu_conv2d_t *conv, rvnpu_gemm_t *gemm);
+
 /* The same convolution on the core alone (rvnpu_gemm_cpu after im2col: TFLITE and RAW modes),
  * a reference for the engine and a speed to compare it with. */
 int rvnpu_conv2d_cpu(const rvnpu_conv2d_t *conv);

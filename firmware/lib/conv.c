@@ -61,6 +61,11 @@ static int im2col(const rvnpu_conv2d_t *cv, rvnpu_gemm_t *g)
     return RVNPU_GEMM_OK;
 }
 
+int rvnpu_conv2d_im2col(const rvnpu_conv2d_t *conv, rvnpu_gemm_t *gemm)
+{
+    return im2col(conv, gemm);
+}
+
 int rvnpu_conv2d(const rvnpu_conv2d_t *conv, uint32_t *status)
 {
     rvnpu_gemm_t g;
@@ -91,17 +96,35 @@ int rvnpu_maxpool2d(const rvnpu_maxpool2d_t *pool)
         return RVNPU_GEMM_BAD_SHAPE;
     const uint32_t pixel_bytes = pool->channels * EB, row_bytes = pool->in_w * pixel_bytes;
     const uint32_t y_step = pool->stride_h * row_bytes, x_step = pool->stride_w * pixel_bytes;
+    const uint32_t kernel_h = pool->kernel_h, kernel_w = pool->kernel_w;
+    const uint32_t is_unsigned = pool->is_unsigned;
+    /* One-byte elements compare as unsigned bytes once signed ones have their top bit
+     * flipped (-128..127 maps to 0..255 in order): a load, an XOR and a compare a tap. */
+    const uint32_t flip = is_unsigned ? 0 : 0x80;
     const uint8_t *top = (const uint8_t *)pool->input;
     uint8_t *dst = (uint8_t *)pool->output;
     for (uint32_t oy = 0; oy < out_h; oy++, top += y_step) {
         const uint8_t *corner = top;
         for (uint32_t ox = 0; ox < out_w; ox++, corner += x_step) {
             for (uint32_t c = 0; c < pixel_bytes; c += EB) {
+                if (EB == 1) {
+                    uint32_t best = 0;
+                    const uint8_t *row = corner + c;
+                    for (uint32_t ky = 0; ky < kernel_h; ky++, row += row_bytes) {
+                        const uint8_t *p = row;
+                        for (uint32_t kx = 0; kx < kernel_w; kx++, p += pixel_bytes) {
+                            uint32_t v = *p ^ flip;
+                            best = v > best ? v : best;
+                        }
+                    }
+                    *dst++ = (uint8_t)(best ^ flip);
+                    continue;
+                }
                 const uint8_t *best = corner + c, *row = corner + c;
-                for (uint32_t ky = 0; ky < pool->kernel_h; ky++, row += row_bytes) {
+                for (uint32_t ky = 0; ky < kernel_h; ky++, row += row_bytes) {
                     const uint8_t *p = row;
-                    for (uint32_t kx = 0; kx < pool->kernel_w; kx++, p += pixel_bytes)
-                        if (element(p, pool->is_unsigned) > element(best, pool->is_unsigned))
+                    for (uint32_t kx = 0; kx < kernel_w; kx++, p += pixel_bytes)
+                        if (element(p, is_unsigned) > element(best, is_unsigned))
                             best = p;
                 }
                 for (uint32_t i = 0; i < EB; i++)

@@ -94,7 +94,7 @@ def compile_model(path, out_dir, config=DEFAULT_SOC, *, batch=1):
     plan = plan_memory(model, config.engine)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    code, data = generate_c(model, plan, batch)
+    code, data = generate_c(model, plan, batch, config.engine)
     (out_dir / "model.c").write_text(code)
     (out_dir / "model_data.h").write_text(data)
     try:
