@@ -150,14 +150,18 @@ def quantise(float_path, int8_path, calibration_images, shape):
         def get_next(self):
             return next(self.data, None)
 
-    level = logging.getLogger().level
-    logging.getLogger().setLevel(logging.ERROR)      # its advice to pre-process first
+    # It logs advice to pre-process first, and may configure the root logger, which would
+    # then print every simulator run's INFO lines: both are undone.
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    root.setLevel(logging.ERROR)
     try:
         quantize_static(str(float_path), str(int8_path), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=True, reduce_range=True, activation_type=QuantType.QInt8,
                         weight_type=QuantType.QInt8)
     finally:
-        logging.getLogger().setLevel(level)
+        root.setLevel(level)
+        root.handlers[:] = handlers
     return int8_path
 
 
@@ -205,7 +209,7 @@ def run_digits(out_dir, *, count=None, config=None, progress=print):
                              for x in x_test])
         float_logits, int8_logits = predict(float_session), predict(int8_session)
         compiled = compile_model(int8_path, out_dir / f"{name}_firmware", config,
-                                 batch=min(chip_n, 32))
+                                 batch=min(chip_n, 128))
         start = time.perf_counter()
         chip = run_model(compiled, [x.reshape(shape) for x in x_test[:chip_n]],
                          simulator=simulator)
