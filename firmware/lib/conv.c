@@ -28,12 +28,22 @@ static int im2col(const rvnpu_conv2d_t *cv, rvnpu_gemm_t *g)
     const uint8_t *input = (const uint8_t *)cv->input;
     uint8_t *patches = (uint8_t *)cv->workspace + rvnpu_gemm_qp_words(cv->out_c) * 4;
     uint8_t *dst = patches;
+    /* A kernel row inside the input is kernel_w pixels in a row of it: one copy. */
+    const int32_t span = (int32_t)kernel_w * pixel_bytes;
     int32_t top = -(int32_t)cv->pad_h, top_offset = top * row_bytes;
     for (uint32_t oy = 0; oy < out_h; oy++, top += stride_h, top_offset += y_step) {
         int32_t left = -(int32_t)cv->pad_w, left_offset = left * pixel_bytes;
         for (uint32_t ox = 0; ox < out_w; ox++, left += stride_w, left_offset += x_step) {
             int32_t y = top, row_offset = top_offset + left_offset;
+            const int x_inside = left >= 0 && left + (int32_t)kernel_w <= (int32_t)in_w;
             for (uint32_t ky = 0; ky < kernel_h; ky++, y++, row_offset += row_bytes) {
+                if (x_inside && (uint32_t)y < in_h) {
+                    const uint8_t *src = input + row_offset;
+                    uint8_t *end = dst + span;
+                    while (dst < end)
+                        *dst++ = *src++;
+                    continue;
+                }
                 int32_t x = left, offset = row_offset;
                 for (uint32_t kx = 0; kx < kernel_w; kx++, x++, offset += pixel_bytes) {
                     uint8_t *end = dst + pixel_bytes;
