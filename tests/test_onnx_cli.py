@@ -52,7 +52,8 @@ def test_compile_writes_the_program_and_reports_layers_and_memory(cnn, tmp_path,
         assert text in out
     for name in ("model.c", "model_data.h", "model.bin", "model.elf"):
         assert (tmp_path / "out" / name).is_file()
-    assert "rvnpu_conv2d(&cv" in (tmp_path / "out" / "model.c").read_text()
+    program = (tmp_path / "out" / "model.c").read_text()
+    assert "rvnpu_conv2d_im2col(&l0_conv" in program and "rvnpu_program_run" in program
 
 
 def test_compile_refuses_an_unsupported_operator_naming_the_node(tmp_path, capsys):

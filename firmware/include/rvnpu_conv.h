@@ -8,8 +8,9 @@
  * out_h x out_w x out_c, already NHWC.
  *
  * Elements are the engine's (RVNPU_ENGINE_ELEM_BYTES bytes, RVNPU_ENGINE_IN_WIDTH bits),
- * signed unless a flag says unsigned (ONNX models quantised to uint8). Padding is symmetric and filled with the input zero point, as in TFLite and ONNX
- * quantised convolutions, so padded taps add nothing to the sums.
+ * signed unless a flag says unsigned (ONNX models quantised to uint8). Padding is symmetric
+ * and filled with the input zero point, as in TFLite and ONNX quantised convolutions, so
+ * padded taps add nothing to the sums.
  */
 #ifndef RVNPU_CONV_H
 #define RVNPU_CONV_H

@@ -402,8 +402,6 @@ class _Importer:
             m.chip_output, m.post = self.tail[out]
         elif out in m.tensors:
             m.chip_output = out
-        elif out in self.deq:
-            m.chip_output, m.post = self.tail[out]
         else:
             raise ModelError(f"the output {out} is not computed from the chip's tensors")
         if not m.chip_input:
