@@ -144,6 +144,15 @@ def qoperator_model(kind, seed=0):
                              param("b", rng.integers(-500, 500, 5).astype(np.int32))],
              ["y"], pads=[1, 1, 1, 1], strides=[2, 2])
         out_type = TensorProto.INT8
+    elif kind == "matmul_relu_int8":  # an integer Relu (opset 14) fused into the clamp
+        shape, out = [1, 10], [1, 6]
+        node("QuantizeLinear", ["x", param("xs", f32(0.05)), param("xz", np.int8(3))], ["xq"])
+        node("QLinearMatMul", ["xq", "xs", "xz",
+                               param("w", rng.integers(-64, 64, (10, 6)).astype(np.int8)),
+                               param("ws", f32(0.01)), param("wz", np.int8(0)),
+                               param("ys", f32(0.1)), param("yz", np.int8(-10))], ["y0"])
+        node("Relu", ["y0"], ["y"])
+        out_type = TensorProto.INT8
     elif kind == "qlinearadd":        # QLinearAdd of two requantised branches
         shape, out = [1, 40], [1, 40]
         node("QuantizeLinear", ["x", param("xs", f32(0.031)), param("xz", np.uint8(128))],
@@ -173,7 +182,7 @@ def qoperator_model(kind, seed=0):
     graph = helper.make_graph(
         nodes, kind, [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info("y", out_type, out)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14),
                                                     helper.make_opsetid("com.microsoft", 1)])
     model.ir_version = 8
     return model, shape

@@ -31,8 +31,8 @@ needs_verilator = pytest.mark.skipif("verilator" not in toolchain.available_simu
 KINDS = ["mlp", "cnn", "add", "clip"]
 QUANTISATIONS = list(itertools.product(["QDQ", "QOperator"], [True, False],
                                        ["QUInt8", "QInt8"]))
-HAND_WRITTEN = ["matmul_u8u8", "matmulinteger", "conv_relu_int8", "qlinearadd",
-                "qlinearadd_ties"]
+HAND_WRITTEN = ["matmul_u8u8", "matmulinteger", "conv_relu_int8", "matmul_relu_int8",
+                "qlinearadd", "qlinearadd_ties"]
 
 
 def quantised(tmp_path, kind, fmt, per_channel, activations, seed=0):
@@ -149,6 +149,24 @@ def test_requantisation_follows_onnxruntime_not_tflite():
     assert np.any(acc % 2) and np.all(np.abs(want) < 100)
 
 
+@pytest.mark.parametrize("kind", ["cnn", "add"])
+def test_memory_plan_never_shares_bytes_between_live_buffers(tmp_path, kind):
+    from rvnpu.hdl.config import EngineConfig
+    from rvnpu.onnx.planner import ALIGN, plan_memory
+    path, _ = quantised(tmp_path, kind, "QDQ", True, "QUInt8")
+    model = import_model(path)
+    plan = plan_memory(model, EngineConfig())
+    spans = [(plan.offsets[name], model.tensors[name].nbytes, plan.lifetimes[name])
+             for name in plan.offsets]
+    spans += [(offset, size, plan.lifetimes[("workspace", i)])
+              for i, (offset, size) in plan.workspaces.items()]
+    for (o1, n1, (f1, l1)), (o2, n2, (f2, l2)) in itertools.combinations(spans, 2):
+        if f1 <= l2 and f2 <= l1:                        # alive at the same time
+            assert o1 + n1 <= o2 or o2 + n2 <= o1
+    assert all(o % ALIGN == 0 and o + n <= plan.arena_bytes for o, n, _ in spans)
+    assert plan.arena_bytes < sum(n for _, n, _ in spans)     # something was reused
+
+
 # -- Errors -------------------------------------------------------------------------------------
 
 def _single_node_model(tmp_path, op, **attrs):
@@ -168,6 +186,16 @@ def test_unsupported_operator_is_named_with_its_node(tmp_path):
     with pytest.raises(ModelError, match=r"operator Softmax \(node 'the_node'\) is not "
                                          r"supported"):
         import_model(_single_node_model(tmp_path, "Softmax"))
+
+
+def test_dynamic_quantisation_is_refused_with_what_to_do(tmp_path):
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    model, _ = float_model("mlp")
+    onnx.save(model, tmp_path / "mlp.onnx")
+    quantize_dynamic(str(tmp_path / "mlp.onnx"), str(tmp_path / "dynamic.onnx"),
+                     weight_type=QuantType.QInt8)
+    with pytest.raises(ModelError, match="DynamicQuantizeLinear .*quantize_static"):
+        import_model(tmp_path / "dynamic.onnx")
 
 
 def test_grouped_convolution_is_refused(tmp_path):

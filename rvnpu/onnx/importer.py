@@ -629,6 +629,11 @@ class _Importer:
         del self.producer[x]
         self.producer[t.name] = layer
 
+    def op_DynamicQuantizeLinear(self, node):
+        raise ModelError(f"{_where(node)}: dynamic quantisation is not supported (its layers "
+                         f"are joined by float operators); quantise statically "
+                         f"(onnxruntime.quantization.quantize_static)")
+
     # the host's float tail
 
     def op_Cast(self, node):
