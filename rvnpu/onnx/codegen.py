@@ -11,6 +11,7 @@ both are initialised data, so the host can write other inputs into a built image
 
 import numpy as np
 
+from rvnpu.hdl.isa import QP_ROWS
 from rvnpu.onnx.ir import AddLayer, ConvLayer, FlattenLayer, GemmLayer, PoolLayer
 from rvnpu.onnx.planner import ALIGN
 
@@ -104,13 +105,15 @@ def generate_c(model, plan, batch=1, engine=None):
                      f".{'b' if isinstance(layer, GemmLayer) else 'weight'}_unsigned = "
                      f"{int(layer.weights_unsigned)}")
             count = _command_count(layer, model, engine)
+            words = -(-layer.weights.shape[-1] // engine.cols) * QP_ROWS * engine.cols
+            if layer.scale is not None:
+                globals_.append(f"static uint32_t l{i}_qp[{words}] "
+                                f"__attribute__((aligned({ALIGN})));")
             if count is not None:
-                words = -(-layer.weights.shape[-1] // engine.cols) * 3 * engine.cols
                 globals_.append(
                     f"static rvnpu_op_t l{i}_ops[{count + 1}];\n"
-                    f"static rvnpu_program_t l{i}_program = {{l{i}_ops, {count + 1}, 0}};\n"
-                    f"static uint32_t l{i}_qp[{words}] __attribute__((aligned({ALIGN})));")
-            qp = f"l{i}_qp" if count is not None else f"(uint32_t *)(arena + {ws})"
+                    f"static rvnpu_program_t l{i}_program = {{l{i}_ops, {count + 1}, 0}};")
+            qp = f"l{i}_qp" if layer.scale is not None else "0"
             if isinstance(layer, GemmLayer):
                 k, n = layer.weights.shape
                 globals_.append(
@@ -146,7 +149,7 @@ def generate_c(model, plan, batch=1, engine=None):
                     record.append(f"    {{\n        rvnpu_gemm_t g;\n"
                                   f"        if (rvnpu_conv2d_im2col(&l{i}_conv, &g) != "
                                   f"RVNPU_GEMM_OK)\n            return fail({i}, -1, 0);\n"
-                                  f"        g.qp = l{i}_qp;\n"
+                                  f"        g.qp = {qp};\n"
                                   f"        if (rvnpu_gemm_record(&g, &l{i}_program) != "
                                   f"RVNPU_GEMM_OK)\n            return fail({i}, -1, 0);\n"
                                   f"    }}")

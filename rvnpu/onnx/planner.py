@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rvnpu.hdl.isa import QP_ROWS
-from rvnpu.onnx.ir import ConvLayer, GemmLayer
+from rvnpu.onnx.ir import ConvLayer
 
 
 __all__ = ["MemoryPlan", "plan_memory", "workspace_bytes", "ALIGN"]
@@ -36,13 +36,13 @@ class MemoryPlan:
 
 
 def workspace_bytes(layer, model, engine):
-    """Bytes of workspace ``layer`` needs: ``rvnpu_gemm_qp_words`` and the patch matrix."""
-    if not isinstance(layer, (GemmLayer, ConvLayer)) or layer.scale is None:
+    """Bytes of arena workspace ``layer`` needs: a convolution's patch matrix, after room for
+    the requantisation table that ``rvnpu_conv2d_im2col`` leaves at its start. (The tables
+    the GEMMs use are static: they are filled once, when the GEMMs are recorded.)"""
+    if not isinstance(layer, ConvLayer):
         return 0
     n = layer.weights.shape[-1]
     qp = -(-n // engine.cols) * QP_ROWS * engine.cols * 4
-    if isinstance(layer, GemmLayer):
-        return qp
     out = model.tensors[layer.output]
     kh, kw, cin, _ = layer.weights.shape
     return qp + out.shape[2] * out.shape[3] * kh * kw * cin
