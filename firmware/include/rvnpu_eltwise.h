@@ -5,9 +5,8 @@
  * AVX2 (MLAS's QLinearAdd kernel): the ratios of the input scales to the output scale and the
  * zero points folded into one constant are computed ahead of time in float32 (rvnpu.onnx does
  * it); each element is then fmaf(a, ratio_a, fmaf(b, ratio_b, fixed)), two fused
- * multiply-adds in that order, rounded half to even and saturated. The core has no FPU, so
- * the compiler's IEEE soft-float routines do the float32 steps, rounding exactly as the
- * vector unit does.
+ * multiply-adds in that order, rounded half to even and saturated. The core has no FPU; the
+ * library evaluates the float32 steps exactly in integers, rounding as the vector unit does.
  */
 #ifndef RVNPU_ELTWISE_H
 #define RVNPU_ELTWISE_H
