@@ -78,14 +78,14 @@ def _word_list(choices):
     return parse
 
 
-def _soc_options():
+def _soc_options(uart_baud=115_200):
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("SoC parameters (the RAM is --mem-bytes)")
     group.add_argument("--clock-hz", type=int, default=24_000_000,
                        help="SoC clock, for the UART divisor and time conversions "
                             "(default: 24000000)")
-    group.add_argument("--uart-baud", type=int, default=115_200,
-                       help="UART baud rate at reset (default: 115200)")
+    group.add_argument("--uart-baud", type=int, default=uart_baud,
+                       help=f"UART baud rate at reset (default: {uart_baud})")
     group.add_argument("--no-m", action="store_true",
                        help="build the core (and the firmware) without the M extension")
     return parent
@@ -170,6 +170,26 @@ def _cmd_sim_firmware(args):
     program = args.program[0] if len(args.program) == 1 else args.program
     return sim_firmware_main(program, config=config, defines=dict(args.define),
                              max_cycles=args.max_cycles, waves=args.waves)
+
+
+def _cmd_compile(args):
+    from rvnpu.onnx.commands import run_compile
+    return run_compile(args, _soc_config(args))
+
+
+def _cmd_run(args):
+    from rvnpu.onnx.commands import run_run
+    return run_run(args, _soc_config(args))
+
+
+def _cmd_digits(args):
+    from rvnpu.onnx.digits import format_results, run_digits
+    config = _soc_config(args)
+    if args.count is not None and args.count < 1:
+        raise ConfigError(f"--count must be at least 1, not {args.count}")
+    results = run_digits(args.output, count=args.count, config=config)
+    print(format_results(results, config.clock_hz))
+    return 0 if all(r.identical == r.chip_images for r in results) else 1
 
 
 def _cmd_bench(args):
@@ -269,6 +289,46 @@ def _parser():
                    help="record a waveform (FST; VCD where Verilator lacks lz4)")
     f.set_defaults(run=_cmd_sim_firmware)
 
+    from rvnpu.onnx import commands as onnx_commands
+    # Models print their outputs: a fast UART keeps that from costing cycles, and this SoC
+    # is the one the tests build.
+    onnx_soc = _soc_options(uart_baud=3_000_000)
+    p = sub.add_parser(
+        "compile", parents=[engine, onnx_soc],
+        help="compile an int8 ONNX model into firmware for the SoC",
+        description="Read an int8 ONNX model (QDQ or QOperator, as onnxruntime's quantisation "
+                    "writes them), plan its memory, generate model.c and model_data.h calling "
+                    "the firmware library, and build the firmware image.")
+    onnx_commands.add_compile_arguments(p)
+    p.set_defaults(run=_cmd_compile)
+
+    p = sub.add_parser(
+        "run", parents=[engine, onnx_soc],
+        help="compile an int8 ONNX model, run it on the simulated SoC and compare with "
+             "onnxruntime",
+        description="Compile the model, simulate it on the SoC for each input, and print its "
+                    "output, cycles per layer and in total, and whether it matches "
+                    "onnxruntime (CPU execution provider, default session options) bit for "
+                    "bit. Exit status 1 on a mismatch.")
+    onnx_commands.add_run_arguments(p)
+    p.set_defaults(run=_cmd_run)
+
+    p = sub.add_parser(
+        "digits", parents=[engine, onnx_soc],
+        help="demo: train digit classifiers (MLP, CNN), quantise them with onnxruntime and "
+             "run them on the simulated chip",
+        description="Train an MLP and a small CNN on scikit-learn's 8x8 digits, export them "
+                    "to ONNX, quantise them with onnxruntime's quantize_static, compile and "
+                    "run them on the simulated SoC, and report the accuracy of the float "
+                    "models, of onnxruntime int8 and of the chip (whose outputs must equal "
+                    "onnxruntime's bit for bit) and the cycles per inference. Exit status 1 "
+                    "if any output differs.")
+    p.add_argument("--count", type=int, default=None,
+                   help="test images to run on the chip (default: all 360)")
+    p.add_argument("-o", "--output", type=Path, default=Path("build/digits"),
+                   help="directory for the models and firmware (default: build/digits)")
+    p.set_defaults(run=_cmd_digits)
+
     p = sub.add_parser("bench", help="benchmarks that write their figures to a file")
     bench_sub = p.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
     b = bench_sub.add_parser("engine", parents=[engine],
@@ -323,9 +383,10 @@ def main(argv=None):
     from rvnpu.sim.toolchain import ToolError
     from rvnpu.bench import BenchMismatch
     from rvnpu.firmware import FirmwareError
+    from rvnpu.onnx import ModelError
     try:
         return args.run(args)
-    except (ConfigError, GemmError) as error:
+    except (ConfigError, GemmError, ModelError) as error:
         parser.exit(2, f"rvnpu: error: {error}\n")
     except FirmwareError as error:
         parser.exit(2, f"rvnpu: error: {error}\n")

@@ -6,7 +6,7 @@
  * - engine intrinsics: each command is one custom-0 instruction (opcode 0x0B, funct3 0,
  *   funct7 = function code, rs1 = op1, rs2 = op2, rd = answer for FENCE and STATUS);
  * - cycle counters, exit, and (through the headers included at the end) UART I/O, GEMM and
- *   convolution.
+ *   convolution, element-wise operations.
  *
  * Built with -DRVNPU_HOST, commands go to rvnpu_host_issue() instead, so the command stream of
  * library code can be checked on a workstation.
@@ -174,5 +174,6 @@ __attribute__((noreturn)) void rvnpu_trap(uint32_t mcause, uint32_t mepc, uint32
 #include "rvnpu_program.h"
 #include "rvnpu_gemm.h"
 #include "rvnpu_conv.h"
+#include "rvnpu_eltwise.h"
 
 #endif /* RVNPU_H */

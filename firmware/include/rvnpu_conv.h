@@ -7,9 +7,10 @@
  * i.e. the GEMM's (kernel_h * kernel_w * in_c) x out_c B matrix; the output is the GEMM's C,
  * out_h x out_w x out_c, already NHWC.
  *
- * Elements are the engine's (RVNPU_ENGINE_ELEM_BYTES bytes, RVNPU_ENGINE_IN_WIDTH bits) and
- * signed. Padding is symmetric and filled with the input zero point, as in TFLite and ONNX
- * quantised convolutions, so padded taps add nothing to the sums.
+ * Elements are the engine's (RVNPU_ENGINE_ELEM_BYTES bytes, RVNPU_ENGINE_IN_WIDTH bits),
+ * signed unless a flag says unsigned (ONNX models quantised to uint8). Padding is symmetric
+ * and filled with the input zero point, as in TFLite and ONNX quantised convolutions, so
+ * padded taps add nothing to the sums.
  */
 #ifndef RVNPU_CONV_H
 #define RVNPU_CONV_H
@@ -31,6 +32,7 @@ typedef struct {
     int32_t in_zero, weight_zero;
     rvnpu_requant_t requant;       /* per output channel; clamp_min/max is the activation */
     void *workspace;               /* rvnpu_conv2d_workspace_bytes() bytes, 4-byte aligned */
+    uint32_t in_unsigned, weight_unsigned;   /* 0: signed elements (the default) */
 } rvnpu_conv2d_t;
 
 /* Positions a window of `kernel` takes along a side of `size` (plus `pad` on each end) moving
@@ -68,6 +70,12 @@ static inline uint32_t rvnpu_conv2d_workspace_bytes(const rvnpu_conv2d_t *conv)
  * the padded input or a stride is 0. */
 int rvnpu_conv2d(const rvnpu_conv2d_t *conv, uint32_t *status);
 
+/* The im2col step alone: the patch matrix into the workspace, and in *gemm the GEMM that
+ * finishes the convolution (its qp is the workspace's start). A runtime that recorded that
+ * GEMM once (rvnpu_gemm_record) replays it after each im2col. Returns an enum
+ * rvnpu_gemm_result. */
+int rvnpu_conv2d_im2col(const rvnpu_conv2d_t *conv, rvnpu_gemm_t *gemm);
+
 /* The same convolution on the core alone (rvnpu_gemm_cpu after im2col: TFLITE and RAW modes),
  * a reference for the engine and a speed to compare it with. */
 int rvnpu_conv2d_cpu(const rvnpu_conv2d_t *conv);
@@ -80,10 +88,15 @@ typedef struct {
     uint32_t stride_h, stride_w;
     const void *input;             /* in_h x in_w x channels */
     void *output;                  /* out_h x out_w x channels, by rvnpu_window_count(.., 0) */
+    uint32_t is_unsigned;          /* 0: signed elements (the default) */
 } rvnpu_maxpool2d_t;
 
 /* Max-pool on the core; returns RVNPU_GEMM_OK, or RVNPU_GEMM_BAD_SHAPE if no window fits. */
 int rvnpu_maxpool2d(const rvnpu_maxpool2d_t *pool);
+
+/* Copy an h x w x c (NHWC) tensor into c x h x w (NCHW) order: what ONNX's Flatten of a
+ * feature map means, since ONNX orders activations NCHW. */
+void rvnpu_nhwc_to_nchw(const void *input, void *output, uint32_t h, uint32_t w, uint32_t c);
 
 #ifdef __cplusplus
 }
