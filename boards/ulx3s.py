@@ -39,19 +39,21 @@ class ULX3S25FPlatform(_ULX3SPlatform):
     device = "LFE5U-25F"
 
 
-# Sized by the multipliers: each column's requantisation lane takes 8 of the 18x18 DSPs and
-# each cell one more (the 85F has 156, the 25F 28); 16x16 needs about 384.
+# Sized by the 18x18 multipliers (the 85F has 156, the 25F 28): one each array cell, 4 for
+# the TFLite requantisation lane and 4 for the ONNX Runtime one (a single lane, shared by the
+# columns), a few for address arithmetic. The 25F builds only the TFLite path; 16x16 on the
+# 85F needs the cells' products packed or in logic (256 multipliers).
 _PROGRAM = ("openFPGALoader", "--board", "ulx3s", "{bitstream}")
 
 BOARDS = (
     Board(name="ulx3s-85f", platform=ULX3S85FPlatform, clock_hz=50_000_000,
           engine=EngineConfig(rows=8, cols=8, spad_depth=1024, acc_depth=512, qp_depth=16,
-                              mem_bytes=64 << 10),
+                              mem_bytes=64 << 10, requant_lanes=1),
           program=_PROGRAM, bitstream=".bit",
           doc="ULX3S with an LFE5U-85F, 25 MHz oscillator, FTDI UART"),
     Board(name="ulx3s-25f", platform=ULX3S25FPlatform, clock_hz=50_000_000,
-          engine=EngineConfig(rows=2, cols=2, spad_depth=512, acc_depth=256, qp_depth=16,
-                              mem_bytes=32 << 10),
+          engine=EngineConfig(rows=4, cols=4, spad_depth=512, acc_depth=256, qp_depth=16,
+                              mem_bytes=32 << 10, requant_lanes=1, requant_modes="tflite"),
           program=_PROGRAM, bitstream=".bit",
           doc="ULX3S with an LFE5U-25F, 25 MHz oscillator, FTDI UART"),
 )
