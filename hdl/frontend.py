@@ -227,6 +227,18 @@ class Frontend(wiring.Component):
             with m.Default():
                 m.d.comb += code.eq(ErrorCode.BAD_FUNCT)
 
+        # -- Decode takes a cycle of its own ---------------------------------------------------
+        # The range arithmetic (a multiplier among it) and the checks are registered before
+        # the hazard comparisons use them; otherwise the two in series set the SoC's clock.
+        # The held command and the configuration it reads do not change meanwhile.
+        decoded = Signal()
+        m.d.sync += decoded.eq(held & ~accept)
+        decoded_now = {"code": code, "ranges": ranges, "to_load": unit_load,
+                       "to_exec": unit_exec, "to_store": unit_store}
+        registered = {name: Signal.like(v, name=f"{name}_q") for name, v in decoded_now.items()}
+        m.d.sync += [registered[name].eq(v) for name, v in decoded_now.items()]
+        code, ranges, unit_load, unit_exec, unit_store = registered.values()
+
         # -- Live ranges of each unit ------------------------------------------------------------
         class Ring:
             def __init__(self, name, retire):
@@ -312,7 +324,7 @@ class Frontend(wiring.Component):
         m.d.comb += self.rsp.payload.eq(status)
 
         # -- Dispatch ----------------------------------------------------------------------------
-        with m.If(held):
+        with m.If(held & decoded):
             with m.If(code != 0):
                 m.d.comb += accept.eq(1)
                 with m.If(err_code == 0):
