@@ -35,7 +35,7 @@ class OrangeCrabPlatform(LatticeECP5Platform):
 # Sized like the ULX3S-25F (same part): its 28 DSPs hold a 4x4 array and one TFLite lane.
 # The bootloader takes the bitstream over USB DFU (hold the button while plugging in).
 BOARDS = (
-    Board(name="orangecrab", platform=OrangeCrabPlatform, clock_hz=48_000_000,
+    Board(name="orangecrab", platform=OrangeCrabPlatform, clock_hz=30_000_000,
           engine=EngineConfig(rows=4, cols=4, spad_depth=512, acc_depth=256, qp_depth=16,
                               mem_bytes=32 << 10, requant_lanes=1, requant_modes="tflite"),
           program=("dfu-util", "--alt", "0", "--download", "{bitstream}"), bitstream=".bit",
