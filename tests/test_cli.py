@@ -1,7 +1,6 @@
 """The ``rvnpu`` command line: every subcommand end to end, and its refusals."""
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -9,21 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from cli_runner import REPO, rvnpu
 from rvnpu.cli import main
 from rvnpu.hdl import isa
 
-REPO = Path(__file__).resolve().parent.parent
 SMALL = ["--rows", "2", "--cols", "3", "--spad-depth", "64", "--acc-depth", "32",
          "--qp-depth", "16", "--mem-bytes", "8192"]
-
-
-def rvnpu(*args, cwd=None):
-    """Run the installed console script, sharing the repository's simulator build cache."""
-    script = Path(sys.executable).parent / "rvnpu"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "rvnpu"]
-    env = dict(os.environ, RVNPU_SIM_BUILD=str(REPO / "build" / "sim"))
-    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd, env=env,
-                          timeout=900)
 
 
 @pytest.mark.parametrize("args, parameter", [

@@ -1,28 +1,16 @@
 """``rvnpu compile`` and ``rvnpu run`` from the command line, and their one-line refusals."""
 
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 
+from cli_runner import rvnpu
 from onnx_models import calibration, float_model, qoperator_model, quantise
 from rvnpu.cli import main
 from rvnpu.sim import toolchain
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def rvnpu(*args, cwd=None):
-    """The installed console script, sharing the repository's simulator build cache."""
-    script = Path(sys.executable).parent / "rvnpu"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "rvnpu"]
-    env = dict(os.environ, RVNPU_SIM_BUILD=str(REPO / "build" / "sim"))
-    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd, env=env,
-                          timeout=900)
 
 
 @pytest.fixture(scope="module")
