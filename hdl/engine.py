@@ -13,7 +13,7 @@ from .frontend import CommandLayout, Frontend
 from .isa import Space
 from .load import LoadUnit
 from .store import StoreUnit
-from .unit_ops import ExecOp, LoadOp, StoreOp
+from .unit_ops import exec_op, load_op, store_op
 
 
 __all__ = ["MatrixEngine", "engine_signature"]
@@ -82,9 +82,9 @@ class MatrixEngine(wiring.Component):
 
         connect(m, wiring.flipped(self.cmd), fe.cmd)
         connect(m, fe.rsp, wiring.flipped(self.rsp))
-        for name, source, unit, layout in (("load", fe.load, ld, LoadOp),
-                                           ("exec", fe.exec, ex, ExecOp),
-                                           ("store", fe.store, st, StoreOp)):
+        for name, source, unit, layout in (("load", fe.load, ld, load_op(c)),
+                                           ("exec", fe.exec, ex, exec_op(c)),
+                                           ("store", fe.store, st, store_op(c))):
             m.submodules[f"{name}_slice"] = cut = CommandSlice(layout)
             connect(m, source, cut.i)
             connect(m, cut.o, unit.cmd)

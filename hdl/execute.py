@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from .array import SystolicArray
 from .delay import delayed
 from .isa import ROW_BITS, Dataflow
-from .unit_ops import ExecOp
+from .unit_ops import exec_op
 
 
 __all__ = ["ExecuteUnit"]
@@ -27,7 +27,7 @@ class ExecuteUnit(wiring.Component):
     Members
     -------
     cmd : In(stream)
-        Commands (:data:`ExecOp`) from the front end.
+        Commands (:func:`.unit_ops.exec_op`) from the front end.
     retire : Out
         One pulse a command, in order, once all its accumulator writes are done.
     busy, active : Out
@@ -42,7 +42,7 @@ class ExecuteUnit(wiring.Component):
         elem = unsigned(c.in_width)
         acc = data.ArrayLayout(signed(c.acc_width), c.cols)
         super().__init__({
-            "cmd":       In(stream.Signature(ExecOp)),
+            "cmd":       In(stream.Signature(exec_op(config))),
             "retire":    Out(1),
             "busy":      Out(1),
             "active":    Out(1),
@@ -84,7 +84,7 @@ class ExecuteUnit(wiring.Component):
 
         # -- Preload stage ------------------------------------------------------------------------
         p_valid = Signal()
-        p_cmd = Signal(ExecOp)
+        p_cmd = Signal(exec_op(c))
         p_ready = Signal()
         p_i = Signal(range(R + 1))
         since_start = Signal(range(R + 1), init=R)
@@ -118,7 +118,7 @@ class ExecuteUnit(wiring.Component):
                 m.d.sync += p_ready.eq(1)
 
         # -- Stream stage -------------------------------------------------------------------------
-        s_cmd = Signal(ExecOp)
+        s_cmd = Signal(exec_op(c))
         s_k = Signal(11)
         s_lane = Signal(range(R))
         s_os = Signal()
@@ -170,10 +170,10 @@ class ExecuteUnit(wiring.Component):
         d1_issue = delayed(m, issue, 1, name="d1_issue")
         d1_lane = delayed(m, s_lane, 1, name="d1_lane")
         d1_scmd = delayed(m, s_cmd.as_value(), 1, name="d1_scmd")
-        d1_s = data.View(ExecOp, d1_scmd)
+        d1_s = data.View(exec_op(c), d1_scmd)
         d1_preload = delayed(m, preload, 1, name="d1_preload")
         d1_prow = delayed(m, preload_row, 1, name="d1_prow")
-        d1_pcmd = data.View(ExecOp, delayed(m, p_cmd.as_value(), 1, name="d1_pcmd"))
+        d1_pcmd = data.View(exec_op(c), delayed(m, p_cmd.as_value(), 1, name="d1_pcmd"))
 
         ws_lane_ok = lambda i: Mux(s_os, 1, i < d1_s.k_valid)
         a_now = corrected(self.spa_data, d1_s.a_signed, d1_s.a_zero, ws_lane_ok)

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from .isa import (Funct, Space, ErrorCode, Dataflow, RequantMode, QP_ROWS, ROW_BITS,
                   STATUS_FIELDS, field_of)
-from .unit_ops import LoadOp, ExecOp, StoreOp
+from .unit_ops import local_row_bits, dram_addr_bits, load_op, exec_op, store_op
 
 
 __all__ = ["CommandLayout", "Frontend"]
@@ -14,20 +14,18 @@ __all__ = ["CommandLayout", "Frontend"]
 
 CommandLayout = data.StructLayout({"funct": 7, "op1": 32, "op2": 32})
 
-_LOCAL = ROW_BITS + 3     # flat local addresses: space tag above the row, one bit for the end
-_DRAM = 34                # byte addresses and ends, with room for end > 2**32
+def _ranges_layout(config):
+    """Address ranges a live command touches, ``[lo, hi)``; an empty range has lo == hi.
 
-
-class _Ranges(data.Struct):
-    """Address ranges a live command touches, ``[lo, hi)``; an empty range has lo == hi."""
-    w_lo: _LOCAL
-    w_hi: _LOCAL
-    r1_lo: _LOCAL
-    r1_hi: _LOCAL
-    r2_lo: _LOCAL
-    r2_hi: _LOCAL
-    d_lo: _DRAM
-    d_hi: _DRAM
+    They are only kept for commands that passed their checks, so they need no more bits than
+    the engine's memories: local rows are flat (the space above the row, one bit for the end
+    of the last space), main-memory bytes run to ``mem_bytes``. Narrow ranges keep the hazard
+    comparisons, the front end's longest path and most of its area, short.
+    """
+    local = local_row_bits(config) + 3
+    dram = dram_addr_bits(config) + 1
+    return data.StructLayout({"w_lo": local, "w_hi": local, "r1_lo": local, "r1_hi": local,
+                              "r2_lo": local, "r2_hi": local, "d_lo": dram, "d_hi": dram})
 
 
 def _overlap(a_lo, a_hi, b_lo, b_hi):
@@ -42,6 +40,8 @@ class Frontend(wiring.Component):
     and sets the sticky error status), and keeps, for each unit, the ranges of local memory and
     main memory its unfinished commands touch. A command is held back while it conflicts with an
     unfinished command of another unit, so programs behave as if run one command at a time.
+    With ``hazards="serial"`` it keeps no ranges and a command waits for the other units to
+    be idle instead: the same results in a fraction of the area, with less overlap.
 
     Members
     -------
@@ -61,9 +61,9 @@ class Frontend(wiring.Component):
         super().__init__({
             "cmd":          In(stream.Signature(CommandLayout)),
             "rsp":          Out(stream.Signature(32)),
-            "load":         Out(stream.Signature(LoadOp)),
-            "exec":         Out(stream.Signature(ExecOp)),
-            "store":        Out(stream.Signature(StoreOp)),
+            "load":         Out(stream.Signature(load_op(config))),
+            "exec":         Out(stream.Signature(exec_op(config))),
+            "store":        Out(stream.Signature(store_op(config))),
             "load_retire":  In(1),
             "exec_retire":  In(1),
             "store_retire": In(1),
@@ -105,8 +105,14 @@ class Frontend(wiring.Component):
         b_signed = Signal(init=1)
         a_zero = Signal(signed(16))
         b_zero = Signal(signed(16))
-        load_stride = Signal(32)
-        store_stride = Signal(32)
+        # Strides below the window's size, and a bit set for any beyond it: a command moving
+        # more than one row with such a stride is out of the window at once.
+        lb, mb = local_row_bits(c), dram_addr_bits(c)
+        load_stride = Signal(mb + 1)
+        store_stride = Signal(mb + 1)
+
+        def saturated(stride):
+            return Cat(stride[:mb], stride[mb:].any())
         qp_row = Signal(ROW_BITS)
         out_zero = Signal(signed(16))
         # Reset to a convention the engine has, as the golden model does.
@@ -116,15 +122,24 @@ class Frontend(wiring.Component):
 
         # -- Checks and ranges (mirroring EngineModel.check) -------------------------------------
         code = Signal(4)
-        ranges = Signal(_Ranges)
+        ranges = Signal(_ranges_layout(c))
         unit_load, unit_exec, unit_store, front = (Signal(name=n) for n in
                                                    ("to_load", "to_exec", "to_store", "front"))
         is_os = dataflow == Dataflow.OS
 
-        def dram_range(addr, rows, stride, row_bytes):
-            end = Signal(_DRAM + 8)
-            m.d.comb += end.eq(addr + (rows - 1) * stride + row_bytes)
-            return end
+        # One main-memory range for LOAD and STORE (their transfer fields coincide), worked
+        # out below the window's size: an address or a stride reaching past it is out at once.
+        for name in ("dram_addr", "rows", "cols"):
+            load_f, store_f = field_of(Funct.LOAD, name), field_of(Funct.STORE, name)
+            assert (load_f.operand, load_f.lsb, load_f.width) == \
+                (store_f.operand, store_f.lsb, store_f.width), name
+        addr = fld(Funct.LOAD, "dram_addr")
+        rows = fld(Funct.LOAD, "rows")
+        stride = Mux(unit_load, load_stride, store_stride)
+        row_bytes = Signal(11)
+        end = Signal(mb + 10)
+        m.d.comb += end.eq(addr[:mb] + (rows - 1) * stride[:mb] + row_bytes)
+        outside = (addr[mb:] != 0) | ((rows > 1) & (stride[mb:] != 0)) | (end > c.mem_bytes)
 
         def element_ok(value, is_signed):
             s_lo, s_hi = -(1 << (c.in_width - 1)), (1 << (c.in_width - 1)) - 1
@@ -149,15 +164,15 @@ class Frontend(wiring.Component):
                         m.d.comb += [depth.eq(c.acc_depth), cap.eq(C), es.eq(4)]
                     with m.Case(Space.QP):
                         m.d.comb += [depth.eq(c.qp_depth), cap.eq(C), es.eq(4)]
-                end = dram_range(addr, rows, load_stride, cols * es)
+                m.d.comb += row_bytes.eq(cols * es)
                 with m.If((rows != 0) & (cols != 0)):
                     with m.If(row + rows > depth):
                         m.d.comb += code.eq(ErrorCode.BAD_LOCAL)
                     with m.Elif(cols > cap):
                         m.d.comb += code.eq(ErrorCode.BAD_SIZE)
-                    with m.Elif(end > c.mem_bytes):
+                    with m.Elif(outside):
                         m.d.comb += code.eq(ErrorCode.BAD_MEMORY)
-                    flat = (space << ROW_BITS) + row
+                    flat = (space << lb) + row
                     m.d.comb += [ranges.w_lo.eq(flat), ranges.w_hi.eq(flat + rows),
                                  ranges.d_lo.eq(addr), ranges.d_hi.eq(end)]
             with m.Case(Funct.STORE, Funct.STORE_ACC):
@@ -166,16 +181,16 @@ class Frontend(wiring.Component):
                 rows, cols = fld(Funct.STORE, "rows"), fld(Funct.STORE, "cols")
                 addr = fld(Funct.STORE, "dram_addr")
                 es = Mux(funct == Funct.STORE, c.elem_bytes, 4)
-                end = dram_range(addr, rows, store_stride, cols * es)
+                m.d.comb += row_bytes.eq(cols * es)
                 with m.If((rows != 0) & (cols != 0)):
                     with m.If(row + rows > c.acc_depth):
                         m.d.comb += code.eq(ErrorCode.BAD_LOCAL)
                     with m.Elif(cols > C):
                         m.d.comb += code.eq(ErrorCode.BAD_SIZE)
-                    with m.Elif(end > c.mem_bytes):
+                    with m.Elif(outside):
                         m.d.comb += code.eq(ErrorCode.BAD_MEMORY)
-                    flat = (Space.ACC << ROW_BITS) + row
-                    qp = (Space.QP << ROW_BITS) + qp_row
+                    flat = (Space.ACC << lb) + row
+                    qp = (Space.QP << lb) + qp_row
                     m.d.comb += [ranges.r1_lo.eq(flat), ranges.r1_hi.eq(flat + rows),
                                  ranges.r2_lo.eq(qp), ranges.r2_hi.eq(qp + QP_ROWS),
                                  ranges.d_lo.eq(addr), ranges.d_hi.eq(end)]
@@ -195,9 +210,9 @@ class Frontend(wiring.Component):
                         m.d.comb += code.eq(ErrorCode.BAD_LOCAL)
                     with m.Elif(~is_os & (k_valid > R)):
                         m.d.comb += code.eq(ErrorCode.BAD_SIZE)
-                    fa = (Space.SPAD_A << ROW_BITS) + a
-                    fb = (Space.SPAD_B << ROW_BITS) + b
-                    fc = (Space.ACC << ROW_BITS) + cr
+                    fa = (Space.SPAD_A << lb) + a
+                    fb = (Space.SPAD_B << lb) + b
+                    fc = (Space.ACC << lb) + cr
                     m.d.comb += [ranges.r1_lo.eq(fa), ranges.r1_hi.eq(fa + a_n),
                                  ranges.r2_lo.eq(fb), ranges.r2_hi.eq(fb + b_n),
                                  ranges.w_lo.eq(fc), ranges.w_hi.eq(fc + c_n)]
@@ -233,16 +248,22 @@ class Frontend(wiring.Component):
         # The held command and the configuration it reads do not change meanwhile.
         decoded = Signal()
         m.d.sync += decoded.eq(held & ~accept)
+        tracked = c.hazards == "ranges"
         decoded_now = {"code": code, "ranges": ranges, "to_load": unit_load,
                        "to_exec": unit_exec, "to_store": unit_store}
+        if not tracked:
+            del decoded_now["ranges"]
         registered = {name: Signal.like(v, name=f"{name}_q") for name, v in decoded_now.items()}
         m.d.sync += [registered[name].eq(v) for name, v in decoded_now.items()]
-        code, ranges, unit_load, unit_exec, unit_store = registered.values()
+        code, unit_load, unit_exec, unit_store = (registered[n] for n in
+                                                  ("code", "to_load", "to_exec", "to_store"))
+        ranges = registered.get("ranges")
 
         # -- Live ranges of each unit ------------------------------------------------------------
         class Ring:
             def __init__(self, name, retire):
-                self.entries = [Signal(_Ranges, name=f"{name}_live{i}") for i in range(D)]
+                self.entries = [Signal(_ranges_layout(c), name=f"{name}_live{i}")
+                                for i in range(D)] if tracked else []
                 self.head = Signal(range(D), name=f"{name}_head")   # oldest
                 self.count = Signal(range(D + 1), name=f"{name}_count")
                 self.push = Signal(name=f"{name}_push")
@@ -263,6 +284,8 @@ class Frontend(wiring.Component):
                     self.live.append(offset < self.count)
 
             def conflicts(self, checks):
+                if not tracked:
+                    return self.count != 0
                 hits = []
                 for live, e in zip(self.live, self.entries):
                     for mine, theirs in checks:
@@ -273,10 +296,13 @@ class Frontend(wiring.Component):
         execs = Ring("exec", self.exec_retire)
         stores = Ring("store", self.store_retire)
 
-        w = (ranges.w_lo, ranges.w_hi)
-        r1 = (ranges.r1_lo, ranges.r1_hi)
-        r2 = (ranges.r2_lo, ranges.r2_hi)
-        d = (ranges.d_lo, ranges.d_hi)
+        if tracked:
+            w = (ranges.w_lo, ranges.w_hi)
+            r1 = (ranges.r1_lo, ranges.r1_hi)
+            r2 = (ranges.r2_lo, ranges.r2_hi)
+            d = (ranges.d_lo, ranges.d_hi)
+        else:
+            w = r1 = r2 = d = None
         W, R1, R2, DR = ("w_lo", "w_hi"), ("r1_lo", "r1_hi"), ("r2_lo", "r2_hi"), \
             ("d_lo", "d_hi")
         hazard = Signal()
@@ -359,9 +385,9 @@ class Frontend(wiring.Component):
                                      a_zero.eq(fld(Funct.CONFIG_EXEC, "a_zero")),
                                      b_zero.eq(fld(Funct.CONFIG_EXEC, "b_zero"))]
                     with m.Case(Funct.CONFIG_LOAD):
-                        m.d.sync += load_stride.eq(fld(Funct.CONFIG_LOAD, "stride"))
+                        m.d.sync += load_stride.eq(saturated(fld(Funct.CONFIG_LOAD, "stride")))
                     with m.Case(Funct.CONFIG_STORE):
-                        m.d.sync += [store_stride.eq(fld(Funct.CONFIG_STORE, "stride")),
+                        m.d.sync += [store_stride.eq(saturated(fld(Funct.CONFIG_STORE, "stride"))),
                                      qp_row.eq(fld(Funct.CONFIG_STORE, "qp_row"))]
                     with m.Case(Funct.CONFIG_REQUANT):
                         m.d.sync += [out_zero.eq(fld(Funct.CONFIG_REQUANT, "out_zero")),

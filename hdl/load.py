@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from .bus import BusRequest
 from .isa import ROW_BITS, Space
-from .unit_ops import LoadOp
+from .unit_ops import dram_addr_bits, load_op
 
 
 __all__ = ["LoadUnit", "LocalWrite", "load_row_bytes"]
@@ -37,7 +37,7 @@ class LoadUnit(wiring.Component):
     Members
     -------
     cmd : In(stream)
-        LOAD commands (:data:`LoadOp`).
+        LOAD commands (:func:`.unit_ops.load_op`).
     req : Out(stream), rsp : In(stream)
         This unit's side of the main-memory bus (reads only).
     w : Out(stream)
@@ -52,7 +52,7 @@ class LoadUnit(wiring.Component):
     def __init__(self, config):
         self._config = c = config
         super().__init__({
-            "cmd":    In(stream.Signature(LoadOp)),
+            "cmd":    In(stream.Signature(load_op(config))),
             "req":    Out(stream.Signature(BusRequest(32 - (c.bus_bytes.bit_length() - 1),
                                                       c.bus_width))),
             "rsp":    In(stream.Signature(c.bus_width, always_ready=True)),
@@ -85,10 +85,10 @@ class LoadUnit(wiring.Component):
 
         # -- Requests -----------------------------------------------------------------------------
         g_active = Signal()
-        g = Signal(LoadOp)
+        g = Signal(load_op(c))
         rows_left = Signal(9)
-        base = Signal(32)
-        word = Signal(32 - shift)
+        base = Signal(dram_addr_bits(c))
+        word = Signal(dram_addr_bits(c) - shift)
         first = Signal()
         nbytes = Signal(range(maxb + 1))
 

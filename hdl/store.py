@@ -8,7 +8,7 @@ from .bus import BusRequest
 from .delay import delayed
 from .isa import ROW_BITS, QP_ROWS
 from .requant import RequantLane
-from .unit_ops import StoreOp
+from .unit_ops import dram_addr_bits, store_op
 
 
 __all__ = ["StoreUnit"]
@@ -25,7 +25,7 @@ class StoreUnit(wiring.Component):
     Members
     -------
     cmd : In(stream)
-        STORE and STORE_ACC commands (:data:`StoreOp`).
+        STORE and STORE_ACC commands (:func:`.unit_ops.store_op`).
     acc_addr, acc_data : accumulator read port (one cycle latency)
     qp_addr, qp_data : requantisation-parameter read port (one cycle latency)
     req : Out(stream)
@@ -38,7 +38,7 @@ class StoreUnit(wiring.Component):
     def __init__(self, config):
         self._config = c = config
         super().__init__({
-            "cmd":      In(stream.Signature(StoreOp)),
+            "cmd":      In(stream.Signature(store_op(config))),
             "acc_addr": Out(ROW_BITS),
             "acc_data": In(data.ArrayLayout(signed(c.acc_width), c.cols)),
             "qp_addr":  Out(ROW_BITS),
@@ -57,7 +57,7 @@ class StoreUnit(wiring.Component):
         shift = bb.bit_length() - 1
         maxb = 4 * C
 
-        cmd = Signal(StoreOp)
+        cmd = Signal(store_op(c))
         active = Signal()
         m.d.comb += self.cmd.ready.eq(~active)
         with m.If(self.cmd.valid & ~active):
@@ -174,7 +174,7 @@ class StoreUnit(wiring.Component):
 
         # Rows leave in order, so the address of the row at the head is kept here rather than
         # carried through the pipeline.
-        head_base = Signal(32)
+        head_base = Signal(dram_addr_bits(c))
         with m.If(self.cmd.valid & ~active):
             m.d.sync += head_base.eq(self.cmd.payload.dram_addr)
         with m.Elif(popped):

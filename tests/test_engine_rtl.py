@@ -52,7 +52,7 @@ CONFIGS = {
                            requant_lanes=2, requant_modes="ort"),
     "2x2-int4": EngineConfig(rows=2, cols=2, in_width=4, acc_width=16, dataflow="both",
                              spad_depth=64, acc_depth=32, qp_depth=8, mem_bytes=1 << 12,
-                             queue_depth=1, requant_modes="tflite"),
+                             queue_depth=1, requant_modes="tflite", hazards="serial"),
     "2x3-int16": EngineConfig(rows=2, cols=3, in_width=16, acc_width=32, dataflow="both",
                               spad_depth=64, acc_depth=32, qp_depth=8, mem_bytes=1 << 13),
 }
@@ -278,6 +278,9 @@ class _Generator:
             return self.pick(max(0, near - 16), near + 16)
         if self.chance(0.04):
             return min(max(0, self.c.mem_bytes - span + self.pick(1, 8)), (1 << 32) - 1)
+        if self.chance(0.02):
+            # Past the window by a multiple of its size: wrong unless every bit is checked.
+            return min(self.c.mem_bytes * self.pick(1, 8) + self.pick(0, 64), (1 << 32) - 1)
         top = min(self.limit, 768) if self.chance(0.7) else self.limit
         if span > top:
             top = self.limit
