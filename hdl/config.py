@@ -8,11 +8,13 @@ made with :func:`dataclasses.replace`, which re-runs the checks.
 from dataclasses import dataclass, asdict, fields
 
 
-__all__ = ["EngineConfig", "ConfigError", "DATAFLOWS", "REQUANT_MODES", "reject_unknown"]
+__all__ = ["EngineConfig", "ConfigError", "DATAFLOWS", "REQUANT_MODES", "HAZARDS",
+           "reject_unknown"]
 
 
 DATAFLOWS = ("os", "ws", "both")
 REQUANT_MODES = ("tflite", "ort", "both")
+HAZARDS = ("ranges", "serial")
 
 
 class ConfigError(ValueError):
@@ -79,6 +81,13 @@ class EngineConfig:
         Requantisation conventions built: ``"tflite"`` (gemmlowp fixed point), ``"ort"``
         (ONNX Runtime float32) or ``"both"`` (the default). ``CONFIG_REQUANT`` with a mode not
         built is refused.
+    hazards : str
+        How the front end keeps commands of different units in program order. ``"ranges"``
+        (the default): a command waits only for unfinished commands whose memory ranges
+        overlap its own, so loads, computes and stores of independent tiles run at once.
+        ``"serial"``: it waits until the other units are idle. That needs no range tracking,
+        which is most of the front end's area, and suits the smallest FPGAs, where the core
+        issuing commands is slower than the engine anyway. Results are the same either way.
     """
 
     rows: int = 8
@@ -94,6 +103,7 @@ class EngineConfig:
     queue_depth: int = 4
     requant_lanes: int = 0
     requant_modes: str = "both"
+    hazards: str = "ranges"
 
     def __post_init__(self):
         _check_int("rows", self.rows, 1, 32)
@@ -125,6 +135,9 @@ class EngineConfig:
         if self.requant_modes not in REQUANT_MODES:
             raise ConfigError(f"requant_modes must be one of {', '.join(REQUANT_MODES)}, "
                               f"not {self.requant_modes!r}")
+        if self.hazards not in HAZARDS:
+            raise ConfigError(f"hazards must be one of {', '.join(HAZARDS)}, "
+                              f"not {self.hazards!r}")
 
     # Derived sizes: properties, so that nothing derivable is stored twice.
 

@@ -24,9 +24,11 @@ _ENGINE_HELP = {
     "queue_depth": "commands in flight per unit",
     "requant_lanes": "requantisation lanes, a divisor of cols; 0: one a column",
     "requant_modes": "requantisation built: tflite, ort or both",
+    "hazards": "ranges (units overlap) or serial (smaller front end)",
 }
 
-_ENGINE_CHOICES = {"dataflow": "{os,ws,both}", "requant_modes": "{tflite,ort,both}"}
+_ENGINE_CHOICES = {"dataflow": "{os,ws,both}", "requant_modes": "{tflite,ort,both}",
+                   "hazards": "{ranges,serial}"}
 
 
 def _engine_options(title="engine parameters", show_defaults=True):

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from rvnpu.hdl.config import DATAFLOWS, REQUANT_MODES, ConfigError, EngineConfig
+from rvnpu.hdl.config import DATAFLOWS, HAZARDS, REQUANT_MODES, ConfigError, EngineConfig
 
 
 def test_defaults_are_valid():
@@ -35,6 +35,7 @@ def test_elem_bytes(in_width, elem_bytes):
     dict(queue_depth=1), dict(queue_depth=16), *[dict(dataflow=d) for d in DATAFLOWS],
     dict(cols=6, requant_lanes=3), dict(cols=6, requant_lanes=1), dict(cols=6, requant_lanes=6),
     *[dict(requant_modes=r) for r in REQUANT_MODES],
+    *[dict(hazards=h) for h in HAZARDS],
 ], ids=repr)
 def test_valid_edges(kwargs):
     c = EngineConfig(**kwargs)
@@ -91,6 +92,7 @@ INVALID = [
     ("requant_lanes", dict(cols=6, requant_lanes=7)),
     ("requant_lanes", dict(requant_lanes=-1)),
     ("requant_modes", dict(requant_modes="gemmlowp")),
+    ("hazards", dict(hazards="none")),
 ]
 
 
