@@ -218,6 +218,10 @@ class SocConfig:
         the core and the engine take turns at (the engine first), with no initial contents:
         the firmware sits in a ROM and is copied into it at reset. That is the shape of the
         iCE40 UP5K's 128 KiB of SPRAM, which leaves its 15 KiB of block RAM to the engine.
+    flash_offset : int or None
+        With ``ram_style="spram"``: the firmware is not in a ROM but in the board's SPI flash
+        from this byte on, beside the bitstream, and is copied from there at reset. ``None``
+        (the default): in a ROM of block RAM.
     """
 
     engine: EngineConfig = EngineConfig()
@@ -226,6 +230,7 @@ class SocConfig:
     uart_baud: int = 115_200
     with_m: bool = True
     ram_style: str = "block"
+    flash_offset: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.engine, EngineConfig):
@@ -250,6 +255,11 @@ class SocConfig:
         if self.ram_style not in RAM_STYLES:
             raise ConfigError(f"ram_style must be one of {', '.join(RAM_STYLES)}, "
                               f"not {self.ram_style!r}")
+        if self.flash_offset is not None:
+            _check_int("flash_offset", self.flash_offset, 0, (1 << 24) - self.ram_bytes)
+            if self.ram_style != "spram":
+                raise ConfigError("flash_offset needs ram_style 'spram' (a RAM the firmware "
+                                  "is copied into)")
 
     @property
     def uart_divisor(self):
@@ -259,7 +269,7 @@ class SocConfig:
     def to_dict(self):
         return {"engine": self.engine.to_dict(), "ram_bytes": self.ram_bytes,
                 "clock_hz": self.clock_hz, "uart_baud": self.uart_baud, "with_m": self.with_m,
-                "ram_style": self.ram_style}
+                "ram_style": self.ram_style, "flash_offset": self.flash_offset}
 
     @classmethod
     def from_dict(cls, data):

@@ -5,6 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from .boot import BootCopier
+from .flash_boot import FlashBootCopier, FlashSignature
 from .cpu import RiscvCore
 from .decoder import AddressDecoder
 from .engine import MatrixEngine
@@ -44,7 +45,8 @@ class Soc(wiring.Component):
     config : SocConfig
     image : bytes
         Initial RAM contents from address 0 (a firmware image); the rest is zero. A simulation
-        may leave it empty and write the RAM before releasing reset.
+        may leave it empty and write the RAM before releasing reset. With
+        ``config.flash_offset`` only its length is built in: the bytes go into the flash.
 
     Members
     -------
@@ -56,21 +58,26 @@ class Soc(wiring.Component):
         Firmware wrote ``SIM.EXIT``; stays high until reset.
     sim_exit_code : Out
         The value written.
+    flash : Out(:class:`.flash_boot.FlashSignature`)
+        Only with ``config.flash_offset``: the SPI flash the firmware is read from.
     """
-
-    uart_tx: Out(1, init=1)
-    uart_rx: In(1, init=1)
-    leds: Out(GPIO.register("LEDS").width)
-    buttons: In(GPIO.register("BUTTONS").width)
-    sim_exit_valid: Out(1)
-    sim_exit_code: Out(SIM.register("EXIT").width)
 
     def __init__(self, config=SocConfig(), *, image=b""):
         if not isinstance(config, SocConfig):
             raise TypeError(f"config must be a SocConfig, not {config!r}")
         self._config = config
         self._words = image_words(image, config)
-        super().__init__()
+        members = {
+            "uart_tx":        Out(1, init=1),
+            "uart_rx":        In(1, init=1),
+            "leds":           Out(GPIO.register("LEDS").width),
+            "buttons":        In(GPIO.register("BUTTONS").width),
+            "sim_exit_valid": Out(1),
+            "sim_exit_code":  Out(SIM.register("EXIT").width),
+        }
+        if config.flash_offset is not None:
+            members["flash"] = Out(FlashSignature())
+        super().__init__(members)
 
     @property
     def config(self):
@@ -103,9 +110,15 @@ class Soc(wiring.Component):
                         "wdata": decoder.ram.wdata}
         if spram:
             # The RAM starts empty: the core waits in reset while the firmware is copied in
-            # from its ROM, which has the RAM's host port until then.
-            m.submodules.boot = boot = BootCopier(self._words, depth=depth,
-                                                  width=e.bus_width)
+            # from its ROM or the flash, which has the RAM's host port until then.
+            if c.flash_offset is None:
+                boot = BootCopier(self._words, depth=depth, width=e.bus_width)
+            else:
+                boot = FlashBootCopier(words=len(self._words), offset=c.flash_offset,
+                                       depth=depth, width=e.bus_width,
+                                       wake_cycles=-(-c.clock_hz * 3 // 1_000_000) + 1)
+                connect(m, wiring.flipped(self.flash), boot.flash)
+            m.submodules.boot = boot
             m.d.comb += boot.ram.busy.eq(ram.host_busy)
             m.submodules.core = ResetInserter(~boot.done)(core)
             host_signals = {name: Mux(boot.done, value, getattr(boot.ram, name))
