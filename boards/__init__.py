@@ -37,6 +37,11 @@ class Board:
         or ``"spram"`` where block RAM is too scarce to hold it.
     with_m : bool
         The control core has the M extension.
+    flash_offset : int or None
+        With ``ram_style="spram"``: the firmware goes into the configuration flash from this
+        byte on, after the bitstream in the same image, and is copied into RAM at reset
+        (:attr:`rvnpu.hdl.memory_map.SocConfig.flash_offset`); the platform then has an
+        ``spi_flash`` resource. ``None``: it is in a ROM of block RAM.
     """
 
     name: str
@@ -48,13 +53,15 @@ class Board:
     doc: str = ""
     ram_style: str = "block"
     with_m: bool = True
+    flash_offset: int | None = None
 
     def soc_config(self, engine=None, clock_hz=None):
         """The SoC built for this board (its defaults, or ``engine`` and ``clock_hz``)."""
         from rvnpu.hdl.memory_map import SocConfig
         return SocConfig(engine=self.engine if engine is None else engine,
                          clock_hz=self.clock_hz if clock_hz is None else clock_hz,
-                         ram_style=self.ram_style, with_m=self.with_m)
+                         ram_style=self.ram_style, with_m=self.with_m,
+                         flash_offset=self.flash_offset)
 
     def program_command(self, bitstream):
         return [arg.format(bitstream=bitstream) for arg in self.program]

@@ -19,6 +19,13 @@ class IceBreakerPlatform(LatticeICE40Platform):
     resources = [
         Resource("clk12", 0, Pins("35", dir="i"), Clock(12e6),
                  Attrs(GLOBAL=True, IO_STANDARD="SB_LVCMOS")),
+        # The configuration flash (a W25Q128), free for the design once it is configured.
+        Resource("spi_flash", 0,
+                 Subsignal("cs_n", Pins("16", dir="o")),
+                 Subsignal("clk", Pins("15", dir="o")),
+                 Subsignal("copi", Pins("14", dir="o")),
+                 Subsignal("cipo", Pins("17", dir="i")),
+                 Attrs(IO_STANDARD="SB_LVCMOS")),
         Resource("uart", 0,
                  Subsignal("rx", Pins("6", dir="i")),
                  Subsignal("tx", Pins("9", dir="o")),
@@ -36,14 +43,15 @@ class IceBreakerPlatform(LatticeICE40Platform):
     connectors = []
 
 
-# The UP5K's block RAM (15 KiB in all) is left to the engine and the firmware's boot ROM: the
-# SoC's RAM is two of the four 32 KiB SPRAMs, filled from the ROM at reset.
+# The UP5K's block RAM (15 KiB in all) is left to the engine and the core: the SoC's RAM is two
+# of the four 32 KiB SPRAMs, filled at reset from the flash, where the firmware follows the
+# bitstream (104 KiB) at 128 KiB in the one image iceprog writes.
 BOARDS = (
     Board(name="icebreaker", platform=IceBreakerPlatform, clock_hz=24_000_000,
-          engine=EngineConfig(rows=1, cols=1, spad_depth=256, acc_depth=16, qp_depth=4,
-                              bus_width=32, mem_bytes=64 << 10, queue_depth=1,
-                              requant_lanes=1, requant_modes="tflite"),
-          ram_style="spram", with_m=False,
+          engine=EngineConfig(rows=1, cols=1, dataflow="ws", spad_depth=256, acc_depth=256,
+                              qp_depth=256, bus_width=32, mem_bytes=64 << 10, queue_depth=1,
+                              requant_lanes=1, requant_modes="tflite", hazards="serial"),
+          ram_style="spram", flash_offset=0x2_0000, with_m=False,
           program=("iceprog", "{bitstream}"), bitstream=".bin",
           doc="iCEBreaker (iCE40UP5K-SG48), 12 MHz oscillator, FTDI UART"),
 )

@@ -125,7 +125,8 @@ class BoardTop(Elaboratable):
     config : SocConfig
         ``config.clock_hz`` is the clock the PLL is set up for.
     image : bytes
-        Firmware, baked into the RAM's initial contents.
+        Firmware, baked into the RAM's initial contents (or, with ``config.flash_offset``,
+        copied from the flash, where the build puts it after the bitstream).
     """
 
     def __init__(self, config, *, image=b""):
@@ -154,4 +155,10 @@ class BoardTop(Elaboratable):
             m.d.comb += _buffer(m, f"led_{i}", "o", port).o.eq(soc.leds[i])
         for i, port in enumerate(_requests(platform, "button")[:len(soc.buttons)]):
             m.d.comb += soc.buttons[i].eq(_buffer(m, f"button_{i}", "i", port).i)
+        if self._config.flash_offset is not None:
+            flash = platform.request("spi_flash", 0, dir="-")
+            m.d.comb += [_buffer(m, "flash_cs_n", "o", flash.cs_n).o.eq(soc.flash.cs_n),
+                         _buffer(m, "flash_clk", "o", flash.clk).o.eq(soc.flash.sck),
+                         _buffer(m, "flash_copi", "o", flash.copi).o.eq(soc.flash.copi),
+                         soc.flash.cipo.eq(_buffer(m, "flash_cipo", "i", flash.cipo).i)]
         return m

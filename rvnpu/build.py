@@ -24,6 +24,7 @@ from rvnpu.hdl.config import ConfigError, EngineConfig
 
 
 __all__ = ["BuildError", "DoesNotFit", "add_arguments", "run", "build_board", "implement",
+           "append_firmware",
            "parse_report", "format_table", "fit_failure", "ff_memories", "boards_table",
            "boards_markdown", "write_boards_doc", "DEFAULT_OUTPUT", "REGENERATE_DOC"]
 
@@ -237,6 +238,10 @@ def build_board(board, engine=None, *, clock_hz=None, out_dir=None, firmware=Non
                               stat=stat)
         report["firmware"] = {"name": image.name, "image_bytes": image.image_bytes,
                               "ram_bytes_used": image.ram_bytes_used}
+        if config.flash_offset is not None:
+            append_firmware(staging / ("top" + board.bitstream), image.image,
+                            config.flash_offset)
+            report["firmware"]["flash_offset"] = config.flash_offset
         report["ff_memories"] = ff_memories(_read_text(staging / "top.rpt"))
         report["build_seconds"] = round(time.monotonic() - start)
         (staging / "report.json").replace(staging / "nextpnr-report.json")
@@ -246,6 +251,17 @@ def build_board(board, engine=None, *, clock_hz=None, out_dir=None, firmware=Non
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return report
+
+
+def append_firmware(bitstream, image, offset):
+    """Put ``image`` after the bitstream in its file, at byte ``offset``, with erased flash
+    (0xFF) between: one file for the programmer, which the SoC reads its firmware from."""
+    bitstream = Path(bitstream)
+    data = bitstream.read_bytes()
+    if len(data) > offset:
+        raise BuildError(f"the bitstream ({len(data)} bytes) runs past the firmware's place in "
+                         f"flash ({offset:#x})")
+    bitstream.write_bytes(data + b"\xff" * (offset - len(data)) + bytes(image))
 
 
 def implement(platform, top, directory, *, label="top", start=None, progress=None):

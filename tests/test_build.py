@@ -230,3 +230,25 @@ def test_program_without_the_programmer_says_what_to_run(monkeypatch, capsys):
     monkeypatch.setattr(build.shutil, "which", lambda name: None)
     assert build._program(board("ulx3s-85f"), "out/top.bit") == 0
     assert "openFPGALoader --board ulx3s out/top.bit" in capsys.readouterr().out
+
+
+def test_firmware_follows_the_bitstream_in_the_flash_image(tmp_path):
+    bitstream = tmp_path / "top.bin"
+    bitstream.write_bytes(b"\x7e\xaa\x99\x7e" + bytes(60))
+    build.append_firmware(bitstream, b"\x13\x00\x00\x00firmware", 0x100)
+    data = bitstream.read_bytes()
+    assert data[:64] == b"\x7e\xaa\x99\x7e" + bytes(60)
+    assert data[64:0x100] == b"\xff" * (0x100 - 64)
+    assert data[0x100:] == b"\x13\x00\x00\x00firmware"
+    with pytest.raises(build.BuildError, match=r"runs past the firmware's place in flash"):
+        build.append_firmware(bitstream, b"more", 0x80)
+    assert bitstream.read_bytes() == data
+
+
+def test_icebreaker_reads_its_firmware_from_flash_after_the_bitstream():
+    b = board("icebreaker")
+    config = b.soc_config()
+    assert config.ram_style == "spram" and config.flash_offset == 0x2_0000
+    # The UP5K's bitstream (104,090 bytes) ends before the firmware starts.
+    assert config.flash_offset >= 104_090
+    assert b.platform().resources["spi_flash", 0]
