@@ -13,7 +13,7 @@ __all__ = ["EngineConfig", "ConfigError", "DATAFLOWS", "REQUANT_MODES", "HAZARDS
 
 
 DATAFLOWS = ("os", "ws", "both")
-REQUANT_MODES = ("tflite", "ort", "both")
+REQUANT_MODES = ("tflite", "ort", "both", "none")
 HAZARDS = ("ranges", "serial")
 
 
@@ -80,7 +80,10 @@ class EngineConfig:
     requant_modes : str
         Requantisation conventions built: ``"tflite"`` (gemmlowp fixed point), ``"ort"``
         (ONNX Runtime float32) or ``"both"`` (the default). ``CONFIG_REQUANT`` with a mode not
-        built is refused.
+        built is refused. ``"none"`` builds no lane at all, for FPGAs too small for one:
+        STORE is then an unknown command and the core requantises the int32 sums STORE_ACC
+        writes (the C library's ``rvnpu_gemm`` does so), as CFU Playground's and VTA's
+        designs leave requantisation to software.
     hazards : str
         How the front end keeps commands of different units in program order. ``"ranges"``
         (the default): a command waits only for unfinished commands whose memory ranges
@@ -170,6 +173,11 @@ class EngineConfig:
     @property
     def with_ort(self):
         return self.requant_modes in ("ort", "both")
+
+    @property
+    def with_requant(self):
+        """The engine requantises (STORE exists)."""
+        return self.requant_modes != "none"
 
     def to_dict(self):
         return asdict(self)

@@ -194,6 +194,9 @@ class Frontend(wiring.Component):
                     m.d.comb += [ranges.r1_lo.eq(flat), ranges.r1_hi.eq(flat + rows),
                                  ranges.r2_lo.eq(qp), ranges.r2_hi.eq(qp + QP_ROWS),
                                  ranges.d_lo.eq(addr), ranges.d_hi.eq(end)]
+                if not c.with_requant:
+                    with m.If(funct == Funct.STORE):
+                        m.d.comb += code.eq(ErrorCode.BAD_FUNCT)
             with m.Case(Funct.COMPUTE):
                 m.d.comb += unit_exec.eq(1)
                 steps = fld(Funct.COMPUTE, "steps")

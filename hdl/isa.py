@@ -164,7 +164,9 @@ COMMANDS = {c.funct: c for c in [
         _f("dram_addr", 1, 0, 32, doc="byte address of the first output element"),
         _f("acc_row", 2, 0, ROW_BITS, doc="first ACC row read"),
     ) + _LOCAL_TRANSFER,
-        "Requantise ACC rows (plus bias) and write them to main memory, elem_bytes an element."),
+        "Requantise ACC rows (plus bias) and write them to main memory, elem_bytes an element. "
+        "An engine built without requantisation (requant_modes none) refuses it as an "
+        "unknown command."),
     Command(Funct.STORE_ACC, Unit.STORE, (
         _f("dram_addr", 1, 0, 32, doc="byte address of the first int32 value"),
         _f("acc_row", 2, 0, ROW_BITS, doc="first ACC row read"),

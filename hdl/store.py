@@ -66,11 +66,12 @@ class StoreUnit(wiring.Component):
         # -- Requantisation parameters: three rows, read once a command -------------------------
         params = [Signal(data.ArrayLayout(32, C), name=n) for n in ("bias", "mult", "shift")]
         qp_i = Signal(range(QP_ROWS + 2), init=QP_ROWS + 1)
-        m.d.comb += self.qp_addr.eq(cmd.qp_row + qp_i)
-        got = delayed(m, qp_i, 1, name="qp_got")
-        for i, reg in enumerate(params):
-            with m.If(active & (got == i)):
-                m.d.sync += reg.eq(self.qp_data)
+        if c.with_requant:
+            m.d.comb += self.qp_addr.eq(cmd.qp_row + qp_i)
+            got = delayed(m, qp_i, 1, name="qp_got")
+            for i, reg in enumerate(params):
+                with m.If(active & (got == i)):
+                    m.d.sync += reg.eq(self.qp_data)
 
         # -- Row issue ---------------------------------------------------------------------------
         # With fewer requantisation lanes than columns a row passes the lanes in `groups`
@@ -97,7 +98,8 @@ class StoreUnit(wiring.Component):
             with m.State("Idle"):
                 with m.If(self.cmd.valid & ~active):
                     m.d.sync += [qp_i.eq(0), row_i.eq(0)]
-                    m.next = "Params"
+                    # Without requantisation every store is raw: no parameters to read.
+                    m.next = "Params" if c.with_requant else "Rows"
             with m.State("Params"):
                 m.d.sync += qp_i.eq(qp_i + 1)
                 with m.If(qp_i == QP_ROWS):
@@ -136,36 +138,39 @@ class StoreUnit(wiring.Component):
             later = Array(values[g * L + lane] for g in range(groups))[in_slice]
             return Mux(fresh, self.acc_data[lane], later) if from_acc else later
 
-        lanes = []
-        for lane_i in range(L):
-            lane = RequantLane(with_tflite=c.with_tflite, with_ort=c.with_ort)
-            m.submodules[f"lane{lane_i}"] = lane
-            m.d.comb += [
-                lane.i_valid.eq(feeding & ~cmd.raw),
-                lane.acc.eq(column(held, lane_i, from_acc=True)),
-                lane.bias.eq(column(params[0], lane_i)),
-                lane.multiplier.eq(column(params[1], lane_i)),
-                lane.shift.eq(column(params[2], lane_i)),
-                lane.mode.eq(cmd.mode),
-                lane.out_zero.eq(cmd.out_zero),
-                lane.clamp_min.eq(cmd.clamp_min),
-                lane.clamp_max.eq(cmd.clamp_max),
-            ]
-            lanes.append(lane)
+        if c.with_requant:
+            lanes = []
+            for lane_i in range(L):
+                lane = RequantLane(with_tflite=c.with_tflite, with_ort=c.with_ort)
+                m.submodules[f"lane{lane_i}"] = lane
+                m.d.comb += [
+                    lane.i_valid.eq(feeding & ~cmd.raw),
+                    lane.acc.eq(column(held, lane_i, from_acc=True)),
+                    lane.bias.eq(column(params[0], lane_i)),
+                    lane.multiplier.eq(column(params[1], lane_i)),
+                    lane.shift.eq(column(params[2], lane_i)),
+                    lane.mode.eq(cmd.mode),
+                    lane.out_zero.eq(cmd.out_zero),
+                    lane.clamp_min.eq(cmd.clamp_min),
+                    lane.clamp_max.eq(cmd.clamp_max),
+                ]
+                lanes.append(lane)
 
-        # Slices leave the lanes in order; all but the last wait in `done_slices`.
-        eb = c.elem_bytes
-        out_slice = delayed(m, in_slice, lanes[0].latency, name="out_slice")
-        lane_bytes = Cat(*(lane.o_value[:8 * eb] for lane in lanes))
-        done_slices = [Signal(8 * eb * L, name=f"done_slice{g}", reset_less=True)
-                       for g in range(groups - 1)]
-        for g, reg in enumerate(done_slices):
-            with m.If(lanes[0].o_valid & (out_slice == g)):
-                m.d.sync += reg.eq(lane_bytes)
-        row_done = lanes[0].o_valid & (out_slice == groups - 1)
+            # Slices leave the lanes in order; all but the last wait in `done_slices`.
+            eb = c.elem_bytes
+            out_slice = delayed(m, in_slice, lanes[0].latency, name="out_slice")
+            lane_bytes = Cat(*(lane.o_value[:8 * eb] for lane in lanes))
+            done_slices = [Signal(8 * eb * L, name=f"done_slice{g}", reset_less=True)
+                           for g in range(groups - 1)]
+            for g, reg in enumerate(done_slices):
+                with m.If(lanes[0].o_valid & (out_slice == g)):
+                    m.d.sync += reg.eq(lane_bytes)
+            row_done = lanes[0].o_valid & (out_slice == groups - 1)
+            q_bytes = Cat(*done_slices, lane_bytes)
+        else:
+            q_bytes, row_done = 0, Const(0)
 
         raw_bytes = Cat(*(Cat(v, v[-1].replicate(32 - len(v))) for v in self.acc_data))
-        q_bytes = Cat(*done_slices, lane_bytes)
         m.submodules.out = out_q = fifo.SyncFIFOBuffered(width=8 * maxb, depth=self.fifo_depth)
         m.d.comb += [
             out_q.w_en.eq(Mux(cmd.raw, fresh, row_done)),

@@ -23,11 +23,11 @@ _ENGINE_HELP = {
     "mem_bytes": "main-memory window of the DMA in bytes",
     "queue_depth": "commands in flight per unit",
     "requant_lanes": "requantisation lanes, a divisor of cols; 0: one a column",
-    "requant_modes": "requantisation built: tflite, ort or both",
+    "requant_modes": "requantisation built: tflite, ort, both or none (the core does it)",
     "hazards": "ranges (units overlap) or serial (smaller front end)",
 }
 
-_ENGINE_CHOICES = {"dataflow": "{os,ws,both}", "requant_modes": "{tflite,ort,both}",
+_ENGINE_CHOICES = {"dataflow": "{os,ws,both}", "requant_modes": "{tflite,ort,both,none}",
                    "hazards": "{ranges,serial}"}
 
 

@@ -55,6 +55,10 @@ CONFIGS = {
                              queue_depth=1, requant_modes="tflite", hazards="serial"),
     "2x3-int16": EngineConfig(rows=2, cols=3, in_width=16, acc_width=32, dataflow="both",
                               spad_depth=64, acc_depth=32, qp_depth=8, mem_bytes=1 << 13),
+    # The iCEBreaker's shape: no requantisation (STORE refused), serial hazards, WS only.
+    "1x1-bare": EngineConfig(rows=1, cols=1, dataflow="ws", spad_depth=64, acc_depth=32,
+                             qp_depth=8, bus_width=32, mem_bytes=1 << 12, queue_depth=1,
+                             requant_modes="none", hazards="serial"),
 }
 
 #: (configuration, simulator, GEMM jobs, random programs). Icarus is slower: fewer cases.
@@ -64,6 +68,7 @@ PLAN = [
     ("8x8-ws", "verilator", 12, 30),
     ("2x2-int4", "verilator", 12, 30),
     ("2x3-int16", "verilator", 12, 30),
+    ("1x1-bare", "verilator", 10, 30),
     ("4x4", "icarus", 5, 3),
     ("2x3-int16", "icarus", 4, 2),
 ]
@@ -164,7 +169,7 @@ def random_gemm_case(config, seed, *, shape=None, dataflow=None, mode=None, extr
 def gemm_batch(config, count, seed):
     cases = []
     flows = dataflows(config)
-    scaled = "tflite" if config.with_tflite else "ort"
+    scaled = "tflite" if config.with_tflite else "ort" if config.with_ort else "raw"
     # Fixed corners first: 1x1x1 in each dataflow, exact multiples of the array, extremes.
     for d in flows:
         cases.append(random_gemm_case(config, seed + len(cases), shape=(1, 1, 1), dataflow=d))

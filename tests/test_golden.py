@@ -742,3 +742,21 @@ def test_requant_mode_not_built_refused():
         case = random_case(SEED, in_width=8, mode=name)
         with pytest.raises(GemmError, match=f"without {name} requantisation"):
             case.compile(config, "ws")
+
+
+def test_engine_without_requantisation_refuses_store_but_stores_raw():
+    model = EngineModel(dataclasses.replace(SMALL, requant_modes="none"))
+    model.acc[0, :2] = [-5, 1 << 20]
+    before = snapshot(model)
+    model.execute(*encode(Funct.STORE, dram_addr=0, acc_row=0, rows=1, cols=2))
+    assert_unchanged(model, before, "STORE")
+    assert (model.error_code, model.error_funct) == (ErrorCode.BAD_FUNCT, Funct.STORE)
+    for mode in RequantMode:
+        model.execute(*encode(Funct.CONFIG_REQUANT, mode=mode, clamp_min=-128, clamp_max=127))
+    assert model.error_count == 3
+    model.execute(*encode(Funct.STORE_ACC, dram_addr=16, acc_row=0, rows=1, cols=2))
+    assert model.error_count == 3
+    assert list(model.memory[16:24].view("<i4")) == [-5, 1 << 20]
+    with pytest.raises(GemmError, match="without tflite requantisation"):
+        random_case(SEED, in_width=8, mode="tflite").compile(
+            make_config(4, 4, requant_modes="none"), "ws")

@@ -116,6 +116,8 @@ class EngineModel:
             return self._check_dram(f["dram_addr"], f["rows"], self.load_stride,
                                     f["cols"] * self._elem_bytes(f["space"]))
         if funct in (Funct.STORE, Funct.STORE_ACC):
+            if funct == Funct.STORE and not c.with_requant:
+                return ErrorCode.BAD_FUNCT      # built without requantisation
             if f["rows"] == 0 or f["cols"] == 0:
                 return ErrorCode.NONE
             if f["acc_row"] + f["rows"] > c.acc_depth:
