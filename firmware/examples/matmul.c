@@ -108,6 +108,11 @@ int main(void)
     if (result == RVNPU_GEMM_NO_ROOM) {
         printf("recorded: skipped, %u commands need %u bytes, %u are free\n", program.count,
                (program.count + 1) * (uint32_t)sizeof(rvnpu_op_t), free_bytes);
+    } else if (result == RVNPU_GEMM_BAD_MODE && !RVNPU_ENGINE_WITH_REQUANT) {
+        printf("recorded: skipped, the core requantises between blocks on this engine\n");
+    } else if (result != RVNPU_GEMM_OK) {
+        printf("FAILED: recording result %d\n", result);
+        failed = 1;
     } else {
         for (uint32_t i = 0; i < sizeof c; i++)
             c[i] = 0;

@@ -57,6 +57,7 @@ enum rvnpu_gemm_result {
     RVNPU_GEMM_BAD_MODE = 4,     /* mode is not one of enum rvnpu_gemm_mode, or not built */
     RVNPU_GEMM_REFUSED = 5,      /* the engine refused a command (bad zero point, clamp...) */
     RVNPU_GEMM_NO_ROOM = 6,      /* the program's capacity is too small (see its count) */
+    RVNPU_GEMM_TOO_WIDE = 7,     /* N is over RVNPU_GEMM_SCRATCH_WORDS (requantised on the core) */
 };
 
 /* Words of requantisation-parameter workspace a GEMM with n output columns needs. */
@@ -71,7 +72,13 @@ int rvnpu_gemm_start(const rvnpu_gemm_t *gemm);
 
 /* rvnpu_gemm_start, then FENCE: C is complete on return. `status` (may be NULL) receives the
  * FENCE's status word; its error bit is sticky, so clear it (rvnpu_status(1)) beforehand to
- * blame this GEMM alone. */
+ * blame this GEMM alone.
+ *
+ * An engine built without requantisation (RVNPU_ENGINE_WITH_REQUANT 0, the iCEBreaker's) has
+ * no STORE: there rvnpu_gemm runs a TFLITE GEMM raw, RVNPU_GEMM_SCRATCH_WORDS int32 sums at a
+ * time (whole rows; 1024 unless defined when the library is built), and requantises them on
+ * the core, bit-exact all the same. rvnpu_gemm_start and rvnpu_gemm_record, which do not
+ * wait, cannot and return RVNPU_GEMM_BAD_MODE. */
 int rvnpu_gemm(const rvnpu_gemm_t *gemm, uint32_t *status);
 
 /* Append the GEMM's commands (without the final FENCE) to `program`, for rvnpu_program_run
@@ -83,6 +90,13 @@ int rvnpu_gemm_record(const rvnpu_gemm_t *gemm, rvnpu_program_t *program);
 /* The same GEMM on the core alone (TFLITE and RAW modes), a reference to check the engine
  * against and to compare speed with. Returns an enum rvnpu_gemm_result. */
 int rvnpu_gemm_cpu(const rvnpu_gemm_t *gemm);
+
+/* TFLITE requantisation of one int32 sum of output column n (bias, scaling, zero point,
+ * clamp), as the engine's lane does it. */
+int32_t rvnpu_requant_tflite(int32_t acc, uint32_t n, const rvnpu_requant_t *q);
+
+/* Write an output element (RVNPU_ENGINE_ELEM_BYTES bytes, little-endian). */
+void rvnpu_put_element(void *out, int32_t value);
 
 #ifdef __cplusplus
 }

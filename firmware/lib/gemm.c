@@ -221,8 +221,51 @@ int rvnpu_gemm_record(const rvnpu_gemm_t *g, rvnpu_program_t *program)
     return result;
 }
 
+#if !RVNPU_ENGINE_WITH_REQUANT
+#ifndef RVNPU_GEMM_SCRATCH_WORDS
+#define RVNPU_GEMM_SCRATCH_WORDS 1024
+#endif
+/* Raw sums of a block of whole output rows, for the core to requantise. */
+static int32_t scratch[RVNPU_GEMM_SCRATCH_WORDS];
+
+static int gemm_requant_on_core(const rvnpu_gemm_t *g, uint32_t *status)
+{
+    if (!g->m || !g->n || !g->k)
+        return RVNPU_GEMM_BAD_SHAPE;
+    if (g->n > RVNPU_GEMM_SCRATCH_WORDS)
+        return RVNPU_GEMM_TOO_WIDE;
+    const uint32_t block = RVNPU_GEMM_SCRATCH_WORDS / g->n;
+    rvnpu_gemm_t raw = *g;
+    raw.requant.mode = RVNPU_GEMM_RAW;
+    raw.c = scratch;
+    uint32_t word = 0;
+    uint8_t *out = (uint8_t *)g->c;
+    for (uint32_t m0 = 0; m0 < g->m; m0 += block) {
+        raw.m = min_u32(block, g->m - m0);
+        raw.a = (const uint8_t *)g->a + m0 * g->k * EB;
+        int result = schedule(&raw, 0);
+        if (result != RVNPU_GEMM_OK)
+            return result;
+        word = rvnpu_fence();
+        if (rvnpu_status_error(word))
+            break;
+        const int32_t *sum = scratch;
+        for (uint32_t i = 0; i < raw.m; i++)
+            for (uint32_t n = 0; n < g->n; n++, out += EB)
+                rvnpu_put_element(out, rvnpu_requant_tflite(*sum++, n, &g->requant));
+    }
+    if (status)
+        *status = word;
+    return rvnpu_status_error(word) ? RVNPU_GEMM_REFUSED : RVNPU_GEMM_OK;
+}
+#endif
+
 int rvnpu_gemm(const rvnpu_gemm_t *g, uint32_t *status)
 {
+#if !RVNPU_ENGINE_WITH_REQUANT
+    if (g->requant.mode == RVNPU_GEMM_TFLITE)
+        return gemm_requant_on_core(g, status);
+#endif
     int result = rvnpu_gemm_start(g);
     if (result != RVNPU_GEMM_OK)
         return result;

@@ -50,6 +50,26 @@ static int32_t clamp_shift(int32_t v)
     return v < 0 ? 0 : v > 31 ? 31 : v;
 }
 
+int32_t rvnpu_requant_tflite(int32_t acc, uint32_t n, const rvnpu_requant_t *q)
+{
+    int32_t x = (int32_t)((uint32_t)acc + (uint32_t)(q->bias ? q->bias[n] : 0));
+    int32_t shift = q->shift ? q->shift[n] : q->shift_all;
+    int32_t multiplier = q->multiplier ? q->multiplier[n] : q->multiplier_all;
+    int32_t y = srdhm((int32_t)((uint32_t)x << clamp_shift(shift)), multiplier);
+    y = rounding_divide_by_pot(y, clamp_shift(-shift));
+    int32_t z = y + q->out_zero;
+    z = z < q->clamp_min ? q->clamp_min : z;
+    return z > q->clamp_max ? q->clamp_max : z;
+}
+
+void rvnpu_put_element(void *out, int32_t value)
+{
+    uint8_t *p = (uint8_t *)out;
+    p[0] = (uint8_t)value;
+    if (EB == 2)
+        p[1] = (uint8_t)((uint32_t)value >> 8);
+}
+
 int rvnpu_gemm_cpu(const rvnpu_gemm_t *g)
 {
     const rvnpu_requant_t *q = &g->requant;
@@ -76,18 +96,8 @@ int rvnpu_gemm_cpu(const rvnpu_gemm_t *g)
                 ((int32_t *)g->c)[index] = (int32_t)acc;
                 continue;
             }
-            int32_t x = (int32_t)(acc + (uint32_t)(q->bias ? q->bias[n] : 0));
-            int32_t shift = q->shift ? q->shift[n] : q->shift_all;
-            int32_t multiplier = q->multiplier ? q->multiplier[n] : q->multiplier_all;
-            int32_t y = srdhm((int32_t)((uint32_t)x << clamp_shift(shift)), multiplier);
-            y = rounding_divide_by_pot(y, clamp_shift(-shift));
-            int32_t z = y + q->out_zero;
-            z = z < q->clamp_min ? q->clamp_min : z;
-            z = z > q->clamp_max ? q->clamp_max : z;
-            uint8_t *out = (uint8_t *)g->c + index * EB;
-            out[0] = (uint8_t)z;
-            if (EB == 2)
-                out[1] = (uint8_t)((uint32_t)z >> 8);
+            rvnpu_put_element((uint8_t *)g->c + index * EB,
+                              rvnpu_requant_tflite((int32_t)acc, n, q));
         }
     }
     return RVNPU_GEMM_OK;
