@@ -58,6 +58,16 @@ def test_compile_refuses_an_unsupported_operator_naming_the_node(tmp_path, capsy
     assert "operator Sigmoid (node 'squash') is not supported" in err
 
 
+@pytest.mark.parametrize("modes", ["tflite", "none"])
+def test_compile_refuses_an_engine_without_onnx_runtime_requantisation(cnn, tmp_path, capsys,
+                                                                        modes):
+    path, _ = cnn
+    err = _one_line_error(capsys, ["compile", str(path), "-o", str(tmp_path / "out"),
+                                   "--requant-modes", modes])
+    assert "which this engine was built without" in err and "--requant-modes ort" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_files_are_one_line_errors(cnn, tmp_path, capsys):
     path, _ = cnn
     err = _one_line_error(capsys, ["compile", str(tmp_path / "nope.onnx")])

@@ -91,6 +91,11 @@ def compile_model(path, out_dir, config=DEFAULT_SOC, *, batch=1):
     if not isinstance(batch, int) or batch < 1:
         raise ModelError(f"the batch must be a positive integer, not {batch!r}")
     model = import_model(path)
+    if not config.engine.with_ort and any(getattr(layer, "scale", None) is not None
+                                          for layer in model.layers):
+        raise ModelError(f"the model's requantisation follows ONNX Runtime, which this engine "
+                         f"was built without (requant_modes={config.engine.requant_modes!r}); "
+                         f"use --requant-modes ort or both")
     plan = plan_memory(model, config.engine)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
