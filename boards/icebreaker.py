@@ -50,7 +50,7 @@ BOARDS = (
     Board(name="icebreaker", platform=IceBreakerPlatform, clock_hz=24_000_000,
           engine=EngineConfig(rows=1, cols=1, dataflow="ws", spad_depth=256, acc_depth=256,
                               qp_depth=256, bus_width=32, mem_bytes=64 << 10, queue_depth=1,
-                              requant_lanes=1, requant_modes="tflite", hazards="serial"),
+                              requant_modes="none", hazards="serial"),
           ram_style="spram", flash_offset=0x2_0000, with_m=False,
           program=("iceprog", "{bitstream}"), bitstream=".bin",
           doc="iCEBreaker (iCE40UP5K-SG48), 12 MHz oscillator, FTDI UART"),

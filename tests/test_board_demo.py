@@ -16,20 +16,30 @@ pytestmark = pytest.mark.skipif("verilator" not in toolchain.available_simulator
                                 reason="Verilator not available")
 
 
-def test_board_demo_passes_on_the_ulx3s_25f_design(tmp_path):
-    # The LFE5U-25F design: 4x4 array, one requantisation lane, TFLite path only. A fast UART
-    # keeps printing from dominating the run.
-    b = board("ulx3s-25f")
-    config = dataclasses.replace(b.soc_config(), uart_baud=b.clock_hz // 8)
-    assert (config.engine.lanes, config.engine.requant_modes) == (1, "tflite")
-    image = build_firmware([EXAMPLES["board_demo"]], tmp_path / "fw", config)
+@pytest.mark.parametrize("name, bench, max_cycles", [
+    # The LFE5U-25F design: 4x4 array, one requantisation lane, TFLite path only.
+    ("ulx3s-25f", 32, 6_000_000),
+    # The UP5K design: 1x1 array without requantisation (the core does it) and a core
+    # without M, whose own reference GEMMs take most of the run: a smaller benchmark (the
+    # board runs 32, about 40 million cycles, under two seconds).
+    ("icebreaker", 16, 20_000_000),
+])
+def test_board_demo_passes_on_the_board_design(name, bench, max_cycles, tmp_path):
+    b = board(name)
+    # A fast UART keeps printing from dominating the run. The RAM is simulated as block RAM
+    # holding the image: booting from ROM or flash is tested in test_boot and test_flash_boot.
+    config = dataclasses.replace(b.soc_config(), uart_baud=b.clock_hz // 8, ram_style="block",
+                                 flash_offset=None)
+    e = config.engine
+    image = build_firmware([EXAMPLES["board_demo"]], tmp_path / "fw", config,
+                           defines={"BENCH": bench})
     # The demo waits for a button after its report; the run ends at the cycle limit.
-    result = SocSimulator(config).run(image, max_cycles=6_000_000)
+    result = SocSimulator(config).run(image, max_cycles=max_cycles)
     text = result.text
     assert "FAIL" not in text, text
     assert "self-test: PASS (0 failed)" in text, text
-    bench = re.search(r"gemm 32x32x32 int8 on a 4x4 array: (\d+) cycles .* utilisation "
-                      r"(\d+)\.(\d)%", text)
-    assert bench, text
-    assert 0 < int(bench.group(1)) < 6_000_000
+    figures = re.search(rf"gemm {bench}x{bench}x{bench} int8 on a {e.rows}x{e.cols} array: "
+                        r"(\d+) cycles .* utilisation (\d+)\.(\d)%", text)
+    assert figures, text
+    assert 0 < int(figures.group(1)) < max_cycles
     assert "press a button to run again" in text, text
