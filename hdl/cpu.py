@@ -1,5 +1,7 @@
 """The control core: a small multi-cycle RV32I(M) machine-mode CPU."""
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -74,6 +76,62 @@ def _is(value, *constants):
     for constant in constants:
         result = result | (value == constant)
     return result
+
+
+def _decode(m, word, with_m):
+    """Fields and decoded properties of the instruction ``word``, as a namespace.
+
+    The core decodes ``ir`` with it, and the fetched word too, so that the legality checks,
+    a deep cone, are registered with the instruction rather than in the execute cycle.
+    """
+    opcode, rd, funct3 = word[0:7], word[7:12], word[12:15]
+    rs1, funct7, csr = word[15:20], word[25:32], word[20:32]
+    size = funct3[0:2]
+    is_op = opcode == _OP
+    is_op_imm = opcode == _OP_IMM
+    is_shift = (is_op | is_op_imm) & (funct3[0:2] == 0b01)
+    is_muldiv = is_op & (funct7 == 1) & with_m
+    is_csr = (opcode == _SYSTEM) & (funct3[0:2] != 0)
+    plain = (rd == 0) & (rs1 == 0)
+    is_ecall = (opcode == _SYSTEM) & plain & (funct3 == 0) & (csr == 0x000)
+    is_ebreak = (opcode == _SYSTEM) & plain & (funct3 == 0) & (csr == 0x001)
+
+    csr_in_ram = _is(csr, *_RAM_CSRS)
+    csr_known = csr_in_ram | _is(csr, 0x300, 0x301, 0x304, 0x344, 0xF11, 0xF12, 0xF13,
+                                 0xF14)
+    csr_mcycle = (csr[0:8] == 0x00) & ((csr[8:12] == 0xB) | (csr[8:12] == 0xC))
+    csr_writes = (funct3[0:2] == 0b01) | (rs1 != 0)
+
+    legal = Signal()
+    with m.Switch(opcode):
+        with m.Case(_LUI, _AUIPC, _JAL):
+            m.d.comb += legal.eq(1)
+        with m.Case(_JALR):
+            m.d.comb += legal.eq(funct3 == 0)
+        with m.Case(_BRANCH):
+            m.d.comb += legal.eq(funct3[1:3] != 0b01)
+        with m.Case(_LOAD):
+            m.d.comb += legal.eq((size != 3) & (funct3 != 6))
+        with m.Case(_STORE):
+            m.d.comb += legal.eq(~funct3[2] & (size != 3))
+        with m.Case(_OP_IMM):
+            m.d.comb += legal.eq(~is_shift | (funct7 == 0)
+                                 | ((funct7 == 0x20) & funct3[2]))
+        with m.Case(_OP):
+            m.d.comb += legal.eq((funct7 == 0) | is_muldiv
+                                 | ((funct7 == 0x20) & ((funct3 == 0) | (funct3 == 5))))
+        with m.Case(_MISC_MEM):
+            m.d.comb += legal.eq(funct3[1:3] == 0)
+        with m.Case(_SYSTEM):
+            with m.If(funct3 == 0):
+                m.d.comb += legal.eq(plain & _is(csr, 0x000, 0x001, 0x302, 0x105))
+            with m.Else():
+                m.d.comb += legal.eq((funct3 != 4) & csr_known
+                                     & ~(csr_writes & (csr[10:12] == 0b11)))
+        with m.Case(_CUSTOM0):
+            m.d.comb += legal.eq(funct3 == 0)
+    return SimpleNamespace(**{name: value for name, value in locals().items()
+                              if name not in ("m", "word", "with_m")})
 
 
 class RiscvCore(wiring.Component):
@@ -189,54 +247,17 @@ class RiscvCore(wiring.Component):
         carry_job = Signal(2)               # the one being paid
         keep_instreth = Signal()            # minstreth was written: no carry into it now
 
-        opcode, rd, funct3 = ir[0:7], ir[7:12], ir[12:15]
-        rs1, funct7, csr = ir[15:20], ir[25:32], ir[20:32]
-        size = funct3[0:2]
-
-        # -- Decode ------------------------------------------------------------------------------
-        is_op = opcode == _OP
-        is_op_imm = opcode == _OP_IMM
-        is_shift = (is_op | is_op_imm) & (funct3[0:2] == 0b01)
-        is_muldiv = is_op & (funct7 == 1) & self._with_m
-        is_csr = (opcode == _SYSTEM) & (funct3[0:2] != 0)
-        plain = (rd == 0) & (rs1 == 0)
-        is_ecall = (opcode == _SYSTEM) & plain & (funct3 == 0) & (csr == 0x000)
-        is_ebreak = (opcode == _SYSTEM) & plain & (funct3 == 0) & (csr == 0x001)
-
-        csr_in_ram = _is(csr, *_RAM_CSRS)
-        csr_known = csr_in_ram | _is(csr, 0x300, 0x301, 0x304, 0x344, 0xF11, 0xF12, 0xF13,
-                                     0xF14)
-        csr_mcycle = (csr[0:8] == 0x00) & ((csr[8:12] == 0xB) | (csr[8:12] == 0xC))
-        csr_writes = (funct3[0:2] == 0b01) | (rs1 != 0)
-
-        legal = Signal()
-        with m.Switch(opcode):
-            with m.Case(_LUI, _AUIPC, _JAL):
-                m.d.comb += legal.eq(1)
-            with m.Case(_JALR):
-                m.d.comb += legal.eq(funct3 == 0)
-            with m.Case(_BRANCH):
-                m.d.comb += legal.eq(funct3[1:3] != 0b01)
-            with m.Case(_LOAD):
-                m.d.comb += legal.eq((size != 3) & (funct3 != 6))
-            with m.Case(_STORE):
-                m.d.comb += legal.eq(~funct3[2] & (size != 3))
-            with m.Case(_OP_IMM):
-                m.d.comb += legal.eq(~is_shift | (funct7 == 0)
-                                     | ((funct7 == 0x20) & funct3[2]))
-            with m.Case(_OP):
-                m.d.comb += legal.eq((funct7 == 0) | is_muldiv
-                                     | ((funct7 == 0x20) & ((funct3 == 0) | (funct3 == 5))))
-            with m.Case(_MISC_MEM):
-                m.d.comb += legal.eq(funct3[1:3] == 0)
-            with m.Case(_SYSTEM):
-                with m.If(funct3 == 0):
-                    m.d.comb += legal.eq(plain & _is(csr, 0x000, 0x001, 0x302, 0x105))
-                with m.Else():
-                    m.d.comb += legal.eq((funct3 != 4) & csr_known
-                                         & ~(csr_writes & (csr[10:12] == 0b11)))
-            with m.Case(_CUSTOM0):
-                m.d.comb += legal.eq(funct3 == 0)
+        d = _decode(m, ir, self._with_m)
+        opcode, rd, funct3, rs1, funct7, csr, size = (
+            d.opcode, d.rd, d.funct3, d.rs1, d.funct7, d.csr, d.size)
+        is_op, is_op_imm, is_shift, is_muldiv, is_csr, plain = (
+            d.is_op, d.is_op_imm, d.is_shift, d.is_muldiv, d.is_csr, d.plain)
+        csr_in_ram, csr_known, csr_mcycle, csr_writes = (
+            d.csr_in_ram, d.csr_known, d.csr_mcycle, d.csr_writes)
+        # Legality, ECALL and EBREAK of the instruction in `ir`, decoded as it was fetched.
+        legal, is_ecall, is_ebreak = Signal(), Signal(), Signal()
+        f = _decode(m, self.bus.rdata, self._with_m)
+        fetched_legal, fetched_ecall, fetched_ebreak = f.legal, f.is_ecall, f.is_ebreak
 
         sign = ir[31].replicate(20)
         imm = Signal(32)
@@ -408,16 +429,20 @@ class RiscvCore(wiring.Component):
         m.d.comb += [self.cmd.payload.funct.eq(funct7), self.cmd.payload.op1.eq(rs1_val),
                      self.cmd.payload.op2.eq(rs2_val)]
 
-        def done():
-            # Between instructions, first pay the carries owed to the RAM counter words.
-            with m.If(owed_next != 0):
+        def done(retiring=False):
+            # Between instructions, first pay the carries owed to the RAM counter words. The
+            # carries of this cycle's increments are read off the counters (all ones), with
+            # `retiring` known here: through `retired` the choice would wait for everything
+            # that decides it, the core's longest path otherwise.
+            new = Cat(mcycle.all(), minstret.all() if retiring else 0, owe[2], owe[3])
+            with m.If(((owed | new) & ~paid) != 0):
                 m.next = "Carry-Read"
             with m.Else():
                 m.next = "Fetch"
 
         def retire(step=True):
             m.d.comb += [retired.eq(1), pc_next.eq(step)]
-            done()
+            done(retiring=True)
 
         def write_rd(select):
             m.d.comb += [w_en.eq(rd != 0), w_addr.eq(rd), select.eq(1)]
@@ -438,7 +463,8 @@ class RiscvCore(wiring.Component):
                 m.d.comb += [a_pc.eq(1), bus.re.eq(1)]
                 m.d.sync += keep_instreth.eq(0)
                 with m.If(bus.ready):
-                    m.d.sync += ir.eq(bus.rdata)
+                    m.d.sync += [ir.eq(bus.rdata), legal.eq(fetched_legal),
+                                 is_ecall.eq(fetched_ecall), is_ebreak.eq(fetched_ebreak)]
                     m.d.comb += [rp1.en.eq(1), rp2.en.eq(1)]
                     m.next = "Execute"
 
@@ -611,7 +637,7 @@ class RiscvCore(wiring.Component):
                             m.d.comb += paid[2].eq(1)
                         with m.Case(0xB02):
                             m.d.comb += [paid[1].eq(1),
-                                         owe[3].eq(minstret_next[-1]
+                                         owe[3].eq(minstret.all()      # it retires
                                                    & rs2_val[_INSTRET_BITS:].all())]
                         with m.Case(0xB82):
                             m.d.sync += keep_instreth.eq(1)
