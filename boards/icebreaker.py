@@ -47,7 +47,9 @@ class IceBreakerPlatform(LatticeICE40Platform):
 # of the four 32 KiB SPRAMs, filled at reset from the flash, where the firmware follows the
 # bitstream (104 KiB) at 128 KiB in the one image iceprog writes.
 BOARDS = (
-    Board(name="icebreaker", platform=IceBreakerPlatform, clock_hz=24_000_000,
+    # The oscillator's 12 MHz, no PLL: the control core's execute cycle closes at about 14 MHz
+    # on the UP5K (docs/boards.md).
+    Board(name="icebreaker", platform=IceBreakerPlatform, clock_hz=12_000_000,
           engine=EngineConfig(rows=1, cols=1, dataflow="ws", spad_depth=256, acc_depth=256,
                               qp_depth=256, bus_width=32, mem_bytes=64 << 10, queue_depth=1,
                               requant_modes="none", hazards="serial"),

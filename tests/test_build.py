@@ -252,3 +252,25 @@ def test_icebreaker_reads_its_firmware_from_flash_after_the_bitstream():
     # The UP5K's bitstream (104,090 bytes) ends before the firmware starts.
     assert config.flash_offset >= 104_090
     assert b.platform().resources["spi_flash", 0]
+
+
+@pytest.mark.skipif(os.environ.get("RVNPU_SKIP_SYNTH") == "1", reason="RVNPU_SKIP_SYNTH=1")
+def test_icebreaker_default_design_fits_and_closes_timing(tmp_path):
+    """What `rvnpu build --board icebreaker` makes with the pip-installed tools (a few
+    minutes): the default design and demo firmware placed and routed on the UP5K, the report
+    beside the image, the firmware in it after the bitstream."""
+    b = board("icebreaker")
+    out = tmp_path / "icebreaker"
+    report = build.build_board(b, out_dir=out)
+    assert json.loads((out / "report.json").read_text()) == report
+    for name, resource in report["resources"].items():
+        assert 0 < resource["used"] <= resource["available"], name
+    assert report["resources"]["LUTs / logic cells"]["available"] == 5280
+    assert report["resources"]["block RAMs"]["available"] == 30
+    # The flow is deterministic, so this guards the default design against growing slower.
+    assert report["timing_met"] and report["fmax_mhz"] >= b.clock_hz / 1e6, report
+    image = (out / "firmware" / "board_demo.bin").read_bytes()
+    offset = report["firmware"]["flash_offset"]
+    flash = (out / "top.bin").read_bytes()
+    assert flash[offset:] == image and len(image) == report["firmware"]["image_bytes"]
+    assert flash[:4] == b"\xff\x00\x00\xff"      # the iCE40 bitstream's preamble
