@@ -19,10 +19,10 @@ pytestmark = pytest.mark.skipif("verilator" not in toolchain.available_simulator
 @pytest.mark.parametrize("name, bench, max_cycles", [
     # The LFE5U-25F design: 4x4 array, one requantisation lane, TFLite path only.
     ("ulx3s-25f", 32, 6_000_000),
-    # The UP5K design: 1x1 array without requantisation (the core does it) and a core
-    # without M, whose own reference GEMMs take most of the run: a smaller benchmark (the
-    # board runs 32, about 40 million cycles, under two seconds).
-    ("icebreaker", 16, 20_000_000),
+    # The UP5K design: 1x1 array without requantisation and a core without M, which
+    # requantises in software (about 5,000 cycles an output) and runs its own reference
+    # GEMMs: a smaller benchmark (the board runs 32).
+    ("icebreaker", 16, 27_000_000),
 ])
 def test_board_demo_passes_on_the_board_design(name, bench, max_cycles, tmp_path):
     b = board(name)
