@@ -24,12 +24,37 @@ static int32_t element(const uint8_t *p, uint32_t is_unsigned)
     return (int32_t)raw;
 }
 
+#if RVNPU_WITH_M
+#define mul_wide(a, b) ((int64_t)(a) * (b))
+#else
+/* a * b to 64 bits on a core that multiplies in software: one shift-and-add pass over b's
+ * bits, where compiler-rt's 64-bit multiply makes several 32-bit ones. Shifts by one bit
+ * only (the core shifts a bit a cycle): doubling by addition, the carry by a sign test. */
+static int64_t mul_wide(int32_t a, int32_t b)
+{
+    uint32_t ub = b < 0 ? 0u - (uint32_t)b : (uint32_t)b;
+    uint32_t add_lo = a < 0 ? 0u - (uint32_t)a : (uint32_t)a, add_hi = 0;
+    uint32_t lo = 0, hi = 0;
+    while (ub) {
+        if (ub & 1) {
+            lo += add_lo;
+            hi += add_hi + (lo < add_lo);
+        }
+        add_hi = add_hi + add_hi + ((int32_t)add_lo < 0);
+        add_lo += add_lo;
+        ub >>= 1;
+    }
+    uint64_t p = (uint64_t)hi << 32 | lo;
+    return (a < 0) != (b < 0) ? -(int64_t)p : (int64_t)p;
+}
+#endif
+
 /* gemmlowp SaturatingRoundingDoublingHighMul. */
 static int32_t srdhm(int32_t a, int32_t b)
 {
     if (a == INT32_MIN && b == INT32_MIN)
         return INT32_MAX;
-    int64_t ab = (int64_t)a * b;
+    int64_t ab = mul_wide(a, b);
     int64_t nudge = ab >= 0 ? (1 << 30) : 1 - (1 << 30);
     int64_t x = ab + nudge;
     /* Division by 2**31 truncating toward zero, as in C++; not a floor shift. */
