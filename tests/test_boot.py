@@ -12,30 +12,42 @@ from rvnpu.hdl.soc import Soc
 from rvnpu.sim import rv32
 
 
-@pytest.mark.parametrize("busy_every", [0, 3])
-def test_copier_writes_every_word_once_busy_or_not(busy_every):
-    words = [0x1000_0000 + 7 * i for i in range(11)]
-    dut = BootCopier(words, depth=16, width=32)
-    ram = {}
+def copy_to_ram(dut, busy_every, limit, *beside, after=()):
+    """Run the boot copier ``dut`` against a RAM that is busy every ``busy_every``-th cycle (0:
+    never), with the testbenches ``beside`` in the background, until it is done (within
+    ``limit`` cycles). Returns the words written, by address, and the values of ``after`` (and
+    of the write enable) once done."""
+    ram, ended = {}, []
 
-    async def testbench(ctx):
+    async def host(ctx):
         cycle = 0
         while not ctx.get(dut.done):
             busy = bool(busy_every) and cycle % busy_every == 0
             ctx.set(dut.ram.busy, busy)
             we, addr, data = ctx.get(dut.ram.we), ctx.get(dut.ram.addr), ctx.get(dut.ram.wdata)
             if we and not busy:
+                assert we == (1 << len(dut.ram.we)) - 1, "a partial word written"
                 assert addr not in ram, f"word {addr} written twice"
                 ram[addr] = data
             await ctx.tick()
             cycle += 1
-            assert cycle < 100
+            assert cycle < limit
         assert ctx.get(dut.ram.we) == 0, "still writing after done"
+        ended.extend(ctx.get(signal) for signal in after)
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
-    sim.add_testbench(testbench)
+    sim.add_testbench(host)
+    for bench in beside:
+        sim.add_testbench(bench, background=True)
     sim.run()
+    return ram, ended
+
+
+@pytest.mark.parametrize("busy_every", [0, 3])
+def test_copier_writes_every_word_once_busy_or_not(busy_every):
+    words = [0x1000_0000 + 7 * i for i in range(11)]
+    ram, _ = copy_to_ram(BootCopier(words, depth=16, width=32), busy_every, 100)
     assert ram == dict(enumerate(words))
 
 
@@ -62,15 +74,19 @@ def _program():
     return image
 
 
-def test_soc_boots_from_rom_into_single_port_ram():
-    config = SocConfig(engine=EngineConfig(rows=1, cols=1, spad_depth=16, acc_depth=16,
-                                           qp_depth=4, bus_width=32, mem_bytes=1 << 10),
-                       ram_style="spram")
-    dut = Soc(config, image=_program())
+#: The smallest SoC: what booting needs, quick to simulate.
+TINY = EngineConfig(rows=1, cols=1, spad_depth=16, acc_depth=16, qp_depth=4, bus_width=32,
+                    mem_bytes=1 << 10)
+
+
+def run_to_exit(dut, cycles, *beside):
+    """Simulate the SoC ``dut`` until its firmware writes SIM.EXIT, for ``cycles`` at most, with
+    the testbenches ``beside`` (models of what is around it) in the background; returns the
+    exit codes seen."""
     exits = []
 
     async def testbench(ctx):
-        for _ in range(400):
+        for _ in range(cycles):
             await ctx.tick()
             if ctx.get(dut.sim_exit_valid):
                 exits.append(ctx.get(dut.sim_exit_code))
@@ -79,8 +95,15 @@ def test_soc_boots_from_rom_into_single_port_ram():
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(testbench)
+    for bench in beside:
+        sim.add_testbench(bench, background=True)
     sim.run()
-    assert exits == [42]
+    return exits
+
+
+def test_soc_boots_from_rom_into_single_port_ram():
+    dut = Soc(SocConfig(engine=TINY, ram_style="spram"), image=_program())
+    assert run_to_exit(dut, 400) == [42]
 
 
 def test_ram_style_is_checked():
