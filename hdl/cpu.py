@@ -250,10 +250,8 @@ class RiscvCore(wiring.Component):
         d = _decode(m, ir, self._with_m)
         opcode, rd, funct3, rs1, funct7, csr, size = (
             d.opcode, d.rd, d.funct3, d.rs1, d.funct7, d.csr, d.size)
-        is_op, is_op_imm, is_shift, is_muldiv, is_csr, plain = (
-            d.is_op, d.is_op_imm, d.is_shift, d.is_muldiv, d.is_csr, d.plain)
-        csr_in_ram, csr_known, csr_mcycle, csr_writes = (
-            d.csr_in_ram, d.csr_known, d.csr_mcycle, d.csr_writes)
+        is_op, is_op_imm, is_shift, is_muldiv = d.is_op, d.is_op_imm, d.is_shift, d.is_muldiv
+        csr_in_ram, csr_mcycle, csr_writes = d.csr_in_ram, d.csr_mcycle, d.csr_writes
         # Legality, ECALL and EBREAK of the instruction in `ir`, decoded as it was fetched.
         legal, is_ecall, is_ebreak = Signal(), Signal(), Signal()
         f = _decode(m, self.bus.rdata, self._with_m)
