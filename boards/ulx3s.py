@@ -51,7 +51,7 @@ BOARDS = (
                               mem_bytes=64 << 10, requant_lanes=1),
           program=_PROGRAM, bitstream=".bit",
           doc="ULX3S with an LFE5U-85F, 25 MHz oscillator, FTDI UART"),
-    Board(name="ulx3s-25f", platform=ULX3S25FPlatform, clock_hz=30_000_000,
+    Board(name="ulx3s-25f", platform=ULX3S25FPlatform, clock_hz=40_000_000,
           engine=EngineConfig(rows=4, cols=4, spad_depth=512, acc_depth=256, qp_depth=16,
                               mem_bytes=32 << 10, requant_lanes=1, requant_modes="tflite"),
           program=_PROGRAM, bitstream=".bit",
