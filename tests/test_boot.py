@@ -12,6 +12,16 @@ from rvnpu.hdl.soc import Soc
 from rvnpu.sim import rv32
 
 
+def simulate(dut, main, *beside):
+    """Run ``dut`` until the testbench ``main`` returns, with ``beside`` in the background."""
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(main)
+    for bench in beside:
+        sim.add_testbench(bench, background=True)
+    sim.run()
+
+
 def copy_to_ram(dut, busy_every, limit, *beside, after=()):
     """Run the boot copier ``dut`` against a RAM that is busy every ``busy_every``-th cycle (0:
     never), with the testbenches ``beside`` in the background, until it is done (within
@@ -35,12 +45,7 @@ def copy_to_ram(dut, busy_every, limit, *beside, after=()):
         assert ctx.get(dut.ram.we) == 0, "still writing after done"
         ended.extend(ctx.get(signal) for signal in after)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(host)
-    for bench in beside:
-        sim.add_testbench(bench, background=True)
-    sim.run()
+    simulate(dut, host, *beside)
     return ram, ended
 
 
@@ -92,12 +97,7 @@ def run_to_exit(dut, cycles, *beside):
                 exits.append(ctx.get(dut.sim_exit_code))
                 return
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(testbench)
-    for bench in beside:
-        sim.add_testbench(bench, background=True)
-    sim.run()
+    simulate(dut, testbench, *beside)
     return exits
 
 
