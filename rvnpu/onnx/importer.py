@@ -580,18 +580,19 @@ class _Importer:
                              f"input's scale and zero point")
         return x, name
 
-    def op_MaxPool(self, node):
+    def layout_operand(self, node):
+        """The quantised input of a layout operator (MaxPool, Flatten) and its output's name:
+        a QDQ pair around it keeps the input's scale and zero point."""
         if node.input[0] in self.deq:
-            x, name = self.same_q(node)
-        else:
-            x, name = self.chip(node, 0), node.output[0]
+            return self.same_q(node)
+        return self.chip(node, 0), node.output[0]
+
+    def op_MaxPool(self, node):
+        x, name = self.layout_operand(node)
         self.maxpool(node, x, name, x.scale, x.zero)
 
     def op_Flatten(self, node):
-        if node.input[0] in self.deq:
-            x, name = self.same_q(node)
-        else:
-            x, name = self.chip(node, 0), node.output[0]
+        x, name = self.layout_operand(node)
         self.reshape(node, x, name, x.scale, x.zero)
 
     op_Reshape = op_Flatten
