@@ -6,11 +6,13 @@ from amaranth.build import ResourceError
 from amaranth.hdl import ClockDomain, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
+from amaranth.vendor import GowinPlatform
 
 from rvnpu.hdl.soc import Soc
 
 
-__all__ = ["BoardTop", "add_pll", "pll_frequency", "ice40_pll_params", "ecp5_pll_params"]
+__all__ = ["BoardTop", "add_pll", "pll_frequency", "ice40_pll_params", "ecp5_pll_params",
+           "gowin_pll_params", "fpga_family"]
 
 
 def ice40_pll_params(f_in, f_out):
@@ -57,14 +59,48 @@ def ecp5_pll_params(f_in, f_out):
     return dict(CLKI_DIV=clki_div, CLKFB_DIV=clkfb_div, CLKOP_DIV=clkop_div), f
 
 
+#: Output dividers an rPLL offers.
+_GOWIN_ODIV = (2, 4, 8, 16, 32, 48, 64, 80, 96, 112, 128)
+
+
+def gowin_pll_params(f_in, f_out):
+    """IDIV_SEL, FBDIV_SEL and ODIV_SEL of a GW1N(R)-9 rPLL (C6/I5 speed grade) closest to
+    ``f_out``, and the frequency they give: CLKOUT = f_in * (FBDIV_SEL + 1) / (IDIV_SEL + 1),
+    with the phase detector from 3 to 400 MHz and the VCO (CLKOUT * ODIV_SEL) from 400 to
+    1200 MHz."""
+    best = None
+    for idiv in range(64):
+        f_pfd = f_in / (idiv + 1)
+        if not 3e6 <= f_pfd <= 400e6:
+            continue
+        for fbdiv in range(64):
+            f = f_pfd * (fbdiv + 1)
+            if not 3.125e6 <= f <= 600e6:
+                continue
+            odivs = [d for d in _GOWIN_ODIV if 400e6 <= f * d <= 1200e6]
+            if odivs and (best is None or abs(f - f_out) < abs(best[-1] - f_out)):
+                best = (idiv, fbdiv, odivs[len(odivs) // 2], f)
+    if best is None:
+        raise ValueError(f"no Gowin rPLL setting makes {f_out} Hz from {f_in} Hz")
+    idiv, fbdiv, odiv, f = best
+    return dict(IDIV_SEL=idiv, FBDIV_SEL=fbdiv, ODIV_SEL=odiv), f
+
+
+def fpga_family(platform):
+    """``"ice40"``, ``"ecp5"`` or ``"gowin"``."""
+    if isinstance(platform, GowinPlatform):
+        return "gowin"
+    return platform.family.lower()
+
+
 def pll_frequency(platform, f_out):
     """The clock nearest ``f_out`` the board's PLL can make from its oscillator."""
     f_in = platform.default_clk_frequency
     if f_out == f_in:
         return f_in
-    if platform.family.lower() == "ice40":
-        return ice40_pll_params(f_in, f_out)[1]
-    return ecp5_pll_params(f_in, f_out)[1]
+    params = {"ice40": ice40_pll_params, "ecp5": ecp5_pll_params,
+              "gowin": gowin_pll_params}[fpga_family(platform)]
+    return params(f_in, f_out)[1]
 
 
 def _buffer(m, name, direction, port):
@@ -74,7 +110,8 @@ def _buffer(m, name, direction, port):
 
 def add_pll(m, platform, clk_port, f_in, f_out, clk_out, locked):
     """A PLL making ``clk_out`` from the oscillator on ``clk_port``."""
-    if platform.family.lower() == "ice40":
+    family = fpga_family(platform)
+    if family == "ice40":
         # The oscillator's pin is the PLL's own pad: the PLL must take it before any buffer.
         params, _ = ice40_pll_params(f_in, f_out)
         m.submodules.pll = Instance(
@@ -84,7 +121,7 @@ def add_pll(m, platform, clk_port, f_in, f_out, clk_out, locked):
             p_FILTER_RANGE=params["FILTER_RANGE"],
             i_PACKAGEPIN=clk_port.io, i_RESETB=1, i_BYPASS=0,
             o_PLLOUTGLOBAL=clk_out, o_LOCK=locked)
-    elif platform.family == "ecp5":
+    elif family == "ecp5":
         clk_in = _buffer(m, "clk_buf", "i", clk_port).i
         params, _ = ecp5_pll_params(f_in, f_out)
         m.submodules.pll = Instance(
@@ -100,6 +137,19 @@ def add_pll(m, platform, clk_port, f_in, f_out, clk_out, locked):
             i_CLKI=clk_in, i_CLKFB=clk_out, i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0,
             i_PHASEDIR=0, i_PHASESTEP=0, i_PHASELOADREG=0, i_PLLWAKESYNC=0, i_ENCLKOP=0,
             o_CLKOP=clk_out, o_LOCK=locked)
+    elif family == "gowin":
+        clk_in = _buffer(m, "clk_buf", "i", clk_port).i
+        params, _ = gowin_pll_params(f_in, f_out)
+        m.submodules.pll = Instance(
+            "rPLL",
+            p_FCLKIN=f"{f_in / 1e6:g}", p_DEVICE=platform.family,
+            p_IDIV_SEL=params["IDIV_SEL"], p_FBDIV_SEL=params["FBDIV_SEL"],
+            p_ODIV_SEL=params["ODIV_SEL"],
+            p_DYN_IDIV_SEL="false", p_DYN_FBDIV_SEL="false", p_DYN_ODIV_SEL="false",
+            p_CLKFB_SEL="internal",
+            i_CLKIN=clk_in, i_CLKFB=0, i_RESET=0, i_RESET_P=0, i_FBDSEL=0, i_IDSEL=0,
+            i_ODSEL=0, i_PSDA=0, i_DUTYDA=0, i_FDLY=0,
+            o_CLKOUT=clk_out, o_LOCK=locked)
     else:
         raise ValueError(f"no PLL for the {platform.family} family")
 

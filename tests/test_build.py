@@ -1,7 +1,8 @@
 """``rvnpu build``: the board registry, the board top level, and the reports of the flow.
 
 All but the last test run in seconds; the last synthesises and places the iCEBreaker's default
-design with the pip-installed tools, as CI must.
+design with the pip-installed tools, as CI must. The Gowin flow is checked on a small design
+with its PLL; the Tang Nano 9K's whole design is built by ``rvnpu build --board all``.
 """
 
 import json
@@ -14,7 +15,8 @@ from amaranth.lib import io
 from rvnpu import build
 from rvnpu.cli import _parser
 from rvnpu.boards import BOARDS, board
-from rvnpu.boards.top import BoardTop, add_pll, ecp5_pll_params, ice40_pll_params
+from rvnpu.boards.top import (BoardTop, add_pll, ecp5_pll_params, fpga_family,
+                              gowin_pll_params, ice40_pll_params)
 from rvnpu.hdl.config import ConfigError, EngineConfig
 from rvnpu.hdl.memory_map import SocConfig
 
@@ -25,10 +27,10 @@ def _args(*argv):
 
 
 def test_registry_holds_every_board_file():
-    assert {"icebreaker", "ulx3s-85f", "ulx3s-25f", "orangecrab"} <= set(BOARDS)
+    assert {"icebreaker", "ulx3s-85f", "ulx3s-25f", "orangecrab", "tang-nano-9k"} <= set(BOARDS)
     for b in BOARDS.values():
-        assert b.platform.device and b.platform.default_clk
-        assert b.bitstream in (".bin", ".bit")
+        assert isinstance(b.platform.device, str) and b.platform.default_clk
+        assert b.bitstream in (".bin", ".bit", ".fs")
         assert "{bitstream}" in b.program
 
 
@@ -70,6 +72,28 @@ def test_ecp5_pll(f_in, f_out):
     assert abs(f - f_out) / f_out < 0.01
 
 
+@pytest.mark.parametrize("f_in, f_out", [(27e6, 24e6), (27e6, 30e6), (27e6, 100e6),
+                                         (27e6, 13.5e6)])
+def test_gowin_pll(f_in, f_out):
+    p, f = gowin_pll_params(f_in, f_out)
+    f_pfd = f_in / (p["IDIV_SEL"] + 1)
+    assert 3e6 <= f_pfd <= 400e6
+    assert f == pytest.approx(f_pfd * (p["FBDIV_SEL"] + 1))
+    assert 400e6 <= f * p["ODIV_SEL"] <= 1200e6 and p["ODIV_SEL"] in (2, 4, 8, 16, 32, 48, 64,
+                                                                80, 96, 112, 128)
+    assert abs(f - f_out) / f_out < 0.01
+
+
+def test_gowin_clock_out_of_the_pll_range_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="tang-nano-9k's PLL cannot make 2 MHz; the nearest "
+                                          "it can is 3.375"):
+        build.run(_args("--board", "tang-nano-9k", "-o", str(tmp_path), "--clock-mhz", "2"))
+    assert list(tmp_path.iterdir()) == []
+
+
+_PLLS = {"ice40": "SB_PLL40_PAD", "ecp5": "EHXPLLL", "gowin": "rPLL"}
+
+
 @pytest.mark.parametrize("name", sorted(BOARDS))
 def test_board_top_elaborates_with_pins_and_pll(name):
     b = board(name)
@@ -80,8 +104,12 @@ def test_board_top_elaborates_with_pins_and_pll(name):
                                 name="top")
     files = plan.files
     assert "build_top.sh" in files
-    pll = "SB_PLL40_PAD" if b.platform.device.startswith("iCE40") else "EHXPLLL"
+    pll = _PLLS[fpga_family(platform)]
     assert (pll in files["top.il"]) == (b.clock_hz != platform.default_clk_frequency)
+    # The same board at another clock has its PLL.
+    plan = b.platform().prepare(BoardTop(SocConfig(engine=tiny, clock_hz=20_000_000)),
+                                name="top")
+    assert pll in plan.files["top.il"]
 
 
 _ICE40_REPORT = {
@@ -113,6 +141,34 @@ def test_report_table_and_json():
         assert text in table
     markdown = build.boards_markdown([report])
     assert "| icebreaker | iCE40UP5K | 2x4 | 4321 / 5280 |" in markdown
+
+
+_GOWIN_REPORT = {
+    "utilization": {
+        "LUT4": {"used": 5536, "available": 8640},
+        "DFF": {"used": 2242, "available": 6480},
+        "BSRAM": {"used": 24, "available": 26},
+        "MULT18X18": {"used": 1, "available": 20},
+        "MULT9X9": {"used": 5, "available": 40},
+        "IOB": {"used": 4, "available": 276},
+    },
+    "fmax": {"clk": {"achieved": 34.79, "constraint": 27}},
+}
+
+
+def test_gowin_report_counts_dsp_blocks():
+    """A Gowin DSP block is one 18x18 or two 9x9 multipliers; the table counts blocks."""
+    b = board("tang-nano-9k")
+    report = build.parse_report(_GOWIN_REPORT, board=b, engine=b.engine, clock_hz=27_000_000)
+    assert report["device"] == "GW1NR-LV9QN88PC6/I5"
+    assert report["resources"]["LUTs / logic cells"]["used"] == 5536
+    assert report["resources"]["FFs"] == {"used": 2242, "available": 6480, "cell": "DFF"}
+    assert report["resources"]["DSPs"]["used"] == 1 + 3
+    assert report["resources"]["DSPs"]["available"] == 20
+    assert report["resources"]["block RAMs"]["available"] == 26
+    assert report["fmax_mhz"] == 34.79 and report["timing_met"]
+    assert "| tang-nano-9k | GW1NR-LV9QN88PC6/I5 | 2x2 | 5536 / 8640 |" in \
+        build.boards_markdown([report])
 
 
 def _segment(src, dst):
@@ -202,6 +258,23 @@ def test_ice40_flow_places_and_reports(tmp_path):
     assert report["fmax_mhz"] > 24 and report["timing_met"]
     assert (tmp_path / "top.bin").stat().st_size > 0
     assert "Fmax (MHz)" in build.format_table(report)
+
+
+@pytest.mark.skipif(os.environ.get("RVNPU_SKIP_SYNTH") == "1", reason="RVNPU_SKIP_SYNTH=1")
+def test_gowin_flow_places_and_reports(tmp_path):
+    """The pip-installed Gowin flow (Yosys, nextpnr's Himbaechel, gowin_pack) end to end on
+    the Tang Nano 9K with its PLL (seconds), timed against the PLL's clock."""
+    b = board("tang-nano-9k")
+    nextpnr, stat = build.implement(b.platform(), _Counter(), tmp_path)
+    assert "--freq 24" in (tmp_path / "build_top.sh").read_text()
+    report = build.parse_report(nextpnr, board=b, engine=b.engine, clock_hz=24_000_000,
+                                stat=stat)
+    luts = report["resources"]["LUTs / logic cells"]
+    assert 0 < luts["used"] < 200 and luts["available"] == 8640
+    assert report["resources"]["FFs"]["used"] >= 24
+    assert nextpnr["utilization"]["rPLL"]["used"] == 1
+    assert report["fmax_mhz"] > 24 and report["timing_met"]
+    assert (tmp_path / "top.fs").stat().st_size > 0
 
 
 def test_failed_build_leaves_nothing_behind(tmp_path):

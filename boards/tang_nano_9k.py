@@ -1,0 +1,45 @@
+"""Sipeed Tang Nano 9K: a Gowin GW1NR-9C (8640 LUT4, 6480 FFs, 26 BSRAMs of 18 kbit, 20
+18x18 multipliers) with a 27 MHz oscillator, a UART through its BL702 USB bridge, six LEDs
+and two buttons.
+"""
+
+from amaranth.build import Attrs, Clock, Pins, PinsN, Resource, Subsignal
+
+from rvnpu.hdl.config import EngineConfig
+
+from . import Board
+from .gowin_flow import HimbaechelGowinPlatform
+
+
+__all__ = ["TangNano9kPlatform", "BOARDS"]
+
+
+class TangNano9kPlatform(HimbaechelGowinPlatform):
+    part = "GW1NR-LV9QN88PC6/I5"
+    family = "GW1NR-9C"
+    default_clk = "clk27"
+    resources = [
+        Resource("clk27", 0, Pins("52", dir="i"), Clock(27e6), Attrs(IO_TYPE="LVCMOS33")),
+        # BL702's UART, the second interface of its USB device.
+        Resource("uart", 0,
+                 Subsignal("rx", Pins("18", dir="i")),
+                 Subsignal("tx", Pins("17", dir="o")),
+                 Attrs(IO_TYPE="LVCMOS33", PULL_MODE="UP")),
+        # The six orange LEDs light when driven low.
+        *(Resource("led", i, PinsN(pin, dir="o"), Attrs(IO_TYPE="LVCMOS18"))
+          for i, pin in enumerate("10 11 13 14 15 16".split())),
+        # S1 and S2 pull low when pressed.
+        *(Resource("button", i, PinsN(pin, dir="i"), Attrs(IO_TYPE="LVCMOS18"))
+          for i, pin in enumerate("3 4".split())),
+    ]
+    connectors = []
+
+
+BOARDS = (
+    Board(name="tang-nano-9k", platform=TangNano9kPlatform, clock_hz=27_000_000,
+          engine=EngineConfig(rows=2, cols=2, dataflow="ws", spad_depth=256, acc_depth=256,
+                              qp_depth=16, bus_width=32, mem_bytes=16 << 10, queue_depth=1,
+                              requant_modes="none", hazards="serial"),
+          program=("openFPGALoader", "--board", "tangnano9k", "{bitstream}"), bitstream=".fs",
+          doc="Sipeed Tang Nano 9K (GW1NR-LV9QN88PC6/I5), 27 MHz oscillator, BL702 UART"),
+)
