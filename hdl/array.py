@@ -27,10 +27,15 @@ class SystolicArray(wiring.Component):
         Bottom edge, the partial results leaving each column.
     os : In
         1 for output-stationary.
+
+    ``logic_macs`` cells multiply in logic rather than in DSP blocks: the last ones in row
+    order, so a part's multipliers serve whole rows from the top.
     """
 
-    def __init__(self, *, rows, cols, op_width, acc_width, with_os=True, with_ws=True):
+    def __init__(self, *, rows, cols, op_width, acc_width, with_os=True, with_ws=True,
+                 logic_macs=0):
         self._rows, self._cols = rows, cols
+        self._logic_macs = logic_macs
         self._pe_args = dict(op_width=op_width, acc_width=acc_width,
                              with_os=with_os, with_ws=with_ws)
         op, acc = signed(op_width), signed(acc_width)
@@ -46,8 +51,11 @@ class SystolicArray(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        grid = [[ProcessingElement(**self._pe_args) for _ in range(self._cols)]
-                for _ in range(self._rows)]
+        first_logic = self._rows * self._cols - self._logic_macs
+        grid = [[ProcessingElement(**self._pe_args,
+                                   logic_multiplier=r * self._cols + c >= first_logic)
+                 for c in range(self._cols)]
+                for r in range(self._rows)]
         for r, row in enumerate(grid):
             for c, pe in enumerate(row):
                 m.submodules[f"pe_{r}_{c}"] = pe

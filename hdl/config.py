@@ -91,6 +91,11 @@ class EngineConfig:
         ``"serial"``: it waits until the other units are idle. That needs no range tracking,
         which is most of the front end's area, and suits the smallest FPGAs, where the core
         issuing commands is slower than the engine anyway. Results are the same either way.
+    logic_macs : int
+        Processing elements (of ``rows * cols``, the last in row order) whose multiplier is
+        built from LUTs and adders instead of a DSP block (default 0: none). An array may then
+        hold more MACs than the FPGA has multipliers, as a 16x16 array on an LFE5U-85F (156
+        MULT18X18D) must. Results are the same either way.
     """
 
     rows: int = 8
@@ -107,6 +112,7 @@ class EngineConfig:
     requant_lanes: int = 0
     requant_modes: str = "both"
     hazards: str = "ranges"
+    logic_macs: int = 0
 
     def __post_init__(self):
         _check_int("rows", self.rows, 1, 32)
@@ -141,6 +147,7 @@ class EngineConfig:
         if self.hazards not in HAZARDS:
             raise ConfigError(f"hazards must be one of {', '.join(HAZARDS)}, "
                               f"not {self.hazards!r}")
+        _check_int("logic_macs", self.logic_macs, 0, self.rows * self.cols)
 
     # Derived sizes: properties, so that nothing derivable is stored twice.
 

@@ -72,7 +72,7 @@ class ExecuteUnit(wiring.Component):
 
         m.submodules.array = array = SystolicArray(
             rows=R, cols=C, op_width=c.in_width + 1, acc_width=c.acc_width,
-            with_os=c.with_os, with_ws=c.with_ws)
+            with_os=c.with_os, with_ws=c.with_ws, logic_macs=c.logic_macs)
 
         # 1 while the array runs output-stationary. Only changed with the pipeline empty.
         os_mode = Signal(init=int(c.with_os))

@@ -4,6 +4,8 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .logic_multiplier import ShiftAddMultiplier
+
 
 __all__ = ["ProcessingElement"]
 
@@ -30,6 +32,9 @@ class ProcessingElement(wiring.Component):
         Width of the accumulator and the partial sums (wrapping).
     with_os, with_ws : bool
         Which dataflows to build; with both, the ``os`` input selects.
+    logic_multiplier : bool
+        Multiply with adders (:class:`ShiftAddMultiplier`) rather than leave the product to a
+        DSP block: for the cells of an array larger than the part's supply of multipliers.
 
     Members
     -------
@@ -50,8 +55,10 @@ class ProcessingElement(wiring.Component):
         1 for output-stationary.
     """
 
-    def __init__(self, *, op_width, acc_width, with_os=True, with_ws=True):
+    def __init__(self, *, op_width, acc_width, with_os=True, with_ws=True,
+                 logic_multiplier=False):
         self._op_width = op_width
+        self._logic_multiplier = logic_multiplier
         self._acc_width = acc_width
         self._with_os = with_os
         self._with_ws = with_ws
@@ -89,7 +96,12 @@ class ProcessingElement(wiring.Component):
         # On the swap cycle the new weight is used at once.
         operand = Mux(os, self.b_in, Mux(self.mark_in, b_reg, weight))
         product = Signal(signed(2 * self._op_width))
-        m.d.comb += product.eq(self.a_in * operand)
+        if self._logic_multiplier:
+            m.submodules.multiplier = multiplier = ShiftAddMultiplier(self._op_width)
+            m.d.comb += [multiplier.a.eq(self.a_in), multiplier.b.eq(operand),
+                         product.eq(multiplier.p)]
+        else:
+            m.d.comb += product.eq(self.a_in * operand)
 
         if self._with_os:
             acc = Signal(acc_shape)

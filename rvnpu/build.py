@@ -398,6 +398,9 @@ def _read_text(path):
 
 # -- Reports ------------------------------------------------------------------------------------
 
+#: nextpnr's multiplier cells, which array cells can do without (``logic_macs``).
+_MULTIPLIER_CELLS = ("ICESTORM_DSP", "MULT18X18D", "MULT9X9", "MULT18X18")
+
 _UTILISATION = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.MULTILINE)
 
 
@@ -412,7 +415,12 @@ def fit_failure(nextpnr_log, *, device):
                         f"({used - available} too many, {100 * used // available}%)")
     if not over:
         return None
-    return f"the design does not fit the {device}: " + "; ".join(over)
+    message = f"the design does not fit the {device}: " + "; ".join(over)
+    if any(kind in _MULTIPLIER_CELLS for kind, used, available in _UTILISATION.findall(
+            nextpnr_log) if int(used) > int(available)):
+        message += (" (--logic-macs N builds the multipliers of N array cells from logic "
+                    "instead)")
+    return message
 
 
 _FF_CELL = re.compile(r"^(SB_DFF\w*|TRELLIS_FF|FD1S3\w+|FD1P3\w+|DFF\w*)$")

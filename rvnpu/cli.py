@@ -25,6 +25,7 @@ _ENGINE_HELP = {
     "requant_lanes": "requantisation lanes, a divisor of cols; 0: one a column",
     "requant_modes": "requantisation built: tflite, ort, both or none (the core does it)",
     "hazards": "ranges (units overlap) or serial (smaller front end)",
+    "logic_macs": "array cells that multiply in logic, not DSP blocks (0..rows*cols)",
 }
 
 _ENGINE_CHOICES = {"dataflow": "{os,ws,both}", "requant_modes": "{tflite,ort,both,none}",

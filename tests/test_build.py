@@ -221,11 +221,15 @@ def test_not_fit_message_says_what_ran_out_and_by_how_much():
     assert message.startswith("the design does not fit the iCE40UP5K: ")
     assert "logic cells (ICESTORM_LC): 29844 needed, 5280 available (24564 too many" in message
     assert "DSPs (ICESTORM_DSP): 12 needed, 8 available (4 too many" in message
+    assert message.endswith("(--logic-macs N builds the multipliers of N array cells from "
+                            "logic instead)")
     assert "RAM" not in message
     log = "mapping memory top.a via $__ICE40_RAM4K_\nusing FF mapping for memory top.soc.ram.mem\n"
     assert build.ff_memories(log) == ["top.soc.ram.mem"]
     assert build.fit_failure(_NOT_FIT_LOG.replace("29844", "100").replace("12/", "2/"),
                              device="iCE40UP5K") is None
+    assert "--logic-macs" not in build.fit_failure(_NOT_FIT_LOG.replace("12/", "2/"),
+                                                   device="iCE40UP5K")
 
 
 class _Counter(Elaboratable):

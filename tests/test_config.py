@@ -36,6 +36,7 @@ def test_elem_bytes(in_width, elem_bytes):
     dict(cols=6, requant_lanes=3), dict(cols=6, requant_lanes=1), dict(cols=6, requant_lanes=6),
     *[dict(requant_modes=r) for r in REQUANT_MODES],
     *[dict(hazards=h) for h in HAZARDS],
+    dict(logic_macs=0), dict(rows=3, cols=5, logic_macs=15), dict(rows=32, cols=32, logic_macs=7),
 ], ids=repr)
 def test_valid_edges(kwargs):
     c = EngineConfig(**kwargs)
@@ -93,6 +94,9 @@ INVALID = [
     ("requant_lanes", dict(requant_lanes=-1)),
     ("requant_modes", dict(requant_modes="gemmlowp")),
     ("hazards", dict(hazards="none")),
+    ("logic_macs", dict(rows=3, cols=5, logic_macs=16)),
+    ("logic_macs", dict(logic_macs=-1)),
+    ("logic_macs", dict(logic_macs=True)),
 ]
 
 

@@ -45,16 +45,20 @@ BUSY_MASK = ~(((1 << BUSY.width) - 1) << BUSY.lsb) & 0xffffffff
 CONFIGS = {
     "4x4": EngineConfig(rows=4, cols=4, dataflow="both", spad_depth=256, acc_depth=64,
                         qp_depth=16, mem_bytes=1 << 14),
+    # Cells 7..14 multiply in logic (shift and add), the rest with `*`.
     "3x5": EngineConfig(rows=3, cols=5, dataflow="both", spad_depth=128, acc_depth=32,
-                        qp_depth=8, bus_width=32, mem_bytes=1 << 13, requant_lanes=1),
+                        qp_depth=8, bus_width=32, mem_bytes=1 << 13, requant_lanes=1,
+                        logic_macs=8),
     "8x8-ws": EngineConfig(rows=8, cols=8, dataflow="ws", spad_depth=64, acc_depth=32,
                            qp_depth=8, bus_width=128, mem_bytes=1 << 13, queue_depth=2,
                            requant_lanes=2, requant_modes="ort"),
     "2x2-int4": EngineConfig(rows=2, cols=2, in_width=4, acc_width=16, dataflow="both",
                              spad_depth=64, acc_depth=32, qp_depth=8, mem_bytes=1 << 12,
                              queue_depth=1, requant_modes="tflite", hazards="serial"),
+    # Every cell multiplies in logic, 17 x 17 bits.
     "2x3-int16": EngineConfig(rows=2, cols=3, in_width=16, acc_width=32, dataflow="both",
-                              spad_depth=64, acc_depth=32, qp_depth=8, mem_bytes=1 << 13),
+                              spad_depth=64, acc_depth=32, qp_depth=8, mem_bytes=1 << 13,
+                              logic_macs=6),
     # The iCEBreaker's shape: no requantisation (STORE refused), serial hazards, WS only.
     "1x1-bare": EngineConfig(rows=1, cols=1, dataflow="ws", spad_depth=64, acc_depth=32,
                              qp_depth=8, bus_width=32, mem_bytes=1 << 12, queue_depth=1,
