@@ -281,6 +281,14 @@ def test_gowin_flow_places_and_reports(tmp_path):
     assert (tmp_path / "top.fs").stat().st_size > 0
 
 
+def test_ecp5_routes_with_router2():
+    """router1 did not converge on the LFE5U-85F's default design; router2 does."""
+    options = build._toolchain_options(board("ulx3s-85f").platform())
+    assert options["nextpnr_opts"][-2:] == ["--router", "router2"]
+    assert "--router" not in build._toolchain_options(board("icebreaker").platform())[
+        "nextpnr_opts"]
+
+
 def test_failed_build_leaves_nothing_behind(tmp_path):
     with pytest.raises(build.BuildError, match="firmware source not found"):
         build.build_board(board("icebreaker"), out_dir=tmp_path / "icebreaker",
