@@ -228,6 +228,8 @@ def _cmd_report(args):
           f"dataflow {c.dataflow}, int{c.acc_width} accumulators")
     print(f"  {c.rows * c.cols} MACs: {2 * c.rows * c.cols} ops/cycle, "
           f"{2 * c.rows * c.cols * args.clock_mhz / 1000:.2f} GOPS at {args.clock_mhz:g} MHz")
+    macs = c.rows * c.cols
+    print(f"  multipliers: {macs - c.logic_macs} for DSP blocks, {c.logic_macs} in logic")
     for name, bits in mem_bits.items():
         print(f"  {name:15} {bits // 8:8d} bytes")
     print(f"  main memory     {c.mem_bytes:8d} bytes through a {c.bus_width}-bit port")

@@ -89,6 +89,14 @@ def test_report(capsys):
     assert main(["report", "--rows", "16", "--cols", "16", "--clock-mhz", "125"]) == 0
     out = capsys.readouterr().out
     assert "16x16 int8" in out and "256 MACs" in out and "64.00 GOPS at 125 MHz" in out
+    assert "multipliers: 256 for DSP blocks, 0 in logic" in out
+    assert main(["report", "--rows", "16", "--cols", "16", "--logic-macs", "120"]) == 0
+    assert "multipliers: 136 for DSP blocks, 120 in logic" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit:
+        main(["report", "--rows", "2", "--cols", "2", "--logic-macs", "5"])
+    assert exit.value.code == 2
+    assert "rvnpu: error: logic_macs must be an integer from 0 to 4, not 5" in \
+        capsys.readouterr().err
 
 
 def test_report_json(capsys):
