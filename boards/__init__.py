@@ -42,6 +42,11 @@ class Board:
         byte on, after the bitstream in the same image, and is copied into RAM at reset
         (:attr:`rvnpu.hdl.memory_map.SocConfig.flash_offset`); the platform then has an
         ``spi_flash`` resource. ``None``: it is in a ROM of block RAM.
+    regfile_style : str
+        Where the core's registers go (:attr:`rvnpu.hdl.memory_map.SocConfig.regfile_style`):
+        ``"block"`` RAM, or ``"lut"`` RAM where block RAM is the scarcer.
+    nextpnr_options : tuple of str
+        Options added to nextpnr's command line for this board's builds.
     """
 
     name: str
@@ -54,6 +59,8 @@ class Board:
     ram_style: str = "block"
     with_m: bool = True
     flash_offset: int | None = None
+    regfile_style: str = "block"
+    nextpnr_options: tuple = ()
 
     def soc_config(self, engine=None, clock_hz=None):
         """The SoC built for this board (its defaults, or ``engine`` and ``clock_hz``)."""
@@ -61,7 +68,7 @@ class Board:
         return SocConfig(engine=self.engine if engine is None else engine,
                          clock_hz=self.clock_hz if clock_hz is None else clock_hz,
                          ram_style=self.ram_style, with_m=self.with_m,
-                         flash_offset=self.flash_offset)
+                         flash_offset=self.flash_offset, regfile_style=self.regfile_style)
 
     def program_command(self, bitstream):
         return [arg.format(bitstream=bitstream) for arg in self.program]

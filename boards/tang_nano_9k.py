@@ -35,11 +35,15 @@ class TangNano9kPlatform(HimbaechelGowinPlatform):
     connectors = []
 
 
+# Block RAM bounds the design: the 16 KiB RAM the demo needs takes 16 of the 26 BSRAMs (two
+# copies, for its two read ports) and a 4x4 engine 10 more, so the core's registers go to LUT
+# RAM. The engine leaves requantisation to the core.
 BOARDS = (
     Board(name="tang-nano-9k", platform=TangNano9kPlatform, clock_hz=27_000_000,
-          engine=EngineConfig(rows=2, cols=2, dataflow="ws", spad_depth=256, acc_depth=256,
+          engine=EngineConfig(rows=4, cols=4, dataflow="ws", spad_depth=256, acc_depth=256,
                               qp_depth=16, bus_width=32, mem_bytes=16 << 10, queue_depth=1,
                               requant_modes="none", hazards="serial"),
+          regfile_style="lut",
           program=("openFPGALoader", "--board", "tangnano9k", "{bitstream}"), bitstream=".fs",
           doc="Sipeed Tang Nano 9K (GW1NR-LV9QN88PC6/I5), 27 MHz oscillator, BL702 UART"),
 )

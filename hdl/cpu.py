@@ -185,6 +185,9 @@ class RiscvCore(wiring.Component):
         Implement MUL/DIV/REM; without it their encodings are illegal instructions.
     reset_vector : int
         Byte address of the first instruction (word-aligned).
+    regfile_style : str
+        ``"block"``: the registers are left to synthesis (block RAM); ``"lut"``: they are
+        marked for distributed RAM, for parts short of block RAM.
 
     Members
     -------
@@ -198,15 +201,18 @@ class RiscvCore(wiring.Component):
         Trace of retired and trapped instructions, for verification.
     """
 
-    def __init__(self, *, with_m=True, reset_vector=0):
+    def __init__(self, *, with_m=True, reset_vector=0, regfile_style="block"):
         if not isinstance(with_m, bool):
             raise TypeError(f"with_m must be a bool, not {with_m!r}")
         if (not isinstance(reset_vector, int) or not 0 <= reset_vector < 2**32
                 or reset_vector % 4):
             raise ValueError(f"reset_vector must be a word-aligned 32-bit address, "
                              f"not {reset_vector!r}")
+        if regfile_style not in ("block", "lut"):
+            raise ValueError(f"regfile_style must be 'block' or 'lut', not {regfile_style!r}")
         self._with_m = with_m
         self._reset_vector = reset_vector
+        self._regfile_style = regfile_style
         super().__init__({
             "bus":    Out(BusSignature),
             "cmd":    Out(stream.Signature(CommandLayout)),
@@ -227,7 +233,9 @@ class RiscvCore(wiring.Component):
         bus = self.bus
 
         # -- State -------------------------------------------------------------------------------
-        m.submodules.regs = regs = Memory(shape=32, depth=64, init=[])
+        # Yosys's memory mapper reads ram_style: "distributed" asks for LUT RAM.
+        attrs = {"ram_style": "distributed"} if self._regfile_style == "lut" else None
+        m.submodules.regs = regs = Memory(shape=32, depth=64, init=[], attrs=attrs)
         rp1 = regs.read_port(transparent_for=())
         rp2 = regs.read_port(transparent_for=())   # rs2, or the CSR the instruction names
         wp = regs.write_port()

@@ -17,7 +17,7 @@ from .config import ConfigError, EngineConfig, reject_unknown
 __all__ = [
     "RAM_BASE", "PERIPHERAL_BASE", "PERIPHERAL_SPAN", "CUSTOM0_OPCODE", "HEADER_NAME",
     "LINKER_NAME", "REGENERATE_DOC", "Access", "Bits", "Register", "Peripheral",
-    "UART", "TIMER", "GPIO", "SIM", "PERIPHERALS", "SocConfig", "ConfigError", "RAM_STYLES",
+    "UART", "TIMER", "GPIO", "SIM", "PERIPHERALS", "SocConfig", "ConfigError", "RAM_STYLES", "REGFILE_STYLES",
     "peripheral_at", "memory_map_header", "memory_map_markdown", "linker_memory",
     "write_memory_map_doc",
 ]
@@ -193,6 +193,9 @@ def _check_int(name, value, lo, hi):
 #: Kinds of main RAM (:attr:`SocConfig.ram_style`).
 RAM_STYLES = ("block", "spram")
 
+#: Where the core's registers live (:attr:`SocConfig.regfile_style`).
+REGFILE_STYLES = ("block", "lut")
+
 
 @dataclass(frozen=True)
 class SocConfig:
@@ -222,6 +225,11 @@ class SocConfig:
         With ``ram_style="spram"``: the firmware is not in a ROM but in the board's SPI flash
         from this byte on, beside the bitstream, and is copied from there at reset. ``None``
         (the default): in a ROM of block RAM.
+    regfile_style : str
+        ``"block"`` (the default): the core's registers (and CSRs), a 64 x 32-bit memory read
+        twice a cycle, are left to synthesis, which puts them in two block RAMs. ``"lut"``:
+        they are asked for as distributed (LUT) RAM, which gives those two block RAMs back
+        where the part has LUT RAM and block RAM is what runs out (the GW1NR-9).
     """
 
     engine: EngineConfig = EngineConfig()
@@ -231,6 +239,7 @@ class SocConfig:
     with_m: bool = True
     ram_style: str = "block"
     flash_offset: int | None = None
+    regfile_style: str = "block"
 
     def __post_init__(self):
         if not isinstance(self.engine, EngineConfig):
@@ -255,6 +264,9 @@ class SocConfig:
         if self.ram_style not in RAM_STYLES:
             raise ConfigError(f"ram_style must be one of {', '.join(RAM_STYLES)}, "
                               f"not {self.ram_style!r}")
+        if self.regfile_style not in REGFILE_STYLES:
+            raise ConfigError(f"regfile_style must be one of {', '.join(REGFILE_STYLES)}, "
+                              f"not {self.regfile_style!r}")
         if self.flash_offset is not None:
             _check_int("flash_offset", self.flash_offset, 0, (1 << 24) - self.ram_bytes)
             if self.ram_style != "spram":
@@ -269,7 +281,8 @@ class SocConfig:
     def to_dict(self):
         return {"engine": self.engine.to_dict(), "ram_bytes": self.ram_bytes,
                 "clock_hz": self.clock_hz, "uart_baud": self.uart_baud, "with_m": self.with_m,
-                "ram_style": self.ram_style, "flash_offset": self.flash_offset}
+                "ram_style": self.ram_style, "flash_offset": self.flash_offset,
+                "regfile_style": self.regfile_style}
 
     @classmethod
     def from_dict(cls, data):

@@ -87,7 +87,8 @@ class Soc(wiring.Component):
         m = Module()
         c = self._config
         e = c.engine
-        core = RiscvCore(with_m=c.with_m, reset_vector=RAM_BASE)
+        core = RiscvCore(with_m=c.with_m, reset_vector=RAM_BASE,
+                         regfile_style=c.regfile_style)
         m.submodules.engine = engine = MatrixEngine(e)
         spram = c.ram_style == "spram"
         depth = c.ram_bytes // e.bus_bytes

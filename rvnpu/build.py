@@ -199,10 +199,10 @@ def _toolchain_env():
     return env
 
 
-def _toolchain_options(platform):
+def _toolchain_options(platform, nextpnr_options=()):
     # The report gives utilisation and Fmax; timing is checked against the target here, not
     # by nextpnr, so that a slow design still gets its figures.
-    nextpnr = ["--report", "report.json", "--timing-allow-fail"]
+    nextpnr = ["--report", "report.json", "--timing-allow-fail", *nextpnr_options]
     stat = "tee -q -o top.stat.json stat -json"
     from rvnpu.boards.top import fpga_family
     family = fpga_family(platform)
@@ -211,10 +211,7 @@ def _toolchain_options(platform):
         return dict(synth_opts="-dsp -spram", nextpnr_opts=nextpnr, script_after_synth=stat)
     if family == "gowin":
         return dict(nextpnr_opts=nextpnr, script_after_synth=stat)
-    # nextpnr-ecp5's default router (router1) had not converged on the LFE5U-85F's 8x8 design
-    # after 30 minutes, with 64,000 wires overused; router2 routes it in 79 iterations.
-    return dict(nextpnr_opts=nextpnr + ["--router", "router2"], script_after_synth=stat,
-                ecppack_opts="--compress")
+    return dict(nextpnr_opts=nextpnr, script_after_synth=stat, ecppack_opts="--compress")
 
 
 def build_board(board, engine=None, *, clock_hz=None, out_dir=None, firmware=None,
@@ -249,7 +246,8 @@ def build_board(board, engine=None, *, clock_hz=None, out_dir=None, firmware=Non
                  f"{engine.rows}x{engine.cols} array at {clock_hz / 1e6:g} MHz")
         nextpnr_report, stat = implement(board.platform(), BoardTop(config, image=image.image),
                                          staging, label=board.name, start=start,
-                                         progress=progress)
+                                         progress=progress,
+                                         nextpnr_options=board.nextpnr_options)
         report = parse_report(nextpnr_report, board=board, engine=engine, clock_hz=clock_hz,
                               stat=stat)
         report["firmware"] = {"name": image.name, "image_bytes": image.image_bytes,
@@ -280,14 +278,15 @@ def append_firmware(bitstream, image, offset):
     bitstream.write_bytes(data + b"\xff" * (offset - len(data)) + bytes(image))
 
 
-def implement(platform, top, directory, *, label="top", start=None, progress=None):
+def implement(platform, top, directory, *, label="top", start=None, progress=None,
+              nextpnr_options=()):
     """Synthesise, place, route and pack ``top`` for ``platform`` in ``directory``.
 
     Returns nextpnr's ``--report`` and Yosys's ``stat -json`` (or ``None``), both parsed.
     """
     start = time.monotonic() if start is None else start
     progress = progress or (lambda text: None)
-    plan = platform.prepare(top, name="top", **_toolchain_options(platform))
+    plan = platform.prepare(top, name="top", **_toolchain_options(platform, nextpnr_options))
     plan.extract(directory)
     _run_script(directory, label, platform.device, start, progress)
     return (json.loads((directory / "report.json").read_text()),

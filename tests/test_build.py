@@ -167,7 +167,7 @@ def test_gowin_report_counts_dsp_blocks():
     assert report["resources"]["DSPs"]["available"] == 20
     assert report["resources"]["block RAMs"]["available"] == 26
     assert report["fmax_mhz"] == 34.79 and report["timing_met"]
-    assert "| tang-nano-9k | GW1NR-LV9QN88PC6/I5 | 2x2 | 5536 / 8640 |" in \
+    assert "| tang-nano-9k | GW1NR-LV9QN88PC6/I5 | 4x4 | 5536 / 8640 |" in \
         build.boards_markdown([report])
 
 
@@ -281,11 +281,13 @@ def test_gowin_flow_places_and_reports(tmp_path):
     assert (tmp_path / "top.fs").stat().st_size > 0
 
 
-def test_ecp5_routes_with_router2():
+def test_board_adds_its_nextpnr_options():
     """router1 did not converge on the LFE5U-85F's default design; router2 does."""
-    options = build._toolchain_options(board("ulx3s-85f").platform())
+    b = board("ulx3s-85f")
+    options = build._toolchain_options(b.platform(), b.nextpnr_options)
     assert options["nextpnr_opts"][-2:] == ["--router", "router2"]
-    assert "--router" not in build._toolchain_options(board("icebreaker").platform())[
+    b = board("ulx3s-25f")
+    assert "--router" not in build._toolchain_options(b.platform(), b.nextpnr_options)[
         "nextpnr_opts"]
 
 
