@@ -109,3 +109,15 @@ def test_soc_boots_from_rom_into_single_port_ram():
 def test_ram_style_is_checked():
     with pytest.raises(ConfigError, match="ram_style must be one of block, spram"):
         SocConfig(ram_style="sram")
+
+
+def test_regfile_style_puts_the_registers_in_lut_ram():
+    """``regfile_style="lut"`` marks the core's register memory for distributed RAM, which is
+    what Yosys's memory mapper reads; ``"block"`` leaves it to synthesis."""
+    from amaranth.back import rtlil
+    from rvnpu.hdl.cpu import RiscvCore
+    assert 'ram_style "distributed"' in rtlil.convert(RiscvCore(regfile_style="lut"))
+    assert "ram_style" not in rtlil.convert(RiscvCore())
+    with pytest.raises(ConfigError, match="regfile_style must be one of block, lut, not 'ff'"):
+        SocConfig(regfile_style="ff")
+    assert SocConfig(regfile_style="lut").to_dict()["regfile_style"] == "lut"
