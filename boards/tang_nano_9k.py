@@ -36,14 +36,15 @@ class TangNano9kPlatform(HimbaechelGowinPlatform):
 
 
 # Block RAM bounds the design: the 16 KiB RAM the demo needs takes 16 of the 26 BSRAMs (two
-# copies, for its two read ports) and a 4x4 engine 10 more, so the core's registers go to LUT
-# RAM. The engine leaves requantisation to the core.
+# copies, for its two read ports), the core's registers 2 and this 2x2 engine 6. A 4x4 engine
+# needs 10, which fits only with the registers in LUT RAM (regfile_style="lut"): that design
+# packs (7,377 LUT4s, 26 of 26 BSRAMs) but nextpnr's placer had not finished it after 20
+# minutes. The engine leaves requantisation to the core.
 BOARDS = (
     Board(name="tang-nano-9k", platform=TangNano9kPlatform, clock_hz=27_000_000,
-          engine=EngineConfig(rows=4, cols=4, dataflow="ws", spad_depth=256, acc_depth=256,
+          engine=EngineConfig(rows=2, cols=2, dataflow="ws", spad_depth=256, acc_depth=256,
                               qp_depth=16, bus_width=32, mem_bytes=16 << 10, queue_depth=1,
                               requant_modes="none", hazards="serial"),
-          regfile_style="lut",
           program=("openFPGALoader", "--board", "tangnano9k", "{bitstream}"), bitstream=".fs",
           doc="Sipeed Tang Nano 9K (GW1NR-LV9QN88PC6/I5), 27 MHz oscillator, BL702 UART"),
 )
