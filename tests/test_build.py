@@ -167,7 +167,7 @@ def test_gowin_report_counts_dsp_blocks():
     assert report["resources"]["DSPs"]["available"] == 20
     assert report["resources"]["block RAMs"]["available"] == 26
     assert report["fmax_mhz"] == 34.79 and report["timing_met"]
-    assert "| tang-nano-9k | GW1NR-LV9QN88PC6/I5 | 4x4 | 5536 / 8640 |" in \
+    assert "| tang-nano-9k | GW1NR-LV9QN88PC6/I5 | 2x2 | 5536 / 8640 |" in \
         build.boards_markdown([report])
 
 
