@@ -38,8 +38,9 @@ class TangNano9kPlatform(HimbaechelGowinPlatform):
 # Block RAM bounds the design: the 16 KiB RAM the demo needs takes 16 of the 26 BSRAMs (two
 # copies, for its two read ports), the core's registers 2 and this 2x2 engine 6. A 4x4 engine
 # needs 10, which fits only with the registers in LUT RAM (regfile_style="lut"): that design
-# packs (7,377 LUT4s, 26 of 26 BSRAMs) but nextpnr's placer had not finished it after 20
-# minutes. The engine leaves requantisation to the core.
+# packs (7,377 LUT4s, 26 of 26 BSRAMs), but nextpnr's analytic placer had not finished it
+# after 20 minutes and its SA placer stalled at 5,000 of 14,271 cells. The engine leaves
+# requantisation to the core.
 BOARDS = (
     Board(name="tang-nano-9k", platform=TangNano9kPlatform, clock_hz=27_000_000,
           engine=EngineConfig(rows=2, cols=2, dataflow="ws", spad_depth=256, acc_depth=256,
