@@ -42,7 +42,8 @@ class TangNano9kPlatform(HimbaechelGowinPlatform):
 # after 20 minutes and its SA placer stalled at 5,000 of 14,271 cells. The engine leaves
 # requantisation to the core.
 BOARDS = (
-    Board(name="tang-nano-9k", platform=TangNano9kPlatform, clock_hz=27_000_000,
+    # 30 MHz from the 27 MHz oscillator by the rPLL (x10/9); the design closes at 36.7.
+    Board(name="tang-nano-9k", platform=TangNano9kPlatform, clock_hz=30_000_000,
           engine=EngineConfig(rows=2, cols=2, dataflow="ws", spad_depth=256, acc_depth=256,
                               qp_depth=16, bus_width=32, mem_bytes=16 << 10, queue_depth=1,
                               requant_modes="none", hazards="serial"),
