@@ -8,6 +8,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .frontend import CommandLayout
+from .memory_map import REGFILE_STYLES
 from .muldiv import MulDiv
 
 
@@ -208,8 +209,9 @@ class RiscvCore(wiring.Component):
                 or reset_vector % 4):
             raise ValueError(f"reset_vector must be a word-aligned 32-bit address, "
                              f"not {reset_vector!r}")
-        if regfile_style not in ("block", "lut"):
-            raise ValueError(f"regfile_style must be 'block' or 'lut', not {regfile_style!r}")
+        if regfile_style not in REGFILE_STYLES:
+            raise ValueError(f"regfile_style must be one of {', '.join(REGFILE_STYLES)}, "
+                             f"not {regfile_style!r}")
         self._with_m = with_m
         self._reset_vector = reset_vector
         self._regfile_style = regfile_style

@@ -17,8 +17,8 @@ from .config import ConfigError, EngineConfig, reject_unknown
 __all__ = [
     "RAM_BASE", "PERIPHERAL_BASE", "PERIPHERAL_SPAN", "CUSTOM0_OPCODE", "HEADER_NAME",
     "LINKER_NAME", "REGENERATE_DOC", "Access", "Bits", "Register", "Peripheral",
-    "UART", "TIMER", "GPIO", "SIM", "PERIPHERALS", "SocConfig", "ConfigError", "RAM_STYLES", "REGFILE_STYLES",
-    "peripheral_at", "memory_map_header", "memory_map_markdown", "linker_memory",
+    "UART", "TIMER", "GPIO", "SIM", "PERIPHERALS", "SocConfig", "ConfigError", "RAM_STYLES",
+    "REGFILE_STYLES", "peripheral_at", "memory_map_header", "memory_map_markdown", "linker_memory",
     "write_memory_map_doc",
 ]
 

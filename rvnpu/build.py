@@ -411,18 +411,16 @@ _UTILISATION = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.MULTILI
 
 def fit_failure(nextpnr_log, *, device):
     """What ran out, and by how much, from nextpnr's log; ``None`` if nothing did."""
-    over = []
-    for kind, used, available in _UTILISATION.findall(nextpnr_log):
-        used, available = int(used), int(available)
-        if used > available:
-            name = _RESOURCE_NAMES.get(kind, kind)
-            over.append(f"{name} ({kind}): {used} needed, {available} available "
-                        f"({used - available} too many, {100 * used // available}%)")
+    over = [(kind, int(used), int(available))
+            for kind, used, available in _UTILISATION.findall(nextpnr_log)
+            if int(used) > int(available)]
     if not over:
         return None
-    message = f"the design does not fit the {device}: " + "; ".join(over)
-    if any(kind in _MULTIPLIER_CELLS for kind, used, available in _UTILISATION.findall(
-            nextpnr_log) if int(used) > int(available)):
+    message = f"the design does not fit the {device}: " + "; ".join(
+        f"{_RESOURCE_NAMES.get(kind, kind)} ({kind}): {used} needed, {available} available "
+        f"({used - available} too many, {100 * used // available}%)"
+        for kind, used, available in over)
+    if any(kind in _MULTIPLIER_CELLS for kind, _, _ in over):
         message += (" (--logic-macs N builds the multipliers of N array cells from logic "
                     "instead)")
     return message
