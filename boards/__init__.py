@@ -8,7 +8,7 @@ import importlib
 import pkgutil
 from dataclasses import dataclass
 
-from rvnpu.hdl.config import ConfigError, EngineConfig
+from rvnpu.spec.config import ConfigError, EngineConfig
 
 
 __all__ = ["Board", "BOARDS", "board"]
@@ -33,17 +33,17 @@ class Board:
     bitstream : str
         Suffix of the file the programmer takes (``.bin`` or ``.bit``).
     ram_style : str
-        The SoC's main RAM (:attr:`rvnpu.hdl.memory_map.SocConfig.ram_style`): ``"block"``,
+        The SoC's main RAM (:attr:`rvnpu.spec.memory_map.SocConfig.ram_style`): ``"block"``,
         or ``"spram"`` where block RAM is too scarce to hold it.
     with_m : bool
         The control core has the M extension.
     flash_offset : int or None
         With ``ram_style="spram"``: the firmware goes into the configuration flash from this
         byte on, after the bitstream in the same image, and is copied into RAM at reset
-        (:attr:`rvnpu.hdl.memory_map.SocConfig.flash_offset`); the platform then has an
+        (:attr:`rvnpu.spec.memory_map.SocConfig.flash_offset`); the platform then has an
         ``spi_flash`` resource. ``None``: it is in a ROM of block RAM.
     regfile_style : str
-        Where the core's registers go (:attr:`rvnpu.hdl.memory_map.SocConfig.regfile_style`):
+        Where the core's registers go (:attr:`rvnpu.spec.memory_map.SocConfig.regfile_style`):
         ``"block"`` RAM, or ``"lut"`` RAM where block RAM is the scarcer.
     nextpnr_options : tuple of str
         Options added to nextpnr's command line for this board's builds.
@@ -64,7 +64,7 @@ class Board:
 
     def soc_config(self, engine=None, clock_hz=None):
         """The SoC built for this board (its defaults, or ``engine`` and ``clock_hz``)."""
-        from rvnpu.hdl.memory_map import SocConfig
+        from rvnpu.spec.memory_map import SocConfig
         return SocConfig(engine=self.engine if engine is None else engine,
                          clock_hz=self.clock_hz if clock_hz is None else clock_hz,
                          ram_style=self.ram_style, with_m=self.with_m,

@@ -4,7 +4,7 @@
 from amaranth.build import Attrs, Clock, Pins, PinsN, Resource, Subsignal
 from amaranth.vendor import LatticeICE40Platform
 
-from rvnpu.hdl.config import EngineConfig
+from rvnpu.spec.config import EngineConfig
 
 from . import Board
 

@@ -5,7 +5,7 @@ pin 1 transmits), for a 3.3 V USB-serial adapter."""
 from amaranth.build import Attrs, Clock, Pins, PinsN, Resource, Subsignal
 from amaranth.vendor import LatticeECP5Platform
 
-from rvnpu.hdl.config import EngineConfig
+from rvnpu.spec.config import EngineConfig
 
 from . import Board
 

@@ -5,7 +5,7 @@ and two buttons.
 
 from amaranth.build import Attrs, Clock, Pins, PinsN, Resource, Subsignal
 
-from rvnpu.hdl.config import EngineConfig
+from rvnpu.spec.config import EngineConfig
 
 from . import Board
 from .gowin_flow import HimbaechelGowinPlatform

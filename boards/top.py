@@ -8,7 +8,7 @@ from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.vendor import GowinPlatform
 
-from rvnpu.hdl.soc import Soc
+from rvnpu.hdl.soc.soc import Soc
 
 
 __all__ = ["BoardTop", "add_pll", "pll_frequency", "ice40_pll_params", "ecp5_pll_params",

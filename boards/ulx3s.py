@@ -4,7 +4,7 @@ eight LEDs and six buttons."""
 from amaranth.build import Attrs, Clock, Pins, Resource, Subsignal
 from amaranth.vendor import LatticeECP5Platform
 
-from rvnpu.hdl.config import EngineConfig
+from rvnpu.spec.config import EngineConfig
 
 from . import Board
 

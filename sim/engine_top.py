@@ -9,9 +9,9 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
-from rvnpu.hdl.engine import MatrixEngine
-from rvnpu.hdl.frontend import CommandLayout
-from rvnpu.hdl.sram import BusSram
+from rvnpu.hdl.engine.engine import MatrixEngine
+from rvnpu.hdl.command_port import CommandLayout
+from rvnpu.hdl.soc.sram import BusSram
 
 
 __all__ = ["EngineTestTop"]

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-import rvnpu.hdl
+from rvnpu.hdl import hardware_sources
 
-from rvnpu.hdl.config import EngineConfig
-from rvnpu.hdl.isa import Funct, Space, encode
-from rvnpu.hdl.load import load_row_bytes
+from rvnpu.spec.config import EngineConfig
+from rvnpu.spec.commands import Funct, Space, encode
+from rvnpu.hdl.engine.load import load_row_bytes
 from rvnpu.sim.engine_top import EngineTestTop
 from rvnpu.sim.runner import run_cocotb, verilog_of
 
@@ -28,8 +28,7 @@ __all__ = ["EngineRun", "EngineResult", "RtlEngine", "default_build_root"]
 
 
 #: Everything the test top's Verilog is generated from.
-_SOURCES = [*Path(rvnpu.hdl.__file__).resolve().parent.glob("*.py"),
-            Path(__file__).resolve().parent / "engine_top.py"]
+_SOURCES = [*hardware_sources(), Path(__file__).resolve().parent / "engine_top.py"]
 
 
 def _ceil(a, b):
@@ -187,7 +186,7 @@ class RtlEngine:
         return out
 
     def run_gemms(self, jobs, *, waves=False):
-        """Run :class:`rvnpu.sim.gemm.GemmJob` s; return ``(output array, EngineResult)`` each."""
+        """Run :class:`rvnpu.compiler.gemm.GemmJob` s; return ``(output array, EngineResult)`` each."""
         results = self.run([EngineRun(program=job.program, image=job.image,
                                       dump=[(job.out_addr, job.out_shape[0] * job.out_shape[1] * job.out_bytes)]) for job in jobs],
                            waves=waves)

@@ -445,7 +445,40 @@ def run_cocotb(*, sources, toplevel, test_module, simulator="verilator", build_d
     waves = bool(waves) or env.get("WAVES", "").strip().lower() in ("1", "true", "yes", "on")
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
+    args, waves_path = _build_arguments(simulator, toplevel, build_dir, waves, build_args, env)
+    _settle_environment(env, simulator, testcase=testcase, test_args=test_args, seed=seed)
 
+    with _locked(build_dir):
+        staged = _stage_sources(sources, build_dir / "src")
+        if simulator == "icarus" and waves:
+            staged.append(_icarus_dump_module(build_dir, toplevel, waves_path))
+        key = _cache_key(
+            recipe=_RECIPE_VERSION, simulator=simulator, toplevel=toplevel, waves=waves,
+            build_args=args, timescale=TIMESCALE, **_tool_identity(simulator, env),
+            sources=[(str(path), _sha256(text)) for path, text in staged])
+        with _environ(env):
+            runner = get_runner(simulator)
+            cached, build_time_s = _cached_build(
+                runner, key, simulator=simulator, toplevel=toplevel, build_dir=build_dir,
+                # Icarus dumps through rvnpu's own module (above), not cocotb's.
+                staged=staged, args=args, waves=waves and simulator != "icarus")
+            run = _run_tests(runner, test_module=test_module, toplevel=toplevel,
+                             build_dir=build_dir, testcase=testcase, waves=waves)
+        # Still under the lock: another run in this directory would overwrite the results.
+        counts, sim_time_ns = _read_results(run, simulator=simulator, toplevel=toplevel,
+                                            test_module=test_module, testcase=testcase)
+
+    return SimulationResults(
+        simulator=simulator, sim_time_ns=sim_time_ns, wall_time_s=run.wall_time_s,
+        build_time_s=build_time_s, cached=cached, build_dir=build_dir,
+        results_xml=run.results_xml, log_path=run.log_path,
+        waves_path=waves_path if waves else None, **counts)
+
+
+# --- The steps of run_cocotb ---------------------------------------------------------------------
+
+def _build_arguments(simulator, toplevel, build_dir, waves, build_args, env):
+    """The simulator's build arguments (rvnpu's, then the caller's) and where waves will go."""
     if simulator == "verilator":
         # cocotb adds --trace (VCD) for waves; FST is smaller but needs the system's lz4.
         fst = waves and toolchain.verilator_fst_supported(env)
@@ -453,19 +486,23 @@ def run_cocotb(*, sources, toplevel, test_module, simulator="verilator", build_d
             _log.warning("Verilator cannot write FST here (apt install liblz4-dev); "
                          "writing VCD instead")
         args = [*_VERILATOR_ARGS, *(["--trace-fst"] if fst else []), *build_args]
-        waves_path = build_dir / ("dump.fst" if fst else "dump.vcd")
-    else:
-        # cocotb compiles with -g2012, under which Icarus leaves much of Amaranth's output
-        # undefined after reset (always @* blocks that never trigger); -g2005 does not.
-        # cocotb's own wave-dump module needs SystemVerilog, so rvnpu builds a Verilog-2005
-        # one instead (cocotb's test() still tells vvp to write FST).
-        args = ["-g2005", *build_args]
-        waves_path = build_dir / f"{toplevel}.fst"     # vvp -fst, from cocotb's test()
-        if waves:
-            args += ["-s", _ICARUS_DUMP]
+        return args, build_dir / ("dump.fst" if fst else "dump.vcd")
+    # cocotb compiles with -g2012, under which Icarus leaves much of Amaranth's output
+    # undefined after reset (always @* blocks that never trigger); -g2005 does not.
+    # cocotb's own wave-dump module needs SystemVerilog, so rvnpu builds a Verilog-2005
+    # one instead (cocotb's test() still tells vvp to write FST).
+    args = ["-g2005", *build_args]
+    if waves:
+        args += ["-s", _ICARUS_DUMP]
+    return args, build_dir / f"{toplevel}.fst"     # vvp -fst, from cocotb's test()
 
-    # The runner lets the caller's environment override its arguments; drop what we decide.
-    # Without PYTEST_CURRENT_TEST it also returns instead of calling sys.exit on a failure.
+
+def _settle_environment(env, simulator, *, testcase, test_args, seed):
+    """Make ``env`` say what this call decided, in place.
+
+    The runner lets the caller's environment override its arguments; drop what we decide.
+    Without PYTEST_CURRENT_TEST it also returns instead of calling sys.exit on a failure.
+    """
     for name in ("WAVES", "GUI", "PYTEST_CURRENT_TEST", "COCOTB_RESULTS_FILE", TEST_ARGS_ENV):
         env.pop(name, None)
     if testcase is not None:
@@ -478,86 +515,95 @@ def run_cocotb(*, sources, toplevel, test_module, simulator="verilator", build_d
         # Otherwise a COCOTB_RANDOM_SEED in the caller's environment applies, as with cocotb.
         env["COCOTB_RANDOM_SEED"] = str(seed)
 
-    with _locked(build_dir):
-        staged = _stage_sources(sources, build_dir / "src")
-        if simulator == "icarus" and waves:
-            dump = build_dir / "src" / f"{_ICARUS_DUMP}.v"
-            text = (f"module {_ICARUS_DUMP}();\ninitial begin\n"
-                    f"    $dumpfile(\"{waves_path}\");\n    $dumpvars(0, {toplevel});\n"
-                    f"end\nendmodule\n")
-            dump.write_text(text)
-            staged.append((dump, text))
-        cocotb_waves = waves and simulator != "icarus"
-        key = _cache_key(
-            recipe=_RECIPE_VERSION, simulator=simulator, toplevel=toplevel, waves=waves,
-            build_args=args, timescale=TIMESCALE, **_tool_identity(simulator, env),
-            sources=[(str(path), _sha256(text)) for path, text in staged])
-        stamp = build_dir / _STAMP
-        artifact = _artifact(simulator, build_dir, toplevel)
-        cached = (stamp.is_file() and stamp.read_text() == key and artifact.is_file())
 
-        with _environ(env):
-            runner = get_runner(simulator)
-            build_time_s = 0.0
-            if not cached:
-                stamp.unlink(missing_ok=True)
-                log_path = build_dir / _BUILD_LOG
-                start = time.perf_counter()
-                try:
-                    runner.build(sources=[path for path, _ in staged], hdl_toplevel=toplevel,
-                                 build_args=args, build_dir=build_dir, always=True,
-                                 waves=cocotb_waves, timescale=TIMESCALE, log_file=log_path)
-                except (RuntimeError, SystemExit) as error:
-                    raise BuildFailed(
-                        f"{simulator} build of {toplevel} failed ({error}); "
-                        f"log: {log_path}\n{_tail(log_path)}", log_path=log_path) from None
-                build_time_s = time.perf_counter() - start
-                tmp = stamp.with_suffix(".tmp")
-                tmp.write_text(key)
-                tmp.replace(stamp)
+def _icarus_dump_module(build_dir, toplevel, waves_path):
+    """Write the Verilog-2005 module that makes Icarus dump waves; returns ``(path, text)``."""
+    dump = build_dir / "src" / f"{_ICARUS_DUMP}.v"
+    text = (f"module {_ICARUS_DUMP}();\ninitial begin\n"
+            f"    $dumpfile(\"{waves_path}\");\n    $dumpvars(0, {toplevel});\n"
+            f"end\nendmodule\n")
+    dump.write_text(text)
+    return dump, text
 
-            results_xml = build_dir / _RESULTS
-            log_path = build_dir / _SIM_LOG
-            exit_error = None
-            start = time.perf_counter()
-            try:
-                runner.test(test_module=test_module, hdl_toplevel=toplevel,
-                            hdl_toplevel_lang="verilog", build_dir=build_dir,
-                            test_dir=build_dir, testcase=testcase, waves=waves,
-                            results_xml=str(results_xml), log_file=log_path)
-            except (RuntimeError, SystemExit) as error:
-                # The simulator exited nonzero; the results file, if any, says more.
-                exit_error = (f"exit status {error.code}" if isinstance(error, SystemExit)
-                              else str(error))
-            wall_time_s = time.perf_counter() - start
 
-        # Still under the lock: another run in this directory would overwrite the results.
-        if not results_xml.is_file():
-            code = "" if exit_error is None else f" ({exit_error})"
-            raise SimulationFailed(
-                f"{simulator} simulation of {toplevel} ended without results{code}; "
-                f"log: {log_path}\n{_tail(log_path)}", log_path=log_path)
-        counts, sim_time_ns, failures = _parse_results(results_xml)
-        if failures:
-            lines = [f"{len(failures)} of {counts['tests']} cocotb tests failed on {simulator} "
-                     f"(log: {log_path}):"]
-            lines += [f"  {failure.name}: {failure.message}" for failure in failures]
-            raise SimulationFailed("\n".join(lines), failures=failures, log_path=log_path)
-        if counts["tests"] == 0:
-            raise SimulationFailed(
-                f"No cocotb tests ran from {test_module!r}"
-                f"{'' if testcase is None else f' matching {testcase!r}'}; log: {log_path}",
-                log_path=log_path)
-        if exit_error is not None:
-            raise SimulationFailed(
-                f"{simulator} failed after the tests passed ({exit_error}); "
-                f"log: {log_path}\n{_tail(log_path)}", log_path=log_path)
+def _cached_build(runner, key, *, simulator, toplevel, build_dir, staged, args, waves):
+    """Build unless the stamp says the last build in ``build_dir`` had this ``key``.
 
-    return SimulationResults(
-        simulator=simulator, sim_time_ns=sim_time_ns, wall_time_s=wall_time_s,
-        build_time_s=build_time_s, cached=cached, build_dir=build_dir,
-        results_xml=results_xml, log_path=log_path,
-        waves_path=waves_path if waves else None, **counts)
+    Returns ``(cached, build_time_s)``; the stamp is written only after a build succeeds.
+    """
+    stamp = build_dir / _STAMP
+    artifact = _artifact(simulator, build_dir, toplevel)
+    if stamp.is_file() and stamp.read_text() == key and artifact.is_file():
+        return True, 0.0
+    stamp.unlink(missing_ok=True)
+    log_path = build_dir / _BUILD_LOG
+    start = time.perf_counter()
+    try:
+        runner.build(sources=[path for path, _ in staged], hdl_toplevel=toplevel,
+                     build_args=args, build_dir=build_dir, always=True,
+                     waves=waves, timescale=TIMESCALE, log_file=log_path)
+    except (RuntimeError, SystemExit) as error:
+        raise BuildFailed(
+            f"{simulator} build of {toplevel} failed ({error}); "
+            f"log: {log_path}\n{_tail(log_path)}", log_path=log_path) from None
+    build_time_s = time.perf_counter() - start
+    tmp = stamp.with_suffix(".tmp")
+    tmp.write_text(key)
+    tmp.replace(stamp)
+    return False, build_time_s
+
+
+@dataclasses.dataclass(frozen=True)
+class _TestRun:
+    """What one ``runner.test`` left: its files, how long it took and how the simulator ended
+    (``exit_error`` is ``None`` when it exited cleanly)."""
+    results_xml: Path
+    log_path: Path
+    exit_error: str | None
+    wall_time_s: float
+
+
+def _run_tests(runner, *, test_module, toplevel, build_dir, testcase, waves):
+    results_xml = build_dir / _RESULTS
+    log_path = build_dir / _SIM_LOG
+    exit_error = None
+    start = time.perf_counter()
+    try:
+        runner.test(test_module=test_module, hdl_toplevel=toplevel,
+                    hdl_toplevel_lang="verilog", build_dir=build_dir,
+                    test_dir=build_dir, testcase=testcase, waves=waves,
+                    results_xml=str(results_xml), log_file=log_path)
+    except (RuntimeError, SystemExit) as error:
+        # The simulator exited nonzero; the results file, if any, says more.
+        exit_error = (f"exit status {error.code}" if isinstance(error, SystemExit)
+                      else str(error))
+    return _TestRun(results_xml, log_path, exit_error, time.perf_counter() - start)
+
+
+def _read_results(run, *, simulator, toplevel, test_module, testcase):
+    """``(counts, sim_time_ns)`` of a run in which every test passed; else SimulationFailed."""
+    log_path = run.log_path
+    if not run.results_xml.is_file():
+        code = "" if run.exit_error is None else f" ({run.exit_error})"
+        raise SimulationFailed(
+            f"{simulator} simulation of {toplevel} ended without results{code}; "
+            f"log: {log_path}\n{_tail(log_path)}", log_path=log_path)
+    counts, sim_time_ns, failures = _parse_results(run.results_xml)
+    if failures:
+        lines = [f"{len(failures)} of {counts['tests']} cocotb tests failed on {simulator} "
+                 f"(log: {log_path}):"]
+        lines += [f"  {failure.name}: {failure.message}" for failure in failures]
+        raise SimulationFailed("\n".join(lines), failures=failures, log_path=log_path)
+    if counts["tests"] == 0:
+        raise SimulationFailed(
+            f"No cocotb tests ran from {test_module!r}"
+            f"{'' if testcase is None else f' matching {testcase!r}'}; log: {log_path}",
+            log_path=log_path)
+    if run.exit_error is not None:
+        raise SimulationFailed(
+            f"{simulator} failed after the tests passed ({run.exit_error}); "
+            f"log: {log_path}\n{_tail(log_path)}", log_path=log_path)
+    return counts, sim_time_ns
 
 
 if __name__ == "__main__":

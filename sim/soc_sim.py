@@ -13,21 +13,18 @@ to ``SIM.EXIT``, the cycles from reset to exit, and the wall time the simulation
 import dataclasses
 import hashlib
 import json
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import rvnpu.hdl
-
-from rvnpu.hdl.memory_map import SocConfig
+from rvnpu.gen.files import write_file
+from rvnpu.hdl import hardware_sources
+from rvnpu.spec.memory_map import SocConfig
 from rvnpu.sim.rtl import default_build_root
 from rvnpu.sim.runner import run_cocotb, verilog_of
 
 
-__all__ = ["SocRun", "SocSimulator", "run_firmware", "format_run", "sim_firmware_main",
-           "DEFAULT_MAX_CYCLES"]
+__all__ = ["SocRun", "SocSimulator", "ImageTooLarge", "DEFAULT_MAX_CYCLES"]
 
 #: Cycle limit of a run unless told otherwise: a few seconds of simulation.
 DEFAULT_MAX_CYCLES = 20_000_000
@@ -65,7 +62,11 @@ endmodule
 _INPUTS = ("rst", "uart_rx", "buttons")
 _OUTPUTS = ("uart_tx", "leds", "sim_exit_valid", "sim_exit_code", "clk")
 
-_SOURCES = [*Path(rvnpu.hdl.__file__).resolve().parent.glob("*.py")]
+_SOURCES = hardware_sources()
+
+
+class ImageTooLarge(ValueError):
+    """A RAM image is larger than the SoC's RAM."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +138,7 @@ class SocSimulator:
         """The SoC's Verilog (empty RAM), cached beside the build by a hash of the
         configuration and the HDL sources."""
         if self._verilog is None:
-            from rvnpu.hdl.soc import Soc
+            from rvnpu.hdl.soc.soc import Soc
 
             key = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
             for path in sorted(_SOURCES):
@@ -150,9 +151,7 @@ class SocSimulator:
                 self.build_dir.mkdir(parents=True, exist_ok=True)
                 for old in self.build_dir.glob(f"{_SOC}-*.v"):
                     old.unlink(missing_ok=True)
-                tmp = cache.with_suffix(f".tmp{os.getpid()}")
-                tmp.write_text(self._verilog)
-                tmp.replace(cache)
+                write_file(cache, self._verilog)
         return self._verilog
 
     def _build_args(self):
@@ -185,13 +184,12 @@ class SocSimulator:
 
     def run(self, image, *, max_cycles=DEFAULT_MAX_CYCLES, waves=False, uart_input=b"",
             buttons=0):
-        """Run a RAM image (bytes, or a :class:`rvnpu.firmware.FirmwareImage`) from reset
+        """Run a RAM image (bytes, or a :class:`rvnpu.firmware.build.FirmwareImage`) from reset
         until it writes ``SIM.EXIT`` or ``max_cycles`` pass; returns a :class:`SocRun`."""
         start = time.perf_counter()
         image = image.image if hasattr(image, "image") else bytes(image)
         if len(image) > self.config.ram_bytes:
-            from rvnpu.firmware import FirmwareError
-            raise FirmwareError(f"an image of {len(image)} bytes does not fit the "
+            raise ImageTooLarge(f"an image of {len(image)} bytes does not fit the "
                                 f"{self.config.ram_bytes}-byte RAM")
         if not isinstance(max_cycles, int) or max_cycles < 1:
             raise ValueError(f"max_cycles must be a positive integer, not {max_cycles!r}")
@@ -219,121 +217,3 @@ class SocSimulator:
                       build_time_s=sim.build_time_s, leds=result["leds"],
                       waves_path=sim.waves_path)
 
-
-def run_firmware(program, *, config=SocConfig(), defines=None, max_cycles=DEFAULT_MAX_CYCLES,
-                 waves=False, uart_input=b"", build_root=None, firmware_dir=None):
-    """Build (if need be) and run a program on the SoC.
-
-    Parameters
-    ----------
-    program : path-like or list of path-like
-        C or assembly sources (built with :func:`rvnpu.firmware.build_firmware`), or one
-        ``.bin`` RAM image.
-    defines : dict, optional
-        Preprocessor definitions for the build.
-    firmware_dir : path-like, optional
-        Where the build goes (default: ``<build root>/firmware/<name>``).
-
-    Returns
-    -------
-    (FirmwareImage or None, SocRun)
-    """
-    from rvnpu.firmware import build_firmware
-
-    sources = [Path(program)] if isinstance(program, (str, os.PathLike)) else \
-        [Path(p) for p in program]
-    firmware = None
-    if len(sources) == 1 and sources[0].suffix == ".bin":
-        image = sources[0].read_bytes()
-    else:
-        root = default_build_root() if build_root is None else Path(build_root)
-        out_dir = Path(firmware_dir) if firmware_dir else root / "firmware" / sources[0].stem
-        out_dir.mkdir(parents=True, exist_ok=True)
-        firmware = build_firmware(sources, out_dir, config, defines=defines)
-        image = firmware.image
-    run = SocSimulator(config, build_root=build_root).run(
-        image, max_cycles=max_cycles, waves=waves, uart_input=uart_input)
-    return firmware, run
-
-
-def format_run(run, firmware=None):
-    """The summary lines ``rvnpu sim`` prints after the UART output."""
-    lines = []
-    if firmware is not None:
-        lines.append(f"firmware {firmware.name}: {firmware.image_bytes} bytes, "
-                     f"{firmware.ram_bytes_used} of {firmware.config.ram_bytes} bytes of RAM "
-                     f"with stack")
-    if run.timed_out:
-        lines.append(f"did not exit within {run.cycles} cycles")
-    else:
-        lines.append(f"exit code {run.exit_code}")
-    lines.append(f"{run.cycles} cycles in {run.wall_time_s:.2f} s "
-                 f"({run.cycles_per_second / 1e6:.2f} M cycles/s; "
-                 f"{run.total_time_s:.2f} s in all"
-                 + (f", {run.build_time_s:.1f} s of it building" if run.build_time_s else "")
-                 + ")")
-    if run.waves_path is not None:
-        lines.append(f"waves in {run.waves_path}")
-    return "\n".join(lines)
-
-
-def sim_firmware_main(program, *, config=SocConfig(), defines=None,
-                      max_cycles=DEFAULT_MAX_CYCLES, waves=False, out=None):
-    """What ``rvnpu sim <program>`` does: build, run, print the UART output and a summary.
-
-    Returns the process exit status: the firmware's exit code (masked to 0..255), or 124 when
-    the cycle limit came first (as ``timeout`` does).
-    """
-    out = sys.stdout if out is None else out
-    firmware, run = run_firmware(program, config=config, defines=defines,
-                                 max_cycles=max_cycles, waves=waves)
-    text = run.text
-    out.write(text if text.endswith("\n") or not text else text + "\n")
-    summary = format_run(run, firmware)
-    verdict = _check_example(program, config, defines or {}, text)
-    if verdict is not None:
-        summary += "\n" + verdict[1]
-    out.write("-" * 40 + "\n" + summary + "\n")
-    out.flush()
-    if run.timed_out:
-        return 124
-    if verdict is not None and not verdict[0]:
-        return 1
-    return run.exit_code & 0xFF
-
-
-def _check_example(program, config, defines, text):
-    """For the examples with a Python golden (matmul, conv), ``(ok, line)`` comparing the
-    checksums they printed with the golden model's; ``None`` for other programs."""
-    from rvnpu.firmware import EXAMPLES
-
-    if not isinstance(program, (str, os.PathLike)):
-        return None
-    path = Path(program).resolve()
-    if path == EXAMPLES["matmul"].resolve():
-        from rvnpu.sim.matmul_golden import matmul_example, parse_checksum
-        shape = {name: int(defines.get(name, 64)) for name in ("M", "N", "K")}
-        golden = {"C": matmul_example(shape["M"], shape["N"], shape["K"],
-                                      seed=int(defines.get("SEED", 1)), config=config.engine,
-                                      relu="RELU" in defines).checksum}
-        got = {"C": parse_checksum(text)}
-    elif "conv" in EXAMPLES and path == EXAMPLES["conv"].resolve():
-        from rvnpu.sim.conv_golden import conv_example, parse_checksums
-        sizes = {"H": 6, "W": 6, "CIN": 2, "COUT": 8, "KH": 3, "KW": 3, "STRIDE": 1, "PAD": 1,
-                 "POOL": 2, "SEED": 1}
-        v = {name: int(defines.get(name, default)) for name, default in sizes.items()}
-        example = conv_example(v["H"], v["W"], v["CIN"], v["COUT"], v["KH"], v["KW"],
-                               stride=v["STRIDE"], pad=v["PAD"], pool=v["POOL"], seed=v["SEED"],
-                               config=config.engine, relu="RELU" in defines,
-                               extreme="EXTREME" in defines)
-        golden = {"conv": example.conv_checksum, "pool": example.pool_checksum}
-        got = parse_checksums(text)
-    else:
-        return None
-    for name, want in golden.items():
-        if got.get(name) is None:
-            return False, f"no {name} checksum printed"
-        if got[name] != want:
-            return False, (f"MISMATCH: {name} checksum 0x{got[name]:08x}, the numpy golden "
-                           f"model's is 0x{want:08x}")
-    return True, "checksums match the numpy golden model"

@@ -25,7 +25,7 @@ class SpiFlashModel:
         return self.contents[address] if address < len(self.contents) else 0xFF
 
     async def testbench(self, ctx, port, *, cycles):
-        """Serve ``port`` (a :class:`rvnpu.hdl.flash_boot.FlashSignature` interface) for
+        """Serve ``port`` (a :class:`rvnpu.hdl.soc.flash_boot.FlashSignature` interface) for
         ``cycles`` clock cycles."""
         prev_sck, selected = 0, False
         received, count, address, reading, out = 0, 0, 0, False, []

@@ -8,15 +8,18 @@ import dataclasses
 
 import numpy as np
 
-from rvnpu.hdl.config import EngineConfig
-from rvnpu.sim.gemm import Requant, compile_gemm, gemm_reference
+from rvnpu.spec.config import EngineConfig
+from rvnpu.compiler.gemm import compile_gemm
+from rvnpu.sim.golden.gemm import Requant, gemm_reference
 from rvnpu.sim.golden.engine import element_range
+from rvnpu.sim.golden.requant import params_for_scale
+from rvnpu.spec.requant import MODE_NAMES, mode_named
 
 
 __all__ = ["GemmProblem", "random_gemm", "REQUANT_MODES"]
 
-#: ``--requant`` choices: gemmlowp fixed point, ONNX Runtime float32, or raw int32 sums.
-REQUANT_MODES = ("tflite", "ort", "raw")
+#: ``--requant`` choices: every requantisation mode of the spec, or raw int32 sums.
+REQUANT_MODES = (*MODE_NAMES, "raw")
 
 
 @dataclasses.dataclass
@@ -60,14 +63,8 @@ def random_gemm(m, n, k, *, config=EngineConfig(), dataflow="ws", requant="tflit
     if requant == "raw":
         rq = Requant(mode=None)
         bias = None
-    elif requant == "tflite":
-        mantissa, exponent = np.frexp(scale)
-        multiplier = np.minimum(np.round(mantissa * (1 << 31)), (1 << 31) - 1).astype(np.int64)
-        rq = Requant(mode="tflite", multiplier=multiplier, shift=exponent.astype(np.int64),
-                     out_zero=int(rng.integers(-5, 6)),
-                     clamp_min=0 if relu else out_lo, clamp_max=out_hi)
     else:
-        rq = Requant(mode="ort", scale=scale.astype(np.float32),
+        rq = Requant(mode=requant, **params_for_scale(mode_named(requant), scale),
                      out_zero=int(rng.integers(-5, 6)),
                      clamp_min=0 if relu else out_lo, clamp_max=out_hi)
     job = compile_gemm(a, b, bias, rq, config=config, dataflow=dataflow, a_zero=a_zero)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from rvnpu import bench_soc
-from rvnpu.bench_soc import BenchSocError, Timing, estimate_logic_cells, parse_matmul_output
+from rvnpu.bench import soc as bench_soc
+from rvnpu.bench.soc import BenchSocError, Timing, estimate_logic_cells, parse_matmul_output
 
 
 DIRECT_AND_REPLAYED = """\

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from rvnpu.boards import board
-from rvnpu.firmware import EXAMPLES, build_firmware
+from rvnpu.firmware.build import EXAMPLES, build_firmware
 from rvnpu.sim import toolchain
 from rvnpu.sim.soc_sim import SocSimulator
 

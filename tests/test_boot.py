@@ -5,11 +5,11 @@ import gc
 import pytest
 from amaranth.sim import Simulator
 
-from rvnpu.hdl.boot import BootCopier
-from rvnpu.hdl.config import EngineConfig
-from rvnpu.hdl.memory_map import SIM, ConfigError, SocConfig
-from rvnpu.hdl.soc import Soc
-from rvnpu.sim import rv32
+from rvnpu.hdl.soc.boot import BootCopier
+from rvnpu.spec.config import EngineConfig
+from rvnpu.spec.memory_map import SIM, ConfigError, SocConfig
+from rvnpu.hdl.soc.soc import Soc
+from rvnpu.sim import rv32_asm as rv32
 
 
 def simulate(dut, main, *beside):
@@ -115,7 +115,7 @@ def test_regfile_style_puts_the_registers_in_lut_ram():
     """``regfile_style="lut"`` marks the core's register memory for distributed RAM, which is
     what Yosys's memory mapper reads; ``"block"`` leaves it to synthesis."""
     from amaranth.back import rtlil
-    from rvnpu.hdl.cpu import RiscvCore
+    from rvnpu.hdl.core.cpu import RiscvCore
     assert 'ram_style "distributed"' in rtlil.convert(RiscvCore(regfile_style="lut"))
     assert "ram_style" not in rtlil.convert(RiscvCore())
     with pytest.raises(ConfigError, match="regfile_style must be one of block, lut, not 'ff'"):

@@ -1,4 +1,5 @@
-"""``rvnpu build``: the board registry, the board top level, and the reports of the flow.
+"""``rvnpu build``: the board registry, the board top level, the flow, its reports and the
+table in docs/boards.md.
 
 All but the last test run in seconds; the last synthesises and places the iCEBreaker's default
 design with the pip-installed tools, as CI must. The Gowin flow is checked on a small design
@@ -12,18 +13,19 @@ import pytest
 from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
 from amaranth.lib import io
 
-from rvnpu import build
-from rvnpu.cli import _parser
-from rvnpu.boards import BOARDS, board
+from rvnpu.boards import BOARDS, board, flow, report as reports
+from rvnpu.boards.report import TABLE_COLUMNS
+from rvnpu.cli import build as cli_build, make_parser
+from rvnpu.gen.boards_doc import boards_markdown
 from rvnpu.boards.top import (BoardTop, add_pll, ecp5_pll_params, fpga_family,
                               gowin_pll_params, ice40_pll_params)
-from rvnpu.hdl.config import ConfigError, EngineConfig
-from rvnpu.hdl.memory_map import SocConfig
+from rvnpu.spec.config import ConfigError, EngineConfig
+from rvnpu.spec.memory_map import SocConfig
 
 
 def _args(*argv):
     """``rvnpu build``'s arguments, parsed as the command line parses them."""
-    return _parser().parse_args(["build", *argv])
+    return make_parser().parse_args(["build", *argv])
 
 
 def test_registry_holds_every_board_file():
@@ -38,7 +40,7 @@ def test_unknown_board_lists_the_known_ones():
     with pytest.raises(ConfigError, match=r"unknown board 'nope'; known boards: .*icebreaker"):
         board("nope")
     with pytest.raises(ConfigError, match="unknown board"):
-        build.run(_args("--board", "nope"))
+        cli_build.run(_args("--board", "nope"))
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -49,11 +51,11 @@ def test_unknown_board_lists_the_known_ones():
 ])
 def test_bad_parameters_are_config_errors(argv, message, tmp_path):
     with pytest.raises(ConfigError, match=message):
-        build.run(_args("--board", "icebreaker", "-o", str(tmp_path), *argv))
+        cli_build.run(_args("--board", "icebreaker", "-o", str(tmp_path), *argv))
 
 
 def test_options_override_the_board_design():
-    engine = build._engine(board("ulx3s-85f"), _args("--board", "ulx3s-85f", "--rows", "3"))
+    engine = cli_build._engine(board("ulx3s-85f"), _args("--board", "ulx3s-85f", "--rows", "3"))
     assert engine.rows == 3 and engine.cols == board("ulx3s-85f").engine.cols
 
 
@@ -87,7 +89,7 @@ def test_gowin_pll(f_in, f_out):
 def test_gowin_clock_out_of_the_pll_range_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="tang-nano-9k's PLL cannot make 2 MHz; the nearest "
                                           "it can is 3.375"):
-        build.run(_args("--board", "tang-nano-9k", "-o", str(tmp_path), "--clock-mhz", "2"))
+        cli_build.run(_args("--board", "tang-nano-9k", "-o", str(tmp_path), "--clock-mhz", "2"))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -128,7 +130,7 @@ def test_report_table_and_json():
     b = board("icebreaker")
     engine = EngineConfig(rows=2, cols=4)
     stat = {"design": {"num_cells_by_type": {"SB_DFF": 100, "SB_DFFE": 23, "SB_LUT4": 9}}}
-    report = build.parse_report(_ICE40_REPORT, board=b, engine=engine, clock_hz=24_000_000,
+    report = reports.parse_report(_ICE40_REPORT, board=b, engine=engine, clock_hz=24_000_000,
                                 stat=stat)
     assert report["resources"]["LUTs / logic cells"] == {"used": 4321, "available": 5280,
                                                          "cell": "ICESTORM_LC"}
@@ -136,10 +138,10 @@ def test_report_table_and_json():
     assert report["fmax_mhz"] == 31.25 and report["timing_met"]
     assert report["peak_gops_at_fmax"] == pytest.approx(2 * 8 * 31.25e6 / 1e9, abs=1e-3)
     assert json.loads(json.dumps(report)) == report
-    table = build.format_table(report)
+    table = reports.format_table(report)
     for text in ("2x4 array", "4321", "5280", "31.2", "24 target", "met", "peak GOPS"):
         assert text in table
-    markdown = build.boards_markdown([report])
+    markdown = boards_markdown([report], TABLE_COLUMNS)
     assert "| icebreaker | iCE40UP5K | 2x4 | 4321 / 5280 |" in markdown
 
 
@@ -159,7 +161,7 @@ _GOWIN_REPORT = {
 def test_gowin_report_counts_dsp_blocks():
     """A Gowin DSP block is one 18x18 or two 9x9 multipliers; the table counts blocks."""
     b = board("tang-nano-9k")
-    report = build.parse_report(_GOWIN_REPORT, board=b, engine=b.engine, clock_hz=27_000_000)
+    report = reports.parse_report(_GOWIN_REPORT, board=b, engine=b.engine, clock_hz=27_000_000)
     assert report["device"] == "GW1NR-LV9QN88PC6/I5"
     assert report["resources"]["LUTs / logic cells"]["used"] == 5536
     assert report["resources"]["FFs"] == {"used": 2242, "available": 6480, "cell": "DFF"}
@@ -168,7 +170,7 @@ def test_gowin_report_counts_dsp_blocks():
     assert report["resources"]["block RAMs"]["available"] == 26
     assert report["fmax_mhz"] == 34.79 and report["timing_met"]
     assert "| tang-nano-9k | GW1NR-LV9QN88PC6/I5 | 2x2 | 5536 / 8640 |" in \
-        build.boards_markdown([report])
+        boards_markdown([report], TABLE_COLUMNS)
 
 
 def _segment(src, dst):
@@ -186,24 +188,24 @@ def test_critical_path_names_the_blocks_in_order():
             _segment("soc.engine.execute.p_valid_LUT4", "soc.core.pc_FF"),
         ]},
     ]
-    report = build.parse_report(dict(_ICE40_REPORT, critical_paths=paths),
+    report = reports.parse_report(dict(_ICE40_REPORT, critical_paths=paths),
                                 board=board("icebreaker"), engine=EngineConfig(),
                                 clock_hz=24_000_000)
     assert report["critical_path"] == ["soc.engine.frontend", "soc.engine.load",
                                        "soc.engine.execute", "soc.core"]
     assert ("critical path: soc.engine.frontend -> soc.engine.load -> soc.engine.execute -> "
-            "soc.core") in build.format_table(report)
+            "soc.core") in reports.format_table(report)
     assert "- **icebreaker**: `soc.engine.frontend` → `soc.engine.load`" in \
-        build.boards_markdown([report])
-    assert build.critical_path({}) is None
+        boards_markdown([report], TABLE_COLUMNS)
+    assert reports.critical_path({}) is None
 
 
 def test_timing_failure_is_shown():
     slow = dict(_ICE40_REPORT, fmax={"sync_clk": {"achieved": 20.0, "constraint": 24.0}})
-    report = build.parse_report(slow, board=board("icebreaker"), engine=EngineConfig(),
+    report = reports.parse_report(slow, board=board("icebreaker"), engine=EngineConfig(),
                                 clock_hz=24_000_000)
     assert not report["timing_met"]
-    assert "NOT MET" in build.format_table(report)
+    assert "NOT MET" in reports.format_table(report)
 
 
 _NOT_FIT_LOG = """\
@@ -217,7 +219,7 @@ ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'ICEST
 
 
 def test_not_fit_message_says_what_ran_out_and_by_how_much():
-    message = build.fit_failure(_NOT_FIT_LOG, device="iCE40UP5K")
+    message = reports.fit_failure(_NOT_FIT_LOG, device="iCE40UP5K")
     assert message.startswith("the design does not fit the iCE40UP5K: ")
     assert "logic cells (ICESTORM_LC): 29844 needed, 5280 available (24564 too many" in message
     assert "DSPs (ICESTORM_DSP): 12 needed, 8 available (4 too many" in message
@@ -225,10 +227,10 @@ def test_not_fit_message_says_what_ran_out_and_by_how_much():
                             "logic instead)")
     assert "RAM" not in message
     log = "mapping memory top.a via $__ICE40_RAM4K_\nusing FF mapping for memory top.soc.ram.mem\n"
-    assert build.ff_memories(log) == ["top.soc.ram.mem"]
-    assert build.fit_failure(_NOT_FIT_LOG.replace("29844", "100").replace("12/", "2/"),
+    assert reports.ff_memories(log) == ["top.soc.ram.mem"]
+    assert reports.fit_failure(_NOT_FIT_LOG.replace("29844", "100").replace("12/", "2/"),
                              device="iCE40UP5K") is None
-    assert "--logic-macs" not in build.fit_failure(_NOT_FIT_LOG.replace("12/", "2/"),
+    assert "--logic-macs" not in reports.fit_failure(_NOT_FIT_LOG.replace("12/", "2/"),
                                                    device="iCE40UP5K")
 
 
@@ -253,15 +255,15 @@ class _Counter(Elaboratable):
 def test_ice40_flow_places_and_reports(tmp_path):
     """The pip-installed iCE40 flow end to end (seconds): bitstream, report, table."""
     b = board("icebreaker")
-    nextpnr, stat = build.implement(b.platform(), _Counter(), tmp_path)
-    report = build.parse_report(nextpnr, board=b, engine=b.engine, clock_hz=24_000_000,
+    nextpnr, stat = flow.implement(b.platform(), _Counter(), tmp_path)
+    report = reports.parse_report(nextpnr, board=b, engine=b.engine, clock_hz=24_000_000,
                                 stat=stat)
     lcs = report["resources"]["LUTs / logic cells"]
     assert 24 <= lcs["used"] < 200 and lcs["available"] == 5280
     assert report["resources"]["FFs"]["used"] >= 24
     assert report["fmax_mhz"] > 24 and report["timing_met"]
     assert (tmp_path / "top.bin").stat().st_size > 0
-    assert "Fmax (MHz)" in build.format_table(report)
+    assert "Fmax (MHz)" in reports.format_table(report)
 
 
 @pytest.mark.skipif(os.environ.get("RVNPU_SKIP_SYNTH") == "1", reason="RVNPU_SKIP_SYNTH=1")
@@ -269,9 +271,9 @@ def test_gowin_flow_places_and_reports(tmp_path):
     """The pip-installed Gowin flow (Yosys, nextpnr's Himbaechel, gowin_pack) end to end on
     the Tang Nano 9K with its PLL (seconds), timed against the PLL's clock."""
     b = board("tang-nano-9k")
-    nextpnr, stat = build.implement(b.platform(), _Counter(), tmp_path)
+    nextpnr, stat = flow.implement(b.platform(), _Counter(), tmp_path)
     assert "--freq 24" in (tmp_path / "build_top.sh").read_text()
-    report = build.parse_report(nextpnr, board=b, engine=b.engine, clock_hz=24_000_000,
+    report = reports.parse_report(nextpnr, board=b, engine=b.engine, clock_hz=24_000_000,
                                 stat=stat)
     luts = report["resources"]["LUTs / logic cells"]
     assert 0 < luts["used"] < 200 and luts["available"] == 8640
@@ -284,51 +286,69 @@ def test_gowin_flow_places_and_reports(tmp_path):
 def test_board_adds_its_nextpnr_options():
     """router1 did not converge on the LFE5U-85F's default design; router2 does."""
     b = board("ulx3s-85f")
-    options = build._toolchain_options(b.platform(), b.nextpnr_options)
+    options = flow.toolchain_options(b.platform(), b.nextpnr_options)
     assert options["nextpnr_opts"][-2:] == ["--router", "router2"]
     b = board("ulx3s-25f")
-    assert "--router" not in build._toolchain_options(b.platform(), b.nextpnr_options)[
+    assert "--router" not in flow.toolchain_options(b.platform(), b.nextpnr_options)[
         "nextpnr_opts"]
 
 
 def test_failed_build_leaves_nothing_behind(tmp_path):
-    with pytest.raises(build.BuildError, match="firmware source not found"):
-        build.build_board(board("icebreaker"), out_dir=tmp_path / "icebreaker",
+    with pytest.raises(flow.BuildError, match="firmware source not found"):
+        flow.build_board(board("icebreaker"), out_dir=tmp_path / "icebreaker",
                           firmware=[tmp_path / "missing.c"])
     assert list(tmp_path.iterdir()) == []
 
 
 def test_doc_lists_built_and_failed_boards(tmp_path):
     b = board("icebreaker")
-    report = build.parse_report(_ICE40_REPORT, board=b, engine=EngineConfig(rows=2, cols=4),
+    report = reports.parse_report(_ICE40_REPORT, board=b, engine=EngineConfig(rows=2, cols=4),
                                 clock_hz=24_000_000)
     failed = {"board": "orangecrab", "device": "LFE5U-25F", "array": "4x4", "target_mhz": 48.0,
               "error": "the design does not fit the LFE5U-25F: LUTs (TRELLIS_COMB): ..."}
-    markdown = build.boards_markdown([report, failed])
+    markdown = boards_markdown([report, failed], TABLE_COLUMNS)
     assert "| orangecrab | LFE5U-25F | 4x4 | - |" in markdown
     assert "**orangecrab** (4x4): the design does not fit the LFE5U-25F" in markdown
     page = "# Boards\n\nNotes before.\n\n" + markdown.split("\n", 2)[2] + "\nNotes after.\n"
-    again = build.boards_markdown([failed], page)
+    again = boards_markdown([failed], TABLE_COLUMNS, page)
     assert "Notes before." in again and "Notes after." in again
     assert "| icebreaker |" not in again and "| orangecrab |" in again
 
 
+
+def test_doc_table_names_its_generator_and_replaces_an_older_table(tmp_path):
+    """The markers may name an older generator; the table between them is still replaced, and
+    every board gets a row, built or not."""
+    import rvnpu.gen.boards_doc
+    from rvnpu.gen.boards_doc import write_boards_doc
+    path = tmp_path / "boards.md"
+    path.write_text("# Boards\n\nBefore.\n\n<!-- begin table: generated by "
+                    "rvnpu.boards.build.boards_table; do not edit -->\nstale\n"
+                    "<!-- end table -->\nAfter.\n")
+    write_boards_doc(path, flow.saved_reports(tmp_path / "nothing-built"), TABLE_COLUMNS)
+    text = path.read_text()
+    assert "<!-- begin table: generated by rvnpu/gen/boards_doc.py; do not edit -->" in text
+    assert rvnpu.gen.boards_doc.__file__.endswith("rvnpu/gen/boards_doc.py")
+    assert "Before." in text and "After." in text and "stale" not in text
+    for name in BOARDS:
+        assert f"| {name} | {board(name).platform.device} |" in text
+
 def test_program_without_the_programmer_says_what_to_run(monkeypatch, capsys):
-    monkeypatch.setattr(build.shutil, "which", lambda name: None)
-    assert build._program(board("ulx3s-85f"), "out/top.bit") == 0
+    monkeypatch.setattr(cli_build.shutil, "which", lambda name: None)
+    assert cli_build._program(board("ulx3s-85f"), "out/top.bit") == 0
     assert "openFPGALoader --board ulx3s out/top.bit" in capsys.readouterr().out
 
 
 def test_firmware_follows_the_bitstream_in_the_flash_image(tmp_path):
     bitstream = tmp_path / "top.bin"
     bitstream.write_bytes(b"\x7e\xaa\x99\x7e" + bytes(60))
-    build.append_firmware(bitstream, b"\x13\x00\x00\x00firmware", 0x100)
+    flow.append_firmware(bitstream, b"\x13\x00\x00\x00firmware", 0x100)
     data = bitstream.read_bytes()
     assert data[:64] == b"\x7e\xaa\x99\x7e" + bytes(60)
     assert data[64:0x100] == b"\xff" * (0x100 - 64)
     assert data[0x100:] == b"\x13\x00\x00\x00firmware"
-    with pytest.raises(build.BuildError, match=r"runs past the firmware's place in flash"):
-        build.append_firmware(bitstream, b"more", 0x80)
+    with pytest.raises(flow.BuildError, match=r"runs past the firmware's place in flash"):
+        flow.append_firmware(bitstream, b"more", 0x80)
     assert bitstream.read_bytes() == data
 
 
@@ -348,7 +368,7 @@ def test_icebreaker_default_design_fits_and_closes_timing(tmp_path):
     beside the image, the firmware in it after the bitstream."""
     b = board("icebreaker")
     out = tmp_path / "icebreaker"
-    report = build.build_board(b, out_dir=out)
+    report = flow.build_board(b, out_dir=out)
     assert json.loads((out / "report.json").read_text()) == report
     for name, resource in report["resources"].items():
         assert 0 < resource["used"] <= resource["available"], name

@@ -10,7 +10,7 @@ import pytest
 
 from cli_runner import REPO, rvnpu
 from rvnpu.cli import main
-from rvnpu.hdl import isa
+from rvnpu.spec import commands as isa
 
 SMALL = ["--rows", "2", "--cols", "3", "--spad-depth", "64", "--acc-depth", "32",
          "--qp-depth", "16", "--mem-bytes", "8192"]
@@ -248,13 +248,65 @@ def test_sim_checks_the_conv_example_against_numpy(tmp_path):
 
 
 def test_example_check_reports_a_wrong_checksum():
-    from rvnpu.firmware import EXAMPLES
-    from rvnpu.hdl.memory_map import SocConfig
-    from rvnpu.sim.soc_sim import _check_example
+    from rvnpu.firmware.build import EXAMPLES
+    from rvnpu.spec.memory_map import SocConfig
+    from rvnpu.flows.firmware_run import check_example
 
     wrong = "conv checksum 0x00000000\npool checksum 0x00000000\n"
-    ok, line = _check_example(EXAMPLES["conv"], SocConfig(), {}, wrong)
+    ok, line = check_example(EXAMPLES["conv"], SocConfig(), {}, wrong)
     assert not ok and line.startswith("MISMATCH: conv checksum 0x00000000")
-    ok, line = _check_example(EXAMPLES["matmul"], SocConfig(), {"M": 4}, "nothing\n")
+    ok, line = check_example(EXAMPLES["matmul"], SocConfig(), {"M": 4}, "nothing\n")
     assert (ok, line) == (False, "no C checksum printed")
-    assert _check_example(EXAMPLES["hello"], SocConfig(), {}, "Hello\n") is None
+    assert check_example(EXAMPLES["hello"], SocConfig(), {}, "Hello\n") is None
+
+
+def test_examples_lists_each_shipped_example_with_its_description_and_path(capsys):
+    from rvnpu.firmware.build import EXAMPLES
+    assert main(["examples"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(EXAMPLES)
+    hello = next(line for line in lines if line.split()[0] == "hello")
+    assert "smallest program" in hello
+    assert hello.endswith(str(EXAMPLES["hello"])) and EXAMPLES["hello"].is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--example", "nope"], "unknown example 'nope'; the shipped examples are: "),
+    (["--example", "hello", "{hello}"], "give firmware sources or --example NAME, not both"),
+    (["firmware"], "no firmware given"),
+])
+def test_sim_example_refusals(args, message, capsys):
+    hello = str(REPO / "firmware" / "examples" / "hello.c")
+    with pytest.raises(SystemExit) as exit:
+        main(["sim", *(a.replace("{hello}", hello) for a in args)])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"rvnpu: error: {message}") and err.count("\n") == 1
+    assert "hello" in err or "--example" in err
+
+
+def test_sim_runs_a_shipped_example_by_name(tmp_path):
+    """From a directory with no firmware in it, as after `pip install rvnpu`."""
+    result = rvnpu("sim", "--example", "hello", *FAST_UART, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Hello from rvnpu!" and "exit code 0" in lines
+    assert "firmware hello:" in result.stdout
+
+
+def test_engine_options_are_made_from_the_config_fields(capsys):
+    """Each EngineConfig field is an option with the help text and words its metadata gives,
+    and its default."""
+    from dataclasses import fields
+    from rvnpu.spec.config import REQUANT_MODES, EngineConfig
+
+    with pytest.raises(SystemExit) as exit:
+        main(["generate", "--help"])
+    assert exit.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for f in fields(EngineConfig):
+        choices = f.metadata["choices"]
+        metavar = "{" + ",".join(choices) + "}" if choices else "N"
+        flag = "--" + f.name.replace("_", "-")
+        assert f"{flag} {metavar} {f.metadata['help']} (default: {f.default})" in text
+    assert "--requant-modes {" + ",".join(REQUANT_MODES) + "}" in text

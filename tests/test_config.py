@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from rvnpu.hdl.config import DATAFLOWS, HAZARDS, REQUANT_MODES, ConfigError, EngineConfig
+from rvnpu.spec.config import DATAFLOWS, HAZARDS, REQUANT_MODES, ConfigError, EngineConfig
 
 
 def test_defaults_are_valid():
@@ -105,6 +105,22 @@ def test_requant_lanes_default_is_one_a_column():
     assert EngineConfig(cols=6, requant_lanes=2).lanes == 2
     assert (EngineConfig(requant_modes="ort").with_tflite,
             EngineConfig(requant_modes="ort").with_ort) == (False, True)
+
+
+def test_requant_modes_are_a_set_of_the_spec_modes():
+    """The strings users give stay as they were; inside, a config holds spec modes."""
+    assert REQUANT_MODES == ("tflite", "ort", "both", "none")
+    built = {r: [m.name for m in EngineConfig(requant_modes=r).built_requant_modes]
+             for r in REQUANT_MODES}
+    assert built == {"tflite": ["tflite"], "ort": ["ort"], "both": ["tflite", "ort"],
+                     "none": []}
+    for r in REQUANT_MODES:
+        c = EngineConfig(requant_modes=r)
+        assert c.with_requant == bool(built[r])
+        assert [n for n in ("tflite", "ort") if c.with_requant_mode(n)] == built[r]
+    with pytest.raises(ConfigError, match="^requant_modes must be one of tflite, ort, both, "
+                                          "none, not 'gemmlowp'$"):
+        EngineConfig(requant_modes="gemmlowp")
 
 
 def _check_message(error, name, kwargs):

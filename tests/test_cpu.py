@@ -10,7 +10,7 @@ are the only values not compared (the ISS adopts the core's value so the runs st
 - the lockstep fuzz runs random instruction streams (fixed seeds) with loads and stores to a
   data region, branches and jumps to aligned and misaligned targets, CSR accesses, M
   operations and engine commands, and reports the seed and the first differing instruction;
-- the CPI test checks the table in :class:`~rvnpu.hdl.cpu.RiscvCore`'s docstring, exactly.
+- the CPI test checks the table in :class:`~rvnpu.hdl.core.cpu.RiscvCore`'s docstring, exactly.
 """
 
 import collections
@@ -19,8 +19,8 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from rvnpu.hdl.cpu import RiscvCore
-from rvnpu.sim import rv32 as asm
+from rvnpu.hdl.core.cpu import RiscvCore
+from rvnpu.sim import rv32_asm as asm
 from rvnpu.sim.golden.iss import Iss, Memory, Retire, reads_cycle_counter
 
 
@@ -372,7 +372,8 @@ def test_custom0_commands_with_back_pressure():
 # -- Lockstep fuzz -------------------------------------------------------------------------------
 
 READ_CSRS = ["mstatus", "misa", "mie", "mip", "mscratch", "mepc", "mcause", "mtval", "mcycle",
-             "mcycleh", "minstret", "minstreth", "cycle", "cycleh", "instret", "instreth", "mvendorid", "marchid", "mimpid", "mhartid"]
+             "mcycleh", "minstret", "minstreth", "cycle", "cycleh", "instret", "instreth",
+             "mvendorid", "marchid", "mimpid", "mhartid"]
 WRITE_CSRS = ["mstatus", "misa", "mie", "mip", "mscratch", "mepc", "mcause", "mtval",
               "mcycle", "mcycleh", "minstret", "minstreth"]
 BASES = (28, 29, 30)        # point into the data region; x31 is the handler's
@@ -446,12 +447,14 @@ def random_program(seed, length):
                           (rng.choice([0, d()]), link), offset))
             body.append(asm.jalr(*jumps[-1][2], offset))
         elif kind == "csr":
-            f3 = rng.choice([1, 2, 3, 5, 6, 7])
-            name = rng.choice(WRITE_CSRS if f3 in (1, 5) else READ_CSRS)
-            src = rng.choice([0, rng.randrange(32)]) if f3 & 4 else r()
+            op = rng.choice([asm.csrrw, asm.csrrs, asm.csrrc, asm.csrrwi, asm.csrrsi,
+                             asm.csrrci])
+            name = rng.choice(WRITE_CSRS if op in (asm.csrrw, asm.csrrwi) else READ_CSRS)
+            immediate = op in (asm.csrrwi, asm.csrrsi, asm.csrrci)
+            src = rng.choice([0, rng.randrange(32)]) if immediate else r()
             if rng.random() < 0.05:
                 name = rng.choice([0x7c0, 0xf11, 0xc01, 0x302])   # unknown or read-only
-            body.append(asm._csr_op(f3)(d(), name, 0) & ~(31 << 15) | src << 15)
+            body.append(op(d(), name, src))
         elif kind == "custom":
             funct = rng.randrange(128)
             body.append(asm.custom0(funct, d() if answers(funct) else 0, r(), r()))

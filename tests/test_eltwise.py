@@ -7,9 +7,9 @@ import subprocess
 
 import numpy as np
 
-from rvnpu.hdl.memory_map import SocConfig
-from rvnpu.onnx.ir import Tensor
-from rvnpu.onnx.reference import qlinear_add, qlinear_add_constants
+from rvnpu.spec.memory_map import SocConfig
+from rvnpu.compiler.onnx.ir import Tensor
+from rvnpu.compiler.onnx.reference import qlinear_add, qlinear_add_constants
 from test_firmware_build import FIRMWARE_DIR, build_host
 
 MAIN = r"""

@@ -24,12 +24,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rvnpu.hdl.config import EngineConfig
-from rvnpu.hdl.engine import MatrixEngine
-from rvnpu.hdl.isa import (STATUS_FIELDS, Dataflow, Funct, RequantMode, Space, encode,
-                           unpack_status)
+from rvnpu.spec.config import EngineConfig
+from rvnpu.hdl.engine.engine import MatrixEngine
+from rvnpu.spec.commands import (STATUS_FIELDS, Dataflow, Funct, RequantMode, Space, encode,
+                                 unpack_status)
 from rvnpu.sim import toolchain
-from rvnpu.sim.gemm import Requant, compile_gemm, gemm_reference
+from rvnpu.compiler.gemm import compile_gemm
+from rvnpu.sim.golden.gemm import Requant, gemm_reference
 from rvnpu.sim.golden.engine import EngineModel, element_range, output_range
 from rvnpu.sim.golden.requant import quantize_multiplier
 from rvnpu.sim.rtl import EngineResult, EngineRun, RtlEngine
@@ -815,7 +816,7 @@ def test_batch_jobs_start_from_clear_local_memories():
 def test_ws_only_engine_converts_without_warnings():
     """STYLE.md runs with warnings as errors. In a weight-stationary-only engine each PE
     writes ``mark_in & ~os`` with ``os`` the Python int 0, so ``~os`` is -1 and Amaranth warns
-    about a signed If condition (hdl/pe.py); the logic happens to be right."""
+    about a signed If condition (hdl/engine/pe.py); the logic happens to be right."""
     config = EngineConfig(rows=2, cols=2, dataflow="ws", spad_depth=16, acc_depth=16,
                           qp_depth=4, mem_bytes=1 << 10)
     with warnings.catch_warnings():

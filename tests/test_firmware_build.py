@@ -3,7 +3,7 @@
 * The examples build for the default SoC and for a different one (no M extension, another
   engine shape); an image too big for the RAM and a compiler error are clear errors that leave
   no output behind.
-* The generated ``rvnpu_soc.h`` says what :mod:`rvnpu.hdl.memory_map` says (a host program
+* The generated ``rvnpu_soc.h`` says what :mod:`rvnpu.spec.memory_map` says (a host program
   prints every address and mask), and ``docs/memory_map.md`` is up to date.
 * The firmware GEMM issues exactly the command stream of ``compile_gemm`` (built for the host
   with ``-DRVNPU_HOST``, which records commands instead of executing custom instructions), so
@@ -11,6 +11,7 @@
 * printf formats as C's printf does, for the conversions it supports.
 """
 
+import os
 import shutil
 import subprocess
 import sys
@@ -19,13 +20,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rvnpu.firmware import (EXAMPLES, FIRMWARE_DIR, FirmwareError, build_firmware,
-                            write_generated_headers)
-from rvnpu.hdl import isa
-from rvnpu.hdl.config import EngineConfig
-from rvnpu.hdl.memory_map import (PERIPHERALS, RAM_BASE, REGENERATE_DOC, SocConfig,
-                                  memory_map_markdown)
-from rvnpu.sim.gemm import Requant, compile_gemm
+from rvnpu.compiler.gemm import compile_gemm
+from rvnpu.firmware.build import (EXAMPLES, FIRMWARE_DIR, FirmwareError, build_firmware,
+                                  write_generated_headers)
+from rvnpu.gen.docs import REGENERATE_DOCS as REGENERATE_DOC, memory_map_markdown
+from rvnpu.sim.golden.gemm import Requant
+from rvnpu.spec import commands as isa
+from rvnpu.spec.config import EngineConfig
+from rvnpu.spec.memory_map import PERIPHERALS, RAM_BASE, SocConfig
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,6 +127,38 @@ def test_bad_sources_are_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("")
     with pytest.raises(FirmwareError, match="C or assembly"):
         build_firmware(tmp_path / "notes.txt", tmp_path)
+
+
+
+def _tree(folder):
+    return sorted((p.relative_to(folder).as_posix(), p.stat().st_mtime_ns)
+                  for p in Path(folder).rglob("*") if "__pycache__" not in p.parts)
+
+
+def test_a_build_only_reads_the_firmware_folder(tmp_path, monkeypatch):
+    """In an installed wheel the firmware folder is site-packages, which may be read-only:
+    everything a build makes goes to its output directory, none to the sources or the
+    working directory."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    before = _tree(FIRMWARE_DIR)
+    build_firmware(EXAMPLES["hello"], tmp_path / "out", OTHER)
+    assert _tree(FIRMWARE_DIR) == before
+    assert list(cwd.iterdir()) == []
+
+
+def test_generated_headers_are_rewritten_only_when_they_change(tmp_path):
+    """An unchanged header keeps its modification time, so zig's cache stays valid."""
+    paths = write_generated_headers(tmp_path)
+    assert sorted(p.name for p in paths) == ["rvnpu_engine.h", "rvnpu_memory.ld", "rvnpu_soc.h"]
+    for path in paths:
+        os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    write_generated_headers(tmp_path)
+    assert all(p.stat().st_mtime_ns == 1_000_000_000 for p in paths)
+    write_generated_headers(tmp_path, OTHER)
+    assert all(p.stat().st_mtime_ns != 1_000_000_000 for p in paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)
 
 
 # -- The generated header and docs --------------------------------------------------------------

@@ -4,9 +4,9 @@ import gc
 
 import pytest
 
-from rvnpu.hdl.flash_boot import READ, WAKE, FlashBootCopier
-from rvnpu.hdl.memory_map import ConfigError, SocConfig
-from rvnpu.hdl.soc import Soc
+from rvnpu.hdl.soc.flash_boot import READ, WAKE, FlashBootCopier
+from rvnpu.spec.memory_map import ConfigError, SocConfig
+from rvnpu.hdl.soc.soc import Soc
 from rvnpu.sim.spi_flash import SpiFlashModel
 
 from test_boot import TINY, _program, copy_to_ram, run_to_exit

@@ -10,10 +10,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from rvnpu.hdl.config import EngineConfig
-from rvnpu.hdl.isa import (STATUS_FIELDS, Dataflow, ErrorCode, Funct, RequantMode, Space,
-                           encode, unpack_status)
-from rvnpu.sim.gemm import GemmError, Requant, compile_gemm, gemm_reference, run_on_model
+from rvnpu.spec.config import EngineConfig
+from rvnpu.spec.commands import (STATUS_FIELDS, Dataflow, ErrorCode, Funct, RequantMode, Space,
+                                 encode, unpack_status)
+from rvnpu.compiler.gemm import GemmError, compile_gemm, run_on_model
+from rvnpu.sim.golden.gemm import Requant, gemm_reference
 from rvnpu.sim.golden.engine import EngineModel, clamp_ok, element_range, output_range
 from rvnpu.sim.golden.requant import (float32_bits, quantize_multiplier,
                                       requantize_tflite_scalar)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from rvnpu.hdl.isa import (COMMANDS, QP_ROWS, ROW_BITS, STATUS_FIELDS, Command, ErrorCode, Funct,
-                           IsaError, Space, Unit, decode, encode, field_of, pack_fields,
-                           unpack_status)
+from rvnpu.spec.commands import (COMMANDS, QP_ROWS, ROW_BITS, STATUS_FIELDS, Command, ErrorCode,
+                                 Funct, IsaError, Space, Unit, decode, encode, field_of,
+                                 pack_fields, unpack_status)
 
 
 SEED = 0x15A
@@ -228,3 +228,16 @@ def test_unpack_status_ignores_reserved_bits():
     reserved = ~used & 0xffffffff
     assert reserved, "the status word has reserved bits (2, 3, 15)"
     assert unpack_status(reserved) == {f.name: 0 for f in STATUS_FIELDS}
+
+
+def test_requant_mode_field_comes_from_the_modes():
+    """CONFIG_REQUANT's mode field is as wide as the largest mode code needs, and documents
+    every mode of :mod:`rvnpu.spec.requant`."""
+    from rvnpu.spec.requant import MODES, RequantMode
+
+    f = field_of(Funct.CONFIG_REQUANT, "mode")
+    assert f.width == max(1, max(int(m) for m in RequantMode).bit_length()) == 1
+    assert f.doc == "0: TFLite/gemmlowp fixed point, 1: ONNX Runtime float32"
+    for mode in MODES:
+        assert f.lo <= mode.code <= f.hi
+        assert decode(*encode(Funct.CONFIG_REQUANT, mode=mode.code))[1]["mode"] == mode.code

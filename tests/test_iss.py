@@ -7,8 +7,9 @@ from the ISS itself.
 
 import pytest
 
-from rvnpu.sim import rv32 as asm
-from rvnpu.sim.golden.iss import Cause, Iss, Memory, Retire, misa_value, reads_cycle_counter
+from rvnpu.sim import rv32_asm as asm
+from rvnpu.sim.golden.iss import Iss, Memory, Retire, reads_cycle_counter
+from rvnpu.spec.rv32 import Cause, misa
 
 
 M32 = 0xffffffff
@@ -356,11 +357,11 @@ def test_csr_warl_fields():
     assert iss.x[2:10] == [0xfffffffc, 0xfffffffc, M32, M32, 0x1888, 0x40001100, 0, 0]
 
 
-@pytest.mark.parametrize("with_m,misa", [(True, 0x40001100), (False, 0x40000100)])
-def test_misa(with_m, misa):
-    assert misa_value(with_m) == misa
+@pytest.mark.parametrize("with_m,value", [(True, 0x40001100), (False, 0x40000100)])
+def test_misa(with_m, value):
+    assert misa(with_m) == value
     iss, _ = execute(asm.csrr(1, "misa"), with_m=with_m)
-    assert iss.x[1] == misa
+    assert iss.x[1] == value
 
 
 @pytest.mark.parametrize("name", ["mvendorid", "marchid", "mimpid", "mhartid"])

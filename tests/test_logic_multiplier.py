@@ -12,8 +12,8 @@ import pytest
 from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
-from rvnpu.hdl.logic_multiplier import ShiftAddMultiplier
-from rvnpu.hdl.pe import ProcessingElement
+from rvnpu.hdl.engine.logic_multiplier import ShiftAddMultiplier
+from rvnpu.hdl.engine.pe import ProcessingElement
 
 
 SEED = 0x40C1C

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from rvnpu.hdl.config import EngineConfig
-from rvnpu.sim.gemm import gemm_reference
-from rvnpu.sim.matmul_golden import fnv1a, matmul_example, parse_checksum
+from rvnpu.spec.config import EngineConfig
+from rvnpu.sim.golden.gemm import gemm_reference
+from rvnpu.sim.golden.examples import fnv1a, matmul_example, parse_checksum
 
 
 def test_fnv1a_known_values():

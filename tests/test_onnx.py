@@ -3,7 +3,7 @@
 Random models built with onnx.helper, quantised by onnxruntime's ``quantize_static`` (QDQ and
 QOperator formats, per-tensor and per-channel weights, uint8 and int8 activations) or written
 by hand in QOperator form, go through the compiler. The numpy model of the chip
-(``rvnpu.onnx.reference``) must equal onnxruntime for every input tried; then each operator
+(``rvnpu.compiler.onnx.reference``) must equal onnxruntime for every input tried; then each operator
 runs on the simulated SoC, whose output must equal onnxruntime's bit for bit. Reference is
 ``onnxruntime.InferenceSession`` on the CPU execution provider with default options.
 """
@@ -15,10 +15,11 @@ import onnx
 import pytest
 
 from onnx_models import calibration, float_model, qoperator_model, quantise
-from rvnpu.onnx import ModelError
-from rvnpu.onnx.importer import import_model
-from rvnpu.onnx.reference import qlinear_add, run_reference
-from rvnpu.onnx.runner import (DEFAULT_SOC, compile_model, ort_run, ort_session,
+from rvnpu.compiler.onnx import ModelError
+from rvnpu.compiler.onnx.importer import import_model
+from rvnpu.compiler.onnx.layers.add import qlinear_add
+from rvnpu.compiler.onnx.reference import run_reference
+from rvnpu.flows.model import (DEFAULT_SOC, compile_model, ort_run, ort_session,
                                reference_output, run_model, same)
 from rvnpu.sim import toolchain
 from rvnpu.sim.golden.requant import quantize_multiplier, requantize_ort, requantize_tflite
@@ -106,7 +107,7 @@ def test_qlinear_add_rounds_like_onnxruntime_on_ties():
                                                providers=["CPUExecutionProvider"])
         a, b = (rng.integers(lo, hi + 1, 64).astype(dtype) for _ in range(2))
         want = session.run(None, {"a": a, "b": b})[0].astype(np.int64)
-        from rvnpu.onnx.ir import Tensor
+        from rvnpu.compiler.onnx.ir import Tensor
         t = [Tensor(n, (64,), np.dtype(dtype).name, float(s), z)
              for n, s, z in (("a", sa, za), ("b", sb, zb), ("c", sc, zc))]
         got = qlinear_add(a, b, *t, (lo, hi))
@@ -151,8 +152,8 @@ def test_requantisation_follows_onnxruntime_not_tflite():
 
 @pytest.mark.parametrize("kind", ["cnn", "add"])
 def test_memory_plan_never_shares_bytes_between_live_buffers(tmp_path, kind):
-    from rvnpu.hdl.config import EngineConfig
-    from rvnpu.onnx.planner import ALIGN, plan_memory
+    from rvnpu.spec.config import EngineConfig
+    from rvnpu.compiler.onnx.planner import ALIGN, plan_memory
     path, _ = quantised(tmp_path, kind, "QDQ", True, "QUInt8")
     model = import_model(path)
     plan = plan_memory(model, EngineConfig())
@@ -165,6 +166,27 @@ def test_memory_plan_never_shares_bytes_between_live_buffers(tmp_path, kind):
             assert o1 + n1 <= o2 or o2 + n2 <= o1
     assert all(o % ALIGN == 0 and o + n <= plan.arena_bytes for o, n, _ in spans)
     assert plan.arena_bytes < sum(n for _, n, _ in spans)     # something was reused
+
+
+def test_each_layer_kind_writes_its_own_c_and_reference():
+    """The C generator and the reference are loops over layers: every kind must define both
+    (a kind without them would fail only when a model first used it)."""
+    from rvnpu.compiler.onnx import layers
+    kinds = {getattr(layers, name) for name in layers.__all__}
+    for kind in kinds - {layers.Layer, layers.RequantisedLayer}:
+        assert kind.emit_c is not layers.Layer.emit_c, kind
+        assert kind.reference is not layers.Layer.reference, kind
+        assert kind.__module__.startswith("rvnpu.compiler.onnx.layers."), kind
+
+
+def test_layers_count_their_multiply_accumulates(tmp_path):
+    path, _ = quantised(tmp_path, "cnn", "QDQ", True, "QUInt8")
+    model = import_model(path)
+    assert [layer.op for layer in model.layers] == ["Conv", "MaxPool", "Conv", "Flatten",
+                                                     "Gemm"]
+    # 7x6 outputs of 3x3x2 taps for 6 channels; 2x2 of 2x1x6 for 11; 44 inputs for 5.
+    assert [layer.macs(model) for layer in model.layers] == [42 * 18 * 6, 0, 4 * 12 * 11, 0,
+                                                             44 * 5]
 
 
 # -- Errors -------------------------------------------------------------------------------------

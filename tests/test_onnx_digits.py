@@ -4,8 +4,8 @@ quantised by onnxruntime and run on the simulated SoC for a few test images."""
 import numpy as np
 import pytest
 
-from rvnpu.onnx.digits import format_results, load_digits_split, run_digits
-from rvnpu.onnx.runner import DEFAULT_SOC
+from rvnpu.flows.digits import format_results, load_digits_split, run_digits
+from rvnpu.flows.model import DEFAULT_SOC
 from rvnpu.sim import toolchain
 
 

@@ -14,17 +14,17 @@ from amaranth.lib.wiring import In, Out, connect
 from amaranth.sim import Simulator
 
 from rvnpu.hdl.bus import BusSignature
-from rvnpu.hdl.config import EngineConfig
-from rvnpu.hdl.cpu import BusSignature as CoreBusSignature
-from rvnpu.hdl.decoder import AddressDecoder
-from rvnpu.hdl.gpio import Gpio
-from rvnpu.hdl.memory_map import (GPIO, PERIPHERAL_BASE, PERIPHERALS, SIM, TIMER, UART,
+from rvnpu.spec.config import EngineConfig
+from rvnpu.hdl.core.cpu import BusSignature as CoreBusSignature
+from rvnpu.hdl.soc.decoder import AddressDecoder
+from rvnpu.hdl.soc.gpio import Gpio
+from rvnpu.spec.memory_map import (GPIO, PERIPHERAL_BASE, PERIPHERALS, SIM, TIMER, UART,
                                   ConfigError, SocConfig, peripheral_at)
-from rvnpu.hdl.sim_control import SimControl
-from rvnpu.hdl.soc import image_words
-from rvnpu.hdl.sram import BusSram
-from rvnpu.hdl.timer import Timer
-from rvnpu.hdl.uart import Uart
+from rvnpu.hdl.soc.sim_control import SimControl
+from rvnpu.hdl.soc.soc import image_words
+from rvnpu.hdl.soc.sram import BusSram
+from rvnpu.hdl.soc.timer import Timer
+from rvnpu.hdl.soc.uart import Uart
 
 
 STATUS = UART.register("STATUS")

@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from rvnpu.hdl.isa import RequantMode
-from rvnpu.hdl.requant import RequantLane
+from rvnpu.spec.commands import QP_ROWS, Funct, field_of
+from rvnpu.spec.requant import MODE_NAMES, MODES, RequantMode, mode_named
+from rvnpu.hdl.engine.requant import PATHS, RequantLane
 from rvnpu.sim.golden.requant import (
     INT32_MIN, INT32_MAX, srdhm, rounding_divide_by_pot, requantize_tflite, requantize_ort,
-    requantize_tflite_scalar, quantize_multiplier, float32_bits, bits_float32, wrap_to_int32)
+    requantize_tflite_scalar, quantize_multiplier, float32_bits, bits_float32, wrap_to_int32,
+    golden_function, qp_values, qp_words, requantize)
 
 
 TFLITE, ORT = int(RequantMode.TFLITE), int(RequantMode.ORT)
@@ -288,8 +290,8 @@ def run_lane(lane, batches, gaps=None):
                 ctx.set(lane.i_valid, 1)
                 ctx.set(lane.acc, acc)
                 ctx.set(lane.bias, bias)
-                ctx.set(lane.multiplier, mult & 0xFFFF_FFFF)
-                ctx.set(lane.shift, shift)
+                ctx.set(lane.params[0], mult & 0xFFFF_FFFF)
+                ctx.set(lane.params[1], shift & 0xFFFF_FFFF)
                 sent.append(t)
                 await tick()
             ctx.set(lane.i_valid, 0)
@@ -340,11 +342,14 @@ def split(mode, vectors, rng, size):
 def test_lane_latency_and_ports():
     lane = RequantLane()
     assert 4 <= lane.latency <= 6
-    assert (lane.with_tflite, lane.with_ort) == (True, True)
+    assert lane.modes == MODE_NAMES == ("tflite", "ort")
+    assert RequantLane(modes=["ort", "tflite"]).modes == ("tflite", "ort")   # code order
     with pytest.raises(ValueError):
-        RequantLane(with_tflite=False, with_ort=False)
+        RequantLane(modes=())
+    with pytest.raises(ValueError, match="not 'gemmlowp'"):
+        RequantLane(modes=("gemmlowp",))
     with pytest.raises(TypeError):
-        RequantLane(with_ort=1)
+        RequantLane(modes="ort")
     del lane
     gc.collect()    # the components never elaborated, while their warning is filtered
 
@@ -437,5 +442,38 @@ def test_lane_single_mode(with_tflite, seed):
     vectors = (tflite_vectors if with_tflite else ort_vectors)(rng, 300)
     batches = split(built, vectors, rng, 100)
     batches += [(1 - built, clamp, v) for _, clamp, v in split(built, vectors, rng, 150)]
-    lane = RequantLane(with_tflite=with_tflite, with_ort=not with_tflite)
+    lane = RequantLane(modes=("tflite" if with_tflite else "ort",))
     check(batches, run_lane(lane, batches), seed, golden_mode=built)
+
+
+# -- The modes as a set --------------------------------------------------------------------------
+
+def test_every_mode_has_a_path_a_golden_function_and_room():
+    """Each mode of the spec is built by the lane and defined by a golden function; its
+    parameters fit the QP rows after the bias, and its code fits CONFIG_REQUANT's field."""
+    assert set(PATHS) == set(MODE_NAMES)
+    codes = [int(mode.code) for mode in MODES]
+    assert codes == sorted(set(codes)) and set(codes) == {int(m) for m in RequantMode}
+    assert max(codes) < 1 << field_of(Funct.CONFIG_REQUANT, "mode").width
+    for mode in MODES:
+        assert callable(golden_function(mode)), mode.name
+        rows = [p.row for p in mode.params]
+        assert len(set(rows)) == len(rows) and all(1 <= r < QP_ROWS for r in rows), mode.name
+        assert all(p.kind in ("int32", "float32") for p in mode.params), mode.name
+
+
+def test_requantize_by_spec_is_the_golden_function():
+    rng = np.random.default_rng(60)
+    acc, bias, mult, shift = tflite_vectors(rng, 200)
+    params = [qp_values(qp_words(v, "int32"), "int32") for v in (mult, shift)]
+    assert np.array_equal(requantize(mode_named("tflite"), acc, bias, params, 3, -128, 127),
+                          requantize(mode_named("tflite"), acc, bias, [mult, shift], 3, -128,
+                                     127))
+    assert np.array_equal(requantize(mode_named("tflite"), acc, bias, params, 3, -128, 127),
+                          requantize_tflite(acc, bias, wrap_to_int32(mult), shift, 3, -128, 127))
+    acc, bias, scale, _ = ort_vectors(rng, 200)
+    words = qp_words(bits_float32(scale), "float32")
+    assert np.array_equal(words, np.asarray(scale, np.uint32))
+    assert np.array_equal(requantize(mode_named("ort"), acc, bias, [qp_values(words, "float32")],
+                                     -2, 0, 255),
+                          requantize_ort(acc, bias, scale, -2, 0, 255))

@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from rvnpu.firmware import EXAMPLES, build_firmware
-from rvnpu.hdl.memory_map import SocConfig
+from rvnpu.firmware.build import EXAMPLES, build_firmware
+from rvnpu.spec.memory_map import SocConfig
 from rvnpu.sim import toolchain
-from rvnpu.sim.matmul_golden import matmul_example, parse_checksum
+from rvnpu.sim.golden.examples import matmul_example, parse_checksum
 from rvnpu.sim.soc_sim import SocSimulator
 
 

@@ -1,6 +1,6 @@
 """Convolution and max-pooling: the firmware library on the SoC against the numpy golden model.
 
-The golden model (``rvnpu.sim.conv_golden``) is first checked against convolution and pooling
+The golden model (``rvnpu.sim.golden.conv``) is first checked against convolution and pooling
 written as plain loops, straight from their definitions, so that a wrong golden fails here and
 not only disagrees with the firmware. Then ``firmware/examples/conv.c`` runs in Verilator for
 the default shape and for edge shapes, and its checksums must match the golden's bit for bit.
@@ -11,13 +11,13 @@ import itertools
 import numpy as np
 import pytest
 
-from rvnpu.firmware import EXAMPLES, build_firmware
-from rvnpu.hdl.config import EngineConfig
-from rvnpu.hdl.memory_map import SocConfig
+from rvnpu.firmware.build import EXAMPLES, build_firmware
+from rvnpu.spec.config import EngineConfig
+from rvnpu.spec.memory_map import SocConfig
 from rvnpu.sim import toolchain
-from rvnpu.sim.conv_golden import (conv2d, conv_example, im2col, maxpool2d, parse_checksums,
-                                   parse_cycles, window_count)
-from rvnpu.sim.gemm import Requant
+from rvnpu.sim.golden.conv import conv2d, im2col, maxpool2d, window_count
+from rvnpu.sim.golden.examples import conv_example, parse_checksums, parse_cycles
+from rvnpu.sim.golden.gemm import Requant
 from rvnpu.sim.golden.requant import requantize_tflite
 from rvnpu.sim.soc_sim import SocSimulator
 

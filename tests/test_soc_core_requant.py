@@ -7,9 +7,9 @@ import re
 import pytest
 
 from rvnpu.boards import board
-from rvnpu.firmware import EXAMPLES, build_firmware
+from rvnpu.firmware.build import EXAMPLES, build_firmware
 from rvnpu.sim import toolchain
-from rvnpu.sim.matmul_golden import matmul_example, parse_checksum
+from rvnpu.sim.golden.examples import matmul_example, parse_checksum
 from rvnpu.sim.soc_sim import SocSimulator
 
 

@@ -5,7 +5,7 @@ import gc
 import pytest
 from amaranth.sim import Simulator
 
-from rvnpu.hdl.sram import BusSram
+from rvnpu.hdl.soc.sram import BusSram
 
 
 def _run(testbench, **kwargs):

@@ -1,4 +1,6 @@
 /*
+ * The board's power-on demo: a self-test, a GEMM benchmark, then LEDs and buttons.
+ *
  * What a freshly programmed board prints on its UART: a self-test (the engine's GEMMs against
  * the core's own reference) and a GEMM benchmark with its cycle count. Then it blinks the LEDs
  * and runs again whenever a button is pressed, so a terminal opened late still sees a report.

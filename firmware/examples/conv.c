@@ -1,4 +1,6 @@
 /*
+ * Convolution benchmark: a quantised conv and max-pool, engine against core alone.
+ *
  * Convolution benchmark: a quantised 2-D convolution (im2col on the core, GEMM on the engine)
  * against the same convolution on the core alone, then a max-pool of its output.
  *
@@ -7,10 +9,10 @@
  * stride) and -DSEED=.. (default: 6x6x2 in, 8 out, 3x3, stride 1, pad 1, pool 2; small, as the
  * core's reference takes about 300 cycles a multiply-accumulate); -DRELU clamps at the output
  * zero point and -DEXTREME draws only the most negative and most positive inputs and weights.
- * The operands come from the xorshift32 generator that rvnpu.sim.conv_golden repeats in Python,
- * so the printed checksums (FNV-1a of the convolution's and the pool's output bytes) check the
- * run against numpy. Exit code: 0 if the engine and the core agree and neither reported an
- * error.
+ * The operands come from the xorshift32 generator that rvnpu.sim.golden.examples repeats in
+ * Python, so the printed checksums (FNV-1a of the convolution's and the pool's output bytes)
+ * check the run against numpy. Exit code: 0 if the engine and the core agree and neither
+ * reported an error.
  */
 #include "rvnpu.h"
 

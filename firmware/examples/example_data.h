@@ -1,6 +1,6 @@
 /*
  * example_data.h: the operands and checksums the examples make, shared with their Python
- * goldens (rvnpu.sim.matmul_golden, rvnpu.sim.conv_golden), which repeat every draw. The
+ * goldens (rvnpu.sim.golden.examples), which repeat every draw. The
  * examples print a checksum of their results, so a run is checked bit for bit without
  * reading the RAM back. Include it once, after defining SEED.
  */

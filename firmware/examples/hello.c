@@ -1,4 +1,4 @@
-/* The smallest rvnpu program: greet over the UART, describe the chip, ask the engine how it is. */
+/* The smallest program: greet over the UART, describe the chip, ask the engine how it is. */
 #include "rvnpu.h"
 
 int main(void)

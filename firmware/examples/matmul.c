@@ -1,4 +1,6 @@
 /*
+ * GEMM benchmark: a requantised matrix product on the engine, checked against numpy.
+ *
  * GEMM benchmark: C = requantize(A @ B + bias) on the engine, with per-channel TFLite
  * requantisation, timed with the TIMER peripheral, twice:
  *
@@ -8,7 +10,7 @@
  *   cannot hold them.
  *
  * Build with -DM=.. -DN=.. -DK=.. (default 64 each) and -DSEED=..; -DRELU clamps at the output
- * zero point. The operands come from a xorshift32 generator that rvnpu.sim.matmul_golden
+ * zero point. The operands come from a xorshift32 generator that rvnpu.sim.golden.examples
  * repeats in Python, so the printed checksum (FNV-1a of C's bytes) can be checked against
  * numpy's result without reading the RAM back. Exit code: 0 if both runs agree and the
  * engine reported no error.

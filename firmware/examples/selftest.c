@@ -1,4 +1,6 @@
 /*
+ * Self-test of the SoC from the inside: memory, arithmetic, GPIO, the engine.
+ *
  * Self-test of the SoC from the inside: start-up, memory, arithmetic, counters, GPIO, and the
  * engine (status, refusals, and GEMMs against the core's own reference). Prints one line a
  * check and returns the number of failures, which becomes the simulation's exit code.

@@ -3,7 +3,7 @@
  *
  * rvnpu_qlinear_add() is ONNX's QLinearAdd rounded as onnxruntime rounds it on x86-64 with
  * AVX2 (MLAS's QLinearAdd kernel): the ratios of the input scales to the output scale and the
- * zero points folded into one constant are computed ahead of time in float32 (rvnpu.onnx does
+ * zero points folded into one constant are computed ahead of time in float32 (rvnpu.compiler.onnx does
  * it); each element is then fmaf(a, ratio_a, fmaf(b, ratio_b, fixed)), two fused
  * multiply-adds in that order, rounded half to even and saturated. The core has no FPU; the
  * library evaluates the float32 steps exactly in integers, rounding as the vector unit does.

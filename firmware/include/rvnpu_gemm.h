@@ -2,8 +2,8 @@
  * rvnpu_gemm.h: C = requantize((A - a_zero) @ (B - b_zero) + bias) of any M, N, K on the engine.
  *
  * rvnpu_gemm() issues the same command stream as the Python compiler
- * (rvnpu.sim.gemm.compile_gemm, weight-stationary schedule) for the same shapes, so results are
- * bit-exact with rvnpu.sim.gemm.gemm_reference and timings match the engine benchmarks. Loads run
+ * (rvnpu.compiler.gemm.compile_gemm, weight-stationary schedule) for the same shapes, so results are
+ * bit-exact with rvnpu.sim.golden.gemm.gemm_reference and timings match the engine benchmarks. Loads run
  * ahead of the array through rotating scratchpad slots; the engine's hazard checks make that
  * safe, so nothing waits until the final FENCE.
  *

@@ -1,7 +1,7 @@
 /*
  * Tiled GEMM on the engine, weight-stationary.
  *
- * This is rvnpu.sim.gemm.compile_gemm (dataflow "ws") in C, statement for statement, so that
+ * This is rvnpu.compiler.gemm.compile_gemm (dataflow "ws") in C, statement for statement, so that
  * the command streams are identical (tests/test_firmware_build.py compares them): change one,
  * change the other.
  */

@@ -3,16 +3,17 @@
 The hardware runs its load, execute and store units concurrently, but its front end holds back any
 command whose local or main-memory ranges overlap an unfinished command of another unit. So a
 program's effects are exactly those of running its commands one at a time, in order, which is
-what this model does. It decodes commands with :mod:`rvnpu.hdl.isa`, the same spec the HDL uses,
-and checks them with :func:`check`, which the HDL's decoder mirrors.
+what this model does. It decodes commands with :mod:`rvnpu.spec.commands`, the same spec the HDL
+uses, and checks them with :func:`check`, which the HDL's decoder mirrors.
 """
 
 import numpy as np
 
-from rvnpu.hdl.config import EngineConfig
-from rvnpu.hdl.isa import (Funct, Space, ErrorCode, Dataflow, RequantMode, QP_ROWS,
-                           IsaError, decode, pack_fields, STATUS_FIELDS)
-from rvnpu.sim.golden.requant import requantize_tflite, requantize_ort
+from rvnpu.spec.config import EngineConfig
+from rvnpu.spec.commands import (Funct, Space, ErrorCode, Dataflow, RequantMode, QP_ROWS,
+                                 IsaError, decode, pack_fields, STATUS_FIELDS)
+from rvnpu.spec.requant import mode_coded, reset_mode
+from rvnpu.sim.golden.requant import qp_values, requantize
 
 
 __all__ = ["EngineModel", "element_range", "output_range", "clamp_ok"]
@@ -81,8 +82,8 @@ class EngineModel:
         self.store_stride = 0
         self.qp_row = 0
         self.out_zero = 0
-        # The reset convention is TFLite unless the engine was built without it.
-        self.mode = RequantMode.TFLITE if c.with_tflite else RequantMode.ORT
+        # The reset convention is the first one built (TFLite, unless built without it).
+        self.mode = reset_mode(c.built_requant_modes).code
         self.clamp_min, self.clamp_max = output_range(c.in_width)
         # Status.
         self.error_code = ErrorCode.NONE
@@ -145,7 +146,7 @@ class EngineModel:
                 return ErrorCode.BAD_CONFIG
             return ErrorCode.NONE
         if funct == Funct.CONFIG_REQUANT:
-            built = c.with_tflite if f["mode"] == RequantMode.TFLITE else c.with_ort
+            built = any(mode.code == f["mode"] for mode in c.built_requant_modes)
             if not (built and clamp_ok(c.in_width, f["clamp_min"], f["clamp_max"])):
                 return ErrorCode.BAD_CONFIG
             return ErrorCode.NONE
@@ -296,12 +297,8 @@ class EngineModel:
         if rows == 0 or cols == 0:
             return
         acc = self.acc[acc_row:acc_row + rows, :cols]
-        bias, mult, shift = (self.qp[self.qp_row + i, :cols] for i in range(QP_ROWS))
-        bias = bias.view(np.int32).astype(np.int64)
-        args = (self.out_zero, self.clamp_min, self.clamp_max)
-        if self.mode == RequantMode.TFLITE:
-            out = requantize_tflite(acc, bias, mult.view(np.int32).astype(np.int64),
-                                    shift.view(np.int32).astype(np.int64), *args)
-        else:
-            out = requantize_ort(acc, bias, mult, *args)
+        mode = mode_coded(self.mode)
+        bias = qp_values(self.qp[self.qp_row, :cols], "int32")
+        params = [qp_values(self.qp[self.qp_row + p.row, :cols], p.kind) for p in mode.params]
+        out = requantize(mode, acc, bias, params, self.out_zero, self.clamp_min, self.clamp_max)
         self._store_rows(dram_addr, rows, cols, self.config.elem_bytes, out)

@@ -1,4 +1,4 @@
-"""Instruction-set simulator of :class:`rvnpu.hdl.cpu.RiscvCore`: the golden model of the core.
+"""Instruction-set simulator of :class:`rvnpu.hdl.core.cpu.RiscvCore`: the golden model of the core.
 
 It executes one instruction per :meth:`Iss.step` with the core's exact architectural
 semantics, including the choices the RISC-V specification leaves open, and returns the same
@@ -26,35 +26,23 @@ instruction. The choices, shared with the RTL:
 
 import dataclasses
 
+from rvnpu.spec import rv32
+from rvnpu.spec.rv32 import Cause, Csr, Mstatus, Opcode
 
-__all__ = ["Memory", "Iss", "Retire", "Cause", "reads_cycle_counter", "misa_value"]
+
+__all__ = ["Memory", "Iss", "Retire", "reads_cycle_counter"]
 
 _MASK = 0xffffffff
 
-
-class Cause:
-    """``mcause`` exception codes the core raises."""
-    MISALIGNED_FETCH = 0
-    ILLEGAL_INSTRUCTION = 2
-    BREAKPOINT = 3
-    MISALIGNED_LOAD = 4
-    MISALIGNED_STORE = 6
-    ECALL_M = 11
-
-
-def misa_value(with_m):
-    """RV32 (MXL = 1), I, and M when present."""
-    return 1 << 30 | 1 << 8 | (1 << 12 if with_m else 0)
-
-
 # CSRs whose reads give cycle counts, which differ between the RTL and this model.
-_CYCLE_CSRS = frozenset({0xB00, 0xB80, 0xC00, 0xC80})
+_CYCLE_CSRS = frozenset({Csr.MCYCLE, Csr.MCYCLEH, Csr.CYCLE, Csr.CYCLEH})
 
 
 def reads_cycle_counter(insn):
     """Whether ``insn`` writes a cycle count to a register (its ``rd_wdata`` is not comparable)."""
-    return (insn & 0x7f == 0b1110011 and insn >> 12 & 3 != 0 and insn >> 7 & 31 != 0
-            and insn >> 20 in _CYCLE_CSRS)
+    encoding = rv32.identify(insn)
+    return (encoding is not None and encoding.format in (rv32.Format.CSR, rv32.Format.CSRI)
+            and insn >> 7 & 31 != 0 and insn >> 20 in _CYCLE_CSRS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +80,7 @@ class Retire:
         return a == b
 
     def __str__(self):
-        from rvnpu.sim.rv32 import disasm
-        text = f"pc={self.pc:08x} {self.insn:08x} {disasm(self.insn):32s}"
+        text = f"pc={self.pc:08x} {self.insn:08x} {rv32.disasm(self.insn):32s}"
         if self.trap:
             text += " TRAP"
         if self.rd_addr:
@@ -128,6 +115,17 @@ class Memory:
         index = word_addr % len(self.words)
         bits = sum(0xff << (8 * i) for i in range(4) if mask >> i & 1)
         self.words[index] = (self.words[index] & ~bits | data & bits) & _MASK
+
+
+#: CSRs that only software changes, by the :class:`Iss` attribute that holds them.
+_SOFTWARE_CSRS = {Csr.MTVEC: "mtvec", Csr.MSCRATCH: "mscratch", Csr.MEPC: "mepc",
+                  Csr.MCAUSE: "mcause", Csr.MTVAL: "mtval"}
+
+#: Counter halves: the attribute and the shift of the half.
+_COUNTERS = {Csr.MCYCLE: ("mcycle", 0), Csr.MCYCLEH: ("mcycle", 32),
+             Csr.MINSTRET: ("minstret", 0), Csr.MINSTRETH: ("minstret", 32),
+             Csr.CYCLE: ("mcycle", 0), Csr.CYCLEH: ("mcycle", 32),
+             Csr.INSTRET: ("minstret", 0), Csr.INSTRETH: ("minstret", 32)}
 
 
 def _sext(value, bits):
@@ -186,42 +184,33 @@ class Iss:
     # -- CSRs ------------------------------------------------------------------------------------
 
     def _csr_read(self, addr):
-        if addr == 0x300:
-            return self.mstatus_mie << 3 | self.mstatus_mpie << 7 | 3 << 11
-        if addr == 0x301:
-            return misa_value(self.with_m)
-        if addr in (0x304, 0x344, 0xF11, 0xF12, 0xF13, 0xF14):
+        if addr == Csr.MSTATUS:
+            return (self.mstatus_mie << Mstatus.MIE | self.mstatus_mpie << Mstatus.MPIE
+                    | 3 << Mstatus.MPP)
+        if addr == Csr.MISA:
+            return rv32.misa(self.with_m)
+        if addr in (Csr.MIE, Csr.MIP, Csr.MVENDORID, Csr.MARCHID, Csr.MIMPID, Csr.MHARTID):
             return 0
-        if addr in (0x305, 0x340, 0x341, 0x342, 0x343):
-            return {0x305: self.mtvec, 0x340: self.mscratch, 0x341: self.mepc,
-                    0x342: self.mcause, 0x343: self.mtval}[addr]
-        counter = {0xB00: self.mcycle, 0xB02: self.minstret, 0xB80: self.mcycle >> 32,
-                   0xB82: self.minstret >> 32}
-        counter.update({addr + 0x100: value for addr, value in list(counter.items())})
-        if addr in counter:
-            return counter[addr] & _MASK
+        if addr in _SOFTWARE_CSRS:
+            return getattr(self, _SOFTWARE_CSRS[addr])
+        if addr in _COUNTERS:
+            counter, shift = _COUNTERS[addr]
+            return getattr(self, counter) >> shift & _MASK
         raise _Trap(Cause.ILLEGAL_INSTRUCTION)
 
     def _csr_write(self, addr, value):
         """Write after the instruction's own counter increments (see the module notes)."""
-        if addr == 0x300:
-            self.mstatus_mie, self.mstatus_mpie = value >> 3 & 1, value >> 7 & 1
-        elif addr == 0x305:
-            self.mtvec = value & ~3 & _MASK
-        elif addr == 0x340:
-            self.mscratch = value
-        elif addr == 0x341:
-            self.mepc = value & ~3 & _MASK
-        elif addr == 0x342:
-            self.mcause = value
-        elif addr == 0x343:
-            self.mtval = value
-        elif addr in (0xB00, 0xB80):
-            shift = 0 if addr == 0xB00 else 32
-            self.mcycle = self.mcycle & ~(_MASK << shift) | value << shift
-        elif addr in (0xB02, 0xB82):
-            shift = 0 if addr == 0xB02 else 32
-            self.minstret = self.minstret & ~(_MASK << shift) | value << shift
+        if addr == Csr.MSTATUS:
+            self.mstatus_mie = value >> Mstatus.MIE & 1
+            self.mstatus_mpie = value >> Mstatus.MPIE & 1
+        elif addr in (Csr.MTVEC, Csr.MEPC):
+            setattr(self, _SOFTWARE_CSRS[addr], value & ~3 & _MASK)
+        elif addr in _SOFTWARE_CSRS:
+            setattr(self, _SOFTWARE_CSRS[addr], value)
+        elif addr in _COUNTERS:       # the user aliases are read-only: never written
+            counter, shift = _COUNTERS[addr]
+            setattr(self, counter,
+                    getattr(self, counter) & ~(_MASK << shift) | value << shift)
 
     # -- Execution -------------------------------------------------------------------------------
 
@@ -235,7 +224,7 @@ class Iss:
             effects = self._execute(insn, pc)
         except _Trap as trap:
             self.mepc = pc
-            self.mcause = trap.cause
+            self.mcause = int(trap.cause)
             self.mtval = trap.tval & _MASK
             self.mstatus_mpie, self.mstatus_mie = self.mstatus_mie, 0
             self.pc = self.mtvec
@@ -255,18 +244,13 @@ class Iss:
 
     def _execute(self, insn, pc):
         """Return ``(next_pc, rd or 0, value, mem fields, csr write or None)`` or raise."""
-        x = self.x
-        opcode, rd, f3 = insn & 0x7f, insn >> 7 & 31, insn >> 12 & 7
-        rs1, rs2, f7 = insn >> 15 & 31, insn >> 20 & 31, insn >> 25
-        a, b = x[rs1], x[rs2]
-        imm_i = _sext(insn >> 20, 12)
-        imm_s = _sext((insn >> 25) << 5 | rd, 12)
-        imm_b = _sext((insn >> 31) << 12 | (insn >> 7 & 1) << 11 | (insn >> 25 & 0x3f) << 5
-                      | (insn >> 8 & 0xf) << 1, 13)
-        imm_j = _sext((insn >> 31) << 20 | (insn >> 12 & 0xff) << 12 | (insn >> 20 & 1) << 11
-                      | (insn >> 21 & 0x3ff) << 1, 21)
+        encoding = rv32.identify(insn)
+        if encoding is None or encoding.extension == "M" and not self.with_m:
+            raise _Trap(Cause.ILLEGAL_INSTRUCTION)
+        f = rv32.fields(insn)
+        name, rd, rs1 = encoding.name, f.rd, f.rs1
+        a, b = self.x[rs1], self.x[f.rs2]
         nxt = pc + 4
-        illegal = _Trap(Cause.ILLEGAL_INSTRUCTION)
 
         def jump(target):
             target &= _MASK
@@ -274,117 +258,112 @@ class Iss:
                 raise _Trap(Cause.MISALIGNED_FETCH, target)
             return target
 
-        if opcode == 0b0110111:                                     # LUI
-            return nxt, rd, insn & 0xfffff000, {}, None
-        if opcode == 0b0010111:                                     # AUIPC
-            return nxt, rd, pc + (insn & 0xfffff000), {}, None
-        if opcode == 0b1101111:                                     # JAL
-            return jump(pc + imm_j), rd, nxt, {}, None
-        if opcode == 0b1100111 and f3 == 0:                         # JALR
-            return jump((a + imm_i) & ~1), rd, nxt, {}, None
-        if opcode == 0b1100011 and f3 not in (2, 3):                # BRANCH
-            taken = {0: a == b, 1: a != b, 4: _s32(a) < _s32(b), 5: _s32(a) >= _s32(b),
-                     6: a < b, 7: a >= b}[f3]
-            return (jump(pc + imm_b) if taken else nxt), 0, 0, {}, None
-        if opcode == 0b0000011 and f3 in (0, 1, 2, 4, 5):           # LOAD
-            addr = (a + imm_i) & _MASK
-            size = f3 & 3
+        opcode = encoding.opcode
+        if name == "lui":
+            return nxt, rd, f.imm_u << 12, {}, None
+        if name == "auipc":
+            return nxt, rd, pc + (f.imm_u << 12), {}, None
+        if name == "jal":
+            return jump(pc + f.imm_j), rd, nxt, {}, None
+        if name == "jalr":
+            return jump((a + f.imm_i) & ~1), rd, nxt, {}, None
+        if opcode == Opcode.BRANCH:
+            taken = {"beq": a == b, "bne": a != b, "blt": _s32(a) < _s32(b),
+                     "bge": _s32(a) >= _s32(b), "bltu": a < b, "bgeu": a >= b}[name]
+            return (jump(pc + f.imm_b) if taken else nxt), 0, 0, {}, None
+        if opcode == Opcode.LOAD:
+            addr = (a + f.imm_i) & _MASK
+            size, signed = _LOADS[name]
             if addr & ((1 << size) - 1):
                 raise _Trap(Cause.MISALIGNED_LOAD, addr)
             word = self.memory.read(addr >> 2)
-            shift = 8 * (addr & 3)
             bits = 8 << size
-            value = (word >> shift) & ((1 << bits) - 1)
-            if not f3 & 4:
+            value = (word >> 8 * (addr & 3)) & ((1 << bits) - 1)
+            if signed:
                 value = _sext(value, bits)
             rmask = ((1 << (1 << size)) - 1) << (addr & 3)
             return nxt, rd, value, {"mem_addr": addr, "mem_rmask": rmask}, None
-        if opcode == 0b0100011 and f3 in (0, 1, 2):                 # STORE
-            addr = (a + imm_s) & _MASK
-            if addr & ((1 << f3) - 1):
+        if opcode == Opcode.STORE:
+            addr = (a + f.imm_s) & _MASK
+            size = _STORES[name]
+            if addr & ((1 << size) - 1):
                 raise _Trap(Cause.MISALIGNED_STORE, addr)
-            data = {0: (b & 0xff) * 0x01010101, 1: (b & 0xffff) * 0x00010001, 2: b}[f3]
-            wmask = ((1 << (1 << f3)) - 1) << (addr & 3)
+            data = [(b & 0xff) * 0x01010101, (b & 0xffff) * 0x00010001, b][size]
+            wmask = ((1 << (1 << size)) - 1) << (addr & 3)
             self.memory.write(addr >> 2, data, wmask)
             return nxt, 0, 0, {"mem_addr": addr, "mem_wmask": wmask, "mem_wdata": data}, None
-        if opcode in (0b0010011, 0b0110011):                        # OP-IMM, OP
-            reg = opcode == 0b0110011
-            operand = b if reg else imm_i & _MASK
-            if reg and f7 == 1:
-                if not self.with_m:
-                    raise illegal
-                return nxt, rd, _muldiv(f3, a, b), {}, None
-            if f3 in (1, 5):
-                if f7 not in ((0, 0x20) if f3 == 5 else (0,)):
-                    raise illegal
-                shamt = operand & 31
-                if f3 == 1:
-                    value = a << shamt
-                elif f7:
-                    value = _s32(a) >> shamt
-                else:
-                    value = a >> shamt
-                return nxt, rd, value, {}, None
-            if reg and f7 not in ((0, 0x20) if f3 == 0 else (0,)):
-                raise illegal
-            value = {0: a - operand if reg and f7 else a + operand,
-                     2: int(_s32(a) < _s32(operand)), 3: int(a < operand),
-                     4: a ^ operand, 6: a | operand, 7: a & operand}[f3]
-            return nxt, rd, value, {}, None
-        if opcode == 0b0001111 and f3 in (0, 1):                    # FENCE, FENCE.I
+        if encoding.extension == "M":
+            return nxt, rd, _muldiv(name, a, b), {}, None
+        if opcode in (Opcode.OP_IMM, Opcode.OP):
+            operand = b if opcode == Opcode.OP else f.imm_i & _MASK
+            return nxt, rd, _alu(name, a, operand), {}, None
+        if opcode == Opcode.MISC_MEM or name == "wfi":
             return nxt, 0, 0, {}, None
-        if opcode == 0b1110011:                                     # SYSTEM
-            if f3 == 0:
-                if insn == 0x00000073:
-                    raise _Trap(Cause.ECALL_M)
-                if insn == 0x00100073:
-                    raise _Trap(Cause.BREAKPOINT)
-                if insn == 0x30200073:
-                    self.mstatus_mie, self.mstatus_mpie = self.mstatus_mpie, 1
-                    return self.mepc, 0, 0, {}, None
-                if insn == 0x10500073:
-                    return nxt, 0, 0, {}, None
-                raise illegal
-            if f3 == 4:
-                raise illegal
-            csr = insn >> 20
-            src = rs1 if f3 & 4 else a
-            writes = f3 & 3 == 1 or rs1 != 0
+        if name == "ecall":
+            raise _Trap(Cause.ECALL_M)
+        if name == "ebreak":
+            raise _Trap(Cause.BREAKPOINT)
+        if name == "mret":
+            self.mstatus_mie, self.mstatus_mpie = self.mstatus_mpie, 1
+            return self.mepc, 0, 0, {}, None
+        if opcode == Opcode.SYSTEM:                                 # the CSR instructions
+            csr = f.funct12
+            immediate = encoding.format is rv32.Format.CSRI
+            src = rs1 if immediate else a
+            operation = name.removesuffix("i")
+            writes = operation == "csrrw" or rs1 != 0
             old = self._csr_read(csr)
-            if writes and csr >> 10 == 3:
-                raise illegal
-            new = {1: src, 2: old | src, 3: old & ~src & _MASK}[f3 & 3]
+            if writes and rv32.csr_is_read_only(csr):
+                raise _Trap(Cause.ILLEGAL_INSTRUCTION)
+            new = {"csrrw": src, "csrrs": old | src, "csrrc": old & ~src & _MASK}[operation]
             return nxt, rd, old, {}, ((csr, new) if writes else None)
-        if opcode == 0b0001011:                                     # CUSTOM-0
-            if f3 != 0:
-                raise illegal
-            answer = None if self.engine is None else self.engine(f7, a, b, rd != 0)
-            if rd and answer is None:
-                answer = 0
-            return nxt, rd, answer or 0, {}, None
-        raise illegal
+        # custom-0: an engine command
+        answer = None if self.engine is None else self.engine(f.funct7, a, b, rd != 0)
+        if rd and answer is None:
+            answer = 0
+        return nxt, rd, answer or 0, {}, None
 
 
-def _muldiv(f3, a, b):
+#: log2 of the access size, and whether the value is sign-extended.
+_LOADS = {"lb": (0, True), "lh": (1, True), "lw": (2, True), "lbu": (0, False),
+          "lhu": (1, False)}
+_STORES = {"sb": 0, "sh": 1, "sw": 2}
+
+
+def _alu(name, a, b):
+    """The OP and OP-IMM results (``b`` is ``rs2`` or the immediate)."""
+    shamt = b & 31
+    return {"add": lambda: a + b, "sub": lambda: a - b, "slt": lambda: int(_s32(a) < _s32(b)),
+            "sltu": lambda: int(a < b), "xor": lambda: a ^ b, "or": lambda: a | b,
+            "and": lambda: a & b, "sll": lambda: a << shamt, "srl": lambda: a >> shamt,
+            "sra": lambda: _s32(a) >> shamt}[_REGISTER_FORM.get(name, name)]()
+
+
+#: The OP-IMM instructions by the OP instruction they compute.
+_REGISTER_FORM = {"addi": "add", "slti": "slt", "sltiu": "sltu", "xori": "xor", "ori": "or",
+                  "andi": "and", "slli": "sll", "srli": "srl", "srai": "sra"}
+
+
+def _muldiv(name, a, b):
     sa, sb = _s32(a), _s32(b)
-    if f3 == 0:
+    if name == "mul":
         return a * b
-    if f3 == 1:
+    if name == "mulh":
         return (sa * sb) >> 32
-    if f3 == 2:
+    if name == "mulhsu":
         return (sa * b) >> 32
-    if f3 == 3:
+    if name == "mulhu":
         return (a * b) >> 32
-    if f3 == 4:                             # DIV: toward zero; /0 = -1; INT_MIN/-1 = INT_MIN
+    if name == "div":                       # toward zero; /0 = -1; INT_MIN/-1 = INT_MIN
         if b == 0:
             return _MASK
         q = abs(sa) // abs(sb)
         return -q if (sa < 0) != (sb < 0) else q
-    if f3 == 5:
+    if name == "divu":
         return _MASK if b == 0 else a // b
-    if f3 == 6:                             # REM: sign of the dividend; %0 = dividend
+    if name == "rem":                       # sign of the dividend; %0 = dividend
         if b == 0:
             return a
         r = abs(sa) % abs(sb)
         return -r if sa < 0 else r
-    return a if b == 0 else a % b
+    return a if b == 0 else a % b           # remu

@@ -9,6 +9,10 @@ if the engine rounds the way the framework that quantised it does:
 * **ONNX Runtime** (CPU, MLAS ``MlasRequantizeOutput``): a float32 scale, a float32 multiply and
   round half to even.
 
+The modes themselves (names, codes, parameters) are listed once in :mod:`rvnpu.spec.requant`;
+:func:`requantize` runs any of them, and :func:`qp_words` / :func:`qp_values` convert their
+per-channel parameters to and from the 32-bit words of the QP memory.
+
 The vectorised functions take numpy arrays (or anything :func:`numpy.asarray` takes) and
 broadcast their arguments; all integer arithmetic is done in int64 so that nothing overflows
 silently. :func:`requantize_tflite_scalar` is a second, independently written scalar model of
@@ -16,6 +20,7 @@ the TFLite path, kept only so that tests can cross-check the vectorised one.
 """
 
 import math
+import sys
 
 import numpy as np
 
@@ -25,6 +30,7 @@ __all__ = [
     "wrap_to_int32", "srdhm", "rounding_divide_by_pot",
     "requantize_tflite", "requantize_ort", "quantize_multiplier",
     "float32_bits", "bits_float32", "requantize_tflite_scalar",
+    "golden_function", "requantize", "qp_words", "qp_values",
 ]
 
 
@@ -190,3 +196,57 @@ def requantize_tflite_scalar(acc, bias, multiplier, shift, out_zero, clamp_min, 
     threshold = (mask >> 1) + (1 if high < 0 else 0)
     y = (high >> right) + (1 if rem > threshold else 0)
     return min(max(y + out_zero, clamp_min), clamp_max)
+
+
+# -- Any mode, by its spec ----------------------------------------------------------------------
+
+def golden_function(mode):
+    """The function defining :class:`~rvnpu.spec.requant.Mode` ``mode``, named by its spec."""
+    return getattr(sys.modules[__name__], mode.golden)
+
+
+def requantize(mode, acc, bias, params, out_zero, clamp_min, clamp_max):
+    """Requantise with ``mode``; ``params`` as :func:`qp_values` gives them, in the order of
+    ``mode.params``."""
+    return golden_function(mode)(acc, bias, *params, out_zero, clamp_min, clamp_max)
+
+
+def qp_words(values, kind):
+    """Parameter values as the uint32 words of their QP row; ``kind`` as
+    :attr:`rvnpu.spec.requant.QpParam.kind`."""
+    if kind == "int32":
+        return (np.asarray(values, np.int64) & 0xFFFF_FFFF).astype(np.uint32)
+    if kind == "float32":
+        return float32_bits(values)
+    raise ValueError(f"QP parameter kind must be int32 or float32, not {kind!r}")
+
+
+def qp_values(words, kind):
+    """QP words as the values a golden function takes: int32 values, or float32 bit patterns
+    (which the float32 functions take, so that model and hardware see the same scale)."""
+    words = np.asarray(words, np.uint32)
+    if kind == "int32":
+        return words.view(np.int32).astype(np.int64)
+    if kind == "float32":
+        return words
+    raise ValueError(f"QP parameter kind must be int32 or float32, not {kind!r}")
+
+
+def tflite_params_for_scale(scale):
+    """Per-channel real ``scale`` as gemmlowp's Q31 ``multiplier`` and power-of-two ``shift``."""
+    mantissa, exponent = np.frexp(np.asarray(scale, np.float64))
+    multiplier = np.minimum(np.round(mantissa * (1 << 31)), (1 << 31) - 1).astype(np.int64)
+    return {"multiplier": multiplier, "shift": exponent.astype(np.int64)}
+
+
+def ort_params_for_scale(scale):
+    """Per-channel real ``scale`` as ONNX Runtime holds it: float32."""
+    return {"scale": np.asarray(scale, np.float32)}
+
+
+def params_for_scale(mode, scale):
+    """The :class:`~rvnpu.sim.golden.gemm.Requant` parameters with which ``mode`` (a
+    :class:`~rvnpu.spec.requant.Mode`) multiplies by the real ``scale``: what random workloads
+    and examples use to pick parameters in any mode. Each mode has a
+    ``<name>_params_for_scale`` function here."""
+    return getattr(sys.modules[__name__], f"{mode.name}_params_for_scale")(scale)

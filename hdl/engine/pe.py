@@ -1,0 +1,123 @@
+"""One processing element of the systolic array."""
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from rvnpu.hdl.engine.logic_multiplier import ShiftAddMultiplier
+
+
+__all__ = ["ProcessingElement"]
+
+
+class ProcessingElement(wiring.Component):
+    """A multiply-accumulate cell serving both dataflows.
+
+    Operands flow right (``a``) and down (``b``) one cell a cycle; partial results flow down.
+    Control flags ride with ``a`` so that every cell sees them together with its data, which lets
+    consecutive tiles follow each other through the array without draining it.
+
+    * Output-stationary: the cell accumulates ``a * b`` in ``acc``. On the tile's last step
+      (``mark``) the finished sum enters a two-register chain that moves it down one cell every
+      two cycles: half the speed of the flag wavefront, so the rows of a tile never collide.
+    * Weight-stationary: ``b`` shifts weights down the column into ``b_reg`` while the previous
+      tile computes; ``mark`` (the tile's first row) swaps them into ``weight``. The partial sum
+      ``p_in + a * weight`` moves down one cell a cycle.
+
+    Parameters
+    ----------
+    op_width : int
+        Width of the zero-point-corrected operands (signed).
+    acc_width : int
+        Width of the accumulator and the partial sums (wrapping).
+    with_os, with_ws : bool
+        Which dataflows to build; with both, the ``os`` input selects.
+    logic_multiplier : bool
+        Multiply with adders (:class:`ShiftAddMultiplier`) rather than leave the product to a
+        DSP block: for the cells of an array larger than the part's supply of multipliers.
+
+    Members
+    -------
+    a_in, valid_in, mark_in : In
+        Left operand and its flags. ``valid`` lets the product count (padding steps and bubbles
+        have it low); ``mark`` is the tile's last step (OS) or first row (WS).
+    a_out, valid_out, mark_out : Out
+        The same, registered, to the cell on the right.
+    b_in, shift : In
+        Top operand (OS) or weight being preloaded (WS, when ``shift``).
+    b_out : Out
+        ``b_reg``, to the cell below.
+    p_in : In
+        Partial result from the cell above.
+    p_out : Out
+        Partial result to the cell below.
+    os : In
+        1 for output-stationary.
+    """
+
+    def __init__(self, *, op_width, acc_width, with_os=True, with_ws=True,
+                 logic_multiplier=False):
+        self._op_width = op_width
+        self._logic_multiplier = logic_multiplier
+        self._acc_width = acc_width
+        self._with_os = with_os
+        self._with_ws = with_ws
+        op, acc = signed(op_width), signed(acc_width)
+        super().__init__({
+            "a_in": In(op), "valid_in": In(1), "mark_in": In(1),
+            "a_out": Out(op), "valid_out": Out(1), "mark_out": Out(1),
+            "b_in": In(op), "shift": In(1), "b_out": Out(op),
+            "p_in": In(acc), "p_out": Out(acc),
+            "os": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        op, acc_shape = signed(self._op_width), signed(self._acc_width)
+
+        m.d.sync += [
+            self.a_out.eq(self.a_in),
+            self.valid_out.eq(self.valid_in),
+            self.mark_out.eq(self.mark_in),
+        ]
+
+        b_reg = Signal(op)
+        with m.If(self.shift):
+            m.d.sync += b_reg.eq(self.b_in)
+        m.d.comb += self.b_out.eq(b_reg)
+
+        o1 = Signal(acc_shape)
+        os = self.os if (self._with_os and self._with_ws) else Const(int(self._with_os), 1)
+
+        weight = Signal(op)
+        if self._with_ws:
+            with m.If(self.mark_in & ~os):
+                m.d.sync += weight.eq(b_reg)
+        # On the swap cycle the new weight is used at once.
+        operand = Mux(os, self.b_in, Mux(self.mark_in, b_reg, weight))
+        product = Signal(signed(2 * self._op_width))
+        if self._logic_multiplier:
+            m.submodules.multiplier = multiplier = ShiftAddMultiplier(self._op_width)
+            m.d.comb += [multiplier.a.eq(self.a_in), multiplier.b.eq(operand),
+                         product.eq(multiplier.p)]
+        else:
+            m.d.comb += product.eq(self.a_in * operand)
+
+        if self._with_os:
+            acc = Signal(acc_shape)
+            o2 = Signal(acc_shape)
+            total = Signal(acc_shape)
+            m.d.comb += total.eq(acc + Mux(self.valid_in, product, 0))
+            with m.If(os):
+                m.d.sync += acc.eq(Mux(self.mark_in, 0, total))
+            m.d.sync += o2.eq(o1)
+
+        with m.If(os):
+            if self._with_os:
+                m.d.sync += o1.eq(Mux(self.mark_in, total, self.p_in))
+                m.d.comb += self.p_out.eq(o2)
+        with m.Else():
+            if self._with_ws:
+                m.d.sync += o1.eq(self.p_in + Mux(self.valid_in, product, 0))
+                m.d.comb += self.p_out.eq(o1)
+        return m

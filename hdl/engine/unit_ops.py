@@ -1,0 +1,81 @@
+"""What the front end hands to each unit: a decoded command with its configuration attached.
+
+Configuration commands are absorbed by the front end, which snapshots the registers a command
+needs into its queue entry. Units therefore never wait for one another to change configuration,
+and a command always runs with the configuration that preceded it in the program.
+
+Every member is a field of the command set (:mod:`rvnpu.spec.commands`) and takes its width and
+signedness from there. The front end only passes on commands that passed its checks, so some
+fields need no more bits than the engine's memories: local rows are below the deepest local
+memory, byte addresses below ``mem_bytes``, and so is a stride, wherever a command moves more
+than one row (with one row the stride is never used). Every register slice and unit is the
+narrower for it.
+"""
+
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data
+
+from rvnpu.spec.commands import Funct, field_of
+
+
+__all__ = ["local_row_bits", "dram_addr_bits", "load_op", "exec_op", "store_op"]
+
+
+def local_row_bits(config):
+    """Bits of a row address in the deepest local memory."""
+    return max(config.spad_depth, config.acc_depth, config.qp_depth).bit_length() - 1
+
+
+def dram_addr_bits(config):
+    """Bits of a byte address in the engine's main-memory window."""
+    return config.mem_bytes.bit_length() - 1
+
+
+def _shape(funct, name):
+    """The shape of command field ``name``, as the command set defines it."""
+    f = field_of(funct, name)
+    return signed(f.width) if f.signed else unsigned(f.width)
+
+
+def _narrowed(funct, name, bits):
+    """Field ``name`` cut to ``bits``, which checked commands never exceed."""
+    f = field_of(funct, name)
+    assert not f.signed and bits <= f.width, (funct, name, bits)
+    return unsigned(bits)
+
+
+def load_op(config):
+    row, addr = local_row_bits(config), dram_addr_bits(config)
+    return data.StructLayout({
+        "dram_addr": _narrowed(Funct.LOAD, "dram_addr", addr),
+        "space":     _shape(Funct.LOAD, "space"),
+        "row":       _narrowed(Funct.LOAD, "local_row", row),
+        "rows":      _shape(Funct.LOAD, "rows"),
+        "cols":      _shape(Funct.LOAD, "cols"),
+        "stride":    _narrowed(Funct.CONFIG_LOAD, "stride", addr),
+    })
+
+
+def exec_op(config):
+    row = local_row_bits(config)
+    return data.StructLayout({
+        **{name: _narrowed(Funct.COMPUTE, name, row) for name in ("a_row", "b_row", "c_row")},
+        **{name: _shape(Funct.COMPUTE, name) for name in ("steps", "k_valid", "accumulate")},
+        **{name: _shape(Funct.CONFIG_EXEC, name)
+           for name in ("dataflow", "a_signed", "b_signed", "a_zero", "b_zero")},
+    })
+
+
+def store_op(config):
+    row, addr = local_row_bits(config), dram_addr_bits(config)
+    return data.StructLayout({
+        "raw":       unsigned(1),    # STORE_ACC rather than STORE: no requantisation
+        "dram_addr": _narrowed(Funct.STORE, "dram_addr", addr),
+        "acc_row":   _narrowed(Funct.STORE, "acc_row", row),
+        "rows":      _shape(Funct.STORE, "rows"),
+        "cols":      _shape(Funct.STORE, "cols"),
+        "stride":    _narrowed(Funct.CONFIG_STORE, "stride", addr),
+        "qp_row":    _narrowed(Funct.CONFIG_STORE, "qp_row", row),
+        **{name: _shape(Funct.CONFIG_REQUANT, name)
+           for name in ("out_zero", "mode", "clamp_min", "clamp_max")},
+    })

@@ -1,0 +1,126 @@
+"""The address decoder: routes the control core's bus to the RAM or a peripheral."""
+
+from amaranth.hdl import Const, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from rvnpu.hdl.core.cpu import BusSignature as CoreBusSignature
+from rvnpu.spec.memory_map import PERIPHERAL_SPAN, PERIPHERALS, RAM_BASE
+from rvnpu.hdl.soc.regbus import ADDR_WIDTH, RegisterSignature
+
+
+__all__ = ["RamPortSignature", "AddressDecoder"]
+
+
+class RamPortSignature(wiring.Signature):
+    """A synchronous RAM port of ``width``-bit words with byte enables; read data the cycle
+    after the address; the access asked for in a cycle with ``busy`` does not happen (the
+    host port of :class:`.sram.BusSram`)."""
+
+    def __init__(self, *, depth, width):
+        super().__init__({
+            "addr":  Out(range(depth)),
+            "we":    Out(width // 8),
+            "wdata": Out(width),
+            "rdata": In(width),
+            "busy":  In(1),
+        })
+
+
+class AddressDecoder(wiring.Component):
+    """Decodes the memory map of :mod:`.memory_map` for the core's bus.
+
+    Writes complete in the cycle they appear, unless the RAM is busy with the engine's
+    access, when the core waits (for a single-port RAM, reads wait too). Reads take two cycles: the RAM and the registers
+    answer a cycle after the address, and the read strobe goes out once, in the first, so a
+    read with side effects (the UART's receive FIFO) happens once. Addresses outside the map
+    read 0 and ignore writes.
+
+    The RAM's words may be wider than the core's (the engine's bus width): the core reaches
+    one 32-bit lane of a word, chosen by the low address bits.
+
+    Parameters
+    ----------
+    ram_bytes : int
+        RAM size, a power of two.
+    ram_width : int
+        Bits a RAM word, a multiple of 32.
+
+    Members
+    -------
+    cpu : In(:data:`.cpu.BusSignature`)
+    ram : Out(RamPortSignature)
+    uart, timer, gpio, sim : Out(RegisterSignature)
+        One register port a peripheral of :data:`.memory_map.PERIPHERALS`, named in lower case.
+    """
+
+    def __init__(self, *, ram_bytes, ram_width):
+        if ram_width % 32 or ram_width < 32:
+            raise ValueError(f"RAM width must be a multiple of 32, not {ram_width!r}")
+        if ram_bytes & (ram_bytes - 1) or ram_bytes < ram_width // 8:
+            raise ValueError(f"RAM size must be a power of two of whole words, "
+                             f"not {ram_bytes!r}")
+        self._ram_bytes = ram_bytes
+        self._ram_width = ram_width
+        members = {
+            "cpu": In(CoreBusSignature),
+            "ram": Out(RamPortSignature(depth=ram_bytes * 8 // ram_width, width=ram_width)),
+        }
+        members.update({p.name.lower(): Out(RegisterSignature()) for p in PERIPHERALS})
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        cpu = self.cpu
+        lanes = self._ram_width // 32
+        lane_bits = (lanes - 1).bit_length()
+        ram_word_bits = (self._ram_bytes // 4 - 1).bit_length()
+        block_bits = (PERIPHERAL_SPAN // 4 - 1).bit_length()
+
+        write = cpu.we != 0
+        read = cpu.re & ~write
+        pending = Signal()              # second cycle of a read: the answer is on rdata
+        # Targets: RAM at 0, then one block each peripheral.
+        is_ram = cpu.addr[ram_word_bits:] == (RAM_BASE >> 2 + ram_word_bits)
+        first = read & ~pending & ~(is_ram & self.ram.busy)
+        m.d.sync += pending.eq(first)
+
+        is_peripheral = {}
+        for p in PERIPHERALS:
+            is_peripheral[p.name] = cpu.addr[block_bits:] == (p.base >> 2 + block_bits)
+        assert ADDR_WIDTH == block_bits
+        m.d.comb += cpu.ready.eq((write & ~(is_ram & self.ram.busy)) | pending)
+
+        # The answer comes from the target of the read, registered in its first cycle.
+        read_ram = Signal()
+        read_lane = Signal(max(lane_bits, 1))
+        read_peripheral = {p.name: Signal(name=f"read_{p.name.lower()}") for p in PERIPHERALS}
+        with m.If(first):
+            m.d.sync += [read_ram.eq(is_ram), read_lane.eq(cpu.addr[:lane_bits])]
+            m.d.sync += [read_peripheral[n].eq(hit) for n, hit in is_peripheral.items()]
+
+        lane = cpu.addr[:lane_bits] if lane_bits else Const(0)
+        m.d.comb += [
+            self.ram.addr.eq(cpu.addr[lane_bits:lane_bits + ram_word_bits]),
+            self.ram.wdata.eq(cpu.wdata.replicate(lanes)),
+        ]
+        with m.If(write & is_ram):
+            m.d.comb += self.ram.we.eq(cpu.we << (lane * 4))
+
+        rdata = Signal(32)
+        with m.If(read_ram):
+            m.d.comb += rdata.eq(self.ram.rdata.word_select(read_lane, 32) if lane_bits
+                                 else self.ram.rdata)
+        for p in PERIPHERALS:
+            port = getattr(self, p.name.lower())
+            hit = is_peripheral[p.name]
+            m.d.comb += [
+                port.addr.eq(cpu.addr[:block_bits]),
+                port.w_data.eq(cpu.wdata),
+                port.w_en.eq(write & hit),
+                port.r_en.eq(first & hit),
+            ]
+            with m.If(read_peripheral[p.name]):
+                m.d.comb += rdata.eq(port.r_data)
+        m.d.comb += cpu.rdata.eq(rdata)
+        return m

@@ -1,0 +1,48 @@
+"""The timer: free-running 64-bit counters of clock cycles and of engine-active cycles."""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In
+
+from rvnpu.spec.memory_map import TIMER
+from rvnpu.hdl.soc.regbus import RegisterSignature
+
+
+__all__ = ["Timer"]
+
+
+class Timer(wiring.Component):
+    """Registers of :data:`.memory_map.TIMER`.
+
+    A 32-bit CPU reads a 64-bit count in two loads; reading the low word latches the high word,
+    so the pair is one consistent sample however long apart the two loads are.
+
+    Members
+    -------
+    bus : In(RegisterSignature)
+    active : In
+        Counted into ``ACTIVE``: the engine fed its array this cycle.
+    """
+
+    bus: In(RegisterSignature())
+    active: In(1)
+
+    def __init__(self):
+        super().__init__()
+        # Made here rather than in elaborate() so that a test can start them near a carry.
+        self._counts = {"CYCLE": Signal(64, name="cycle"), "ACTIVE": Signal(64, name="active")}
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.bus
+        m.d.sync += bus.r_data.eq(0)
+        for name, event in (("CYCLE", 1), ("ACTIVE", self.active)):
+            count = self._counts[name]
+            high = Signal(32, name=f"{name.lower()}_hi_latched")
+            m.d.sync += count.eq(count + event)
+            lo, hi = TIMER.register(f"{name}_LO"), TIMER.register(f"{name}_HI")
+            with m.If(bus.r_en & (bus.addr == lo.word)):
+                m.d.sync += [bus.r_data.eq(count[:32]), high.eq(count[32:])]
+            with m.If(bus.r_en & (bus.addr == hi.word)):
+                m.d.sync += bus.r_data.eq(high)
+        return m

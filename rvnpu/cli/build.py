@@ -1,0 +1,102 @@
+"""``rvnpu build``: the chip with its demo firmware as a bitstream for a board, and the table
+of what it uses; the flow is :mod:`rvnpu.boards.flow`, the figures :mod:`rvnpu.boards.report`.
+"""
+
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from rvnpu.boards.flow import DEFAULT_OUTPUT, DEMO_FIRMWARE
+from rvnpu.cli.options import add_engine_options, engine_options_given
+from rvnpu.spec.config import ConfigError
+
+
+HELP = "synthesise, place and route the SoC for an FPGA board, with its resource table"
+
+
+def add_arguments(parser):
+    from rvnpu.boards import BOARDS
+    add_engine_options(parser, "engine parameters (default: the board's design)",
+                       show_defaults=False)
+    parser.add_argument("--board", required=True, metavar="BOARD",
+                        help=f"one of: {', '.join(BOARDS)}; or 'all' to build every board")
+    parser.add_argument("--clock-mhz", type=float, default=None,
+                        help="target clock in MHz (default: the board's)")
+    parser.add_argument("--firmware", type=Path, nargs="+", default=None, metavar="SOURCE",
+                        help=f"C sources baked into RAM (default: the {DEMO_FIRMWARE} example)")
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help=f"output directory (default: {DEFAULT_OUTPUT}/BOARD)")
+    parser.add_argument("--program", action="store_true",
+                        help="program the board afterwards with its usual programmer")
+    parser.add_argument("--doc", type=Path, default=None, metavar="PATH",
+                        help="afterwards write the table of every built board to PATH "
+                             "(docs/boards.md)")
+
+
+def _engine(board, args):
+    """The board's design with the options given on the command line."""
+    return replace(board.engine, **engine_options_given(args))
+
+
+def run(args):
+    """``rvnpu build``; returns the exit status. Bad options raise :class:`ConfigError`
+    before anything is built."""
+    from rvnpu.boards import BOARDS, board as find_board
+    from rvnpu.boards.flow import BuildError, DoesNotFit, build_board, check_clock, \
+        failure_path, record_failure
+    from rvnpu.boards.report import format_table
+
+    names = list(BOARDS) if args.board == "all" else [args.board]
+    chosen = [find_board(name) for name in names]
+    plans = []
+    for b in chosen:
+        clock_hz = b.clock_hz if args.clock_mhz is None else round(args.clock_mhz * 1e6)
+        if args.clock_mhz is not None and not 1 <= args.clock_mhz <= 500:
+            raise ConfigError(f"--clock-mhz must be from 1 to 500, not {args.clock_mhz:g}")
+        check_clock(b, clock_hz)
+        out = (args.output / b.name if args.output and len(chosen) > 1
+               else args.output or DEFAULT_OUTPUT / b.name)
+        plans.append((b, _engine(b, args), clock_hz, out))
+    status = 0
+    for b, engine, clock_hz, out in plans:
+        try:
+            result = build_board(b, engine, clock_hz=clock_hz, out_dir=out,
+                                 firmware=args.firmware, progress=_progress)
+        except BuildError as error:
+            print(f"rvnpu: error: {error}", file=sys.stderr)
+            if isinstance(error, DoesNotFit):
+                record_failure(out, b, engine, clock_hz, error)
+            status = 1
+            continue
+        failure_path(out).unlink(missing_ok=True)
+        print(format_table(result))
+        if result["timing_met"] is False:
+            print(f"rvnpu: warning: Fmax {result['fmax_mhz']:.1f} MHz is below the "
+                  f"{result['target_mhz']:g} MHz target; the board may not work at that "
+                  f"clock (try --clock-mhz)", file=sys.stderr)
+        print(f"\nwrote {out / ('top' + b.bitstream)} and {out / 'report.json'}")
+        if args.program:
+            status = max(status, _program(b, out / ("top" + b.bitstream)))
+    if args.doc:
+        from rvnpu.boards.flow import saved_reports
+        from rvnpu.boards.report import TABLE_COLUMNS
+        from rvnpu.gen.boards_doc import write_boards_doc
+        root = args.output if args.output and len(chosen) > 1 else DEFAULT_OUTPUT
+        print(f"wrote {write_boards_doc(args.doc, saved_reports(root), TABLE_COLUMNS)}")
+    return status
+
+
+def _progress(text):
+    print(text, file=sys.stderr, flush=True)
+
+
+def _program(board, bitstream):
+    command = board.program_command(str(bitstream))
+    if shutil.which(command[0]) is None:
+        print(f"{command[0]} is not installed; to program the board run:\n  "
+              + " ".join(command))
+        return 0
+    print("running " + " ".join(command), flush=True)
+    return subprocess.run(command).returncode

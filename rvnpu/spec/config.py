@@ -1,0 +1,219 @@
+"""Generator parameters of the matrix engine.
+
+One frozen dataclass is the single source of every size in the engine: the HDL, the golden model,
+the generated C header and the documentation all read it, so they cannot disagree. Variants are
+made with :func:`dataclasses.replace`, which re-runs the checks.
+"""
+
+from dataclasses import dataclass, asdict, field, fields
+
+from rvnpu.spec import requant
+
+
+__all__ = ["EngineConfig", "ConfigError", "DATAFLOWS", "REQUANT_MODES", "HAZARDS",
+           "reject_unknown"]
+
+
+DATAFLOWS = ("os", "ws", "both")
+REQUANT_MODES = requant.CHOICES      # each mode's name, "both" (all of them) or "none"
+HAZARDS = ("ranges", "serial")
+
+
+class ConfigError(ValueError):
+    """A generator parameter is out of range; the message names the parameter and its value."""
+
+
+def _check_int(name, value, lo, hi):
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise ConfigError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
+
+
+def _check_pow2(name, value, lo, hi):
+    _check_int(name, value, lo, hi)
+    if value & (value - 1):
+        raise ConfigError(f"{name} must be a power of two, not {value!r}")
+
+
+def reject_unknown(cls, data, what):
+    """Refuse a parameter dictionary naming a field ``cls`` (a dataclass) does not have."""
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ConfigError(f"unknown {what} parameter {sorted(unknown)[0]!r}")
+
+
+def _param(default, text, choices=None):
+    """A parameter with its one-line help ``text`` and, for a word, the words allowed: the
+    command line's options are made from these (:mod:`rvnpu.cli.options`)."""
+    return field(default=default, metadata={"help": text, "choices": choices})
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Sizes of one matrix engine.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Shape of the systolic array (1..32 each). ``rows`` runs along the reduction dimension in
+        weight-stationary mode and along M in output-stationary mode; ``cols`` runs along N.
+    in_width : int
+        Width of operand elements: 4, 8 (default) or 16 bits. Elements occupy one byte in main
+        memory (two for 16-bit).
+    acc_width : int
+        Width of the accumulators (default 32), at least ``2 * in_width``. Sums wrap modulo
+        ``2**acc_width`` (as int32 arithmetic in the frameworks does); products of
+        zero-point-corrected operands, which need up to ``2 * in_width + 2`` bits, wrap the
+        same way, which changes nothing modulo ``2**acc_width``.
+    dataflow : str
+        ``"os"`` (output-stationary), ``"ws"`` (weight-stationary) or ``"both"``, chosen at run
+        time by ``CONFIG_EXEC``.
+    spad_depth : int
+        Rows in each of the two scratchpads (A: ``rows`` elements a row, B: ``cols`` elements).
+    acc_depth : int
+        Rows of the accumulator memory (``cols`` int32 values a row).
+    qp_depth : int
+        Rows of the requantisation-parameter memory (``cols`` 32-bit values a row).
+    bus_width : int
+        Data width of the main-memory port in bits (32, 64 or 128).
+    mem_bytes : int
+        Size of the main-memory window the DMA may touch; transfers outside it are errors.
+    queue_depth : int
+        Commands each unit (load, execute, store) may hold in flight.
+    requant_lanes : int
+        Requantisation lanes in the store unit, a divisor of ``cols``; 0 (the default) means one
+        a column. Each lane is a 32x32 multiplier (a 24x24 one too for ONNX Runtime rounding),
+        the largest block of the engine after the array; with fewer lanes a stored row takes
+        ``cols / requant_lanes`` cycles, which small FPGAs need and which costs little, as
+        requantised stores are a small part of a GEMM's time.
+    requant_modes : str
+        Requantisation conventions built: ``"tflite"`` (gemmlowp fixed point), ``"ort"``
+        (ONNX Runtime float32) or ``"both"`` (the default). ``CONFIG_REQUANT`` with a mode not
+        built is refused. ``"none"`` builds no lane at all, for FPGAs too small for one:
+        STORE is then an unknown command and the core requantises the int32 sums STORE_ACC
+        writes (the C library's ``rvnpu_gemm`` does so), as CFU Playground's and VTA's
+        designs leave requantisation to software.
+    hazards : str
+        How the front end keeps commands of different units in program order. ``"ranges"``
+        (the default): a command waits only for unfinished commands whose memory ranges
+        overlap its own, so loads, computes and stores of independent tiles run at once.
+        ``"serial"``: it waits until the other units are idle. That needs no range tracking,
+        which is most of the front end's area, and suits the smallest FPGAs, where the core
+        issuing commands is slower than the engine anyway. Results are the same either way.
+    logic_macs : int
+        Processing elements (of ``rows * cols``, the last in row order) whose multiplier is
+        built from LUTs and adders instead of a DSP block (default 0: none). An array may then
+        hold more MACs than the FPGA has multipliers, as a 16x16 array on an LFE5U-85F (156
+        MULT18X18D) must. Results are the same either way.
+    """
+
+    # Each field's one-line help (and allowed words) is what `rvnpu` shows for its option.
+    rows: int = _param(8, "systolic array rows (1..32)")
+    cols: int = _param(8, "systolic array columns (1..32)")
+    in_width: int = _param(8, "operand width in bits: 4, 8 or 16")
+    acc_width: int = _param(32, "accumulator width in bits")
+    dataflow: str = _param("both", "os, ws or both (chosen at run time)", DATAFLOWS)
+    spad_depth: int = _param(4096, "rows of each scratchpad")
+    acc_depth: int = _param(1024, "rows of the accumulator memory")
+    qp_depth: int = _param(64, "rows of the requantisation-parameter memory")
+    bus_width: int = _param(64, "main-memory port width in bits: 32, 64 or 128")
+    mem_bytes: int = _param(1 << 16, "main-memory window of the DMA in bytes")
+    queue_depth: int = _param(4, "commands in flight per unit")
+    requant_lanes: int = _param(0, "requantisation lanes, a divisor of cols; 0: one a column")
+    requant_modes: str = _param(
+        "both", "requantisation built: tflite, ort, both or none (the core does it)",
+        REQUANT_MODES)
+    hazards: str = _param("ranges", "ranges (units overlap) or serial (smaller front end)",
+                          HAZARDS)
+    logic_macs: int = _param(0, "array cells that multiply in logic, not DSP blocks "
+                                "(0..rows*cols)")
+
+    def __post_init__(self):
+        _check_int("rows", self.rows, 1, 32)
+        _check_int("cols", self.cols, 1, 32)
+        if self.in_width not in (4, 8, 16):
+            raise ConfigError(f"in_width must be 4, 8 or 16, not {self.in_width!r}")
+        _check_int("acc_width", self.acc_width, 1, 32)
+        if self.acc_width < 2 * self.in_width:
+            raise ConfigError(
+                f"acc_width must be at least {2 * self.in_width} to hold one "
+                f"{self.in_width}-bit product, not {self.acc_width!r}")
+        if self.dataflow not in DATAFLOWS:
+            raise ConfigError(f"dataflow must be one of {', '.join(DATAFLOWS)}, "
+                              f"not {self.dataflow!r}")
+        _check_pow2("spad_depth", self.spad_depth, 16, 1 << 14)
+        _check_pow2("acc_depth", self.acc_depth, 16, 1 << 14)
+        if self.acc_depth < self.rows:
+            raise ConfigError(f"acc_depth must hold one {self.rows}-row tile, "
+                              f"not {self.acc_depth!r}")
+        _check_pow2("qp_depth", self.qp_depth, 4, 1 << 14)
+        if self.bus_width not in (32, 64, 128):
+            raise ConfigError(f"bus_width must be 32, 64 or 128, not {self.bus_width!r}")
+        _check_pow2("mem_bytes", self.mem_bytes, 1 << 10, 1 << 31)
+        _check_int("queue_depth", self.queue_depth, 1, 16)
+        _check_int("requant_lanes", self.requant_lanes, 0, self.cols)
+        if self.requant_lanes and self.cols % self.requant_lanes:
+            raise ConfigError(f"requant_lanes must be 0 or divide cols ({self.cols}), "
+                              f"not {self.requant_lanes!r}")
+        if self.requant_modes not in REQUANT_MODES:
+            raise ConfigError(f"requant_modes must be one of {', '.join(REQUANT_MODES)}, "
+                              f"not {self.requant_modes!r}")
+        if self.hazards not in HAZARDS:
+            raise ConfigError(f"hazards must be one of {', '.join(HAZARDS)}, "
+                              f"not {self.hazards!r}")
+        _check_int("logic_macs", self.logic_macs, 0, self.rows * self.cols)
+
+    # Derived sizes: properties, so that nothing derivable is stored twice.
+
+    @property
+    def elem_bytes(self):
+        """Bytes an operand element takes in main memory."""
+        return 2 if self.in_width == 16 else 1
+
+    @property
+    def bus_bytes(self):
+        return self.bus_width // 8
+
+    @property
+    def with_os(self):
+        return self.dataflow in ("os", "both")
+
+    @property
+    def with_ws(self):
+        return self.dataflow in ("ws", "both")
+
+    @property
+    def lanes(self):
+        """Requantisation lanes actually built."""
+        return self.requant_lanes or self.cols
+
+    @property
+    def built_requant_modes(self):
+        """Requantisation modes built (:class:`~rvnpu.spec.requant.Mode`), in code order."""
+        return requant.modes_built(self.requant_modes)
+
+    def with_requant_mode(self, name):
+        """The requantisation mode called ``name`` is built."""
+        return any(mode.name == name for mode in self.built_requant_modes)
+
+    # Shorthands for the two modes there are; code that serves every mode reads the set.
+
+    @property
+    def with_tflite(self):
+        return self.with_requant_mode("tflite")
+
+    @property
+    def with_ort(self):
+        return self.with_requant_mode("ort")
+
+    @property
+    def with_requant(self):
+        """The engine requantises (STORE exists)."""
+        return bool(self.built_requant_modes)
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        reject_unknown(cls, data, "engine")
+        return cls(**data)

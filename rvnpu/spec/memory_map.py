@@ -1,0 +1,280 @@
+"""The SoC's memory map, written once: the address decoder, the peripherals, the C header, the
+linker script and the documentation (:mod:`rvnpu.gen.soc_header`, :mod:`rvnpu.gen.docs`) all read
+the tables below.
+
+RAM starts at 0 and is the engine's main-memory window, so a firmware pointer is also a DMA
+address. Peripherals sit at :data:`PERIPHERAL_BASE`, one :data:`PERIPHERAL_SPAN` block each;
+every register is one 32-bit word (byte and half-word writes reach it as a word write).
+"""
+
+import enum
+from dataclasses import dataclass, field
+
+from rvnpu.spec.config import ConfigError, EngineConfig, reject_unknown
+
+
+__all__ = [
+    "RAM_BASE", "PERIPHERAL_BASE", "PERIPHERAL_SPAN", "CUSTOM0_OPCODE", "Access", "Bits",
+    "Register", "Peripheral", "UART", "TIMER", "GPIO", "SIM", "PERIPHERALS", "SocConfig",
+    "ConfigError", "RAM_STYLES", "REGFILE_STYLES", "peripheral_at",
+]
+
+
+#: Byte address of the first RAM byte; RAM is also the engine's DMA window, from address 0.
+RAM_BASE = 0x0000_0000
+
+#: Byte address of the first peripheral block.
+PERIPHERAL_BASE = 0x4000_0000
+
+#: Bytes of address space each peripheral decodes (its registers repeat no further).
+PERIPHERAL_SPAN = 0x1000
+
+#: Major opcode of the instruction that carries engine commands (RISC-V custom-0).
+CUSTOM0_OPCODE = 0x0B
+
+
+class Access(enum.Enum):
+    RW = "rw"
+    RO = "ro"   #: writes are ignored
+    WO = "wo"   #: reads answer 0
+
+
+@dataclass(frozen=True)
+class Bits:
+    """A field of a register, ``width`` bits from ``lsb``."""
+    name: str
+    lsb: int
+    width: int
+    doc: str
+
+    @property
+    def mask(self):
+        return ((1 << self.width) - 1) << self.lsb
+
+
+@dataclass(frozen=True)
+class Register:
+    name: str
+    offset: int           # byte offset in the peripheral's block
+    width: int            # implemented bits, from bit 0; the rest read 0
+    access: Access
+    doc: str
+    bits: tuple = ()
+    reset: str = "0"      # reset value, as documentation (may depend on the configuration)
+
+    @property
+    def word(self):
+        """Word offset, as the register bus carries it."""
+        return self.offset // 4
+
+    def field(self, name):
+        for bits in self.bits:
+            if bits.name == name:
+                return bits
+        raise KeyError(f"register {self.name} has no field {name!r}")
+
+
+@dataclass(frozen=True)
+class Peripheral:
+    name: str
+    index: int            # block number above PERIPHERAL_BASE
+    doc: str
+    registers: tuple = field(default=())
+
+    @property
+    def base(self):
+        return PERIPHERAL_BASE + self.index * PERIPHERAL_SPAN
+
+    def register(self, name):
+        for register in self.registers:
+            if register.name == name:
+                return register
+        raise KeyError(f"{self.name} has no register {name!r}")
+
+    def address(self, name):
+        return self.base + self.register(name).offset
+
+
+UART = Peripheral("UART", 0, "Serial port, 8 data bits, no parity, 1 stop bit (8N1).", (
+    Register("DATA", 0x0, 9, Access.RW,
+             "Write: queue a byte for transmission; a byte written while TX_READY is 0 is "
+             "lost. Read: take the oldest received byte from the receive FIFO; EMPTY is set "
+             "(and BYTE is 0) when none was waiting.",
+             (Bits("BYTE", 0, 8, "the byte"),
+              Bits("EMPTY", 8, 1, "read only: no received byte was waiting"))),
+    Register("STATUS", 0x4, 5, Access.RW,
+             "Transmitter and receiver state. Writing 1 to a sticky error bit clears it.",
+             (Bits("TX_READY", 0, 1, "the transmit buffer can take a byte"),
+              Bits("TX_IDLE", 1, 1, "every written byte has left, stop bit included"),
+              Bits("RX_VALID", 2, 1, "the receive FIFO holds a byte"),
+              Bits("RX_OVERRUN", 3, 1, "sticky: a byte arrived while the receive FIFO was full "
+                                       "and was dropped"),
+              Bits("RX_FRAME_ERROR", 4, 1, "sticky: a byte arrived without its stop bit and "
+                                           "was dropped")),
+             reset="0x3"),
+    Register("DIVISOR", 0x8, 16, Access.RW,
+             "Clock cycles a bit lasts (values below 4 act as 4). Takes effect at the next "
+             "byte.", reset="round(clock_hz / uart_baud)"),
+))
+
+TIMER = Peripheral("TIMER", 1, "Free-running 64-bit counters, from reset.", (
+    Register("CYCLE_LO", 0x0, 32, Access.RO,
+             "Clock cycles, low word. Reading it latches the high word for CYCLE_HI, so read "
+             "CYCLE_LO first."),
+    Register("CYCLE_HI", 0x4, 32, Access.RO,
+             "Clock cycles, high word, as latched by the last read of CYCLE_LO."),
+    Register("ACTIVE_LO", 0x8, 32, Access.RO,
+             "Cycles in which the matrix engine fed its array, low word; reading it latches "
+             "ACTIVE_HI."),
+    Register("ACTIVE_HI", 0xC, 32, Access.RO,
+             "Engine-active cycles, high word, as latched by the last read of ACTIVE_LO."),
+))
+
+GPIO = Peripheral("GPIO", 2, "LEDs and buttons.", (
+    Register("LEDS", 0x0, 8, Access.RW, "One bit an LED, 1 lit."),
+    Register("BUTTONS", 0x4, 8, Access.RO,
+             "One bit a button, 1 pressed; synchronised, not debounced."),
+))
+
+SIM = Peripheral("SIM", 3, "Simulation control; a synthesised chip ignores it.", (
+    Register("EXIT", 0x0, 32, Access.WO,
+             "Writing ends the simulation with the written value as the exit code (the "
+             "firmware's start-up code writes the return value of main)."),
+))
+
+#: Every peripheral, in block order.
+PERIPHERALS = (UART, TIMER, GPIO, SIM)
+
+
+def _check_map():
+    """The tables must describe a decodable map: catch a bad edit at import time."""
+    for index, p in enumerate(PERIPHERALS):
+        assert p.index == index, f"{p.name} is block {p.index}, listed as {index}"
+        offsets = [r.offset for r in p.registers]
+        assert len(set(offsets)) == len(offsets), f"{p.name} has two registers at one offset"
+        for r in p.registers:
+            assert r.offset % 4 == 0 and r.offset < PERIPHERAL_SPAN, f"{p.name}.{r.name}"
+            assert 1 <= r.width <= 32, f"{p.name}.{r.name} width"
+            for b in r.bits:
+                assert b.lsb + b.width <= r.width, f"{p.name}.{r.name}.{b.name}"
+
+
+_check_map()
+
+
+def peripheral_at(address):
+    """The peripheral whose block holds byte ``address``, or ``None``."""
+    index, offset = divmod(address - PERIPHERAL_BASE, PERIPHERAL_SPAN)
+    if address >= PERIPHERAL_BASE and index < len(PERIPHERALS):
+        return PERIPHERALS[index]
+    return None
+
+
+# -- Configuration ------------------------------------------------------------------------------
+
+def _check_int(name, value, lo, hi):
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise ConfigError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
+
+
+#: Kinds of main RAM (:attr:`SocConfig.ram_style`).
+RAM_STYLES = ("block", "spram")
+
+#: Where the core's registers live (:attr:`SocConfig.regfile_style`).
+REGFILE_STYLES = ("block", "lut")
+
+
+@dataclass(frozen=True)
+class SocConfig:
+    """Parameters of one SoC.
+
+    Parameters
+    ----------
+    engine : EngineConfig
+        The matrix engine; its ``mem_bytes`` is the RAM size.
+    ram_bytes : int or None
+        RAM size; must equal ``engine.mem_bytes`` (the DMA window is the whole RAM). ``None``
+        (the default) takes it from the engine. To change it, change the engine's
+        ``mem_bytes`` and pass ``ram_bytes=None`` to :func:`dataclasses.replace`.
+    clock_hz : int
+        Clock frequency, for the UART divisor and the firmware's time conversions.
+    uart_baud : int
+        Reset baud rate of the UART.
+    with_m : bool
+        The control core implements the M extension (and the firmware is built for it).
+    ram_style : str
+        ``"block"`` (the default): block RAM holding the firmware from configuration, with a
+        read port for the core and one for the engine. ``"spram"``: a single-port RAM that
+        the core and the engine take turns at (the engine first), with no initial contents:
+        the firmware sits in a ROM and is copied into it at reset. That is the shape of the
+        iCE40 UP5K's 128 KiB of SPRAM, which leaves its 15 KiB of block RAM to the engine.
+    flash_offset : int or None
+        With ``ram_style="spram"``: the firmware is not in a ROM but in the board's SPI flash
+        from this byte on, beside the bitstream, and is copied from there at reset. ``None``
+        (the default): in a ROM of block RAM.
+    regfile_style : str
+        ``"block"`` (the default): the core's registers (and CSRs), a 64 x 32-bit memory read
+        twice a cycle, are left to synthesis, which puts them in two block RAMs. ``"lut"``:
+        they are asked for as distributed (LUT) RAM, which gives those two block RAMs back
+        where the part has LUT RAM and block RAM is what runs out (the GW1NR-9).
+    """
+
+    engine: EngineConfig = EngineConfig()
+    ram_bytes: int | None = None
+    clock_hz: int = 24_000_000
+    uart_baud: int = 115_200
+    with_m: bool = True
+    ram_style: str = "block"
+    flash_offset: int | None = None
+    regfile_style: str = "block"
+
+    def __post_init__(self):
+        if not isinstance(self.engine, EngineConfig):
+            raise ConfigError(f"engine must be an EngineConfig, not {self.engine!r}")
+        if self.ram_bytes is None:
+            object.__setattr__(self, "ram_bytes", self.engine.mem_bytes)
+        elif self.ram_bytes != self.engine.mem_bytes:
+            raise ConfigError(f"ram_bytes must equal engine.mem_bytes "
+                              f"({self.engine.mem_bytes}), not {self.ram_bytes!r}")
+        if self.ram_bytes > PERIPHERAL_BASE - RAM_BASE:
+            raise ConfigError(f"ram_bytes must be at most {PERIPHERAL_BASE - RAM_BASE:#x} "
+                              f"(the peripherals start there), not {self.ram_bytes!r}")
+        _check_int("clock_hz", self.clock_hz, 1_000, 2_000_000_000)
+        _check_int("uart_baud", self.uart_baud, 1, 10_000_000)
+        divisor = self.uart_divisor
+        if not 4 <= divisor < 1 << UART.register("DIVISOR").width:
+            raise ConfigError(f"uart_baud must give a divisor (clock_hz / uart_baud) from 4 to "
+                              f"{(1 << UART.register('DIVISOR').width) - 1}, not {divisor} "
+                              f"({self.uart_baud!r} baud at {self.clock_hz} Hz)")
+        if not isinstance(self.with_m, bool):
+            raise ConfigError(f"with_m must be True or False, not {self.with_m!r}")
+        if self.ram_style not in RAM_STYLES:
+            raise ConfigError(f"ram_style must be one of {', '.join(RAM_STYLES)}, "
+                              f"not {self.ram_style!r}")
+        if self.regfile_style not in REGFILE_STYLES:
+            raise ConfigError(f"regfile_style must be one of {', '.join(REGFILE_STYLES)}, "
+                              f"not {self.regfile_style!r}")
+        if self.flash_offset is not None:
+            _check_int("flash_offset", self.flash_offset, 0, (1 << 24) - self.ram_bytes)
+            if self.ram_style != "spram":
+                raise ConfigError("flash_offset needs ram_style 'spram' (a RAM the firmware "
+                                  "is copied into)")
+
+    @property
+    def uart_divisor(self):
+        """Reset value of UART.DIVISOR: clock cycles a bit."""
+        return (self.clock_hz + self.uart_baud // 2) // self.uart_baud
+
+    def to_dict(self):
+        return {"engine": self.engine.to_dict(), "ram_bytes": self.ram_bytes,
+                "clock_hz": self.clock_hz, "uart_baud": self.uart_baud, "with_m": self.with_m,
+                "ram_style": self.ram_style, "flash_offset": self.flash_offset,
+                "regfile_style": self.regfile_style}
+
+    @classmethod
+    def from_dict(cls, data):
+        reject_unknown(cls, data, "SoC")
+        data = dict(data)
+        if isinstance(data.get("engine"), dict):
+            data["engine"] = EngineConfig.from_dict(data["engine"])
+        return cls(**data)
