@@ -11,7 +11,7 @@ from rvnpu.spec import requant
 
 
 __all__ = ["EngineConfig", "ConfigError", "DATAFLOWS", "REQUANT_MODES", "HAZARDS",
-           "reject_unknown"]
+           "check_int", "reject_unknown"]
 
 
 DATAFLOWS = ("os", "ws", "both")
@@ -23,13 +23,14 @@ class ConfigError(ValueError):
     """A generator parameter is out of range; the message names the parameter and its value."""
 
 
-def _check_int(name, value, lo, hi):
+def check_int(name, value, lo, hi):
+    """Refuse ``value`` unless it is an integer from ``lo`` to ``hi``, naming ``name``."""
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
         raise ConfigError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
 
 
 def _check_pow2(name, value, lo, hi):
-    _check_int(name, value, lo, hi)
+    check_int(name, value, lo, hi)
     if value & (value - 1):
         raise ConfigError(f"{name} must be a power of two, not {value!r}")
 
@@ -128,11 +129,11 @@ class EngineConfig:
                                 "(0..rows*cols)")
 
     def __post_init__(self):
-        _check_int("rows", self.rows, 1, 32)
-        _check_int("cols", self.cols, 1, 32)
+        check_int("rows", self.rows, 1, 32)
+        check_int("cols", self.cols, 1, 32)
         if self.in_width not in (4, 8, 16):
             raise ConfigError(f"in_width must be 4, 8 or 16, not {self.in_width!r}")
-        _check_int("acc_width", self.acc_width, 1, 32)
+        check_int("acc_width", self.acc_width, 1, 32)
         if self.acc_width < 2 * self.in_width:
             raise ConfigError(
                 f"acc_width must be at least {2 * self.in_width} to hold one "
@@ -149,8 +150,8 @@ class EngineConfig:
         if self.bus_width not in (32, 64, 128):
             raise ConfigError(f"bus_width must be 32, 64 or 128, not {self.bus_width!r}")
         _check_pow2("mem_bytes", self.mem_bytes, 1 << 10, 1 << 31)
-        _check_int("queue_depth", self.queue_depth, 1, 16)
-        _check_int("requant_lanes", self.requant_lanes, 0, self.cols)
+        check_int("queue_depth", self.queue_depth, 1, 16)
+        check_int("requant_lanes", self.requant_lanes, 0, self.cols)
         if self.requant_lanes and self.cols % self.requant_lanes:
             raise ConfigError(f"requant_lanes must be 0 or divide cols ({self.cols}), "
                               f"not {self.requant_lanes!r}")
@@ -160,7 +161,7 @@ class EngineConfig:
         if self.hazards not in HAZARDS:
             raise ConfigError(f"hazards must be one of {', '.join(HAZARDS)}, "
                               f"not {self.hazards!r}")
-        _check_int("logic_macs", self.logic_macs, 0, self.rows * self.cols)
+        check_int("logic_macs", self.logic_macs, 0, self.rows * self.cols)
 
     # Derived sizes: properties, so that nothing derivable is stored twice.
 

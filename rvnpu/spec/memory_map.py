@@ -10,7 +10,7 @@ every register is one 32-bit word (byte and half-word writes reach it as a word 
 import enum
 from dataclasses import dataclass, field
 
-from rvnpu.spec.config import ConfigError, EngineConfig, reject_unknown
+from rvnpu.spec.config import ConfigError, EngineConfig, check_int, reject_unknown
 
 
 __all__ = [
@@ -172,11 +172,6 @@ def peripheral_at(address):
 
 # -- Configuration ------------------------------------------------------------------------------
 
-def _check_int(name, value, lo, hi):
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise ConfigError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
-
-
 #: Kinds of main RAM (:attr:`SocConfig.ram_style`).
 RAM_STYLES = ("block", "spram")
 
@@ -239,8 +234,8 @@ class SocConfig:
         if self.ram_bytes > PERIPHERAL_BASE - RAM_BASE:
             raise ConfigError(f"ram_bytes must be at most {PERIPHERAL_BASE - RAM_BASE:#x} "
                               f"(the peripherals start there), not {self.ram_bytes!r}")
-        _check_int("clock_hz", self.clock_hz, 1_000, 2_000_000_000)
-        _check_int("uart_baud", self.uart_baud, 1, 10_000_000)
+        check_int("clock_hz", self.clock_hz, 1_000, 2_000_000_000)
+        check_int("uart_baud", self.uart_baud, 1, 10_000_000)
         divisor = self.uart_divisor
         if not 4 <= divisor < 1 << UART.register("DIVISOR").width:
             raise ConfigError(f"uart_baud must give a divisor (clock_hz / uart_baud) from 4 to "
@@ -255,7 +250,7 @@ class SocConfig:
             raise ConfigError(f"regfile_style must be one of {', '.join(REGFILE_STYLES)}, "
                               f"not {self.regfile_style!r}")
         if self.flash_offset is not None:
-            _check_int("flash_offset", self.flash_offset, 0, (1 << 24) - self.ram_bytes)
+            check_int("flash_offset", self.flash_offset, 0, (1 << 24) - self.ram_bytes)
             if self.ram_style != "spram":
                 raise ConfigError("flash_offset needs ram_style 'spram' (a RAM the firmware "
                                   "is copied into)")
