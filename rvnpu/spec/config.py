@@ -11,7 +11,7 @@ from rvnpu.spec import requant
 
 
 __all__ = ["EngineConfig", "ConfigError", "DATAFLOWS", "REQUANT_MODES", "HAZARDS",
-           "check_int", "reject_unknown"]
+           "check_choice", "check_int", "reject_unknown"]
 
 
 DATAFLOWS = ("os", "ws", "both")
@@ -27,6 +27,12 @@ def check_int(name, value, lo, hi):
     """Refuse ``value`` unless it is an integer from ``lo`` to ``hi``, naming ``name``."""
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
         raise ConfigError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
+
+
+def check_choice(name, value, choices):
+    """Refuse ``value`` unless it is one of ``choices``, naming ``name`` and listing them."""
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
 
 
 def _check_pow2(name, value, lo, hi):
@@ -138,9 +144,7 @@ class EngineConfig:
             raise ConfigError(
                 f"acc_width must be at least {2 * self.in_width} to hold one "
                 f"{self.in_width}-bit product, not {self.acc_width!r}")
-        if self.dataflow not in DATAFLOWS:
-            raise ConfigError(f"dataflow must be one of {', '.join(DATAFLOWS)}, "
-                              f"not {self.dataflow!r}")
+        check_choice("dataflow", self.dataflow, DATAFLOWS)
         _check_pow2("spad_depth", self.spad_depth, 16, 1 << 14)
         _check_pow2("acc_depth", self.acc_depth, 16, 1 << 14)
         if self.acc_depth < self.rows:
@@ -155,12 +159,8 @@ class EngineConfig:
         if self.requant_lanes and self.cols % self.requant_lanes:
             raise ConfigError(f"requant_lanes must be 0 or divide cols ({self.cols}), "
                               f"not {self.requant_lanes!r}")
-        if self.requant_modes not in REQUANT_MODES:
-            raise ConfigError(f"requant_modes must be one of {', '.join(REQUANT_MODES)}, "
-                              f"not {self.requant_modes!r}")
-        if self.hazards not in HAZARDS:
-            raise ConfigError(f"hazards must be one of {', '.join(HAZARDS)}, "
-                              f"not {self.hazards!r}")
+        check_choice("requant_modes", self.requant_modes, REQUANT_MODES)
+        check_choice("hazards", self.hazards, HAZARDS)
         check_int("logic_macs", self.logic_macs, 0, self.rows * self.cols)
 
     # Derived sizes: properties, so that nothing derivable is stored twice.

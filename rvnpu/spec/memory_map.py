@@ -10,7 +10,7 @@ every register is one 32-bit word (byte and half-word writes reach it as a word 
 import enum
 from dataclasses import dataclass, field
 
-from rvnpu.spec.config import ConfigError, EngineConfig, check_int, reject_unknown
+from rvnpu.spec.config import ConfigError, EngineConfig, check_choice, check_int, reject_unknown
 
 
 __all__ = [
@@ -243,12 +243,8 @@ class SocConfig:
                               f"({self.uart_baud!r} baud at {self.clock_hz} Hz)")
         if not isinstance(self.with_m, bool):
             raise ConfigError(f"with_m must be True or False, not {self.with_m!r}")
-        if self.ram_style not in RAM_STYLES:
-            raise ConfigError(f"ram_style must be one of {', '.join(RAM_STYLES)}, "
-                              f"not {self.ram_style!r}")
-        if self.regfile_style not in REGFILE_STYLES:
-            raise ConfigError(f"regfile_style must be one of {', '.join(REGFILE_STYLES)}, "
-                              f"not {self.regfile_style!r}")
+        check_choice("ram_style", self.ram_style, RAM_STYLES)
+        check_choice("regfile_style", self.regfile_style, REGFILE_STYLES)
         if self.flash_offset is not None:
             check_int("flash_offset", self.flash_offset, 0, (1 << 24) - self.ram_bytes)
             if self.ram_style != "spram":
