@@ -51,21 +51,27 @@ class EngineRun:
         Main-memory contents before the program; everything else is zero.
     dump : list of (byte address, byte count)
         Regions to read back afterwards.
+    max_cycles : int, optional
+        The cycle budget, past which the run counts as hung.
     """
     program: list
     image: list = dataclasses.field(default_factory=list)
     dump: list = dataclasses.field(default_factory=list)
+    max_cycles: int | None = None
 
 
 @dataclasses.dataclass
 class EngineResult:
     """What a program did: ``memory`` holds the dumped regions (zero elsewhere), ``responses``
     the FENCE/STATUS answers in order, ``cycles`` the cycles from the first command to the last
-    answer and ``active_cycles`` those in which a step entered the array."""
+    answer and ``active_cycles`` those in which a step entered the array. ``hung``: the
+    program did not finish within its cycle budget (``responses`` then holds the answers that
+    came, ``memory`` is not read back)."""
     memory: np.ndarray
     responses: list
     cycles: int
     active_cycles: int
+    hung: bool = False
 
 
 class RtlEngine:
@@ -149,12 +155,13 @@ class RtlEngine:
             "program": program,
             "responses": sum(1 for f, _, _ in program if f in (Funct.FENCE, Funct.STATUS)),
             "dump": dump,
-            "max_cycles": 200_000 + 4096 * len(program),
+            "max_cycles": run.max_cycles or 200_000 + 4096 * len(program),
         }
 
     def run(self, runs, *, waves=False):
         """Run each :class:`EngineRun` from reset, with zeroed local memories; return an
-        :class:`EngineResult` for each.
+        :class:`EngineResult` for each (``hung`` for one that exceeded its cycle budget:
+        ``max_cycles``, else 200000 cycles and 4096 a command).
 
         A FENCE is appended to a program that does not end with one (and its answer kept), so
         the dump always sees finished work.
@@ -169,12 +176,17 @@ class RtlEngine:
                        test_module="rvnpu.sim.cocotb.tb_engine", simulator=self.simulator,
                        build_dir=self.build_dir, waves=waves,
                        test_args={"jobs_file": str(jobs_file),
-                                  "results_file": str(results_file)})
+                                  "results_file": str(results_file),
+                                  "direct_memory": self.simulator == "verilator"})
             results = json.loads(results_file.read_text())
         bb = self.config.bus_bytes
         out = []
         for job, result in zip(jobs, results):
             memory = np.zeros(self.config.mem_bytes, np.uint8)
+            if result.get("hang"):
+                out.append(EngineResult(memory=memory, responses=result["responses"],
+                                        cycles=job["max_cycles"], active_cycles=0, hung=True))
+                continue
             for (first, _), values in zip(job["dump"], result["dump"]):
                 for i, value in enumerate(values):
                     w = first + i

@@ -392,7 +392,8 @@ def _parse_results(path):
 
 
 def run_cocotb(*, sources, toplevel, test_module, simulator="verilator", build_dir,
-               test_args=None, waves=False, testcase=None, seed=None, build_args=()):
+               test_args=None, waves=False, testcase=None, seed=None, build_args=(),
+               on_build=None):
     """Build a design (or reuse its cached build) and run a cocotb test module on it.
 
     Parameters
@@ -424,6 +425,9 @@ def run_cocotb(*, sources, toplevel, test_module, simulator="verilator", build_d
         cocotb's random seed, for reproducing a failure.
     build_args : sequence of str
         Extra simulator build arguments, appended to rvnpu's defaults. Part of the cache key.
+    on_build : callable, optional
+        Called with ``None`` before a build starts and with its seconds once it succeeded, so
+        that a caller can say why it waits; not called when the cached build is reused.
 
     Returns
     -------
@@ -461,7 +465,8 @@ def run_cocotb(*, sources, toplevel, test_module, simulator="verilator", build_d
             cached, build_time_s = _cached_build(
                 runner, key, simulator=simulator, toplevel=toplevel, build_dir=build_dir,
                 # Icarus dumps through rvnpu's own module (above), not cocotb's.
-                staged=staged, args=args, waves=waves and simulator != "icarus")
+                staged=staged, args=args, waves=waves and simulator != "icarus",
+                on_build=on_build)
             run = _run_tests(runner, test_module=test_module, toplevel=toplevel,
                              build_dir=build_dir, testcase=testcase, waves=waves)
         # Still under the lock: another run in this directory would overwrite the results.
@@ -526,7 +531,8 @@ def _icarus_dump_module(build_dir, toplevel, waves_path):
     return dump, text
 
 
-def _cached_build(runner, key, *, simulator, toplevel, build_dir, staged, args, waves):
+def _cached_build(runner, key, *, simulator, toplevel, build_dir, staged, args, waves,
+                  on_build=None):
     """Build unless the stamp says the last build in ``build_dir`` had this ``key``.
 
     Returns ``(cached, build_time_s)``; the stamp is written only after a build succeeds.
@@ -537,6 +543,8 @@ def _cached_build(runner, key, *, simulator, toplevel, build_dir, staged, args, 
         return True, 0.0
     stamp.unlink(missing_ok=True)
     log_path = build_dir / _BUILD_LOG
+    if on_build:
+        on_build(None)
     start = time.perf_counter()
     try:
         runner.build(sources=[path for path, _ in staged], hdl_toplevel=toplevel,
@@ -550,6 +558,8 @@ def _cached_build(runner, key, *, simulator, toplevel, build_dir, staged, args, 
     tmp = stamp.with_suffix(".tmp")
     tmp.write_text(key)
     tmp.replace(stamp)
+    if on_build:
+        on_build(build_time_s)
     return False, build_time_s
 
 

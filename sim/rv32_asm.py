@@ -24,7 +24,7 @@ __all__ = [
     "add", "sub", "sll", "slt", "sltu", "xor", "srl", "sra", "or_", "and_",
     "mul", "mulh", "mulhsu", "mulhu", "div", "divu", "rem", "remu",
     "fence", "fence_i", "ecall", "ebreak", "mret", "wfi",
-    "csrrw", "csrrs", "csrrc", "csrrwi", "csrrsi", "csrrci", "csrr", "csrw",
+    "csrrw", "csrrs", "csrrc", "csrrwi", "csrrsi", "csrrci", "csrr", "csrw", "csrs", "csrc",
     "custom0", "nop", "li",
 ]
 
@@ -236,6 +236,16 @@ def csrr(rd, csr):
 
 def csrw(csr, rs1):
     return csrrw(0, csr, rs1)
+
+
+def csrs(csr, rs1):
+    """Set the bits of ``rs1`` in ``csr``."""
+    return csrrs(0, csr, rs1)
+
+
+def csrc(csr, rs1):
+    """Clear the bits of ``rs1`` in ``csr``."""
+    return csrrc(0, csr, rs1)
 
 
 def custom0(funct7, rd, rs1, rs2, funct3=None):

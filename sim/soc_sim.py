@@ -21,10 +21,11 @@ from rvnpu.gen.files import write_file
 from rvnpu.hdl import hardware_sources
 from rvnpu.spec.memory_map import SocConfig
 from rvnpu.sim.rtl import default_build_root
-from rvnpu.sim.runner import run_cocotb, verilog_of
+from rvnpu.sim.runner import SimulationFailed, run_cocotb, verilog_of
+from rvnpu.spec.commands import unpack_status
 
 
-__all__ = ["SocRun", "SocSimulator", "ImageTooLarge", "DEFAULT_MAX_CYCLES"]
+__all__ = ["SocRun", "SocSimulator", "ImageTooLarge", "FirmwareHang", "DEFAULT_MAX_CYCLES"]
 
 #: Cycle limit of a run unless told otherwise: a few seconds of simulation.
 DEFAULT_MAX_CYCLES = 20_000_000
@@ -69,6 +70,11 @@ class ImageTooLarge(ValueError):
     """A RAM image is larger than the SoC's RAM."""
 
 
+class FirmwareHang(SimulationFailed):
+    """The firmware did not finish within its cycle budget (the watchdog stopped it); the
+    message says where the core and the engine were (:meth:`SocRun.stop_description`)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class SocRun:
     """What one firmware run did.
@@ -92,6 +98,12 @@ class SocRun:
     leds : int
         The LEDs at the end.
     waves_path : pathlib.Path or None
+    pc : int or None
+        Where the core was at the end (the address of the instruction it was executing or
+        waiting in); ``None`` if the model did not show it.
+    engine_status : int or None
+        The engine's status word at the end, as STATUS would answer it (``busy``, ``error``,
+        ``list_busy`` ...: :data:`rvnpu.spec.commands.STATUS_FIELDS`).
     """
 
     uart: bytes
@@ -103,6 +115,8 @@ class SocRun:
     build_time_s: float
     leds: int
     waves_path: Path | None = None
+    pc: int | None = None
+    engine_status: int | None = None
 
     @property
     def text(self):
@@ -112,6 +126,27 @@ class SocRun:
     @property
     def cycles_per_second(self):
         return self.cycles / self.wall_time_s if self.wall_time_s > 0 else float("inf")
+
+    def stop_description(self, symbolise=None):
+        """Where the firmware was when the run stopped: ``"pc 0x00000124 (in rvnpu_fence),
+        engine busy, status 0x00000001"``. ``symbolise(pc)`` names the function at an address
+        (or returns ``None``)."""
+        parts = []
+        if self.pc is not None:
+            name = symbolise(self.pc) if symbolise is not None else None
+            parts.append(f"pc 0x{self.pc:08x}" + (f" (in {name})" if name else ""))
+        if self.engine_status is not None:
+            fields = unpack_status(self.engine_status)
+            state = [word for word in ("busy", "list_busy", "error") if fields[word]]
+            parts.append("engine " + (", ".join(state) if state else "idle")
+                         + f", status 0x{self.engine_status:08x}")
+        return ", ".join(parts) or "no state recorded"
+
+    def raise_if_hung(self, max_cycles, symbolise=None):
+        """Raise :class:`FirmwareHang` if the watchdog stopped this run."""
+        if self.timed_out:
+            raise FirmwareHang(f"the firmware did not finish in {max_cycles} cycles: "
+                               f"{self.stop_description(symbolise)}")
 
 
 class SocSimulator:
@@ -140,10 +175,7 @@ class SocSimulator:
         if self._verilog is None:
             from rvnpu.hdl.soc.soc import Soc
 
-            key = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
-            for path in sorted(_SOURCES):
-                key.update(path.read_bytes())
-            cache = self.build_dir / f"{_SOC}-{key.hexdigest()[:16]}.v"
+            cache = self._verilog_cache()
             if cache.is_file():
                 self._verilog = cache.read_text()
             else:
@@ -154,14 +186,21 @@ class SocSimulator:
                 write_file(cache, self._verilog)
         return self._verilog
 
+    def _verilog_cache(self):
+        key = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        for path in sorted(_SOURCES):
+            key.update(path.read_bytes())
+        return self.build_dir / f"{_SOC}-{key.hexdigest()[:16]}.v"
+
     def _build_args(self):
         """Verilator arguments that keep the model fast.
 
         cocotb's runner marks every signal public (``--public-flat-rw``), which stops
         Verilator from optimising them away and makes this SoC about six times slower. The
-        testbench needs only the top-level ports and the RAM array, so that flag is turned
-        off again and a Verilator control file makes just those visible to VPI: the inputs
-        and the RAM writable, the outputs only readable. A signal VPI may write counts as an
+        testbench needs only the top-level ports and the RAM array (and, read once at the
+        end, the core's pc and the engine's status word), so that flag is turned off again
+        and a Verilator control file makes just those visible to VPI: the inputs and the RAM
+        writable, the outputs only readable. A signal VPI may write counts as an
         input, and logic reading it is evaluated at every time step like the inputs' is.
         """
         vlt = "\n".join([
@@ -169,6 +208,9 @@ class SocSimulator:
             *(f'public_flat_rw -module "{_TOP}" -var "{name}"' for name in _INPUTS),
             *(f'public_flat_rd -module "{_TOP}" -var "{name}"' for name in _OUTPUTS),
             f'public_flat_rw -module "{_SOC}.ram" -var "mem"',
+            # Where a firmware that never exits is stuck (tb_soc reads them at the end).
+            f'public_flat_rd -module "{_SOC}.core" -var "pc"',
+            f'public_flat_rd -module "{_SOC}.engine.frontend" -var "status"',
             "",
         ])
         path = self.build_dir / f"{_TOP}-{hashlib.sha256(vlt.encode()).hexdigest()[:12]}.vlt"
@@ -183,9 +225,14 @@ class SocSimulator:
                 "-CFLAGS", "-fcoroutines", "-CFLAGS", "-O3", str(path)]
 
     def run(self, image, *, max_cycles=DEFAULT_MAX_CYCLES, waves=False, uart_input=b"",
-            buttons=0):
+            buttons=0, on_build=None):
         """Run a RAM image (bytes, or a :class:`rvnpu.firmware.build.FirmwareImage`) from reset
-        until it writes ``SIM.EXIT`` or ``max_cycles`` pass; returns a :class:`SocRun`."""
+        until it writes ``SIM.EXIT`` or ``max_cycles`` pass; returns a :class:`SocRun`.
+
+        ``on_build`` is called with ``None`` before the simulator is made (the SoC's Verilog
+        generated, Verilator run: a minute or more) and with the seconds that took once it is
+        done; not at all when both are cached.
+        """
         start = time.perf_counter()
         image = image.image if hasattr(image, "image") else bytes(image)
         if len(image) > self.config.ram_bytes:
@@ -193,6 +240,19 @@ class SocSimulator:
                                 f"{self.config.ram_bytes}-byte RAM")
         if not isinstance(max_cycles, int) or max_cycles < 1:
             raise ValueError(f"max_cycles must be a positive integer, not {max_cycles!r}")
+        started = []
+
+        def building(seconds):
+            if on_build is None:
+                return
+            if seconds is None and not started:
+                started.append(time.perf_counter())
+                on_build(None)
+            elif seconds is not None and started:
+                on_build(time.perf_counter() - started.pop())
+
+        if self._verilog is None and not self._verilog_cache().is_file():
+            building(None)
         verilog = self.verilog
         # A traced model is a different build: keep it beside the fast one, not over it.
         build_dir = self.build_dir.with_name(self.build_dir.name + "-waves") if waves \
@@ -208,12 +268,15 @@ class SocSimulator:
                 test_args={"image": str(image_file), "results_file": str(results_file),
                            "max_cycles": max_cycles, "uart_divisor": self.config.uart_divisor,
                            "ram_word_bytes": self.config.engine.bus_bytes,
-                           "uart_input": bytes(uart_input).hex(), "buttons": buttons})
+                           "uart_input": bytes(uart_input).hex(), "buttons": buttons},
+                on_build=building)
+            building(0)     # the Verilog was made but the Verilator build was cached
             result = json.loads(results_file.read_text())
         return SocRun(uart=bytes.fromhex(result["uart"]), exit_code=result["exit_code"],
                       timed_out=result["timed_out"], cycles=result["cycles"],
                       wall_time_s=result["wall_time_s"],
                       total_time_s=time.perf_counter() - start,
                       build_time_s=sim.build_time_s, leds=result["leds"],
-                      waves_path=sim.waves_path)
+                      waves_path=sim.waves_path, pc=result.get("pc"),
+                      engine_status=result.get("engine_status"))
 

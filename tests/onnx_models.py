@@ -58,6 +58,52 @@ def float_model(kind, seed=0):
         node("Gemm", ["x", param("w0", w(16, 24)), param("b0", w(24))], ["h"])
         node("Clip", ["h", param("lo", np.float32(0)), param("hi", np.float32(6))], ["c"])
         node("Gemm", ["c", param("w1", w(24, 3)), param("b1", w(3))], ["y"])
+    elif kind == "avgpool":      # padded, ceil-mode and global average pools
+        shape, out = [1, 2, 7, 7], [1, 3]
+        node("Conv", ["x", param("wc0", w(4, 2, 3, 3)), param("bc0", w(4))], ["c0"],
+             pads=[1, 1, 1, 1])
+        node("Relu", ["c0"], ["r0"])
+        node("AveragePool", ["r0"], ["p0"], kernel_shape=[3, 3], strides=[2, 2],
+             pads=[1, 1, 1, 1])
+        node("Conv", ["p0", param("wc1", w(6, 4, 1, 1)), param("bc1", w(6))], ["c1"])
+        node("AveragePool", ["c1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2],
+             pads=[0, 0, 1, 1], count_include_pad=1, ceil_mode=1)
+        node("GlobalAveragePool", ["p1"], ["g"])
+        node("Flatten", ["g"], ["f"])
+        node("Gemm", ["f", param("wf", w(6, 3)), param("bf", w(3))], ["y"])
+    elif kind == "relu_skip":    # a Relu that cannot fuse: the Conv also feeds the Add
+        shape, out = [1, 2, 5, 5], [1, 4]
+        node("Conv", ["x", param("wc", w(4, 2, 3, 3)), param("bc", w(4))], ["c"],
+             pads=[1, 1, 1, 1])
+        node("Relu", ["c"], ["r"])
+        node("Add", ["c", "r"], ["s"])
+        node("Reshape", ["s", param("shape", np.array([1, -1], np.int64))], ["f"])
+        node("MatMul", ["f", param("wf", w(100, 4))], ["y"])
+    elif kind == "clip_alone":   # a Clip between two GEMMs' QuantizeLinear nodes
+        shape, out = [2, 12], [2, 5]
+        node("MatMul", ["x", param("w0", w(12, 8))], ["h"])
+        node("Add", ["h", param("b0", w(8))], ["a"])
+        node("Clip", ["a", param("lo", np.float32(-0.5)), param("hi", np.float32(0.7))], ["c"])
+        node("Add", ["c", "a"], ["s"])
+        node("MatMul", ["s", param("w1", w(8, 5))], ["y"])
+    elif kind == "mmadd":        # MatMul + Add with the bias broadcast over 3 rows
+        shape, out = [3, 8], [3, 4]
+        node("MatMul", ["x", param("w0", w(8, 6))], ["m"])
+        node("Add", ["m", param("b0", w(6))], ["a"])
+        node("MatMul", ["a", param("w1", w(6, 4))], ["y"])
+    elif kind == "softmax":      # classifier probabilities, the Softmax on the host
+        shape, out = [2, 10], [2, 6]
+        node("Gemm", ["x", param("w0", w(10, 6)), param("b0", w(6))], ["h"])
+        node("Softmax", ["h"], ["y"], axis=-1)
+    elif kind == "depthwise":    # grouped and depthwise, dilated convolutions (IR only)
+        shape, out = [1, 4, 8, 8], [1, 3]
+        node("Conv", ["x", param("wd", w(4, 1, 3, 3)), param("bd", w(4))], ["d"],
+             group=4, pads=[1, 1, 1, 1])
+        node("Relu", ["d"], ["r"])
+        node("Conv", ["r", param("wg", w(6, 2, 3, 3)), param("bg", w(6))], ["g"],
+             group=2, dilations=[2, 2], strides=[2, 1])
+        node("Flatten", ["g"], ["f"])
+        node("Gemm", ["f", param("wf", w(6 * 2 * 4, 3)), param("bf", w(3))], ["y"])
     else:
         raise ValueError(kind)
     graph = helper.make_graph(

@@ -146,11 +146,24 @@ def test_constants_match_isa(tmp_path):
         for member in cls:
             body.append(_print_u32(f"RVNPU_{enum_name}_{member.name}"))
             expected.append(member.value)
-    for name in ("QP_ROWS", "ROW_BITS"):
+    for name in ("QP_ROWS", "ROW_BITS", "LIST_ENTRY_BYTES"):
         body.append(_print_u32(f"RVNPU_{name}"))
         expected.append(getattr(isa, name))
     lines = _run_c(tmp_path, c_header(EngineConfig()), "\n".join(body))
     assert [int(x) for x in lines] == expected
+
+
+def test_list_entry_matches_isa_pack_list(tmp_path):
+    """rvnpu_list_entry() lays a command out in memory as isa.pack_list does, byte for byte."""
+    commands = [isa.encode(isa.Funct.LOAD, dram_addr=0x89abcdef, local_row=77, space=2,
+                           rows=3, cols=200), (isa.Funct.RUN, 0xfffffff0, 0x12345678)]
+    body = [f"    rvnpu_cmd_t cmd{i} = {{{f}u, {o1}u, {o2}u}};\n"
+            f"    rvnpu_list_entry_t e{i} = rvnpu_list_entry(cmd{i});\n"
+            f"    for (unsigned b = 0; b < sizeof e{i}; b++)\n"
+            f"        printf(\"%u\\n\", ((const unsigned char *)&e{i})[b]);"
+            for i, (f, o1, o2) in enumerate(commands)]
+    lines = _run_c(tmp_path, c_header(EngineConfig()), "\n".join(body))
+    assert bytes(int(x) for x in lines) == isa.pack_list(commands)
 
 
 @pytest.mark.parametrize("config", [EngineConfig(), ODD_CONFIG], ids=["default", "odd"])

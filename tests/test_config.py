@@ -37,6 +37,7 @@ def test_elem_bytes(in_width, elem_bytes):
     *[dict(requant_modes=r) for r in REQUANT_MODES],
     *[dict(hazards=h) for h in HAZARDS],
     dict(logic_macs=0), dict(rows=3, cols=5, logic_macs=15), dict(rows=32, cols=32, logic_macs=7),
+    dict(command_fetch=True), dict(command_fetch=False),
 ], ids=repr)
 def test_valid_edges(kwargs):
     c = EngineConfig(**kwargs)
@@ -97,6 +98,8 @@ INVALID = [
     ("logic_macs", dict(rows=3, cols=5, logic_macs=16)),
     ("logic_macs", dict(logic_macs=-1)),
     ("logic_macs", dict(logic_macs=True)),
+    ("command_fetch", dict(command_fetch=2)),
+    ("command_fetch", dict(command_fetch="yes")),
 ]
 
 
@@ -185,3 +188,11 @@ def test_from_dict_checks_values():
     with pytest.raises(ConfigError) as info:
         EngineConfig.from_dict({"rows": 0})
     _check_message(info.value, "rows", {"rows": 0})
+
+
+def test_command_fetch_takes_a_flag_or_its_number():
+    """The command line gives integers; 0 and 1 become the flag (so the JSON and the C header
+    say false/true alike), anything else is refused."""
+    assert EngineConfig(command_fetch=0).command_fetch is False
+    assert EngineConfig(command_fetch=1).command_fetch is True
+    assert EngineConfig().command_fetch is True

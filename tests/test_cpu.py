@@ -10,6 +10,11 @@ are the only values not compared (the ISS adopts the core's value so the runs st
 - the lockstep fuzz runs random instruction streams (fixed seeds) with loads and stores to a
   data region, branches and jumps to aligned and misaligned targets, CSR accesses, M
   operations and engine commands, and reports the seed and the first differing instruction;
+- interrupts: the bench drives the core's interrupt lines, changing them only right after a
+  retire (so they are constant from one instruction boundary to the next) and, while the core
+  sleeps in WFI, raising them to wake it. It records the lines after every retire and those
+  each record retired with; the ISS gets the same lines at the same boundaries, so whether
+  and where an interrupt is taken is compared exactly, by the spec's rule in the ISS;
 - the CPI test checks the table in :class:`~rvnpu.hdl.core.cpu.RiscvCore`'s docstring, exactly.
 """
 
@@ -17,179 +22,25 @@ import collections
 import random
 
 import pytest
-from amaranth.sim import Simulator
 
-from rvnpu.hdl.core.cpu import RiscvCore
 from rvnpu.sim import rv32_asm as asm
-from rvnpu.sim.golden.iss import Iss, Memory, Retire, reads_cycle_counter
-
-
-M32 = 0xffffffff
-MEM_WORDS = 4096            # 16 KiB: code from 0, handler at HANDLER, data at DATA
-HANDLER = 0x2000
-DATA = 0x3000
-HALT = asm.jal(0, 0)        # a program ends by jumping to itself
-
-
-def engine_answer(seq, funct, op1, op2):
-    """The fake engine's answer to its ``seq``-th answered command; the ISS uses it too."""
-    value = (seq + 1) * 0x9e3779b9 ^ op1 ^ ((op2 << 7 | op2 >> 25) & M32) ^ funct * 0x01000193
-    return value & M32
-
-
-def answers(funct):
-    """Which commands the fake engine answers (firmware gives exactly these an ``rd``)."""
-    return funct & 1
-
-
-# -- Running the RTL -----------------------------------------------------------------------------
-
-class RtlRun:
-    """Run ``program`` on the RTL core; records, retire cycles and engine log afterwards.
-
-    ``mem_wait``: extra wait states per bus access, drawn from ``0..mem_wait``. ``cmd_stall``:
-    chance that ``cmd.ready`` is low in a cycle. ``rsp_delay``: cycles from accepting an
-    answered command to its answer, drawn from ``1..rsp_delay``.
-    """
-
-    def __init__(self, image, *, with_m=True, seed=0, mem_wait=0, cmd_stall=0.0, rsp_delay=1,
-                 max_instructions=10_000, max_cycles=400_000):
-        self.memory = Memory(MEM_WORDS)
-        for addr, words in image.items():
-            self.memory.load(addr, words)
-        self.with_m = with_m
-        self.rng = random.Random(seed)
-        self.mem_wait, self.cmd_stall, self.rsp_delay = mem_wait, cmd_stall, rsp_delay
-        self.max_instructions, self.max_cycles = max_instructions, max_cycles
-        self.records, self.cycles, self.commands = [], [], []
-        self.timed_out = False
-
-    def run(self):
-        dut = RiscvCore(with_m=self.with_m)
-        rng, memory = self.rng, self.memory
-        pending = collections.deque()               # (ready cycle, value)
-
-        async def bench(ctx):
-            cycle = wait = 0
-            busy = False
-            ctx.set(dut.cmd.ready, 1)
-            async for _, _, re, we, addr, wdata, ready, cmd_valid, cmd_ready, cmd, rsp_valid, \
-                    rsp_ready, t in ctx.tick().sample(
-                        dut.bus.re, dut.bus.we, dut.bus.addr, dut.bus.wdata, dut.bus.ready,
-                        dut.cmd.valid, dut.cmd.ready, dut.cmd.payload, dut.rsp.valid,
-                        dut.rsp.ready, dut.retire):
-                cycle += 1
-                if t.valid:
-                    self.records.append(Retire(
-                        pc=t.pc, insn=t.insn, trap=bool(t.trap), rd_addr=t.rd_addr,
-                        rd_wdata=t.rd_wdata, mem_addr=t.mem_addr, mem_wmask=t.mem_wmask,
-                        mem_wdata=t.mem_wdata, mem_rmask=t.mem_rmask))
-                    self.cycles.append(cycle)
-                    if t.insn == HALT or len(self.records) >= self.max_instructions:
-                        return
-                if cycle >= self.max_cycles:
-                    self.timed_out = True
-                    return
-                # Memory: a request seen at an edge is answered after `wait` more cycles.
-                if ready:
-                    if we:
-                        memory.write(addr, wdata, we)
-                    busy = False
-                    ctx.set(dut.bus.ready, 0)
-                elif re or we:
-                    if not busy:
-                        busy, wait = True, rng.randint(0, self.mem_wait)
-                    if wait:
-                        wait -= 1
-                    else:
-                        ctx.set(dut.bus.rdata, memory.read(addr))
-                        ctx.set(dut.bus.ready, 1)
-                # Engine: commands, answers after a delay, random back-pressure.
-                if cmd_valid and cmd_ready:
-                    self.commands.append((cmd.funct, cmd.op1, cmd.op2))
-                    if answers(cmd.funct):
-                        value = engine_answer(len(pending) + self._answered, cmd.funct,
-                                              cmd.op1, cmd.op2)
-                        pending.append((cycle + self.rng.randint(1, self.rsp_delay) - 1,
-                                        value))
-                if rsp_valid and rsp_ready:
-                    pending.popleft()
-                    self._answered += 1
-                ctx.set(dut.cmd.ready, rng.random() >= self.cmd_stall)
-                if pending and pending[0][0] <= cycle:
-                    ctx.set(dut.rsp.valid, 1)
-                    ctx.set(dut.rsp.payload, pending[0][1])
-                else:
-                    ctx.set(dut.rsp.valid, 0)
-
-        self._answered = 0
-        sim = Simulator(dut)
-        sim.add_clock(1e-8)
-        sim.add_testbench(bench)
-        sim.run()
-        return self
-
-
-def run_iss(image, count, *, with_m=True, rtl=None):
-    """Step the ISS ``count`` times; with ``rtl`` records, adopt its cycle-counter reads."""
-    memory = Memory(MEM_WORDS)
-    for addr, words in image.items():
-        memory.load(addr, words)
-    seq = [0]
-
-    def engine(funct, op1, op2, wants_answer):
-        if not wants_answer:
-            return None
-        seq[0] += 1
-        return engine_answer(seq[0] - 1, funct, op1, op2)
-
-    iss = Iss(memory, with_m=with_m, engine=engine)
-    records = []
-    for index in range(count):
-        record = iss.step()
-        records.append(record)
-        if rtl is not None and index < len(rtl) and reads_cycle_counter(record.insn) \
-                and record.rd_addr:
-            iss.x[record.rd_addr] = rtl[index].rd_wdata
-    return iss, records
+from rvnpu.sim import lockstep as harness
+from rvnpu.sim.golden.iss import Retire
+from rvnpu.sim.lockstep import (DATA, EDGES, HALT, ILLEGAL_WORDS, M32, MEIE, MTIE,
+                                LockstepMismatch, RtlRun, answers, program, random_program,
+                                run_iss, with_mtvec)
+from rvnpu.spec.rv32 import MCAUSE_INTERRUPT
 
 
 def lockstep(image, *, seed=None, **options):
-    """Run ``image`` on the RTL and the ISS, fail at the first differing record; return both."""
-    rtl = RtlRun(image, seed=seed or 0, **options).run()
-    assert not rtl.timed_out, f"seed {seed}: no HALT within {rtl.max_cycles} cycles"
-    iss, want = run_iss(image, len(rtl.records), with_m=options.get("with_m", True),
-                        rtl=rtl.records)
-    for index, (got, expected) in enumerate(zip(rtl.records, want)):
-        if not got.matches(expected):
-            context = "\n".join(f"    {r}" for r in want[max(0, index - 4):index])
-            pytest.fail(f"seed {seed}: instruction {index} differs\n"
-                        f"  previous (ISS):\n{context}\n"
-                        f"  RTL: {got}\n  ISS: {expected}")
-    return rtl, iss
-
-
-def program(*words, handler=None):
-    """An image: ``words`` at 0 followed by HALT, and a trap handler at HANDLER."""
-    return {0: asm.assemble(*words, HALT),
-            HANDLER: asm.assemble(handler if handler is not None else SKIP_HANDLER)}
-
-
-def with_mtvec(*words):
-    return [*asm.li(31, HANDLER), asm.csrw("mtvec", 31), *words]
-
-
-# Records the trap in x24..x27 (compared through the retire records), then skips the
-# faulting instruction.
-SKIP_HANDLER = [asm.csrr(26, "mcause"), asm.csrr(27, "mtval"), asm.csrr(25, "mepc"),
-                asm.csrr(24, "mstatus"), asm.addi(31, 25, 4), asm.csrw("mepc", 31), asm.mret()]
+    """:func:`rvnpu.sim.lockstep.lockstep`, failing the test at the first difference."""
+    try:
+        return harness.lockstep(image, seed=seed, **options)
+    except LockstepMismatch as error:
+        pytest.fail(str(error))
 
 
 # -- Directed tests ------------------------------------------------------------------------------
-
-EDGES = [0, 1, 2, 31, 32, 33, 0x7fffffff, 0x80000000, 0x80000001, M32, M32 - 1, 0x12345678,
-         0xedcba987, 0x0000ffff]
-
 
 def li_pair(a, b):
     return [*asm.li(1, a), *asm.li(2, b)]
@@ -273,24 +124,6 @@ def test_jumps_and_branches():
     lockstep(program(*words))
 
 
-ILLEGAL_WORDS = [
-    0x00000000, M32, 0x00000010, asm.sub(3, 1, 2) | 1 << 26, asm.xor(3, 1, 2) | 1 << 30,
-    asm.slli(3, 1, 1) | 1 << 30, asm.srli(3, 1, 1) | 1 << 25, asm.add(3, 1, 2) | 0x40 << 25,
-    asm.jalr(1, 1, 0) | 1 << 12, asm.beq(1, 2, 8) & ~(7 << 12) | 2 << 12,
-    asm.beq(1, 2, 8) & ~(7 << 12) | 3 << 12, asm.lw(3, 0, 1) | 1 << 12,
-    asm.lw(3, 0, 1) & ~(7 << 12) | 6 << 12, asm.lw(3, 0, 1) | 5 << 12,
-    asm.sw(3, 0, 1) | 1 << 12, asm.sw(3, 0, 1) & ~(7 << 12) | 4 << 12,
-    asm.fence() | 2 << 12, asm.fence() | 7 << 12,
-    asm.custom0(1, 0, 1, 2, funct3=1), asm.custom0(1, 0, 1, 2, funct3=7),
-    0x00000073 | 4 << 12, 0x10200073, 0x7b200073, 0x00000073 | 1 << 7, 0x00100073 | 1 << 15,
-    0x00200073, 0x30200073 | 1 << 7, 0x10500073 | 1 << 15,
-    asm.csrr(3, 0x7c0), asm.csrr(3, 0x302), asm.csrr(3, 0xb03), asm.csrr(3, 0xf15),
-    asm.csrrw(0, "mhartid", 1), asm.csrrw(0, "cycle", 0), asm.csrrsi(3, "instret", 1),
-    asm.csrrc(3, "mvendorid", 1), asm.csrrwi(0, "instreth", 0),
-    0b0101011, 0b1111111, 0b1011011, 0x0000000b | 3 << 12,
-]
-
-
 def test_traps():
     words = with_mtvec(*asm.li(1, DATA), *asm.li(2, 0x55), *asm.li(8, 8), asm.csrw("mstatus", 8))
     words += ILLEGAL_WORDS
@@ -298,6 +131,7 @@ def test_traps():
               asm.lhu(3, 3, 1), asm.lh(3, 2, 1), asm.lb(3, 3, 1),
               asm.sw(2, 1, 1), asm.sw(2, 2, 1), asm.sh(2, 3, 1), asm.sh(2, 2, 1),
               asm.sb(2, 1, 1), asm.lw(3, 0, 1),
+              *asm.li(7, MEIE | MTIE), asm.csrw("mie", 7),
               asm.ecall(), asm.ebreak(), asm.wfi(), asm.fence(), asm.fence_i(),
               asm.jal(5, 6), asm.auipc(6, 0), asm.jalr(5, 6, 2), asm.jalr(5, 6, 3),
               asm.beq(0, 0, 2), asm.bne(0, 0, 2), asm.blt(0, 8, 6), asm.bge(0, 8, 6)]
@@ -369,108 +203,95 @@ def test_custom0_commands_with_back_pressure():
         assert sent == list(range(0, 128, 9))
 
 
+# -- Interrupts ----------------------------------------------------------------------------------
+
+# Records mcause (x26) and mepc (x25), masks the interrupt taken in mie (the lines stay high),
+# and returns to the interrupted instruction.
+IRQ_HANDLER = [asm.csrr(26, "mcause"), asm.csrr(25, "mepc"), asm.andi(27, 26, 31),
+               asm.addi(24, 0, 1), asm.sll(24, 24, 27), asm.csrc("mie", 24), asm.mret()]
+
+
+def interrupts_taken(rtl):
+    """``(pc, mcause)`` of each interrupt, mcause read back by IRQ_HANDLER."""
+    causes = [r.rd_wdata for r in rtl.records if r.insn == asm.csrr(26, "mcause")]
+    return list(zip([r.pc for r in rtl.records if r.interrupt], causes, strict=True))
+
+
+def test_interrupt_priority_masking_and_mstatus_mie():
+    """Lines high throughout: nothing is taken until mie and mstatus.MIE both allow it, then
+    external before timer, again after MRET (MPIE), and again after MIE is cleared and set."""
+    first, second = asm.addi(9, 0, 2), asm.addi(7, 0, 7)
+    words = with_mtvec(*asm.li(1, MEIE | MTIE), asm.csrr(2, "mip"), asm.csrrw(3, "mie", 1),
+                       asm.csrr(4, "mie"), asm.addi(8, 0, 1), asm.csrrsi(5, "mstatus", 8),
+                       first, asm.addi(10, 0, 3), asm.csrrci(6, "mstatus", 8),
+                       asm.csrw("mie", 1), asm.addi(11, 0, 4), asm.csrrsi(0, "mstatus", 8),
+                       second)
+    image = program(*words, handler=IRQ_HANDLER)
+    rtl, iss = lockstep(image, irq_rate=1.0, irq_hold=1.0)
+    at = lambda word: 4 * words.index(word)                    # noqa: E731
+    assert interrupts_taken(rtl) == [
+        (at(first), MCAUSE_INTERRUPT | 11),     # after csrrsi mstatus, external first,
+        (at(first), MCAUSE_INTERRUPT | 7),      # then right after MRET (MPIE) the timer
+        (at(second), MCAUSE_INTERRUPT | 11),    # MIE cleared, mie restored, MIE set again
+        (at(second), MCAUSE_INTERRUPT | 7)]
+    assert iss.x[2] == MEIE | MTIE and iss.x[4] == MEIE | MTIE
+    assert iss.x[7:12] == [7, 1, 2, 3, 4] and iss.x[5] == 0x1800 and iss.x[6] == 0x1888
+
+
+@pytest.mark.parametrize("mie_set", [False, True])
+def test_wfi_wakes_with_or_without_mstatus_mie(mie_set):
+    """WFI waits (``sleeping``) until ``mie & mip``; then with MIE the interrupt is taken
+    before the next instruction (mepc = WFI + 4), without it that instruction runs."""
+    setup = [*asm.li(1, MTIE), asm.csrw("mie", 1)]
+    if mie_set:
+        setup.append(asm.csrrsi(0, "mstatus", 8))
+    words = with_mtvec(*setup, asm.nop(), asm.wfi(), asm.addi(5, 0, 5))
+    wfi_pc = 4 * (len(words) - 2)
+    for seed in range(3):
+        rtl, iss = lockstep(program(*words, handler=IRQ_HANDLER), seed=seed, irq_hold=1.0,
+                            wake_delay=6, mem_wait=seed)
+        index = next(i for i, r in enumerate(rtl.records) if r.pc == wfi_pc)
+        assert not rtl.records[index].trap and rtl.records[index].insn == asm.wfi()
+        assert rtl.sleep_cycles > 0 and rtl.retire_lines[index][1] == 1
+        after = rtl.records[index + 1]
+        assert after.pc == wfi_pc + 4 and after.interrupt == mie_set
+        assert interrupts_taken(rtl) == ([(wfi_pc + 4, MCAUSE_INTERRUPT | 7)] if mie_set
+                                         else [])
+        assert iss.x[5] == 5
+
+
+def test_wfi_does_not_sleep_with_an_interrupt_pending():
+    words = with_mtvec(*asm.li(1, MEIE), asm.csrw("mie", 1), asm.wfi(), asm.wfi())
+    rtl, _ = lockstep(program(*words), irq_rate=1.0, irq_hold=1.0)
+    assert rtl.sleep_cycles == 0 and not any(r.interrupt for r in rtl.records)
+
+
+def test_lockstep_would_see_an_interrupt_taken_a_boundary_late():
+    """The ISS, given the lines one boundary late, disagrees with the RTL: the comparison is
+    exact about where an interrupt is taken."""
+    words = with_mtvec(*asm.li(1, MEIE), asm.csrw("mie", 1), asm.csrrsi(0, "mstatus", 8),
+                       *[asm.addi(2, 2, 1)] * 8)
+    image = program(*words, handler=IRQ_HANDLER)
+    rtl = RtlRun(image, seed=3, irq_rate=0.3, irq_hold=0.0).run()
+    assert any(r.interrupt for r in rtl.records)
+    _, same = run_iss(image, len(rtl.records), rtl=rtl)
+    assert all(a.matches(b) for a, b in zip(rtl.records, same))
+    rtl.lines_after = [(0, 0)] + rtl.lines_after[:-1]
+    _, late = run_iss(image, len(rtl.records), rtl=rtl)
+    assert not all(a.matches(b) for a, b in zip(rtl.records, late))
+
+
+def test_minstret_write_replaces_the_increment():
+    """Zicsr: a write to either half of minstret is done instead of the instruction's own
+    increment, so the next instruction reads the value written."""
+    words = [asm.addi(1, 0, -1), asm.csrw("minstret", 1), asm.csrw("minstreth", 1), asm.nop(),
+             asm.csrr(2, "minstret"), asm.csrr(3, "minstreth"),
+             asm.csrw("minstret", 1), asm.csrr(4, "minstret"), asm.csrr(5, "minstreth")]
+    rtl, iss = lockstep(program(*words))
+    assert iss.x[2:6] == [0, 0, M32, 1]
+
+
 # -- Lockstep fuzz -------------------------------------------------------------------------------
-
-READ_CSRS = ["mstatus", "misa", "mie", "mip", "mscratch", "mepc", "mcause", "mtval", "mcycle",
-             "mcycleh", "minstret", "minstreth", "cycle", "cycleh", "instret", "instreth",
-             "mvendorid", "marchid", "mimpid", "mhartid"]
-WRITE_CSRS = ["mstatus", "misa", "mie", "mip", "mscratch", "mepc", "mcause", "mtval",
-              "mcycle", "mcycleh", "minstret", "minstreth"]
-BASES = (28, 29, 30)        # point into the data region; x31 is the handler's
-
-
-def random_program(seed, length):
-    """A random instruction stream of ``length`` words (see the module docstring)."""
-    rng = random.Random(seed)
-    r = lambda: rng.choice([0] + list(range(1, 28)) * 3)      # noqa: E731 - any source
-    d = lambda: rng.randrange(1, 28)                           # noqa: E731 - a destination
-    words = with_mtvec()
-    for base in BASES:
-        words += asm.li(base, DATA + 2048)
-    for reg in range(1, 28):
-        words += asm.li(reg, rng.choice([rng.getrandbits(32), rng.randrange(-64, 64),
-                                         rng.choice(EDGES)]))
-    body = []
-    jumps = []              # (index, encoder, registers, offset)
-    pairs = set()           # indices of JALRs, which need the AUIPC before them
-    remaining = lambda: length - len(body)                     # noqa: E731
-
-    while remaining() > 0:
-        kind = rng.choices(
-            ["alu", "imm", "shift", "lui", "m", "load", "store", "branch", "jal", "jalr",
-             "csr", "custom", "system", "illegal"],
-            [10, 10, 4, 2, 5, 8, 8, 6, 2, 2, 5, 4, 1, 1])[0]
-        if kind == "alu":
-            op = rng.choice([asm.add, asm.sub, asm.slt, asm.sltu, asm.xor, asm.or_, asm.and_,
-                             asm.sll, asm.srl, asm.sra])
-            body.append(op(d(), r(), r()))
-        elif kind == "imm":
-            op = rng.choice([asm.addi, asm.slti, asm.sltiu, asm.xori, asm.ori, asm.andi])
-            body.append(op(d(), r(), rng.randrange(-2048, 2048)))
-        elif kind == "shift":
-            op = rng.choice([asm.slli, asm.srli, asm.srai])
-            body.append(op(d(), r(), rng.choice([0, 1, 31, rng.randrange(32)])))
-        elif kind == "lui":
-            op = rng.choice([asm.lui, asm.auipc])
-            body.append(op(d(), rng.getrandbits(20)))
-        elif kind == "m":
-            op = rng.choice([asm.mul, asm.mulh, asm.mulhsu, asm.mulhu, asm.div, asm.divu,
-                             asm.rem, asm.remu])
-            body.append(op(d(), r(), r()))
-        elif kind == "load":
-            op = rng.choice([asm.lb, asm.lbu, asm.lh, asm.lhu, asm.lw])
-            offset = rng.randrange(-2048, 2048)
-            if rng.random() < 0.8:
-                offset &= ~{asm.lh: 1, asm.lhu: 1, asm.lw: 3}.get(op, 0)
-            body.append(op(d(), offset, rng.choice(BASES)))
-        elif kind == "store":
-            op = rng.choice([asm.sb, asm.sh, asm.sw])
-            offset = rng.randrange(-2048, 2048)
-            if rng.random() < 0.8:
-                offset &= ~{asm.sh: 1, asm.sw: 3}.get(op, 0)
-            body.append(op(r(), offset, rng.choice(BASES)))
-        elif kind == "branch":
-            op = rng.choice([asm.beq, asm.bne, asm.blt, asm.bge, asm.bltu, asm.bgeu])
-            # Forward only (a backward one could loop forever), sometimes misaligned.
-            offset = rng.choice([rng.randrange(1, 12) * 4] * 8 + [2, 6, -2])
-            jumps.append((len(body), op, (r(), r()), offset))
-            body.append(op(*jumps[-1][2], offset))
-        elif kind == "jal":
-            offset = rng.choice([4, 8, 12, 16, 20, 6, 10])
-            jumps.append((len(body), asm.jal, (rng.choice([0, d()]),), offset))
-            body.append(asm.jal(*jumps[-1][2], offset))
-        elif kind == "jalr" and remaining() >= 2:
-            link, offset = d(), rng.choice([8, 12, 16, 9, 13, 10, 14])
-            pairs.add(len(body) + 1)
-            body.append(asm.auipc(link, 0))
-            jumps.append((len(body) - 1, lambda rd, link, offset: asm.jalr(rd, link, offset),
-                          (rng.choice([0, d()]), link), offset))
-            body.append(asm.jalr(*jumps[-1][2], offset))
-        elif kind == "csr":
-            op = rng.choice([asm.csrrw, asm.csrrs, asm.csrrc, asm.csrrwi, asm.csrrsi,
-                             asm.csrrci])
-            name = rng.choice(WRITE_CSRS if op in (asm.csrrw, asm.csrrwi) else READ_CSRS)
-            immediate = op in (asm.csrrwi, asm.csrrsi, asm.csrrci)
-            src = rng.choice([0, rng.randrange(32)]) if immediate else r()
-            if rng.random() < 0.05:
-                name = rng.choice([0x7c0, 0xf11, 0xc01, 0x302])   # unknown or read-only
-            body.append(op(d(), name, src))
-        elif kind == "custom":
-            funct = rng.randrange(128)
-            body.append(asm.custom0(funct, d() if answers(funct) else 0, r(), r()))
-        elif kind == "system":
-            body.append(rng.choice([asm.ecall(), asm.ebreak(), asm.fence(), asm.fence_i(),
-                                    asm.wfi()]))
-        elif kind == "illegal":
-            body.append(rng.choice(ILLEGAL_WORDS))
-    for index, encode, regs, offset in jumps:
-        # Landing on a JALR would use a stale link register, and jump backwards. (A JALR's
-        # index here is its AUIPC's, which its offset is relative to.)
-        if offset & 2 == 0 and index + offset // 4 in pairs:
-            at = index + 1 if index + 1 in pairs else index
-            body[at] = encode(*regs, offset + 4)
-    return program(*words, *body, *[HALT] * 15)   # jumps past the end halt too
-
 
 FUZZ = [  # (seed, instructions, memory wait states, cmd stall chance, answer delay)
     (100, 500, 0, 0.0, 1),
@@ -492,6 +313,27 @@ def test_lockstep_fuzz(seed, length, mem_wait, cmd_stall, rsp_delay):
     assert len(rtl.records) > length // 2
     assert sum(r.trap for r in rtl.records) > 5
     assert kinds[0b0001011] > 3 and kinds[0b0000011] > 10 and kinds[0b0100011] > 10
+
+
+IRQ_FUZZ = [  # (seed, instructions, memory wait states, line rise chance, line hold chance)
+    (200, 500, 0, 0.05, 0.5),
+    (201, 500, 2, 0.10, 0.7),
+    (202, 500, 1, 0.02, 0.9),
+    (203, 500, 0, 0.20, 0.3),
+]
+
+
+@pytest.mark.parametrize("seed,length,mem_wait,irq_rate,irq_hold", IRQ_FUZZ,
+                         ids=[f"seed{f[0]}" for f in IRQ_FUZZ])
+def test_lockstep_fuzz_with_interrupts(seed, length, mem_wait, irq_rate, irq_hold):
+    image = random_program(seed, length, interrupts=True)
+    rtl, _ = lockstep(image, seed=seed, mem_wait=mem_wait, cmd_stall=0.3, rsp_delay=3,
+                      irq_rate=irq_rate, irq_hold=irq_hold, max_instructions=3 * length)
+    taken = [r for r in rtl.records if r.interrupt]
+    # Interrupts were taken, and lines were also high where none could be (MIE clear or
+    # masked), which the ISS must agree on.
+    assert len(taken) > 3
+    assert sum(any(lines) for lines in rtl.retire_lines) > 2 * len(taken)
 
 
 def test_fuzz_detects_a_difference():
@@ -516,7 +358,7 @@ CPI = [  # (name, instruction words to time (the last one is timed), setup, cycl
     ("branch-not-taken", [asm.bne(0, 0, 8)], [], 3),
     ("branch-taken", [asm.beq(0, 0, 4)], [], 4),
     ("fence", [asm.fence()], [], 3),
-    ("wfi", [asm.wfi()], [], 3),
+    ("wfi", [asm.wfi()], [*asm.li(5, MEIE), asm.csrw("mie", 5)], 3),     # the line is high
     ("load", [asm.lw(3, 0, 9)], [], 4),
     ("store", [asm.sb(3, 1, 9)], [], 4),
     ("shift-0", [asm.slli(3, 1, 0)], [], 4),
@@ -536,19 +378,23 @@ CPI = [  # (name, instruction words to time (the last one is timed), setup, cycl
     ("misaligned-jump", [asm.jal(3, 6)], [], 5),
     ("misaligned-branch", [asm.beq(0, 0, 6)], [], 6),
     ("mret", [asm.mret()], [*asm.li(4, 0x40), asm.csrw("mepc", 4)], 3),
+    ("interrupt", [asm.csrrsi(0, "mstatus", 8)], [*asm.li(5, MTIE), asm.csrw("mie", 5)], 5),
 ]
 
 
 def test_cpi():
     """Cycles from one instruction's retirement to the next one's, with a memory answering the
-    cycle after each request and an engine that is always ready and answers a cycle later."""
+    cycle after each request and an engine that is always ready and answers a cycle later;
+    the interrupt lines are high (but mstatus.MIE is clear), and for "interrupt" the timed
+    instruction sets mstatus.MIE and the interrupt is timed."""
     measured = {}
     for name, timed, setup, _ in CPI:
         words = with_mtvec(*asm.li(1, 0x1234), *asm.li(2, 77), *asm.li(9, DATA), *setup,
                            asm.nop(), *timed)
         image = program(*words, handler=[HALT])
-        rtl = RtlRun(image, max_instructions=len(words) + 1).run()
-        index = len(words) - 1
+        rtl = RtlRun(image, max_instructions=len(words) + 2, irq_rate=1.0, irq_hold=1.0).run()
+        index = len(words) - (name != "interrupt")
+        assert rtl.records[index].interrupt == (name == "interrupt")
         measured[name] = rtl.cycles[index] - rtl.cycles[index - 1]
     expected = {name: cycles for name, _, _, cycles in CPI}
     assert measured == expected

@@ -178,7 +178,8 @@ def test_header_matches_memory_map(tmp_path):
                              f'(unsigned){name}_{b.name}_MASK, {name}_{b.name}_SHIFT);')
                 expected.append(f"{name}_{b.name} {b.mask:x} {b.lsb}")
     for cmd in isa.COMMANDS.values():
-        expected.append(f"CMD {cmd.name} {int(cmd.funct)} {int(cmd.response)}")
+        if isa.is_built(cmd.funct, config.engine):
+            expected.append(f"CMD {cmd.name} {int(cmd.funct)} {int(cmd.response)}")
     body = "\n".join([
         "#include <stdio.h>", '#include "rvnpu_soc.h"', "int main(void)", "{",
         '    printf("RAM %x %x\\n", (unsigned)RVNPU_RAM_BASE, (unsigned)RVNPU_RAM_BYTES);',
@@ -403,3 +404,16 @@ def test_printf_formats_like_c(tmp_path):
                            check=True).stdout.splitlines()
     ours, theirs = lines[:len(PRINTF_CASES)], lines[len(PRINTF_CASES):]
     assert ours == theirs
+
+
+def test_commands_of_units_not_built_are_left_out_of_the_issue_list():
+    """The firmware's switch over RVNPU_FOR_EACH_COMMAND is code in every image: an engine
+    without the fetcher or the post-processing unit (the small boards') lists neither."""
+    from rvnpu.gen.soc_header import memory_map_header
+    from rvnpu.spec.config import EngineConfig
+    full = memory_map_header(SocConfig())
+    small = memory_map_header(SocConfig(engine=EngineConfig(command_fetch=False,
+                                                            post_unit=False)))
+    for name in ("RUN", "MAXPOOL", "QLINEAR_ADD", "CONFIG_POST"):
+        assert f"X({name}," in full and f"X({name}," not in small
+    assert "X(LOAD," in small and "X(FENCE," in small

@@ -12,7 +12,7 @@ import pytest
 
 from rvnpu.spec.config import EngineConfig
 from rvnpu.spec.commands import (STATUS_FIELDS, Dataflow, ErrorCode, Funct, RequantMode, Space,
-                                 encode, unpack_status)
+                                 encode, pack_list, unpack_status)
 from rvnpu.compiler.gemm import GemmError, compile_gemm, run_on_model
 from rvnpu.sim.golden.gemm import Requant, gemm_reference
 from rvnpu.sim.golden.engine import EngineModel, clamp_ok, element_range, output_range
@@ -546,7 +546,7 @@ M = SMALL.mem_bytes
 BAD_COMMANDS = [
     ("unknown funct 0x05", [], (0x05, 0, 0), ErrorCode.BAD_FUNCT),
     ("unknown funct 0x7f", [], (0x7f, 0xffffffff, 0xffffffff), ErrorCode.BAD_FUNCT),
-    ("unknown funct 0x22", [], (0x22, 1, 0), ErrorCode.BAD_FUNCT),
+    ("unknown funct 0x23", [], (0x23, 1, 0), ErrorCode.BAD_FUNCT),
     ("LOAD past the end", [], _c(Funct.LOAD, dram_addr=M - 3, space=Space.SPAD_A, rows=1,
                                  cols=4), ErrorCode.BAD_MEMORY),
     ("LOAD at 0xffffffff", [], _c(Funct.LOAD, dram_addr=0xffffffff, space=Space.SPAD_B, rows=1,
@@ -616,8 +616,8 @@ def test_refused_command(label, setup, bad, code):
     assert model.execute(*bad) is None, label
     assert_unchanged(model, before, label)
     status = unpack_status(model.status_word())
-    assert status == dict(busy=0, error=1, error_code=code, error_funct=bad[0] & 0x7f,
-                          error_count=1), f"{label}: {status}"
+    assert status == dict(busy=0, error=1, list_busy=0, list_done=0, error_code=code,
+                          error_funct=bad[0] & 0x7f, error_count=1), f"{label}: {status}"
     # A second refusal counts but keeps the first's code and function.
     assert model.execute(0x7e, 0, 0) is None
     (word,) = model.run([encode(Funct.FENCE)])
@@ -761,3 +761,101 @@ def test_engine_without_requantisation_refuses_store_but_stores_raw():
     with pytest.raises(GemmError, match="without tflite requantisation"):
         random_case(SEED, in_width=8, mode="tflite").compile(
             make_config(4, 4, requant_modes="none"), "ws")
+
+
+# -- Command lists (RUN) -------------------------------------------------------------------------
+
+def _list_program(rng, config, n):
+    """Random commands, refused ones among them, as a list might hold."""
+    C = config.cols
+    out = []
+    for _ in range(n):
+        kind = int(rng.integers(0, 6))
+        if kind == 0:
+            out.append(encode(Funct.CONFIG_LOAD, stride=int(rng.integers(0, 64))))
+        elif kind == 1:
+            out.append(encode(Funct.LOAD, dram_addr=int(rng.integers(0, 2048)),
+                              local_row=int(rng.integers(0, 60)), space=int(rng.integers(0, 4)),
+                              rows=int(rng.integers(0, 8)), cols=int(rng.integers(0, C + 2))))
+        elif kind == 2:
+            out.append(encode(Funct.COMPUTE, a_row=int(rng.integers(0, 40)),
+                              b_row=int(rng.integers(0, 40)), c_row=int(rng.integers(0, 40)),
+                              steps=int(rng.integers(0, 9)), k_valid=int(rng.integers(0, 5)),
+                              accumulate=int(rng.integers(0, 2))))
+        elif kind == 3:
+            out.append(encode(Funct.STORE_ACC, dram_addr=int(rng.integers(0, 2048)),
+                              acc_row=int(rng.integers(0, 60)), rows=int(rng.integers(0, 6)),
+                              cols=int(rng.integers(0, C + 1))))
+        else:
+            out.append([encode(Funct.FENCE), encode(Funct.STATUS, clear=1, clear_done=1),
+                        encode(Funct.RUN, list_addr=0, count=1), (0x44, 5, 6)]
+                       [int(rng.integers(0, 4))])
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_run_equals_issuing_the_entries_with_list_refusals(seed):
+    """RUN runs each entry as the core would, except that RUN, FENCE and STATUS are refused
+    (BAD_IN_LIST) and skipped; a refused entry does not stop the list; list_done is set."""
+    rng = np.random.default_rng(SEED + 700 + seed)
+    listed = random_model(SMALL, rng)
+    direct = EngineModel(SMALL, listed.memory.copy())
+    for name in ("spad_a", "spad_b", "acc", "qp"):
+        getattr(direct, name)[:] = getattr(listed, name)
+    entries = _list_program(rng, SMALL, 40)
+    at = 4096
+    data = pack_list(entries)
+    listed.memory[at:at + len(data)] = np.frombuffer(data, np.uint8)
+    direct.memory[at:at + len(data)] = np.frombuffer(data, np.uint8)
+    assert listed.execute(*encode(Funct.RUN, list_addr=at, count=len(entries))) is None
+    in_list = {Funct.RUN, Funct.FENCE, Funct.STATUS}
+    for funct, op1, op2 in entries:
+        if funct in in_list:
+            direct._refuse(funct, ErrorCode.BAD_IN_LIST)
+        else:
+            direct.execute(funct, op1, op2)
+    for name in ("memory", "spad_a", "spad_b", "acc", "qp"):
+        first_difference(getattr(listed, name), getattr(direct, name), name)
+    assert listed.list_done == 1 and direct.list_done == 0
+    assert listed.status_word() == direct.status_word() | 1 << 3
+    assert any(f in in_list for f, _, _ in entries)
+
+
+@pytest.mark.parametrize("label, run, code", [
+    ("misaligned", dict(list_addr=8, count=1), ErrorCode.BAD_MEMORY),
+    ("past the end", dict(list_addr=SMALL.mem_bytes - 16, count=2), ErrorCode.BAD_MEMORY),
+    ("past by a window", dict(list_addr=SMALL.mem_bytes, count=1), ErrorCode.BAD_MEMORY),
+    ("count wraps", dict(list_addr=16, count=(1 << 32) - 1), ErrorCode.BAD_MEMORY),
+])
+def test_refused_run_runs_nothing(label, run, code):
+    rng = np.random.default_rng(SEED + 750)
+    model = random_model(SMALL, rng)
+    good = pack_list([encode(Funct.CONFIG_LOAD, stride=4)] * 2)
+    model.memory[:len(good)] = np.frombuffer(good, np.uint8)
+    before = snapshot(model)
+    assert model.execute(*encode(Funct.RUN, **run)) is None
+    assert_unchanged(model, before, label)
+    status = unpack_status(model.status_word())
+    assert (status["error_code"], status["error_funct"], status["list_done"]) == \
+        (code, Funct.RUN, 0), label
+
+
+def test_empty_list_sets_list_done_and_clear_done_clears_it():
+    model = EngineModel(SMALL)
+    model.run([encode(Funct.RUN, list_addr=3, count=0)])   # empty: not even aligned
+    first, second, third = model.run([encode(Funct.STATUS, clear=1), encode(Funct.STATUS,
+                                      clear_done=1), encode(Funct.STATUS)])
+    assert [unpack_status(w)["list_done"] for w in (first, second, third)] == [1, 1, 0]
+    assert unpack_status(first)["error"] == 0
+
+
+def test_run_without_command_fetch_is_an_unknown_command():
+    config = dataclasses.replace(SMALL, command_fetch=False)
+    model = EngineModel(config)
+    data = pack_list([encode(Funct.CONFIG_LOAD, stride=4)])
+    model.memory[:len(data)] = np.frombuffer(data, np.uint8)
+    model.run([encode(Funct.RUN, list_addr=0, count=1), encode(Funct.RUN, count=0)])
+    status = unpack_status(model.status_word())
+    assert (status["error_code"], status["error_count"], status["list_done"]) == \
+        (ErrorCode.BAD_FUNCT, 2, 0)
+    assert model.load_stride == 0

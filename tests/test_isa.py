@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from rvnpu.spec.commands import (COMMANDS, QP_ROWS, ROW_BITS, STATUS_FIELDS, Command, ErrorCode,
-                                 Funct, IsaError, Space, Unit, decode, encode, field_of,
-                                 pack_fields, unpack_status)
+from rvnpu.spec.commands import (COMMANDS, LIST_ENTRY, LIST_ENTRY_BYTES, QP_ROWS, ROW_BITS,
+                                 STATUS_FIELDS, Command, ErrorCode, Funct, IsaError, Space, Unit,
+                                 decode, encode, field_of, pack_fields, pack_list, unpack_list,
+                                 unpack_status)
 
 
 SEED = 0x15A
@@ -31,7 +32,8 @@ def test_every_funct_has_a_command():
         assert 0 <= funct < 128, f"{funct.name}: function codes are 7 bits"
     assert {f for f, c in COMMANDS.items() if c.response} == {Funct.FENCE, Funct.STATUS}
     assert {f for f, c in COMMANDS.items() if c.unit == Unit.FRONT} == {Funct.FENCE,
-                                                                        Funct.STATUS}
+                                                                        Funct.STATUS,
+                                                                        Funct.RUN}
 
 
 @pytest.mark.parametrize("funct", ALL_FUNCTS, ids=lambda f: f.name)
@@ -57,8 +59,8 @@ def test_status_fields_fit_and_do_not_overlap():
         bits = ((1 << f.width) - 1) << f.lsb
         assert f.operand == 1 and f.lsb + f.width <= 32 and not used & bits, f.name
         used |= bits
-    assert [f.name for f in STATUS_FIELDS] == ["busy", "error", "error_code", "error_funct",
-                                              "error_count"]
+    assert [f.name for f in STATUS_FIELDS] == ["busy", "error", "list_busy", "list_done",
+                                              "error_code", "error_funct", "error_count"]
     assert max(ErrorCode) < 1 << next(f.width for f in STATUS_FIELDS if f.name == "error_code")
 
 
@@ -182,7 +184,7 @@ def test_encode_rejects_unknown_field():
         encode(Funct.FENCE, clear=1)
 
 
-@pytest.mark.parametrize("funct", [0x04, 0x09, 0x11, 0x22, 0x7f, 200, -1])
+@pytest.mark.parametrize("funct", [0x04, 0x09, 0x11, 0x23, 0x7f, 200, -1])
 def test_encode_rejects_unknown_funct(funct):
     with pytest.raises(IsaError, match="unknown engine function"):
         encode(funct)
@@ -207,11 +209,12 @@ def test_pack_fields_names_what():
 # -- Status word ---------------------------------------------------------------------------------
 
 def test_unpack_status_known_word():
-    word = 1 | 1 << 1 | ErrorCode.BAD_MEMORY << 4 | Funct.LOAD << 8 | 0xabcd << 16
-    assert unpack_status(word) == dict(busy=1, error=1, error_code=ErrorCode.BAD_MEMORY,
+    word = 1 | 1 << 1 | 1 << 3 | ErrorCode.BAD_MEMORY << 4 | Funct.LOAD << 8 | 0xabcd << 16
+    assert unpack_status(word) == dict(busy=1, error=1, list_busy=0, list_done=1,
+                                       error_code=ErrorCode.BAD_MEMORY,
                                        error_funct=int(Funct.LOAD), error_count=0xabcd)
-    assert unpack_status(0) == dict(busy=0, error=0, error_code=0, error_funct=0,
-                                    error_count=0)
+    assert unpack_status(1 << 2) == dict(busy=0, error=0, list_busy=1, list_done=0,
+                                         error_code=0, error_funct=0, error_count=0)
 
 
 def test_status_round_trip():
@@ -241,3 +244,13 @@ def test_requant_mode_field_comes_from_the_modes():
     for mode in MODES:
         assert f.lo <= mode.code <= f.hi
         assert decode(*encode(Funct.CONFIG_REQUANT, mode=mode.code))[1]["mode"] == mode.code
+
+
+def test_list_entry_layout():
+    """Four little-endian words, funct first; RUN's fields cover both operands."""
+    assert LIST_ENTRY == ("funct", "op1", "op2", "reserved") and LIST_ENTRY_BYTES == 16
+    assert encode(Funct.RUN, list_addr=0x40, count=3) == (0x22, 0x40, 3)
+    data = pack_list([(Funct.COMPUTE, 0x01020304, 0xa0b0c0d0)])
+    assert data == bytes([0x10, 0, 0, 0, 4, 3, 2, 1, 0xd0, 0xc0, 0xb0, 0xa0, 0, 0, 0, 0])
+    assert unpack_list(data + data[:8]) == [(0x10, 0x01020304, 0xa0b0c0d0)]
+    assert field_of(Funct.STATUS, "clear_done").lsb == 1

@@ -354,7 +354,8 @@ def test_csr_warl_fields():
                      asm.csrr(2, "mtvec"), asm.csrr(3, "mepc"), asm.csrr(4, "mcause"),
                      asm.csrr(5, "mtval"), asm.csrr(6, "mstatus"), asm.csrr(7, "misa"),
                      asm.csrr(8, "mie"), asm.csrr(9, "mip"))
-    assert iss.x[2:10] == [0xfffffffc, 0xfffffffc, M32, M32, 0x1888, 0x40001100, 0, 0]
+    # mie keeps MEIE and MTIE; mip is the (low) lines and ignores writes.
+    assert iss.x[2:10] == [0xfffffffc, 0xfffffffc, M32, M32, 0x1888, 0x40001100, 0x880, 0]
 
 
 @pytest.mark.parametrize("with_m,value", [(True, 0x40001100), (False, 0x40000100)])
@@ -379,14 +380,21 @@ def test_minstret_counts_retired_instructions():
     assert iss.x[1:5] == [1, 2, 0, 0]
 
 
-def test_counter_writes_land_after_the_increment():
+def test_minstret_writes_replace_the_increment():
     iss, _ = execute(*asm.li(1, 0xffffffff), asm.csrw("minstret", 1),
                      asm.csrr(2, "minstret"), asm.csrr(3, "minstreth"),
                      asm.csrw("minstreth", 0), asm.csrr(4, "minstreth"),
                      asm.csrr(5, "minstret"))
-    # li is one addi; minstret = 0xffffffff after the csrw, the csrr sees it, and its own
-    # increment carries into minstreth; then minstreth is cleared (after its increment: 2).
-    assert iss.x[2:6] == [M32, 1, 0, 3]
+    # Zicsr: the write is done instead of the increment. li is one addi; minstret =
+    # 0xffffffff after the csrw, the csrr sees it, and its own increment carries into
+    # minstreth (1); writing minstreth leaves minstret (1) alone; the csrr after it adds 1.
+    assert iss.x[2:6] == [M32, 1, 0, 2]
+
+
+def test_minstreth_write_suppresses_the_increment_of_both_halves():
+    iss, _ = execute(asm.csrw("minstret", 1), asm.csrw("minstreth", 1), asm.nop(),
+                     asm.csrr(2, "minstret"), asm.csrr(3, "minstreth"), regs={1: M32})
+    assert iss.x[2:4] == [0, 0]
 
 
 def test_mcycle_increases_and_is_writable():
@@ -397,10 +405,79 @@ def test_mcycle_increases_and_is_writable():
     assert reads_cycle_counter(records[0].insn) and not reads_cycle_counter(records[4].insn)
 
 
-def test_fence_wfi_are_nops():
-    iss, records = execute(asm.fence(), asm.fence_i(), asm.wfi(), asm.fence(0, 0) | 0xf8f80)
-    assert not any(r.trap for r in records) and iss.pc == 16
+def test_fences_are_nops():
+    iss, records = execute(asm.fence(), asm.fence_i(), asm.fence(0, 0) | 0xf8f80)
+    assert not any(r.trap for r in records) and iss.pc == 12
     assert all(r.rd_addr == 0 for r in records)
+
+
+# -- Interrupts ---------------------------------------------------------------------------------
+
+MEIE, MTIE = 1 << 11, 1 << 7        # and MEIP, MTIP; written out from the privileged spec
+
+
+def interrupt_iss(*program, mie=MEIE | MTIE, mstatus_mie=1):
+    memory = Memory(1024)
+    memory.load(0, asm.assemble(*program))
+    iss = Iss(memory)
+    iss.mtvec, iss.mie, iss.mstatus_mie = 0x400, mie, mstatus_mie
+    return iss
+
+
+def test_interrupt_is_taken_before_the_instruction():
+    iss = interrupt_iss(asm.addi(1, 0, 1), asm.addi(2, 0, 2))
+    assert not iss.step().trap
+    iss.irq_timer = 1
+    record = iss.step()
+    assert record == Retire(pc=4, insn=asm.addi(2, 0, 2), trap=True, interrupt=True)
+    assert (iss.pc, iss.mepc, iss.mcause, iss.mtval) == (0x400, 4, 0x80000007, 0)
+    assert (iss.mstatus_mie, iss.mstatus_mpie, iss.x[2], iss.minstret) == (0, 1, 0, 1)
+
+
+def test_external_interrupt_before_timer():
+    iss = interrupt_iss(asm.nop())
+    iss.irq_timer = iss.irq_external = 1
+    assert iss.step().interrupt and iss.mcause == 0x8000000B
+
+
+@pytest.mark.parametrize("mie,mstatus_mie", [(0, 1), (MTIE, 1), (MEIE | MTIE, 0)])
+def test_masked_interrupts_are_not_taken(mie, mstatus_mie):
+    iss = interrupt_iss(asm.csrr(1, "mip"), asm.csrr(2, "mie"), mie=mie,
+                        mstatus_mie=mstatus_mie)
+    iss.irq_external = 1
+    records = iss.run(2)
+    assert not any(r.trap for r in records) and iss.x[1:3] == [MEIE, mie]
+
+
+def test_mret_reenables_and_takes_a_pending_interrupt_at_once():
+    iss = interrupt_iss(asm.nop(), mstatus_mie=0)
+    iss.memory.load(0x400, [asm.mret()])
+    iss.mepc, iss.mstatus_mpie, iss.pc, iss.irq_external = 0x40, 1, 0x400, 1
+    assert not iss.step().trap and iss.pc == 0x40 and iss.mstatus_mie == 1
+    assert iss.step() == Retire(pc=0x40, insn=0, trap=True, interrupt=True)
+    assert iss.mepc == 0x40
+
+
+@pytest.mark.parametrize("mstatus_mie", [0, 1])
+def test_wfi_waits_until_an_enabled_interrupt_is_pending(mstatus_mie):
+    iss = interrupt_iss(asm.wfi(), asm.addi(1, 0, 1), mie=MTIE, mstatus_mie=mstatus_mie)
+    assert iss.run(3) == [None] * 3 and iss.waiting and iss.pc == 0
+    iss.irq_external = 1                                    # not enabled in mie
+    assert iss.step() is None
+    iss.irq_timer = 1
+    assert iss.step() == Retire(pc=0, insn=asm.wfi())      # wakes: the wfi retires
+    assert not iss.waiting and iss.minstret == 1
+    record = iss.step()
+    if mstatus_mie:         # taken before the next instruction, which it returns to
+        assert record.interrupt and iss.mepc == 4 and iss.mcause == 0x80000007
+    else:
+        assert not record.trap and iss.x[1] == 1
+
+
+def test_wfi_with_an_interrupt_pending_does_not_wait():
+    iss = interrupt_iss(asm.wfi(), mie=MEIE, mstatus_mie=0)
+    iss.irq_external = 1
+    assert iss.step() == Retire(pc=0, insn=asm.wfi()) and iss.pc == 4
 
 
 # -- Custom-0 -----------------------------------------------------------------------------------

@@ -214,6 +214,58 @@ def test_timer_counts_and_latches_high_word():
     run(dut, testbench)
 
 
+def test_timer_compare_interrupt():
+    """``irq`` is ``CYCLE >= MTIMECMP`` (64-bit, unsigned), checked cycle by cycle across the
+    compare value and across a carry into the high words; MTIMECMP resets to all ones."""
+    dut = Timer()
+    cycle = dut._counts["CYCLE"]
+
+    async def testbench(ctx):
+        assert ctx.get(dut.irq) == 0
+        assert await reg_read(ctx, dut.bus, TIMER, "MTIMECMP_LO") == 0xffffffff
+        assert await reg_read(ctx, dut.bus, TIMER, "MTIMECMP_HI") == 0xffffffff
+        for start, compare in [((3 << 32) - 4, 3 << 32), ((3 << 32) - 4, (3 << 32) - 2),
+                               (1000, 1003), ((1 << 64) - 9, (1 << 64) - 3)]:
+            await reg_write(ctx, dut.bus, TIMER, "MTIMECMP_HI", 0xffffffff)
+            await reg_write(ctx, dut.bus, TIMER, "MTIMECMP_LO", compare & 0xffffffff)
+            await reg_write(ctx, dut.bus, TIMER, "MTIMECMP_HI", compare >> 32)
+            ctx.set(cycle, start)
+            seen = []
+            for _ in range(8):
+                now = ctx.get(cycle)
+                assert ctx.get(dut.irq) == (now >= compare), (hex(now), hex(compare))
+                seen.append(ctx.get(dut.irq))
+                await ctx.tick()
+            assert seen[0] == 0 and seen[-1] == 1
+        assert await reg_read(ctx, dut.bus, TIMER, "MTIMECMP_LO") == 0xfffffffd
+        # Moving MTIMECMP past the count drops the line.
+        ctx.set(cycle, 50)
+        await reg_write(ctx, dut.bus, TIMER, "MTIMECMP_HI", 0)
+        await reg_write(ctx, dut.bus, TIMER, "MTIMECMP_LO", 40)
+        assert ctx.get(dut.irq) == 1
+        await reg_write(ctx, dut.bus, TIMER, "MTIMECMP_HI", 1)
+        assert ctx.get(dut.irq) == 0
+
+    run(dut, testbench)
+
+
+def test_timer_counts_sleep_cycles():
+    dut = Timer()
+
+    async def testbench(ctx):
+        ctx.set(dut._counts["SLEEP"], (2 << 32) - 3)
+        for sleeping in [1, 0, 1, 1, 0, 0, 1, 1, 1]:       # six cycles asleep
+            ctx.set(dut.sleeping, sleeping)
+            await ctx.tick()
+        ctx.set(dut.sleeping, 0)
+        lo = await reg_read(ctx, dut.bus, TIMER, "SLEEP_LO")
+        hi = await reg_read(ctx, dut.bus, TIMER, "SLEEP_HI")
+        assert (hi << 32 | lo) == (2 << 32) + 3
+        assert await reg_read(ctx, dut.bus, TIMER, "CYCLE_LO") == 11     # before its edge
+
+    run(dut, testbench)
+
+
 def test_gpio_leds_and_buttons():
     dut = Gpio()
 

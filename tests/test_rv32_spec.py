@@ -17,7 +17,7 @@ from rvnpu.hdl.core.csr import LOGIC_CSRS, RAM_CSRS, ram_slot
 from rvnpu.sim import rv32_asm as asm
 from rvnpu.sim.golden.iss import Iss, Memory
 from rvnpu.spec import rv32
-from rvnpu.spec.rv32 import INSTRUCTIONS, Cause, Csr, Format, Opcode
+from rvnpu.spec.rv32 import INSTRUCTIONS, Cause, Csr, Format, Interrupt, Opcode
 
 
 CSR_FORMATS = (Format.CSR, Format.CSRI)
@@ -124,8 +124,9 @@ def test_iss_accepts_exactly_the_table(name, with_m):
         memory = Memory(1024)
         memory.load(0, [word])
         iss = Iss(memory, with_m=with_m)
-        record = iss.step()
-        illegal = record.trap and iss.mcause == Cause.ILLEGAL_INSTRUCTION
+        record = iss.step()         # None: a wfi waiting for an interrupt, so accepted
+        illegal = record is not None and record.trap \
+            and iss.mcause == Cause.ILLEGAL_INSTRUCTION
         assert illegal == (not expected_legal(word, with_m)), (name, asm.disasm(word))
 
 
@@ -204,3 +205,10 @@ KNOWN_WORDS = [
 def test_known_encodings(word, text):
     assert asm.disasm(word) == text
     assert expected_legal(word, with_m=True)
+
+
+def test_interrupt_codes_are_the_privileged_specs():
+    # mcause codes, also the mie/mip bits; Interrupt lists them highest priority first.
+    assert [(irq.name, int(irq)) for irq in Interrupt] == [("MACHINE_EXTERNAL", 11),
+                                                             ("MACHINE_TIMER", 7)]
+    assert rv32.MCAUSE_INTERRUPT == 0x80000000

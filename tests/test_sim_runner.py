@@ -167,13 +167,16 @@ def test_bad_verilog_raises_build_failed(simulator, tmp_path):
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_cache_avoids_rebuild(simulator, tmp_path):
-    first = run_counter(simulator, tmp_path)
+    told = []           # on_build: None before the build, its seconds after; nothing if cached
+    first = run_counter(simulator, tmp_path, on_build=told.append)
     assert not first.cached and first.build_time_s > 0
+    assert told == [None, first.build_time_s]
     artifact = tmp_path / ("counter" if simulator == "verilator" else "sim.vvp")
     built_at = artifact.stat().st_mtime_ns
 
-    second = run_counter(simulator, tmp_path)
+    second = run_counter(simulator, tmp_path, on_build=told.append)
     assert second.cached and second.build_time_s == 0
+    assert len(told) == 2
     assert artifact.stat().st_mtime_ns == built_at
 
     # A different design in the same directory must not reuse the old binary.

@@ -72,7 +72,7 @@ static inline uint32_t rvnpu_fence(void)
 /* The status word now; with clear != 0 the sticky error is cleared after reading it. */
 static inline uint32_t rvnpu_status(uint32_t clear)
 {
-    return rvnpu_issue(rvnpu_encode_status(clear ? 1u : 0u));
+    return rvnpu_issue(rvnpu_encode_status(clear ? 1u : 0u, 0u));
 }
 
 /* True if the status word reports a refused command. */
@@ -133,6 +133,57 @@ static inline uint64_t rvnpu_active_cycles(void)
     return ((uint64_t)RVNPU_TIMER_ACTIVE_HI << 32) | lo;
 }
 
+/* Cycles the core spent waiting in WFI (TIMER.SLEEP; reading the low word latches the high). */
+static inline uint64_t rvnpu_sleep_cycles(void)
+{
+    uint32_t lo = RVNPU_TIMER_SLEEP_LO;
+    return ((uint64_t)RVNPU_TIMER_SLEEP_HI << 32) | lo;
+}
+
+/* Raise the timer interrupt once the TIMER's cycle count reaches `when` (UINT64_MAX: never).
+ * The high word goes to all ones first, so no mix of old and new words fires early. */
+static inline void rvnpu_timer_set_compare(uint64_t when)
+{
+    RVNPU_TIMER_MTIMECMP_HI = 0xFFFFFFFFu;
+    RVNPU_TIMER_MTIMECMP_LO = (uint32_t)when;
+    RVNPU_TIMER_MTIMECMP_HI = (uint32_t)(when >> 32);
+}
+
+/* -- Interrupts ------------------------------------------------------------------------- */
+
+/* The core's interrupts: each one's bit in mie/mip and its code in mcause (bit 31 set). */
+#define RVNPU_IRQ_EXTERNAL 11   /* the engine: a command list finished */
+#define RVNPU_IRQ_TIMER 7       /* TIMER: cycle count >= MTIMECMP */
+#define RVNPU_IRQ_BIT(irq) (1u << (irq))
+
+#ifndef RVNPU_HOST
+/* Wait until an interrupt enabled in mie is pending (whether or not interrupts are on). */
+static inline void rvnpu_wfi(void)
+{
+    __asm__ volatile("wfi" ::: "memory");
+}
+
+/* Enable the interrupts in `mask` (RVNPU_IRQ_BIT(...)) and turn interrupts on (mstatus.MIE). */
+static inline void rvnpu_irq_enable(uint32_t mask)
+{
+    __asm__ volatile("csrs mie, %0\n\tcsrsi mstatus, 8" : : "r"(mask) : "memory");
+}
+
+/* Disable the interrupts in `mask`; the others stay as they are. */
+static inline void rvnpu_irq_disable(uint32_t mask)
+{
+    __asm__ volatile("csrc mie, %0" : : "r"(mask) : "memory");
+}
+
+/* Called with the interrupt's code (RVNPU_IRQ_TIMER, RVNPU_IRQ_EXTERNAL), with interrupts off;
+ * it must remove the cause (move MTIMECMP, clear the engine's status) before returning. */
+typedef void (*rvnpu_irq_handler_t)(uint32_t irq);
+
+/* Route interrupts to `handler` (NULL: back to reporting every trap as fatal). Exceptions
+ * are still reported by rvnpu_trap. */
+void rvnpu_irq_set_handler(rvnpu_irq_handler_t handler);
+#endif
+
 /* -- Free RAM --------------------------------------------------------------------------- */
 
 #ifndef RVNPU_HOST
@@ -175,5 +226,85 @@ __attribute__((noreturn)) void rvnpu_trap(uint32_t mcause, uint32_t mepc, uint32
 #include "rvnpu_gemm.h"
 #include "rvnpu_conv.h"
 #include "rvnpu_eltwise.h"
+
+/* -- Command lists (RUN) ----------------------------------------------------------------- */
+
+/*
+ * The engine runs a list of commands from RAM by itself (RUN), so the core issues one
+ * instruction for a whole layer and may sleep meanwhile. Fill an array of rvnpu_list_entry_t
+ * (rvnpu_list_entry(cmd) makes one), aligned to RVNPU_LIST_ENTRY_BYTES (declare it with
+ * RVNPU_LIST_ALIGNED), and hand it to rvnpu_run_list().
+ * FENCE, STATUS and RUN cannot be list entries (the engine refuses and skips them).
+ *
+ * On an engine built without the command fetcher (RVNPU_ENGINE_COMMAND_FETCH 0),
+ * rvnpu_run_list() issues the entries itself, so the same firmware runs on both.
+ */
+#define RVNPU_LIST_ALIGNED __attribute__((aligned(RVNPU_LIST_ENTRY_BYTES)))
+
+/* Issue every entry of a list from the core, as RUN would run it (FENCE, STATUS and RUN
+ * skipped): the fallback without a command fetcher, and a reference to measure RUN against. */
+static inline void rvnpu_list_issue(const rvnpu_list_entry_t *list, uint32_t count)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t funct = list[i].funct & 0x7Fu;
+        if (funct == RVNPU_FUNCT_FENCE || funct == RVNPU_FUNCT_STATUS || funct == RVNPU_FUNCT_RUN)
+            continue;
+        rvnpu_cmd_t cmd = {funct, list[i].op1, list[i].op2};
+        rvnpu_issue(cmd);
+    }
+}
+
+/* Start the engine on a command list of `count` entries; returns at once (the core's later
+ * commands, other than STATUS, wait until the list has finished). */
+static inline void rvnpu_run_list(const rvnpu_list_entry_t *list, uint32_t count)
+{
+#if RVNPU_ENGINE_COMMAND_FETCH
+    rvnpu_issue(rvnpu_encode_run(RVNPU_DMA_ADDR(list), count));
+#else
+    rvnpu_list_issue(list, count);
+#endif
+}
+
+/* True once the status word says a list (and everything it issued) has finished. */
+static inline int rvnpu_status_list_done(uint32_t status)
+{
+    return (status & RVNPU_STATUS_WORD_LIST_DONE_MASK) != 0;
+}
+
+/* Wait for the list by polling STATUS, then acknowledge list_done (the interrupt); returns
+ * the status word, whose error fields tell whether an entry was refused. */
+static inline uint32_t rvnpu_list_poll(void)
+{
+#if RVNPU_ENGINE_COMMAND_FETCH
+    uint32_t status;
+    while (!rvnpu_status_list_done(status = rvnpu_status(0)))
+        ;
+    rvnpu_issue(rvnpu_encode_status(0u, 1u));
+    return status;
+#else
+    return rvnpu_fence();
+#endif
+}
+
+/*
+ * Wait for the list asleep: WFI until the engine's interrupt (list_done, on the machine external
+ * interrupt line, enabled here in mie.MEIE) wakes the core, then acknowledge it; returns the
+ * status word. With mstatus.MIE clear (as after reset) the interrupt only wakes WFI; with it set,
+ * the trap handler runs first and must leave list_done for this function to acknowledge. The line
+ * is a level, so a list finishing between the check and the WFI still wakes it.
+ */
+static inline uint32_t rvnpu_list_wait(void)
+{
+#if RVNPU_ENGINE_COMMAND_FETCH && !defined(RVNPU_HOST)
+    uint32_t status;
+    __asm__ volatile("csrs mie, %0" : : "r"(1u << 11));
+    while (!rvnpu_status_list_done(status = rvnpu_status(0)))
+        __asm__ volatile("wfi");
+    rvnpu_issue(rvnpu_encode_status(0u, 1u));
+    return status;
+#else
+    return rvnpu_list_poll();
+#endif
+}
 
 #endif /* RVNPU_H */

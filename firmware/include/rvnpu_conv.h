@@ -1,5 +1,6 @@
 /*
- * rvnpu_conv.h: quantised 2-D convolution and max-pooling of NHWC activations (batch 1).
+ * rvnpu_conv.h: quantised 2-D convolution, max- and average pooling of NHWC activations
+ * (batch 1).
  *
  * A convolution is lowered to one GEMM (im2col): each output pixel's receptive field is copied
  * into a row of a patch matrix, which is multiplied by the weights. The weights need no
@@ -93,6 +94,51 @@ typedef struct {
 
 /* Max-pool on the core; returns RVNPU_GEMM_OK, or RVNPU_GEMM_BAD_SHAPE if no window fits. */
 int rvnpu_maxpool2d(const rvnpu_maxpool2d_t *pool);
+
+/* Windows along a side of `size` with `pad_head` and `pad_tail` added, as ONNX Runtime counts
+ * them: with ceil_mode a last partial window is kept if it starts inside the input or its head
+ * padding. 0 if no window fits or the stride is 0. */
+static inline uint32_t rvnpu_pool_out_size(uint32_t size, uint32_t kernel, uint32_t stride,
+                                           uint32_t pad_head, uint32_t pad_tail,
+                                           uint32_t ceil_mode)
+{
+    uint32_t padded = size + pad_head + pad_tail;
+    if (!stride || !kernel || kernel > padded)
+        return 0;
+    uint32_t span = padded - kernel;
+    if (!ceil_mode)
+        return span / stride + 1;
+    uint32_t out = (span + stride - 1) / stride + 1;
+    if ((out - 1) * stride >= size + pad_head)
+        out--;
+    return out;
+}
+
+/* Quantised average pooling of one-byte elements, as ONNX Runtime's QLinearAveragePool
+ * computes it (sim/golden/pool.py is the specification): in float32, each input dequantised
+ * as in_scale * (x - in_zero), a window's values summed rows then columns, divided by its
+ * element count (kernel_h * kernel_w with count_include_pad, else the taps inside the input),
+ * then nearbyint(mean / out_scale + out_zero), clamped. A window covering the whole unpadded
+ * input (GlobalAveragePool) takes MLAS's integer path: (sum - in_zero * count) times the
+ * float32 in_scale / (out_scale * count), rounded half to even, plus out_zero. The core has
+ * no FPU: the float32 steps are the compiler's soft-float, rounded as IEEE 754 (and x86) do. */
+typedef struct {
+    uint32_t in_h, in_w, channels;
+    uint32_t kernel_h, kernel_w;
+    uint32_t stride_h, stride_w;
+    uint32_t pad_top, pad_left, pad_bottom, pad_right;
+    uint32_t count_include_pad, ceil_mode;
+    const void *input;             /* in_h x in_w x channels */
+    void *output;                  /* out_h x out_w x channels, by rvnpu_pool_out_size */
+    float in_scale, out_scale;
+    int32_t in_zero, out_zero;
+    int32_t clamp_min, clamp_max;  /* the element type's range, or a fused activation's */
+    float *workspace;              /* 256 floats: the dequantised value of each byte */
+    uint32_t is_unsigned;          /* 0: signed elements (the default) */
+} rvnpu_avgpool2d_t;
+
+/* Average-pool on the core; returns RVNPU_GEMM_OK, or RVNPU_GEMM_BAD_SHAPE if no window fits. */
+int rvnpu_avgpool2d(const rvnpu_avgpool2d_t *pool);
 
 /* Copy an h x w x c (NHWC) tensor into c x h x w (NCHW) order: what ONNX's Flatten of a
  * feature map means, since ONNX orders activations NCHW. */

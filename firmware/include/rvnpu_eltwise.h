@@ -30,6 +30,12 @@ typedef struct {
 /* c = saturate(round(fmaf(a, ratio_a, fmaf(b, ratio_b, fixed)))); returns RVNPU_GEMM_OK. */
 int rvnpu_qlinear_add(const rvnpu_qadd_t *add);
 
+/* output[i] = table[input[i]] for one-byte elements (signed ones index by their byte): any
+ * function of one 8-bit value, tabulated ahead of time. rvnpu.compiler.onnx uses it for a
+ * requantisation from one scale and zero point to another (ONNX Runtime's DequantizeLinear,
+ * Relu or Clip, QuantizeLinear in float32), which it evaluates for all 256 inputs on the host. */
+void rvnpu_lookup8(const uint8_t *table, const void *input, void *output, uint32_t count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -127,3 +127,11 @@ int rvnpu_qlinear_add(const rvnpu_qadd_t *add)
     }
     return RVNPU_GEMM_OK;
 }
+
+void rvnpu_lookup8(const uint8_t *table, const void *input, void *output, uint32_t count)
+{
+    const uint8_t *in = (const uint8_t *)input;
+    uint8_t *out = (uint8_t *)output;
+    for (uint32_t i = 0; i < count; i++)
+        out[i] = table[in[i]];
+}

@@ -8,13 +8,13 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from rvnpu.hdl.command_port import CommandLayout
-from rvnpu.hdl.core.csr import (LOGIC_CSRS, RAM_CSRS, RAM_WRITE_MASKS, Counters, MachineStatus,
-                                csr_slot, ram_slot, read_logic_csr)
+from rvnpu.hdl.core.csr import (LOGIC_CSRS, RAM_CSRS, RAM_WRITE_MASKS, Counters, Interrupts,
+                                MachineStatus, csr_slot, ram_slot, read_logic_csr)
 from rvnpu.hdl.core.muldiv import MulDiv
 from rvnpu.hdl.core.trap import TrapEntry
 from rvnpu.spec.memory_map import REGFILE_STYLES
 from rvnpu.spec.rv32 import (CSR_ACCESS_BITS, CSR_READ_ONLY, INSTRUCTIONS, Cause, Csr, Format,
-                             Funct7, Opcode)
+                             Funct7, Interrupt, Opcode)
 
 
 __all__ = ["BusSignature", "RetireLayout", "RiscvCore"]
@@ -34,11 +34,14 @@ BusSignature = wiring.Signature({
 
 #: The trace of one instruction, valid for one cycle when it retires or traps. ``rd_addr`` is 0
 #: unless a register is written; ``mem_addr`` (byte address) means something only with a mask.
+#: An interrupt is traced as a trap (with ``interrupt`` set) of the instruction it came before,
+#: which did not run.
 RetireLayout = data.StructLayout({
     "valid":     1,
     "pc":        32,
     "insn":      32,
     "trap":      1,
+    "interrupt": 1,
     "rd_addr":   5,
     "rd_wdata":  32,
     "mem_addr":  32,
@@ -160,14 +163,15 @@ class RiscvCore(wiring.Component):
     Instruction class                                           Cycles
     ==========================================================  ============
     ALU (register or immediate, not shifts), LUI, AUIPC         3
-    JAL, JALR, branch not taken, FENCE, FENCE.I, WFI, MRET      3
+    JAL, JALR, branch not taken, FENCE, FENCE.I, MRET           3
+    WFI with an interrupt pending in ``mie & mip``              3
     branch taken                                                4
     load, store                                                 4
     shift by ``n`` (register or immediate)                      4 + n
     CSR access                                                  4
     custom-0 with ``rd = x0`` / with an answer                  3 / 4
     MUL, MULH[[S]U], DIV[U], REM[U]                             36
-    trap (illegal, misaligned, ECALL, EBREAK)                   5
+    trap (illegal, misaligned, ECALL, EBREAK), interrupt        5
     misaligned taken branch                                     6
     ==========================================================  ============
 
@@ -181,8 +185,12 @@ class RiscvCore(wiring.Component):
     not x0 the core then waits for one word on ``rsp`` and writes it to ``rd``.
 
     Traps jump to ``mtvec`` (direct mode). The CSR and trap details are those of the golden
-    model, :mod:`rvnpu.sim.golden.iss`. There are no interrupts yet: ``mie`` and ``mip`` read
-    as zero, and the ``Fetch`` state is where one would be taken.
+    model, :mod:`rvnpu.sim.golden.iss`. Machine external and timer interrupts (``mip`` reads
+    the lines, ``mie`` enables them) are decided as an instruction is fetched: if
+    ``mstatus.MIE`` is set and ``mie & mip`` is not zero, that instruction does not run and the
+    interrupt is taken instead (external first), ``mepc`` pointing at it. WFI waits, not
+    fetching, until ``mie & mip`` is not zero, whatever ``mstatus.MIE``; a wait across a wrap
+    of ``mcycle``'s flip-flop bits leaves to pay the carry and fetches the WFI again.
 
     Parameters
     ----------
@@ -204,6 +212,11 @@ class RiscvCore(wiring.Component):
         The engine's answers.
     retire : Out(RetireLayout)
         Trace of retired and trapped instructions, for verification.
+    irq_external, irq_timer : In(1)
+        The machine external and timer interrupt lines (``mip.MEIP``, ``mip.MTIP``), level
+        sensitive, in the core's clock domain.
+    sleeping : Out(1)
+        The core waits in WFI this cycle.
     """
 
     def __init__(self, *, with_m=True, reset_vector=0, regfile_style="block"):
@@ -224,6 +237,9 @@ class RiscvCore(wiring.Component):
             "cmd":    Out(stream.Signature(CommandLayout)),
             "rsp":    In(stream.Signature(32)),
             "retire": Out(RetireLayout),
+            "irq_external": In(1),
+            "irq_timer": In(1),
+            "sleeping": Out(1),
         })
 
     @property
@@ -258,6 +274,7 @@ class RiscvCore(wiring.Component):
         shreg = Signal(32)      # shift register; also holds a CSR's new value for a cycle
         shamt = Signal(5)
         status = MachineStatus()
+        interrupts = Interrupts(external=self.irq_external, timer=self.irq_timer)
         counters = Counters()
         trap_entry = TrapEntry()
 
@@ -266,8 +283,11 @@ class RiscvCore(wiring.Component):
             d.opcode, d.rd, d.funct3, d.rs1, d.funct7, d.csr, d.size)
         is_op, is_op_imm, is_shift, is_muldiv = d.is_op, d.is_op_imm, d.is_shift, d.is_muldiv
         csr_in_ram, csr_mcycle, csr_writes = d.csr_in_ram, d.csr_mcycle, d.csr_writes
-        # Legality, ECALL and EBREAK of the instruction in `ir`, decoded as it was fetched.
+        # Legality, ECALL and EBREAK of the instruction in `ir`, decoded as it was fetched, and
+        # whether an interrupt (external or not) is taken instead of it: then it is "illegal",
+        # so that one test in the execute cycle picks the trap.
         legal, is_ecall, is_ebreak = Signal(), Signal(), Signal()
+        interrupted, external_first = Signal(), Signal()
         f = _decode(m, self.bus.rdata, self._with_m)
         fetched_legal, fetched_ecall, fetched_ebreak = f.legal, f.is_ecall, f.is_ebreak
 
@@ -295,8 +315,8 @@ class RiscvCore(wiring.Component):
         logic_op = Signal(2)    # XOR, OR, AND, AND-NOT (~a & b)
 
         # The CSR bits not in RAM enter as the second operand, ORed with the RAM CSRs on port 2.
-        csr_ff = read_logic_csr(m, csr=csr, status=status, counters=counters,
-                                with_m=self._with_m)
+        csr_ff = read_logic_csr(m, csr=csr, status=status, interrupts=interrupts,
+                                counters=counters, with_m=self._with_m)
 
         a_rs1 = ~(a_pc | a_zimm | a_zero)
         a_op = (_gate(rs1_val, a_rs1) | _gate(Cat(Const(0, 2), pc), a_pc)
@@ -381,7 +401,7 @@ class RiscvCore(wiring.Component):
             _gate(Cat(result[0] & w_sum_bit0, result[1:]), w_sum) | _gate(logic, w_logic)
             | _gate(Cat(Const(0, 2), pc + 1), w_link) | _gate(load_data, w_load)
             | _gate(shreg, w_shreg) | _gate(self.rsp.payload, w_rsp)
-            | _gate(muldiv_result, w_muldiv) | _gate(trap_entry.cause.as_unsigned(), w_cause)
+            | _gate(muldiv_result, w_muldiv) | _gate(trap_entry.mcause(), w_cause)
             | w_less & less)
         m.d.comb += [wp.en.eq(w_en), wp.addr.eq(w_addr),
                      wp.data.eq(Cat(w_data[0:16] & ~w_mask, w_data[16:]))]
@@ -429,24 +449,29 @@ class RiscvCore(wiring.Component):
         def write_rd(select):
             m.d.comb += [w_en.eq(rd != 0), w_addr.eq(rd), select.eq(1)]
 
-        def trap(code, tval=None):
-            trap_entry.start(m, code, w_en=w_en, w_addr=w_addr, read_port=rp2, tval=tval)
+        def trap(code, tval=None, interrupt=False):
+            trap_entry.start(m, code, w_en=w_en, w_addr=w_addr, read_port=rp2, tval=tval,
+                             interrupt=interrupt)
 
         with m.FSM(name="state"):
             with m.State("Fetch"):
-                # An interrupt would be taken here (see TrapEntry).
                 m.d.comb += [a_pc.eq(1), bus.re.eq(1)]
-                counters.new_instruction(m)
                 with m.If(bus.ready):
-                    m.d.sync += [ir.eq(bus.rdata), legal.eq(fetched_legal),
-                                 is_ecall.eq(fetched_ecall), is_ebreak.eq(fetched_ebreak)]
+                    take = status.mie & interrupts.any_pending()
+                    m.d.sync += [ir.eq(bus.rdata), legal.eq(fetched_legal & ~take),
+                                 is_ecall.eq(fetched_ecall), is_ebreak.eq(fetched_ebreak),
+                                 interrupted.eq(take),
+                                 external_first.eq(
+                                     interrupts.pending(Interrupt.MACHINE_EXTERNAL))]
                     m.d.comb += [rp1.en.eq(1), rp2.en.eq(1)]
                     m.next = "Execute"
 
             with m.State("Execute"):
                 m.d.comb += compare.eq(1)
                 with m.If(~legal):
-                    trap(Cause.ILLEGAL_INSTRUCTION)
+                    trap(Mux(interrupted, Mux(external_first, Interrupt.MACHINE_EXTERNAL,
+                                              Interrupt.MACHINE_TIMER),
+                             Cause.ILLEGAL_INSTRUCTION), interrupt=interrupted)
                 with m.Elif(is_ecall):
                     trap(Cause.ECALL_M)
                 with m.Elif(is_ebreak):
@@ -534,8 +559,14 @@ class RiscvCore(wiring.Component):
                                     m.d.comb += [a_zero.eq(1), b_rs2.eq(1), pc_jump.eq(1)]
                                     status.leave_trap(m)
                                     retire(step=False)
-                                with m.Else():                          # WFI
+                                with m.Elif(interrupts.any_pending()):  # WFI: wake up
                                     retire()
+                                with m.Elif(owed[0]):
+                                    # Pay mcycle's carry before it wraps again; then WFI
+                                    # is fetched anew.
+                                    m.next = "Carry-Read"
+                                with m.Else():
+                                    m.d.comb += self.sleeping.eq(1)
                             with m.Elif(csr_mcycle & owed[0]):
                                 # Pay the carry first, then run the instruction again: its
                                 # old value must not miss 2**16 cycles.
@@ -595,9 +626,11 @@ class RiscvCore(wiring.Component):
                              b_rs2.eq(csr_in_ram), b_csr.eq(1), w_sum_bit0.eq(1)]
                 write_rd(w_sum)
                 with m.If(csr_writes):
-                    counters.csr_written(m, csr=csr, rs2_val=rs2_val)
+                    counters.csr_written(m, csr=csr)
                     with m.If(csr == Csr.MSTATUS):
                         status.write(m, shreg)
+                    with m.If(csr == Csr.MIE):
+                        interrupts.write_enable(m, shreg)
                 retire()
 
             if self._with_m:
@@ -634,12 +667,13 @@ class RiscvCore(wiring.Component):
                                    carry_out=total[32])
                 done()
 
-        self._connect_trace(m, retired=retired, trapped=trapped, pc=pc, ir=ir, w_en=w_en,
+        self._connect_trace(m, retired=retired, trapped=trapped,
+                            interrupt=trapped & trap_entry.interrupt, pc=pc, ir=ir, w_en=w_en,
                             w_addr=w_addr, w_data=w_data, mem_addr=result, byte_mask=byte_mask)
         return m
 
-    def _connect_trace(self, m, *, retired, trapped, pc, ir, w_en, w_addr, w_data, mem_addr,
-                       byte_mask):
+    def _connect_trace(self, m, *, retired, trapped, interrupt, pc, ir, w_en, w_addr, w_data,
+                       mem_addr, byte_mask):
         """Drive the ``retire`` port: what this cycle retires (or traps), for verification.
 
         ``rd_addr`` is taken off the register-file write (zero for a CSR word above x31) and
@@ -649,6 +683,7 @@ class RiscvCore(wiring.Component):
         m.d.comb += [
             t.valid.eq(retired | trapped),
             t.trap.eq(trapped),
+            t.interrupt.eq(interrupt),
             t.pc.eq(Cat(Const(0, 2), pc)),
             t.insn.eq(ir),
             t.rd_addr.eq(_gate(w_addr[:5], w_en & ~w_addr[5])),

@@ -4,8 +4,8 @@ CSRs that only software changes live in the register-file RAM above x31, at slot
 ``32 | csr[7] << 4 | csr[6] << 3 | csr[2:0]``: they cost block RAM bits instead of logic cells.
 So do the counters, but for a few low bits in flip-flops (16 of ``mcycle``, 8 of ``minstret``):
 when those wrap, the core adds the carry to the RAM words with its one adder at the next
-instruction boundary. Only ``mstatus`` (MIE, MPIE) is wholly in flip-flops; ``misa`` is a
-constant and the rest read as zero.
+instruction boundary. Only ``mstatus`` (MIE, MPIE) and ``mie`` (MEIE, MTIE) are wholly in
+flip-flops; ``mip`` reads the interrupt lines, ``misa`` is a constant and the rest read as zero.
 
 These are helpers of :class:`~rvnpu.hdl.core.cpu.RiscvCore`, not components: their writes go
 through the core's one adder and one register-file write port, which the core's state machine
@@ -14,12 +14,12 @@ drives, so the helpers add statements to the core's module and leave the sequenc
 
 from amaranth.hdl import Cat, Const, Signal
 
-from rvnpu.spec.rv32 import Csr, Mstatus, misa
+from rvnpu.spec.rv32 import Csr, Interrupt, Mstatus, misa
 
 
 __all__ = [
     "CYCLE_BITS", "INSTRET_BITS", "RAM_CSRS", "LOGIC_CSRS", "RAM_WRITE_MASKS",
-    "ram_slot", "csr_slot", "MachineStatus", "Counters", "read_logic_csr",
+    "ram_slot", "csr_slot", "MachineStatus", "Interrupts", "Counters", "read_logic_csr",
 ]
 
 
@@ -31,7 +31,8 @@ RAM_CSRS = (Csr.MTVEC, Csr.MSCRATCH, Csr.MEPC, Csr.MCAUSE, Csr.MTVAL,
             Csr.MCYCLE, Csr.MINSTRET, Csr.MCYCLEH, Csr.MINSTRETH,
             Csr.CYCLE, Csr.INSTRET, Csr.CYCLEH, Csr.INSTRETH)
 
-#: The other CSRs: flip-flops (``mstatus``), a constant (``misa``) or zero.
+#: The other CSRs: flip-flops (``mstatus``, ``mie``), the lines (``mip``), a constant (``misa``)
+#: or zero.
 LOGIC_CSRS = (Csr.MSTATUS, Csr.MISA, Csr.MIE, Csr.MIP,
               Csr.MVENDORID, Csr.MARCHID, Csr.MIMPID, Csr.MHARTID)
 
@@ -78,14 +79,63 @@ class MachineStatus:
         m.d.sync += [self.mie.eq(self.mpie), self.mpie.eq(1)]
 
 
+def _word(bits):
+    """A 32-bit value with the 1-bit values ``bits`` (by bit position) and zeros elsewhere."""
+    parts, at = [], 0
+    for position, bit in sorted(bits.items()):
+        parts += [Const(0, position - at), bit]
+        at = position + 1
+    return Cat(*parts, Const(0, 32 - at))
+
+
+class Interrupts:
+    """``mie`` (MEIE, MTIE) in flip-flops; ``mip`` (MEIP, MTIP) is the lines, read-only.
+
+    Members
+    -------
+    enabled : dict of Interrupt to Signal
+        The ``mie`` bits.
+    lines : dict of Interrupt to Value
+        The interrupt inputs, as ``mip`` reads them.
+    """
+
+    def __init__(self, *, external, timer):
+        self.enabled = {irq: Signal(name=f"mie_{irq.name.lower()}") for irq in Interrupt}
+        self.lines = {Interrupt.MACHINE_EXTERNAL: external, Interrupt.MACHINE_TIMER: timer}
+
+    def enable_value(self):
+        """What ``mie`` reads."""
+        return _word(self.enabled)
+
+    def pending_value(self):
+        """What ``mip`` reads."""
+        return _word(self.lines)
+
+    def write_enable(self, m, value):
+        m.d.sync += [self.enabled[irq].eq(value[irq]) for irq in Interrupt]
+
+    def pending(self, irq):
+        """Interrupt ``irq`` is both enabled and pending (``mie & mip``)."""
+        return self.enabled[irq] & self.lines[irq]
+
+    def any_pending(self):
+        """``mie & mip`` is not zero: what wakes WFI, and, with ``mstatus.MIE``, interrupts."""
+        result = Const(0)
+        for irq in Interrupt:
+            result = result | self.pending(irq)
+        return result
+
+
 class Counters:
     """``mcycle`` and ``minstret``: the low bits in flip-flops, and the carries into RAM words.
 
     A carry out of the flip-flop bits is owed to the counter's RAM word; a carry out of that
     word is owed to the high half's word. The core pays them one at a time, between
     instructions, with :meth:`choose_carry` (read the word) and :meth:`pay_carry` (write it
-    back plus the carry). A CSR write to a counter lands after the instruction's own increment
-    and voids the carries owed to the words it wrote.
+    back plus the carry). A CSR write to ``mcycle(h)`` lands after the instruction's own
+    increment and voids the carries owed to the words it wrote; one to ``minstret`` or
+    ``minstreth`` is done instead of the instruction's increment (Zicsr), so the other half
+    keeps its value too.
 
     Members
     -------
@@ -106,7 +156,6 @@ class Counters:
         self.minstret = Signal(INSTRET_BITS)
         self.owed = Signal(4)
         self.carry_job = Signal(2)          # the one being paid
-        self.keep_instreth = Signal()       # minstreth was written: no carry into it now
         self.retired = Signal()
         self.write_counter = Signal()
         self.owe = Signal(4)
@@ -126,6 +175,8 @@ class Counters:
             m.d.sync += mcycle.eq(mcycle_next)
         with m.If(self.write_counter & (csr == Csr.MINSTRET)):
             m.d.sync += minstret.eq(new_value)
+        with m.Elif(self.write_counter & (csr == Csr.MINSTRETH)):
+            pass                                # the write replaces the increment
         with m.Else():
             m.d.sync += minstret.eq(minstret_next)
         m.d.comb += self.owe.eq(Cat(mcycle_next[-1], minstret_next[-1], 0, 0))
@@ -146,11 +197,11 @@ class Counters:
         """What a CSR read adds to the RAM word of ``mcycle``: the carry it is owed."""
         return Cat(Const(0, CYCLE_BITS), reads_mcycle & self.owed[0])
 
-    def csr_written(self, m, *, csr, rs2_val):
-        """A CSR instruction writes ``csr`` (``rs2_val``: the RAM word it read).
+    def csr_written(self, m, *, csr):
+        """A CSR instruction writes ``csr``.
 
-        A write voids the carries owed to the words it wrote, except that of this
-        instruction's own increment into ``minstreth``, which it now owes.
+        A write voids the carries owed to the words it wrote; a write to either half of
+        ``minstret`` also voids this instruction's own increment, which it replaces.
         """
         m.d.comb += self.write_counter.eq(1)
         with m.Switch(csr):
@@ -158,12 +209,8 @@ class Counters:
                 m.d.comb += self.paid[0].eq(1)
             with m.Case(Csr.MCYCLEH):
                 m.d.comb += self.paid[2].eq(1)
-            with m.Case(Csr.MINSTRET):
-                m.d.comb += [self.paid[1].eq(1),
-                             self.owe[3].eq(self.minstret.all()      # it retires
-                                            & rs2_val[INSTRET_BITS:].all())]
-            with m.Case(Csr.MINSTRETH):
-                m.d.sync += self.keep_instreth.eq(1)
+            with m.Case(Csr.MINSTRET, Csr.MINSTRETH):
+                m.d.comb += self.paid[1].eq(1)
 
     def choose_carry(self, m):
         """Pick the next carry to pay; return the register-file slot of its word."""
@@ -195,8 +242,7 @@ class Counters:
                              self.paid[0].eq(1), self.owe[2].eq(carry_out)]
             with m.Case(1):
                 m.d.comb += [a_const.eq(1 << INSTRET_BITS), w_addr.eq(ram_slot(Csr.MINSTRET)),
-                             self.paid[1].eq(1),
-                             self.owe[3].eq(carry_out & ~self.keep_instreth)]
+                             self.paid[1].eq(1), self.owe[3].eq(carry_out)]
             with m.Case(2):
                 m.d.comb += [carry_in.eq(1), w_addr.eq(ram_slot(Csr.MCYCLEH)),
                              self.paid[2].eq(1)]
@@ -204,16 +250,12 @@ class Counters:
                 m.d.comb += [carry_in.eq(1), w_addr.eq(ram_slot(Csr.MINSTRETH)),
                              self.paid[3].eq(1)]
 
-    def new_instruction(self, m):
-        """At each fetch: a write to ``minstreth`` stops holding its carry back."""
-        m.d.sync += self.keep_instreth.eq(0)
-
 
 #: The RAM words that carries are paid to, in the order of ``owed``'s bits.
 _CARRY_WORDS = (Csr.MCYCLE, Csr.MINSTRET, Csr.MCYCLEH, Csr.MINSTRETH)
 
 
-def read_logic_csr(m, *, csr, status, counters, with_m):
+def read_logic_csr(m, *, csr, status, interrupts, counters, with_m):
     """The value of the CSR bits not in RAM, for the CSR named by ``csr`` (zero for the rest).
 
     It enters the adder ORed with the RAM CSRs (the counters' RAM words hold zeros where
@@ -225,6 +267,10 @@ def read_logic_csr(m, *, csr, status, counters, with_m):
             m.d.comb += csr_ff.eq(status.value())
         with m.Case(Csr.MISA):
             m.d.comb += csr_ff.eq(misa(with_m))
+        with m.Case(Csr.MIE):
+            m.d.comb += csr_ff.eq(interrupts.enable_value())
+        with m.Case(Csr.MIP):
+            m.d.comb += csr_ff.eq(interrupts.pending_value())
         with m.Case(Csr.MCYCLE, Csr.CYCLE):
             m.d.comb += csr_ff.eq(counters.mcycle)
         with m.Case(Csr.MINSTRET, Csr.INSTRET):

@@ -1,6 +1,6 @@
 """Taking a trap in the control core: the cause, and the CSR writes in their order."""
 
-from amaranth.hdl import Signal
+from amaranth.hdl import Cat, Const, Signal
 
 from rvnpu.hdl.core.csr import ram_slot
 from rvnpu.spec.rv32 import Csr
@@ -18,15 +18,18 @@ class TrapEntry:
     3. ``"Trap-Enter"`` (:meth:`enter`): ``mcause`` <= the cause, ``pc`` <= ``mtvec``, and
        ``mstatus`` stacks MIE into MPIE.
 
-    An interrupt would be taken the same way from ``"Fetch"``: set the cause (and a flag for
-    ``mcause[31]``), write ``mtval``, read ``mtvec`` and go to ``"Trap-Epc"``.
+    An interrupt is taken the same way, in the execute cycle of the instruction it comes
+    before (which does not run): ``mtval`` <= 0, ``mepc`` <= that instruction's address, and
+    ``mcause`` gets :data:`~rvnpu.spec.rv32.MCAUSE_INTERRUPT` with the code.
 
     Members
     -------
     cause : Signal(4)
-        The exception code, from :meth:`start` until ``mcause`` is written.
+        The exception or interrupt code, from :meth:`start` until ``mcause`` is written.
+    interrupt : Signal
+        With ``cause``: it is an interrupt (``mcause[31]``).
     trapped : Signal
-        An instruction finishes trapping in this cycle.
+        An instruction finishes trapping (or is interrupted) in this cycle.
     """
 
     MTVAL, MTVEC, MEPC, MCAUSE = (ram_slot(csr) for csr in
@@ -34,16 +37,21 @@ class TrapEntry:
 
     def __init__(self):
         self.cause = Signal(4)
+        self.interrupt = Signal()
         self.trapped = Signal()
 
-    def start(self, m, code, *, w_en, w_addr, read_port, tval=None):
+    def mcause(self):
+        """The 32-bit value written to ``mcause``."""
+        return Cat(self.cause, Const(0, 27), self.interrupt)
+
+    def start(self, m, code, *, w_en, w_addr, read_port, tval=None, interrupt=False):
         """Trap with cause ``code``; ``tval`` (a write select) puts the address in ``mtval``,
-        which is otherwise written zero."""
+        which is otherwise written zero; ``interrupt`` marks an interrupt."""
         m.d.comb += [w_en.eq(1), w_addr.eq(self.MTVAL), read_port.addr.eq(self.MTVEC),
                      read_port.en.eq(1)]
         if tval is not None:
             m.d.comb += [tval.eq(1)]
-        m.d.sync += self.cause.eq(code)
+        m.d.sync += [self.cause.eq(code), self.interrupt.eq(interrupt)]
         m.next = "Trap-Epc"
 
     def save_pc(self, m, *, w_en, w_addr):

@@ -1,6 +1,6 @@
-"""The matrix engine: front end, three units, their local memories and the bus arbiter."""
+"""The matrix engine: front end, its units, their local memories and the bus arbiter."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect
@@ -9,12 +9,14 @@ from rvnpu.hdl.bus import BusSignature
 from rvnpu.hdl.engine.command_slice import CommandSlice
 from rvnpu.spec.config import EngineConfig
 from rvnpu.hdl.engine.execute import ExecuteUnit
+from rvnpu.hdl.engine.fetch import CommandFetcher
 from rvnpu.hdl.command_port import CommandLayout
 from rvnpu.hdl.engine.frontend import Frontend
 from rvnpu.spec.commands import Space
 from rvnpu.hdl.engine.load import LoadUnit
+from rvnpu.hdl.engine.post import PostUnit
 from rvnpu.hdl.engine.store import StoreUnit
-from rvnpu.hdl.engine.unit_ops import exec_op, load_op, store_op
+from rvnpu.hdl.engine.unit_ops import exec_op, load_op, post_op, store_op
 
 
 __all__ = ["MatrixEngine", "engine_signature"]
@@ -30,6 +32,7 @@ def engine_signature(config):
         "bus":    Out(bus),
         "busy":   Out(1),
         "active": Out(1),
+        "irq":    Out(1),
     })
 
 
@@ -37,7 +40,8 @@ class MatrixEngine(wiring.Component):
     """A systolic matrix engine driven by ``(funct, op1, op2)`` commands.
 
     Loads, computes and stores run concurrently in three units; the front end keeps their
-    effects in program order (see :class:`Frontend`). Each local memory is an
+    effects in program order (see :class:`Frontend`). With ``post_unit``, max-pools and
+    QLinearAdds run in a fourth (:class:`.post.PostUnit`), alone. Each local memory is an
     :class:`amaranth.lib.memory.Memory` with one writer and one or two readers, so it maps onto
     FPGA block RAM.
 
@@ -57,6 +61,9 @@ class MatrixEngine(wiring.Component):
         A command is in flight.
     active : Out
         A step enters the systolic array this cycle.
+    irq : Out
+        Level interrupt: a command list finished (the sticky ``list_done`` status bit);
+        software acknowledges it with STATUS ``clear``.
     """
 
     def __init__(self, config=EngineConfig()):
@@ -95,7 +102,21 @@ class MatrixEngine(wiring.Component):
             fe.store_retire.eq(st.retire),
             self.busy.eq(fe.busy),
             self.active.eq(ex.active),
+            self.irq.eq(fe.list_done),
         ]
+        post = None
+        if c.post_unit:
+            m.submodules.post = post = PostUnit(c)
+            m.submodules.post_slice = cut = CommandSlice(post_op(c))
+            connect(m, fe.post, cut.i)
+            connect(m, cut.o, post.cmd)
+            m.d.comb += fe.post_retire.eq(post.retire)
+        fetch = None
+        if c.command_fetch:
+            m.submodules.fetch = fetch = CommandFetcher(c)
+            connect(m, fe.start, fetch.start)
+            connect(m, fetch.entries, fe.list)
+            m.d.comb += fe.fetch_busy.eq(fetch.busy)
 
         # -- Local memories ----------------------------------------------------------------------
         m.submodules.spad_a = spad_a = Memory(
@@ -144,19 +165,75 @@ class MatrixEngine(wiring.Component):
             acc_w.en.eq(ex.acc_we | load_acc),
         ]
 
-        # -- Bus: loads and stores take turns when both want it ----------------------------------
-        last_load = Signal()
-        grant_load = Signal()
-        m.d.comb += grant_load.eq(ld.req.valid & (~st.req.valid | ~last_load))
-        m.d.comb += [
-            self.bus.req.valid.eq(ld.req.valid | st.req.valid),
-            self.bus.req.payload.eq(Mux(grant_load, ld.req.payload, st.req.payload)),
-            ld.req.ready.eq(grant_load & self.bus.req.ready),
-            st.req.ready.eq(~grant_load & self.bus.req.ready),
-            ld.rsp.payload.eq(self.bus.rsp.payload),
-            ld.rsp.valid.eq(self.bus.rsp.valid),
-            self.bus.rsp.ready.eq(1),
-        ]
-        with m.If(self.bus.req.valid & self.bus.req.ready):
-            m.d.sync += last_load.eq(grant_load)
+        self._arbiter(m, ld, st, fetch, post)
         return m
+
+    def _arbiter(self, m, ld, st, fetch, post):
+        """Bus: the fetcher goes first, then loads and stores take turns, then the post unit.
+
+        Reads answer in request order, so only one reader (the load unit, the fetcher or the
+        post unit) has reads in flight at a time, and answers go to the one that issued the
+        reads still in flight: another reader waits until they are answered. The load unit and
+        the post unit stop reading while the fetcher waits, so it gets in within a few cycles.
+        The load unit and the post unit never wait for each other (the front end never runs
+        them at once). Writes (the store unit's, the post unit's) need no answer and no turn.
+        """
+        bus = self.bus
+        m.d.comb += bus.rsp.ready.eq(1)
+        readers = {"load": ld}
+        if fetch is not None:
+            readers["fetch"] = fetch
+        if post is not None:
+            readers["post"] = post
+        last_load = Signal()
+        fire = bus.req.valid & bus.req.ready
+        grants = {name: Signal(name=f"grant_{name}") for name in (*readers, "store")}
+
+        # A reader may issue only while no other reader's reads are in flight.
+        if len(readers) == 1:
+            may_read = {"load": Const(1)}
+            to_reader = {"load": bus.rsp.valid}
+        else:
+            credits = (LoadUnit.credits + (PostUnit.credits if post is not None else 0) +
+                       (CommandFetcher.depth * 4 if fetch is not None else 0))
+            reads = Signal(range(credits + 2))       # in flight, all the owner's
+            owner = Signal(range(len(readers)))
+            codes = {name: i for i, name in enumerate(readers)}
+            m.d.sync += reads.eq(reads + (fire & ~bus.req.payload.write) - bus.rsp.valid)
+            may_read = {name: (reads == 0) | (owner == codes[name]) for name in readers}
+            to_reader = {}
+            for name in readers:
+                # An answer in the cycle of its request (a memory without latency) is the
+                # reader's granted now.
+                mine = Mux(reads == 0, grants[name], owner == codes[name])
+                to_reader[name] = bus.rsp.valid & mine
+            with m.If(fire & ~bus.req.payload.write):
+                for name in readers:
+                    with m.If(grants[name]):
+                        m.d.sync += owner.eq(codes[name])
+        fetch_waits = fetch.req.valid if fetch is not None else Const(0)
+
+        if fetch is not None:
+            m.d.comb += grants["fetch"].eq(fetch.req.valid & may_read["fetch"])
+        else:
+            grants["fetch"] = Const(0)
+        load_ok = ld.req.valid & ~fetch_waits & may_read["load"]
+        m.d.comb += [
+            grants["load"].eq(~grants["fetch"] & load_ok & (~st.req.valid | ~last_load)),
+            grants["store"].eq(~grants["fetch"] & ~grants["load"] & st.req.valid),
+        ]
+        if post is not None:
+            post_ok = post.req.valid & (post.req.payload.write |
+                                        (~fetch_waits & may_read["post"]))
+            m.d.comb += grants["post"].eq(~grants["fetch"] & ~grants["load"] &
+                                          ~grants["store"] & post_ok)
+        m.d.comb += bus.req.valid.eq(Cat(*grants.values()).any())
+        for name, unit in (*readers.items(), ("store", st)):
+            m.d.comb += unit.req.ready.eq(grants[name] & bus.req.ready)
+            with m.If(grants[name]):
+                m.d.comb += bus.req.payload.eq(unit.req.payload)
+        for name, unit in readers.items():
+            m.d.comb += [unit.rsp.payload.eq(bus.rsp.payload),
+                         unit.rsp.valid.eq(to_reader[name])]
+        with m.If(fire & (grants["load"] | grants["store"])):
+            m.d.sync += last_load.eq(grants["load"])

@@ -7,10 +7,13 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from rvnpu.spec.commands import (Funct, Space, ErrorCode, Dataflow, QP_ROWS, ROW_BITS,
-                                 STATUS_FIELDS, field_of)
+                                 LIST_ENTRY_BYTES, STATUS_FIELDS, field_of)
 from rvnpu.spec.requant import reset_mode
 from rvnpu.hdl.command_port import CommandLayout
-from rvnpu.hdl.engine.unit_ops import local_row_bits, dram_addr_bits, load_op, exec_op, store_op
+from rvnpu.hdl.engine.fetch import ListEntry, ListStart
+from rvnpu.hdl.engine.post_config import POST_CONFIGS, POST_OPS, PostRegisters
+from rvnpu.hdl.engine.unit_ops import (local_row_bits, dram_addr_bits, load_op, exec_op,
+                                       store_op, post_op)
 
 
 __all__ = ["Frontend"]
@@ -145,26 +148,51 @@ class _Decoded:
     def __init__(self, config, suffix=""):
         self.code = Signal(4, name=f"code{suffix}")
         self.ranges = Signal(_ranges_layout(config), name=f"ranges{suffix}")
-        self.to_load, self.to_exec, self.to_store, self.front = (
-            Signal(name=f"{n}{suffix}") for n in ("to_load", "to_exec", "to_store", "front"))
+        self.to_load, self.to_exec, self.to_store, self.to_post, self.front = (
+            Signal(name=f"{n}{suffix}")
+            for n in ("to_load", "to_exec", "to_store", "to_post", "front"))
 
 
 class _StickyError:
-    """The first refused command's code and function, and how many were refused."""
+    """The first refused command's code and function, and how many were refused.
 
-    def __init__(self):
+    A STATUS may clear them in the cycle a list entry is refused (the STATUS read the word
+    before the refusal): the refusal then counts as the first after the clear.
+    """
+
+    def __init__(self, m):
         self.code = Signal(4, name="err_code")
         self.funct = Signal(7, name="err_funct")
         self.count = Signal(16, name="err_count")
+        refusing, clearing = Signal(name="err_refusing"), Signal(name="err_clearing")
+        self._refusing, self._clearing = refusing, clearing
+        self._new_code = Signal(4, name="err_new_code")
+        self._new_funct = Signal(7, name="err_new_funct")
+        code = Mux(clearing, 0, self.code)
+        count = Mux(clearing, 0, self.count)
+        with m.If(refusing):
+            with m.If(code == 0):
+                m.d.sync += [self.code.eq(self._new_code), self.funct.eq(self._new_funct)]
+            m.d.sync += self.count.eq(Mux(count == 0xffff, count, count + 1))
+        with m.Elif(clearing):
+            m.d.sync += [self.code.eq(0), self.funct.eq(0), self.count.eq(0)]
 
     def refuse(self, m, code, funct):
-        with m.If(self.code == 0):
-            m.d.sync += [self.code.eq(code), self.funct.eq(funct)]
-        with m.If(self.count != 0xffff):
-            m.d.sync += self.count.eq(self.count + 1)
+        m.d.comb += [self._refusing.eq(1), self._new_code.eq(code), self._new_funct.eq(funct)]
 
     def clear(self, m):
-        m.d.sync += [self.code.eq(0), self.funct.eq(0), self.count.eq(0)]
+        m.d.comb += self._clearing.eq(1)
+
+
+class _ListState:
+    """A list running (``busy``), the sticky ``done`` bit, whether the held command came from
+    a list, and whether the core's STATUS is taken aside this cycle."""
+
+    def __init__(self, m, config):
+        self.busy = Signal(name="list_busy")
+        self.done = Signal(name="list_done")
+        self.from_list = Signal(name="from_list")
+        self.side_take = Signal(name="side_take")
 
 
 class Frontend(wiring.Component):
@@ -178,8 +206,18 @@ class Frontend(wiring.Component):
     With ``hazards="serial"`` it keeps no ranges and a command waits for the other units to
     be idle instead: the same results in a fraction of the area, with less overlap.
 
+    With ``post_unit``, MAXPOOL and QLINEAR_ADD go to the post-processing unit with its
+    registers (:class:`.post_config.PostRegisters`) attached. They work on main memory
+    anywhere, so they are a barrier both ways: one waits until the other units have nothing
+    unfinished, and while it is unfinished no other unit's command is dispatched.
+
     A command takes three steps: the input register holds it, decoding (the checks and the
     ranges it touches) takes a cycle of its own, then it is dispatched, refused or answered.
+
+    With ``command_fetch``, RUN (once every earlier command finished) starts the fetcher on
+    ``start`` and the input register takes the list's commands from ``list`` instead of the
+    core's, until the list and all it dispatched have finished. Meanwhile a STATUS from the
+    core is taken into a register of its own and answered at once; other commands wait.
 
     Members
     -------
@@ -191,12 +229,30 @@ class Frontend(wiring.Component):
         Decoded commands for each unit.
     load_retire, exec_retire, store_retire : In
         A unit finished its oldest command.
+    post, post_retire
+        With ``post_unit``: the post-processing unit's commands, and its retire pulse.
     busy : Out
+    list_done : Out
+        The sticky ``list_done`` status bit.
+    list, start
+        With ``command_fetch``: the fetcher's commands (:data:`.fetch.ListEntry`), and the
+        lists RUN starts it on (:func:`.fetch.ListStart`).
+    fetch_busy : In
+        With ``command_fetch``: the fetcher is still reading or handing on a list.
     """
 
     def __init__(self, config):
         self._config = config
+        ports = {}
+        if config.command_fetch:
+            ports = {"list":       In(stream.Signature(ListEntry)),
+                     "start":      Out(stream.Signature(ListStart(config))),
+                     "fetch_busy": In(1)}
+        if config.post_unit:
+            ports.update({"post":        Out(stream.Signature(post_op(config))),
+                          "post_retire": In(1)})
         super().__init__({
+            **ports,
             "cmd":          In(stream.Signature(CommandLayout)),
             "rsp":          Out(stream.Signature(32)),
             "load":         Out(stream.Signature(load_op(config))),
@@ -206,37 +262,55 @@ class Frontend(wiring.Component):
             "exec_retire":  In(1),
             "store_retire": In(1),
             "busy":         Out(1),
+            "list_done":    Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         c = self._config
 
-        held, cmd, accept = self._input_register(m)
+        lists = _ListState(m, c)
+        held, cmd, accept = self._input_register(m, lists)
         fld = partial(_field, cmd)
         regs = _ConfigRegisters(c)
+        post = PostRegisters(m, c) if c.post_unit else None
 
-        decoded, dec = self._decode(m, cmd.funct, fld, regs, held, accept)
+        decoded, dec = self._decode(m, cmd.funct, fld, regs, post, held, accept, lists)
 
         ranges = dec.ranges if c.hazards == "ranges" else None
         queues = {unit: _UnitQueue(m, unit, c.queue_depth, getattr(self, f"{unit}_retire"),
                                    ranges)
                   for unit in ("load", "exec", "store")}
+        if post is not None:
+            # Only counted: a post command is a barrier whatever it touches.
+            queues["post"] = _UnitQueue(m, "post", c.queue_depth, self.post_retire, None)
         hazard = self._hazard(m, dec, queues)
 
         busy = Signal()
         m.d.comb += [busy.eq(Cat(q.count != 0 for q in queues.values()).any()),
-                     self.busy.eq(busy | held)]
+                     self.busy.eq(busy | held | lists.busy)]
 
         self._payloads(m, cmd.funct, fld, regs)
-        errors = self._status(m, busy)
+        if post is not None:
+            post.payload(m, self.post.payload, cmd.funct, fld)
+        errors = _StickyError(m)
+        status = self._status(m, busy, errors, lists)
+        if c.command_fetch:
+            self._side_status(m, status, errors, lists)
+            # The list is over once the fetcher handed on its last command and everything
+            # since has finished.
+            with m.If(lists.busy & ~self.fetch_busy & ~held & ~busy):
+                m.d.sync += [lists.busy.eq(0), lists.done.eq(1)]
+        m.d.comb += self.list_done.eq(lists.done)
         with m.If(held & decoded):
-            self._dispatch(m, cmd.funct, fld, dec, hazard, queues, regs, errors, busy, accept)
+            self._dispatch(m, cmd.funct, fld, dec, hazard, queues, regs, post, errors, busy,
+                           accept, lists)
         return m
 
-    def _input_register(self, m):
+    def _input_register(self, m, lists):
         """Hold one command so that decoding reads a stable one; returns ``(held, cmd,
-        accept)``, ``accept`` meaning the held command is done with this cycle."""
+        accept)``, ``accept`` meaning the held command is done with this cycle. While a list
+        runs, the command comes from the fetcher (``lists.from_list`` marks it)."""
         held = Signal()
         cmd = Signal(CommandLayout)
         accept = Signal()
@@ -244,16 +318,24 @@ class Frontend(wiring.Component):
         # commands (the core needs many more to issue one) but keeps decoding, the range
         # arithmetic and the hazard checks out of the core's stall logic, the SoC's
         # critical path otherwise.
-        m.d.comb += self.cmd.ready.eq(~held)
-        with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += [held.eq(1), cmd.eq(self.cmd.payload)]
-        with m.Elif(accept):
+        take_core = ~held & ~lists.busy
+        with m.If(self.cmd.valid & take_core):
+            m.d.sync += [held.eq(1), cmd.eq(self.cmd.payload), lists.from_list.eq(0)]
+        if self._config.command_fetch:
+            m.d.comb += [self.cmd.ready.eq(take_core | lists.side_take),
+                         self.list.ready.eq(~held & lists.busy)]
+            with m.If(self.list.valid & self.list.ready):
+                m.d.sync += [held.eq(1), cmd.eq(self.list.payload.cmd),
+                             lists.from_list.eq(1)]
+        else:
+            m.d.comb += self.cmd.ready.eq(take_core)
+        with m.If(accept):
             m.d.sync += held.eq(0)
         return held, cmd, accept
 
     # -- Decoding: checks and ranges (mirroring EngineModel.check) ---------------------------
 
-    def _decode(self, m, funct, fld, regs, held, accept):
+    def _decode(self, m, funct, fld, regs, post, held, accept, lists):
         """Check the held command and work out its ranges, then register both.
 
         Returns ``(decoded, dec)``: ``decoded`` is high once ``dec`` (a :class:`_Decoded`)
@@ -295,15 +377,26 @@ class Frontend(wiring.Component):
             with m.Case(Funct.CONFIG_STORE):
                 bad = fld(Funct.CONFIG_STORE, "qp_row") + QP_ROWS > c.qp_depth
                 m.d.comb += [now.front.eq(1), now.code.eq(Mux(bad, ErrorCode.BAD_LOCAL, 0))]
-            with m.Case(Funct.CONFIG_LOAD, Funct.FENCE, Funct.STATUS):
+            with m.Case(Funct.CONFIG_LOAD):
                 m.d.comb += now.front.eq(1)
+            with m.Case(Funct.FENCE, Funct.STATUS):
+                m.d.comb += [now.front.eq(1),
+                             now.code.eq(Mux(lists.from_list, ErrorCode.BAD_IN_LIST, 0))]
+            if c.command_fetch:
+                with m.Case(Funct.RUN):
+                    self._check_run(m, fld, now, lists)
+            if post is not None:
+                for f in POST_CONFIGS + POST_OPS:
+                    with m.Case(f):
+                        m.d.comb += [now.code.eq(post.check(m, f, fld)),
+                                     (now.to_post if f in POST_OPS else now.front).eq(1)]
             with m.Default():
                 m.d.comb += now.code.eq(ErrorCode.BAD_FUNCT)
 
         decoded = Signal()
         m.d.sync += decoded.eq(held & ~accept)
         dec = _Decoded(c, suffix="_q")
-        names = ["code", "to_load", "to_exec", "to_store"]
+        names = ["code", "to_load", "to_exec", "to_store", "to_post"]
         if c.hazards == "ranges":
             names.append("ranges")
         m.d.sync += [getattr(dec, n).eq(getattr(now, n)) for n in names]
@@ -365,6 +458,19 @@ class Frontend(wiring.Component):
         if not c.with_requant:
             with m.If(funct == Funct.STORE):
                 m.d.comb += now.code.eq(ErrorCode.BAD_FUNCT)
+
+    def _check_run(self, m, fld, now, lists):
+        """A list must be aligned and inside the window, unless empty; never inside a list."""
+        c = self._config
+        addr, count = fld(Funct.RUN, "list_addr"), fld(Funct.RUN, "count")
+        end = Signal(38)                # 2**32 + 2**32 * LIST_ENTRY_BYTES < 2**38
+        m.d.comb += end.eq(addr + count * LIST_ENTRY_BYTES)
+        misaligned = addr[:LIST_ENTRY_BYTES.bit_length() - 1] != 0
+        m.d.comb += now.front.eq(1)
+        with m.If(lists.from_list):
+            m.d.comb += now.code.eq(ErrorCode.BAD_IN_LIST)
+        with m.Elif((count != 0) & (misaligned | (end > c.mem_bytes))):
+            m.d.comb += now.code.eq(ErrorCode.BAD_MEMORY)
 
     def _check_compute(self, m, fld, regs, now):
         c = self._config
@@ -429,18 +535,24 @@ class Frontend(wiring.Component):
 
     def _hazard(self, m, dec, queues):
         """The decoded command conflicts with an unfinished command of another unit: it would
-        write what they read or write, or read what they write."""
+        write what they read or write, or read what they write. A post command conflicts with
+        any unfinished command, and any command with an unfinished post command."""
         loads, execs, stores = queues["load"], queues["exec"], queues["store"]
-        hazard = Signal()
+        ranged = Signal()
         with m.If(dec.to_load):
-            m.d.comb += hazard.eq(execs.conflicts([(_W, _W), (_W, _R1), (_W, _R2)]) |
+            m.d.comb += ranged.eq(execs.conflicts([(_W, _W), (_W, _R1), (_W, _R2)]) |
                                   stores.conflicts([(_W, _R1), (_W, _R2), (_D, _D)]))
         with m.If(dec.to_exec):
-            m.d.comb += hazard.eq(loads.conflicts([(_W, _W), (_R1, _W), (_R2, _W)]) |
+            m.d.comb += ranged.eq(loads.conflicts([(_W, _W), (_R1, _W), (_R2, _W)]) |
                                   stores.conflicts([(_W, _R1)]))
         with m.If(dec.to_store):
-            m.d.comb += hazard.eq(loads.conflicts([(_R1, _W), (_R2, _W), (_D, _D)]) |
+            m.d.comb += ranged.eq(loads.conflicts([(_R1, _W), (_R2, _W), (_D, _D)]) |
                                   execs.conflicts([(_R1, _W)]))
+        if "post" not in queues:
+            return ranged
+        hazard = Signal()
+        others = Cat(q.count != 0 for q in (loads, execs, stores)).any()
+        m.d.comb += hazard.eq(ranged | (queues["post"].count != 0) | (dec.to_post & others))
         return hazard
 
     def _payloads(self, m, funct, fld, regs):
@@ -463,22 +575,49 @@ class Frontend(wiring.Component):
         m.d.comb += [getattr(sp, n).eq(getattr(regs, n)) for n in
                      ("qp_row", "out_zero", "mode", "clamp_min", "clamp_max")]
 
-    def _status(self, m, busy):
-        """The sticky error registers and the status word FENCE and STATUS answer."""
-        errors = _StickyError()
+    def _status(self, m, busy, errors, lists):
+        """The status word FENCE and STATUS answer."""
         status = Signal(32)
         values = {"busy": busy, "error": errors.code != 0, "error_code": errors.code,
-                  "error_funct": errors.funct, "error_count": errors.count}
+                  "error_funct": errors.funct, "error_count": errors.count,
+                  "list_busy": lists.busy, "list_done": lists.done}
         m.d.comb += [status[f.lsb:f.lsb + f.width].eq(values[f.name]) for f in STATUS_FIELDS]
         m.d.comb += self.rsp.payload.eq(status)
-        return errors
+        return status
 
-    def _dispatch(self, m, funct, fld, dec, hazard, queues, regs, errors, busy, accept):
+    def _side_status(self, m, status, errors, lists):
+        """A STATUS from the core while a list runs: taken into a register of its own (the
+        core waits for the answer in a later cycle than it issues) and answered from there."""
+        side_held = Signal()
+        side = Signal(CommandLayout)
+        m.d.comb += lists.side_take.eq(lists.busy & ~side_held &
+                                       (self.cmd.payload.funct == Funct.STATUS))
+        with m.If(self.cmd.valid & lists.side_take):
+            m.d.sync += [side_held.eq(1), side.eq(self.cmd.payload)]
+        with m.If(side_held):
+            m.d.comb += self.rsp.valid.eq(1)
+            with m.If(self.rsp.ready):
+                m.d.sync += side_held.eq(0)
+                self._status_clears(m, partial(_field, side), errors, lists)
+
+    def _status_clears(self, m, fld, errors, lists):
+        """What an answered STATUS clears (``fld`` reads its fields)."""
+        with m.If(fld(Funct.STATUS, "clear")):
+            errors.clear(m)
+        if self._config.command_fetch:
+            with m.If(fld(Funct.STATUS, "clear_done")):
+                m.d.sync += lists.done.eq(0)
+
+    def _dispatch(self, m, funct, fld, dec, hazard, queues, regs, post, errors, busy, accept,
+                  lists):
         """Refuse, dispatch or answer the decoded command (within ``held & decoded``)."""
-        with m.If(dec.code != 0):
+        settling = post.settling if post is not None else Const(0)
+        with m.If(dec.to_post & settling):
+            pass                    # its checks are not yet those of the new registers
+        with m.Elif(dec.code != 0):
             m.d.comb += accept.eq(1)
             errors.refuse(m, dec.code, funct)
-        with m.Elif(dec.to_load | dec.to_exec | dec.to_store):
+        with m.Elif(dec.to_load | dec.to_exec | dec.to_store | dec.to_post):
             for unit, queue in queues.items():
                 port = getattr(self, unit)
                 with m.If(getattr(dec, f"to_{unit}") & ~hazard & ~queue.full):
@@ -489,11 +628,29 @@ class Frontend(wiring.Component):
             m.d.comb += self.rsp.valid.eq(1)
             with m.If(self.rsp.ready):
                 m.d.comb += accept.eq(1)
-                with m.If(fld(Funct.STATUS, "clear")):
-                    errors.clear(m)
+                self._status_clears(m, fld, errors, lists)
         with m.Elif(funct == Funct.FENCE):
             m.d.comb += self.rsp.valid.eq(~busy)
             m.d.comb += accept.eq(~busy & self.rsp.ready)
+        if self._config.command_fetch:
+            with m.Elif(funct == Funct.RUN):
+                # After every earlier command, whose stores might write the list.
+                count = fld(Funct.RUN, "count")
+                with m.If(~busy & (count == 0)):
+                    m.d.comb += accept.eq(1)
+                    m.d.sync += lists.done.eq(1)
+                with m.Elif(~busy):
+                    mb = dram_addr_bits(self._config)
+                    m.d.comb += [
+                        self.start.valid.eq(1),
+                        self.start.payload.addr.eq(fld(Funct.RUN, "list_addr")[:mb]),
+                        self.start.payload.count.eq(count[:mb + 1]),
+                        accept.eq(self.start.ready),
+                    ]
+                    with m.If(self.start.ready):
+                        m.d.sync += lists.busy.eq(1)
         with m.Else():
             m.d.comb += accept.eq(1)
             regs.update(m, funct, fld)
+            if post is not None:
+                post.update(m, funct, fld)

@@ -15,10 +15,10 @@ narrower for it.
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 
-from rvnpu.spec.commands import Funct, field_of
+from rvnpu.spec.commands import Funct, PostConstant, field_of
 
 
-__all__ = ["local_row_bits", "dram_addr_bits", "load_op", "exec_op", "store_op"]
+__all__ = ["local_row_bits", "dram_addr_bits", "load_op", "exec_op", "store_op", "post_op"]
 
 
 def local_row_bits(config):
@@ -78,4 +78,22 @@ def store_op(config):
         "qp_row":    _narrowed(Funct.CONFIG_STORE, "qp_row", row),
         **{name: _shape(Funct.CONFIG_REQUANT, name)
            for name in ("out_zero", "mode", "clamp_min", "clamp_max")},
+    })
+
+
+def post_op(config):
+    """A MAXPOOL or QLINEAR_ADD with the post-processing registers it runs with; ``in_addr``
+    is a QLINEAR_ADD's ``a_addr``, and ``b_addr`` is unused by a MAXPOOL."""
+    addr = dram_addr_bits(config)
+    return data.StructLayout({
+        "add":      unsigned(1),    # QLINEAR_ADD rather than MAXPOOL
+        "in_addr":  _narrowed(Funct.MAXPOOL, "in_addr", addr),
+        "b_addr":   _narrowed(Funct.QLINEAR_ADD, "b_addr", addr),
+        **{name: _shape(Funct.CONFIG_POST, name)
+           for name in ("height", "width", "kernel_h", "kernel_w", "channels", "stride_h",
+                        "stride_w", "elem_signed")},
+        "out_addr": _narrowed(Funct.CONFIG_POST_OUT, "out_addr", addr),
+        **{name: _shape(Funct.CONFIG_POST_OUT, name) for name in ("clamp_min", "clamp_max")},
+        # Float32 bit patterns, in rvnpu.spec.commands.PostConstant order.
+        "constants": data.ArrayLayout(_shape(Funct.CONFIG_POST_ADD, "value"), len(PostConstant)),
     })

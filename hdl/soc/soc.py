@@ -135,6 +135,9 @@ class Soc(wiring.Component):
 
         m.d.comb += [
             timer.active.eq(engine.active),
+            timer.sleeping.eq(core.sleeping),
+            core.irq_timer.eq(timer.irq),
+            core.irq_external.eq(engine.irq),
             self.uart_tx.eq(uart.tx),
             uart.rx.eq(self.uart_rx),
             self.leds.eq(gpio.leds),

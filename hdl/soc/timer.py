@@ -1,8 +1,9 @@
-"""The timer: free-running 64-bit counters of clock cycles and of engine-active cycles."""
+"""The timer: free-running 64-bit counters (clock cycles, engine-active cycles, cycles the
+core slept in WFI) and the machine timer interrupt, CYCLE compared with MTIMECMP."""
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In
+from amaranth.lib.wiring import In, Out
 
 from rvnpu.spec.memory_map import TIMER
 from rvnpu.hdl.soc.regbus import RegisterSignature
@@ -22,21 +23,29 @@ class Timer(wiring.Component):
     bus : In(RegisterSignature)
     active : In
         Counted into ``ACTIVE``: the engine fed its array this cycle.
+    sleeping : In
+        Counted into ``SLEEP``: the core waits in WFI this cycle.
+    irq : Out
+        The machine timer interrupt: ``CYCLE >= MTIMECMP`` (unsigned, 64 bits), held until
+        software moves ``MTIMECMP`` past the count.
     """
 
     bus: In(RegisterSignature())
     active: In(1)
+    sleeping: In(1)
+    irq: Out(1)
 
     def __init__(self):
         super().__init__()
         # Made here rather than in elaborate() so that a test can start them near a carry.
-        self._counts = {"CYCLE": Signal(64, name="cycle"), "ACTIVE": Signal(64, name="active")}
+        self._counts = {"CYCLE": Signal(64, name="cycle"), "ACTIVE": Signal(64, name="active"),
+                        "SLEEP": Signal(64, name="sleep")}
 
     def elaborate(self, platform):
         m = Module()
         bus = self.bus
         m.d.sync += bus.r_data.eq(0)
-        for name, event in (("CYCLE", 1), ("ACTIVE", self.active)):
+        for name, event in (("CYCLE", 1), ("ACTIVE", self.active), ("SLEEP", self.sleeping)):
             count = self._counts[name]
             high = Signal(32, name=f"{name.lower()}_hi_latched")
             m.d.sync += count.eq(count + event)
@@ -45,4 +54,14 @@ class Timer(wiring.Component):
                 m.d.sync += [bus.r_data.eq(count[:32]), high.eq(count[32:])]
             with m.If(bus.r_en & (bus.addr == hi.word)):
                 m.d.sync += bus.r_data.eq(high)
+
+        compare = Signal(64, init=2**64 - 1)
+        for half, name in enumerate(("MTIMECMP_LO", "MTIMECMP_HI")):
+            word = compare.word_select(half, 32)
+            register = TIMER.register(name)
+            with m.If(bus.w_en & (bus.addr == register.word)):
+                m.d.sync += word.eq(bus.w_data)
+            with m.If(bus.r_en & (bus.addr == register.word)):
+                m.d.sync += bus.r_data.eq(word)
+        m.d.comb += self.irq.eq(self._counts["CYCLE"] >= compare)
         return m

@@ -28,8 +28,9 @@ def add_model_arguments(parser):
     add_soc_options(parser, uart_baud=UART_BAUD)
     parser.add_argument("model", type=Path, help="int8 ONNX model (QDQ or QOperator format)")
     parser.add_argument("-o", "--output", type=Path, default=None,
-                        help="directory for model.c, model_data.h and the firmware "
-                             "(default: build/onnx/<model name>)")
+                        help="directory for model.c, model_data.h and the firmware, replaced "
+                             "whole only when the build succeeds; a directory holding other "
+                             "files is refused (default: build/onnx/<model name>)")
 
 
 def add_arguments(parser):
@@ -75,13 +76,27 @@ def describe(model):
             f"(host: {host_post})")
 
 
+def check_model_file(path):
+    """Refuse a model path that is not a file, before anything is read or built."""
+    if path.is_dir():
+        raise ModelError(f"{path} is a directory, not an ONNX model file")
+    if not path.is_file():
+        raise ModelError(f"no such model file: {path}")
+
+
+def output_directory(args):
+    """``-o`` or its default, checked (:func:`rvnpu.flows.model.check_output_directory`)."""
+    from rvnpu.flows.model import check_output_directory
+    out_dir = args.output or Path("build") / "onnx" / args.model.stem
+    check_output_directory(out_dir)
+    return out_dir
+
+
 def compile_from_args(args, config, batch):
     """Compile ``args.model`` into ``args.output`` (or its default)."""
     from rvnpu.flows.model import compile_model
-    if not args.model.is_file():
-        raise ModelError(f"no such model file: {args.model}")
-    out_dir = args.output or Path("build") / "onnx" / args.model.stem
-    return compile_model(args.model, out_dir, config, batch=batch)
+    check_model_file(args.model)
+    return compile_model(args.model, output_directory(args), config, batch=batch)
 
 
 def run(args):
@@ -90,6 +105,8 @@ def run(args):
     model, plan, fw = compiled.model, compiled.plan, compiled.firmware
     print(f"{args.model}: {len(model.layers)} layers on the chip; {describe(model)}")
     print(layer_table(model))
+    print(f"engine: {compiled.engine_layers} of {len(model.layers)} layers run from engine "
+          f"command lists ({compiled.list_bytes} bytes), started by the core with one RUN a list")
     print(f"memory: {plan.weight_bytes} bytes of weights and constants, {plan.arena_bytes} "
           f"bytes of activations and workspaces (arena), image {fw.image_bytes} bytes; "
           f"{fw.ram_bytes_used} of {config.ram_bytes} bytes of RAM with the stack")

@@ -42,7 +42,9 @@ def add_arguments(parser):
         help="build C firmware and run it on the whole SoC (`rvnpu sim FILE.c` for short)",
         description="Build the firmware with zig cc, run it on the SoC in Verilator until it "
                     "exits, and print its UART output, exit code, cycles and wall time. "
-                    "The exit status is the firmware's exit code (124 if it did not exit).")
+                    "The exit status is the firmware's exit code; a firmware that does not "
+                    "exit within --max-cycles is stopped and reported with where the core "
+                    "and the engine were, exit status 1.")
     add_engine_options(f)
     add_soc_options(f)
     f.add_argument("program", nargs="*", type=Path, metavar="SOURCE",
@@ -123,8 +125,10 @@ def _program(args):
 
 def run_firmware(args):
     """Build, run, print the UART output and a summary. The exit status is the firmware's
-    exit code (masked to 0..255), 124 when the cycle limit came first (as ``timeout``'s is),
-    or 1 when an example's checksums differ from its golden model's."""
+    exit code (masked to 0..255), or 1 when an example's checksums differ from its golden
+    model's. When the cycle limit (the watchdog) comes first, :class:`FirmwareHang` says where
+    the core was (its pc, symbolised from the ELF) and the engine's status word: one error
+    line, exit status 1."""
     config = soc_config(args)
     if args.max_cycles < 1:
         raise ConfigError(f"--max-cycles must be at least 1, not {args.max_cycles}")
@@ -143,8 +147,7 @@ def run_firmware(args):
         summary += "\n" + verdict[1]
     out.write("-" * 40 + "\n" + summary + "\n")
     out.flush()
-    if result.timed_out:
-        return 124
+    result.raise_if_hung(args.max_cycles, firmware_run.symboliser(firmware))
     if verdict is not None and not verdict[0]:
         return 1
     return result.exit_code & 0xFF

@@ -18,7 +18,8 @@ import numpy as np
 from rvnpu.compiler.onnx.ir import ModelError
 
 
-__all__ = ["load_digits_split", "train_mlp", "train_cnn", "run_digits", "DigitsResult"]
+__all__ = ["load_digits_split", "train_mlp", "train_cnn", "save_mlp", "save_cnn", "save_graph",
+           "quantise", "run_digits", "DigitsResult"]
 
 SEED = 0
 
@@ -43,16 +44,19 @@ def load_digits_split():
                             stratify=digits.target)
 
 
-def _save(graph_nodes, inits, in_shape, out_shape, path):
+def save_graph(graph_nodes, inits, in_shape, out_shape, path, *, output="logits",
+               producer="rvnpu digits"):
+    """A float ONNX model (opset 13) of these nodes and ``{name: array}`` initialisers, with
+    one input ``image`` (what :func:`quantise` feeds) and one output, checked and saved."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
     graph = helper.make_graph(
         graph_nodes, Path(path).stem,
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, in_shape)],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, out_shape)],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, out_shape)],
         [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits.items()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
-                              producer_name="rvnpu digits")
+                              producer_name=producer)
     model.ir_version = 8
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
@@ -63,19 +67,24 @@ def train_mlp(x, y, path):
     """A 64-32-10 ReLU MLP from scikit-learn, saved as ONNX (Gemm, Relu, Gemm)."""
     _sklearn()
     import warnings
-    from onnx import helper
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
     mlp = MLPClassifier(hidden_layer_sizes=(32,), max_iter=300, random_state=SEED)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         mlp.fit(x, y)
+    return save_mlp(mlp.coefs_[0], mlp.intercepts_[0], mlp.coefs_[1], mlp.intercepts_[1], path)
+
+
+def save_mlp(w0, b0, w1, b1, path):
+    """The MLP's ONNX graph (Gemm, Relu, Gemm) with these weights (``w0``: 64 x hidden,
+    ``w1``: hidden x 10), saved to ``path``; ``rvnpu bench models`` gives it random ones."""
+    from onnx import helper
     nodes = [helper.make_node("Gemm", ["image", "w0", "b0"], ["h"], name="fc0"),
              helper.make_node("Relu", ["h"], ["r"], name="relu0"),
              helper.make_node("Gemm", ["r", "w1", "b1"], ["logits"], name="fc1")]
-    inits = {"w0": mlp.coefs_[0], "b0": mlp.intercepts_[0],
-             "w1": mlp.coefs_[1], "b1": mlp.intercepts_[1]}
-    return _save(nodes, inits, [1, 64], [1, 10], path)
+    inits = {"w0": w0, "b0": b0, "w1": w1, "b1": b1}
+    return save_graph(nodes, inits, [1, 64], [1, 10], path)
 
 
 def _patches(x):
@@ -88,7 +97,6 @@ def _patches(x):
 def train_cnn(x, y, path, *, channels=8, epochs=30, batch=32):
     """Conv 3x3 (8 channels, padding 1) - ReLU - MaxPool 2x2 - Flatten - Gemm, trained in
     numpy with minibatch SGD and momentum on the softmax cross-entropy, saved as ONNX."""
-    from onnx import helper
     rng = np.random.default_rng(SEED)
     images = x.reshape(-1, 8, 8).astype(np.float64)
     wc = rng.normal(0, np.sqrt(2 / 9), (9, channels))
@@ -125,6 +133,14 @@ def train_cnn(x, y, path, *, channels=8, epochs=30, batch=32):
                 v *= 0.9
                 v -= rate * (g + 1e-4 * p_)
                 p_ += v
+    return save_cnn(wc.T.reshape(channels, 1, 3, 3), bc, wf, bf, path)
+
+
+def save_cnn(wc, bc, wf, bf, path):
+    """The CNN's ONNX graph (Conv 3x3 padding 1, Relu, MaxPool 2x2, Flatten, Gemm) with these
+    weights (``wc``: channels x 1 x 3 x 3, ``wf``: channels*16 x 10), saved to ``path``;
+    ``rvnpu bench models`` gives it random ones."""
+    from onnx import helper
     nodes = [helper.make_node("Conv", ["image", "wc", "bc"], ["c"], name="conv0",
                               kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
              helper.make_node("Relu", ["c"], ["r"], name="relu0"),
@@ -132,8 +148,8 @@ def train_cnn(x, y, path, *, channels=8, epochs=30, batch=32):
                               strides=[2, 2]),
              helper.make_node("Flatten", ["p"], ["f"], name="flatten0"),
              helper.make_node("Gemm", ["f", "wf", "bf"], ["logits"], name="fc0")]
-    inits = {"wc": wc.T.reshape(channels, 1, 3, 3), "bc": bc, "wf": wf, "bf": bf}
-    return _save(nodes, inits, [1, 1, 8, 8], [1, 10], path)
+    inits = {"wc": wc, "bc": bc, "wf": wf, "bf": bf}
+    return save_graph(nodes, inits, [1, 1, 8, 8], [1, 10], path)
 
 
 def quantise(float_path, int8_path, calibration_images, shape):

@@ -14,7 +14,7 @@ from rvnpu.sim.soc_sim import DEFAULT_MAX_CYCLES, SocSimulator
 from rvnpu.spec.memory_map import SocConfig
 
 
-__all__ = ["run_firmware", "check_example"]
+__all__ = ["run_firmware", "check_example", "symboliser"]
 
 
 def run_firmware(program, *, config=SocConfig(), defines=None, max_cycles=DEFAULT_MAX_CYCLES,
@@ -49,6 +49,15 @@ def run_firmware(program, *, config=SocConfig(), defines=None, max_cycles=DEFAUL
     run = SocSimulator(config, build_root=build_root).run(
         image, max_cycles=max_cycles, waves=waves, uart_input=uart_input)
     return firmware, run
+
+
+def symboliser(firmware):
+    """``find(pc)``, naming the firmware's function at an address, or ``None`` for a bare
+    ``.bin`` image (no ELF, no symbols)."""
+    if firmware is None or not Path(firmware.elf).is_file():
+        return None
+    from rvnpu.firmware.elf import function_finder
+    return function_finder(firmware.elf)
 
 
 def check_example(program, config, defines, text):

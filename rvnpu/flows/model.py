@@ -15,15 +15,18 @@ from pathlib import Path
 import numpy as np
 
 from rvnpu.spec.memory_map import RAM_BASE, SocConfig
-from rvnpu.compiler.onnx.codegen import generate_c
+from rvnpu.gen.files import replace_directory
+from rvnpu.compiler.gemm import GemmError
+from rvnpu.compiler.onnx.codegen import generate_c, input_bytes
 from rvnpu.compiler.onnx.importer import import_model
 from rvnpu.compiler.onnx.ir import ModelError
 from rvnpu.compiler.onnx.planner import ALIGN, plan_memory
 from rvnpu.compiler.onnx.reference import apply_post, quantize_input, run_layers
+from rvnpu.firmware.elf import elf_symbols, function_finder
 
 
-__all__ = ["CompiledModel", "ChipResult", "compile_model", "run_model", "ort_session",
-           "ort_run", "DEFAULT_SOC"]
+__all__ = ["CompiledModel", "ChipResult", "compile_model", "check_output_directory",
+           "run_model", "ort_session", "ort_run", "DEFAULT_SOC"]
 
 #: The SoC ``rvnpu run`` simulates by default: the default engine and a fast UART, so that
 #: printing outputs costs few cycles (and the same Verilator build as the SoC tests).
@@ -41,10 +44,13 @@ class CompiledModel:
     inputs_addr: int
     count_addr: int
     config: SocConfig
+    input_border: tuple = (0, 0, 0, 0)     # pixels around the input the host fills
+    engine_layers: int = 0                  # layers that run from command lists
+    list_bytes: int = 0                     # bytes of those lists
 
     @property
     def input_stride(self):
-        return -(-self.model.tensors[self.model.chip_input].nbytes // ALIGN) * ALIGN
+        return -(-input_bytes(self.model, self.input_border) // ALIGN) * ALIGN
 
 
 @dataclasses.dataclass
@@ -55,33 +61,17 @@ class ChipResult:
     output: np.ndarray
     layer_cycles: list
     cycles: int
-
-
-def _elf_symbols(path):
-    """``{name: address}`` of an ELF32 little-endian file's symbols."""
-    data = Path(path).read_bytes()
-    shoff, = struct.unpack_from("<I", data, 0x20)
-    shentsize, shnum = struct.unpack_from("<HH", data, 0x2E)
-    headers = [struct.unpack_from("<IIIIIIIIII", data, shoff + i * shentsize)
-               for i in range(shnum)]
-    symbols = {}
-    for _, kind, _, _, offset, size, link, _, _, entsize in headers:
-        if kind != 2:           # SHT_SYMTAB
-            continue
-        strtab = headers[link][4]
-        for i in range(size // entsize):
-            name_off, value = struct.unpack_from("<II", data, offset + i * entsize)
-            if name_off:
-                end = data.index(b"\0", strtab + name_off)
-                symbols[data[strtab + name_off:end].decode()] = value
-    return symbols
+    sleep_cycles: int = 0       # of ``cycles``, those the core spent waiting in WFI
 
 
 def compile_model(path, out_dir, config=DEFAULT_SOC, *, batch=1):
     """Import, plan and generate the C program of an ONNX model and build it for ``config``.
 
     Raises :class:`ModelError` when the model has what the chip cannot run, or when it does
-    not fit the RAM (saying how many bytes are missing).
+    not fit the RAM (saying how many bytes are missing). The files are made in a folder beside
+    ``out_dir`` that replaces it only when all of them are built, so a refusal leaves an
+    earlier build there as it was; a directory holding anything but an earlier build (no
+    ``model.c``) is refused rather than replaced.
     """
     from rvnpu.firmware.build import FirmwareError, build_firmware
 
@@ -98,36 +88,68 @@ def compile_model(path, out_dir, config=DEFAULT_SOC, *, batch=1):
                          f"use --requant-modes ort or both")
     plan = plan_memory(model, config.engine)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    code, data = generate_c(model, plan, batch, config.engine)
-    (out_dir / "model.c").write_text(code)
-    (out_dir / "model_data.h").write_text(data)
+    check_output_directory(out_dir)
     try:
-        firmware = build_firmware(out_dir / "model.c", out_dir, config, name="model",
-                                  include_dirs=[out_dir])
-    except FirmwareError as error:
-        needs = re.search(r"needs (\d+) bytes", str(error))
-        if not needs:
-            raise
-        need, have = int(needs.group(1)), config.ram_bytes
-        suggest = 1 << math.ceil(math.log2(need))
-        raise ModelError(
-            f"model needs {need} bytes of RAM ({plan.weight_bytes} of weights and constants, "
-            f"{plan.arena_bytes} of activations and workspaces, the rest code, inputs and "
-            f"stack), RAM has {have}: {need - have} bytes missing; try --mem-bytes {suggest}"
-        ) from None
-    symbols = _elf_symbols(firmware.elf)
+        program = generate_c(model, plan, batch, config.engine)
+    except GemmError as error:
+        raise ModelError(f"the model cannot be mapped onto this engine: {error}") from None
+    with replace_directory(out_dir) as staging:
+        staging.chmod(0o755)        # as mkdir would have made it, not mkdtemp's 0700
+        (staging / "model.c").write_text(program.model_c)
+        (staging / "model_data.h").write_text(program.model_data_h)
+        try:
+            firmware = build_firmware(staging / "model.c", staging, config, name="model",
+                                      include_dirs=[staging])
+        except FirmwareError as error:
+            needs = re.search(r"needs (\d+) bytes", str(error))
+            if not needs:
+                raise
+            need, have = int(needs.group(1)), config.ram_bytes
+            suggest = 1 << math.ceil(math.log2(need))
+            raise ModelError(
+                f"model needs {need} bytes of RAM ({plan.weight_bytes} of weights and "
+                f"constants, {program.list_bytes} of engine command lists, "
+                f"{plan.arena_bytes} of activations and workspaces, the rest code, "
+                f"inputs and stack), RAM has {have}: {need - have} bytes missing; try "
+                f"--mem-bytes {suggest}") from None
+        symbols = elf_symbols(firmware.elf)
+    firmware = dataclasses.replace(firmware, elf=out_dir / firmware.elf.name,
+                                   bin=out_dir / firmware.bin.name)
     return CompiledModel(model=model, plan=plan, firmware=firmware, out_dir=out_dir,
                          batch=batch, inputs_addr=symbols["rvnpu_model_inputs"] - RAM_BASE,
-                         count_addr=symbols["rvnpu_model_count"] - RAM_BASE, config=config)
+                         count_addr=symbols["rvnpu_model_count"] - RAM_BASE, config=config,
+                         input_border=program.input_border,
+                         engine_layers=program.engine_layers,
+                         list_bytes=program.list_bytes)
 
 
-def _storage_bytes(model, q):
-    """The quantised input as the chip stores it (rank 4: NHWC)."""
+def check_output_directory(out_dir):
+    """Refuse an output directory that cannot be made, or that holds something other than an
+    earlier build (which :func:`compile_model` would replace whole)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ModelError(f"the output directory {out_dir} is a file")
+    for parent in out_dir.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ModelError(f"the output directory {out_dir} cannot be made: {parent} is "
+                                 f"a file")
+            break
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "model.c").is_file():
+        raise ModelError(f"the output directory {out_dir} holds other files than an earlier "
+                         f"build of a model (it would be replaced whole); give a new or empty "
+                         f"directory")
+
+
+def _storage_bytes(model, q, border=(0, 0, 0, 0)):
+    """The quantised input as the chip stores it (rank 4: NHWC, inside a border of the zero
+    point)."""
     t = model.tensors[model.chip_input]
     q = np.asarray(q).reshape(t.shape)
     if q.ndim == 4:
-        q = q.transpose(0, 2, 3, 1)
+        top, left, bottom, right = border
+        q = np.pad(q.transpose(0, 2, 3, 1), ((0, 0), (top, bottom), (left, right), (0, 0)),
+                   constant_values=t.zero)
     return q.astype(t.dtype).tobytes()
 
 
@@ -142,11 +164,15 @@ def _from_storage(model, raw):
 
 _OUT = re.compile(r"^out (\d+) ([0-9a-f]*)$", re.M)
 _CYCLES = re.compile(r"^cycles (\d+) ([\d ]+)$", re.M)
+_SLEEP = re.compile(r"^sleep (\d+) (\d+)$", re.M)
 
 
-def run_model(compiled, inputs, *, simulator=None, max_cycles=200_000_000):
+def run_model(compiled, inputs, *, simulator=None, max_cycles=200_000_000, on_build=None):
     """Run float inputs (each of the model's input shape) on the simulated SoC; a list of
-    :class:`ChipResult`, one an input."""
+    :class:`ChipResult`, one an input. ``on_build`` is told when the SoC's simulator is built
+    (see :meth:`rvnpu.sim.soc_sim.SocSimulator.run`). A run that reaches ``max_cycles`` raises
+    :class:`~rvnpu.sim.soc_sim.FirmwareHang`, saying where the core (its function, from the
+    ELF) and the engine were."""
     from rvnpu.sim.soc_sim import SocSimulator
 
     model = compiled.model
@@ -159,10 +185,12 @@ def run_model(compiled, inputs, *, simulator=None, max_cycles=200_000_000):
         image = bytearray(base)
         struct.pack_into("<I", image, compiled.count_addr, len(chunk))
         for i, x in enumerate(chunk):
-            raw = _storage_bytes(model, quantize_input(model, x))
+            raw = _storage_bytes(model, quantize_input(model, x), compiled.input_border)
             at = compiled.inputs_addr + i * compiled.input_stride
             image[at:at + len(raw)] = raw
-        run = simulator.run(bytes(image), max_cycles=max_cycles)
+        run = simulator.run(bytes(image), max_cycles=max_cycles,
+                            **({"on_build": on_build} if on_build else {}))
+        run.raise_if_hung(max_cycles, function_finder(compiled.firmware.elf))
         text = run.text
         if run.timed_out or run.exit_code != 0:
             tail = text.strip().splitlines()[-1:] or ["no output"]
@@ -171,10 +199,12 @@ def run_model(compiled, inputs, *, simulator=None, max_cycles=200_000_000):
                              f"): {tail[0]}")
         outs = {int(n): bytes.fromhex(h) for n, h in _OUT.findall(text)}
         cycles = {int(n): [int(v) for v in c.split()] for n, c in _CYCLES.findall(text)}
+        sleep = {int(n): int(v) for n, v in _SLEEP.findall(text)}
         for i in range(len(chunk)):
             q = _from_storage(model, outs[i])
             results.append(ChipResult(q_output=q, output=apply_post(model, q),
-                                      layer_cycles=cycles[i][:-1], cycles=cycles[i][-1]))
+                                      layer_cycles=cycles[i][:-1], cycles=cycles[i][-1],
+                                      sleep_cycles=sleep[i]))
     return results
 
 
@@ -185,7 +215,18 @@ def ort_session(path):
     except ImportError:
         raise ModelError("comparing with onnxruntime needs it installed: "
                          "pip install 'rvnpu[onnx]'") from None
-    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    try:
+        return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as error:      # onnxruntime's errors have no common base but Exception
+        raise ModelError(f"onnxruntime cannot load {path}: {_ort_reason(error)}") from None
+
+
+def _ort_reason(error):
+    """onnxruntime's message without its status prefix and C++ source location."""
+    text = " ".join(str(error).split())
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    text = re.sub(r"^Load model from .*? failed:", "", text)
+    return re.sub(r"^\S+\.(?:cc|cpp|h):\d+ \S+?\(.*?\) (?=\S)", "", text)
 
 
 def ort_run(session, model, x):

@@ -23,10 +23,11 @@ __all__ = ["HEADER_NAME", "c_header", "commands_markdown", "write_header"]
 HEADER_NAME = "rvnpu_engine.h"
 
 #: Enums exported as C constants and documented as code tables, in that order.
-_ENUMS = (isa.Funct, isa.Space, isa.Unit, isa.ErrorCode, isa.Dataflow, isa.RequantMode)
+_ENUMS = (isa.Funct, isa.Space, isa.Unit, isa.ErrorCode, isa.Dataflow, isa.RequantMode,
+          isa.PostConstant)
 
 #: Module constants of the command set the header and the reference carry.
-_CONSTANTS = ("ROW_BITS", "QP_ROWS")
+_CONSTANTS = ("ROW_BITS", "QP_ROWS", "LIST_ENTRY_BYTES")
 
 _WIDTH = 100   # line length of generated text, as for the Python sources
 
@@ -206,6 +207,23 @@ def _c_command(cmd):
     return lines
 
 
+def _c_list_entry():
+    """The command-list entry RUN reads, a struct of the words :data:`.isa.LIST_ENTRY` names,
+    and its encoder from a command."""
+    doc = _attribute_docs(isa)["LIST_ENTRY"]
+    lines = _c_comment(f"One entry of a command list (RUN): {doc}")
+    lines += ["typedef struct {", f"    uint32_t {', '.join(isa.LIST_ENTRY)};",
+              "} rvnpu_list_entry_t;", "",
+              "typedef char rvnpu_list_entry_size_check["
+              "sizeof(rvnpu_list_entry_t) == RVNPU_LIST_ENTRY_BYTES ? 1 : -1];", ""]
+    values = {"funct": "cmd.funct", "op1": "cmd.op1", "op2": "cmd.op2"}
+    lines += ["static inline rvnpu_list_entry_t rvnpu_list_entry(rvnpu_cmd_t cmd)", "{",
+              "    rvnpu_list_entry_t entry;"]
+    lines += [f"    entry.{name} = {values.get(name, '0u')};" for name in isa.LIST_ENTRY]
+    lines += ["    return entry;", "}", ""]
+    return lines
+
+
 def _check_unique_names(text):
     """Two generated names that collide would make the header silently wrong, so refuse."""
     names = re.findall(r"^#define (\w+)|^    (RVNPU_\w+) =|rvnpu_cmd_t (rvnpu_\w+)\(", text, re.M)
@@ -249,6 +267,7 @@ def c_header(config):
     lines += ["typedef struct {", "    uint32_t funct, op1, op2;", "} rvnpu_cmd_t;", ""]
     for cmd in isa.COMMANDS.values():
         lines += _c_command(cmd)
+    lines += _c_list_entry()
     lines += [f"#endif /* {guard} */", ""]
     text = "\n".join(lines)
     _check_unique_names(text)

@@ -77,12 +77,13 @@ def memory_map_header(soc_config=None):
         "#endif",
         "",
     ]
-    lines += _comment("Every engine command as the custom-0 instruction carries it: "
-                      "X(NAME, funct7, answers), answers being 1 when the instruction writes "
-                      "the engine's answer to rd. Firmware expands it into one instruction a "
-                      "function code (the funct7 field must be a constant).")
+    lines += _comment("Every command this engine was built with, as the custom-0 instruction "
+                      "carries it: X(NAME, funct7, answers), answers being 1 when the "
+                      "instruction writes the engine's answer to rd. Firmware expands it into "
+                      "one instruction a function code (the funct7 field must be a constant); "
+                      "leaving out the units not built keeps small firmware small.")
     lines.append("#define RVNPU_FOR_EACH_COMMAND(X) \\")
-    commands = list(isa.COMMANDS.values())
+    commands = [cmd for cmd in isa.COMMANDS.values() if isa.is_built(cmd.funct, c.engine)]
     for i, cmd in enumerate(commands):
         tail = " \\" if i + 1 < len(commands) else ""
         lines.append(f"    X({cmd.name}, 0x{int(cmd.funct):02X}, {int(cmd.response)}){tail}")

@@ -16,6 +16,8 @@ __all__ = [
     "Funct", "Space", "Unit", "ErrorCode", "Dataflow", "RequantMode",
     "Field", "Command", "COMMANDS", "STATUS_FIELDS", "QP_ROWS",
     "ROW_BITS", "encode", "decode", "field_of", "pack_fields", "IsaError",
+    "PostConstant",
+    "LIST_ENTRY", "LIST_ENTRY_BYTES", "pack_list", "unpack_list", "is_built",
 ]
 
 
@@ -42,6 +44,13 @@ class Funct(enum.IntEnum):
     STORE_ACC      = 0x19
     FENCE          = 0x20
     STATUS         = 0x21
+    RUN            = 0x22
+    # The post-processing unit (pooling and element-wise operations in main memory).
+    CONFIG_POST     = 0x28
+    CONFIG_POST_ADD = 0x29
+    CONFIG_POST_OUT = 0x2A
+    MAXPOOL         = 0x2B
+    QLINEAR_ADD     = 0x2C
 
 
 class Space(enum.IntEnum):
@@ -57,7 +66,8 @@ class Unit(enum.IntEnum):
     LOAD  = 0
     EXEC  = 1
     STORE = 2
-    FRONT = 3   #: answered by the front end itself (FENCE, STATUS)
+    FRONT = 3   #: answered by the front end itself (FENCE, STATUS, RUN)
+    POST  = 4   #: the post-processing unit (MAXPOOL, QLINEAR_ADD)
 
 
 class ErrorCode(enum.IntEnum):
@@ -67,6 +77,7 @@ class ErrorCode(enum.IntEnum):
     BAD_SIZE   = 3   #: a row wider than its memory's row
     BAD_MEMORY = 4   #: main-memory bytes outside the engine's window
     BAD_CONFIG = 5   #: a configuration value the engine cannot take
+    BAD_IN_LIST = 6  #: RUN, FENCE or STATUS inside a command list (skipped)
 
 
 class Dataflow(enum.IntEnum):
@@ -175,14 +186,89 @@ COMMANDS = {c.funct: c for c in [
         response=True),
     Command(Funct.STATUS, Unit.FRONT, (
         _f("clear", 1, 0, 1, doc="clear the sticky error after reading it"),
-    ), "Answer the status word at once.", response=True),
+        _f("clear_done", 1, 1, 1, doc="clear list_done (acknowledge the interrupt) after "
+                                      "reading it"),
+    ), "Answer the status word at once, also while a command list runs.", response=True),
+    Command(Funct.RUN, Unit.FRONT, (
+        _f("list_addr", 1, 0, 32, doc="byte address of the command list in main memory, a "
+                                      "multiple of LIST_ENTRY_BYTES"),
+        _f("count", 2, 0, 32, doc="entries in the list; 0 runs nothing but sets list_done"),
+    ), "Run a command list from main memory: the engine fetches its entries (LIST_ENTRY) "
+       "and runs them in order, as if the core had issued them. RUN first waits until every "
+       "earlier command has finished; the list must not be written by its own commands (the "
+       "engine reads ahead). While the list runs, commands from the core wait, except "
+       "STATUS; list_busy is set until the list and everything it issued finished, then the "
+       "sticky list_done (the engine's interrupt) is set. RUN, FENCE and STATUS inside a list "
+       "are refused (BAD_IN_LIST) and skipped, and a refused entry does not stop the list. "
+       "A list that is misaligned or reaches outside the main-memory window is refused "
+       "(BAD_MEMORY) and nothing of it runs. An engine built without command_fetch refuses "
+       "RUN as an unknown command."),
 ]}
+
+
+class PostConstant(enum.IntEnum):
+    """The float32 constants of QLINEAR_ADD, set by CONFIG_POST_ADD's ``index``."""
+    RATIO_A = 0   #: scale of a over scale of c
+    RATIO_B = 1   #: scale of b over scale of c
+    FIXED   = 2   #: c's zero point less the scaled zero points of a and b
+
+
+COMMANDS.update({c.funct: c for c in [
+    Command(Funct.CONFIG_POST, Unit.POST, (
+        _f("height", 1, 0, 12, doc="rows H of the (H, W, C) input tensor"),
+        _f("width", 1, 12, 12, doc="columns W of the input tensor"),
+        _f("kernel_h", 1, 24, 4, doc="MAXPOOL window rows (1..height)"),
+        _f("kernel_w", 1, 28, 4, doc="MAXPOOL window columns (1..width)"),
+        _f("channels", 2, 0, 16, doc="channels C of the input tensor"),
+        _f("stride_h", 2, 16, 4, doc="MAXPOOL rows between windows (at least 1)"),
+        _f("stride_w", 2, 20, 4, doc="MAXPOOL columns between windows (at least 1)"),
+        _f("elem_signed", 2, 24, 1, doc="elements are int8 (else uint8), inputs and output"),
+    ), "Set the tensor shape, pooling window and element type of later MAXPOOLs and "
+       "QLINEAR_ADDs. A QLINEAR_ADD adds height * width * channels elements. An engine built "
+       "without post_unit refuses the five post-processing commands as unknown commands."),
+    Command(Funct.CONFIG_POST_ADD, Unit.POST, (
+        _f("value", 1, 0, 32, doc="the constant's float32 bit pattern (finite)"),
+        _f("index", 2, 0, 2, doc=", ".join(f"{int(k)}: {k.name.lower()}"
+                                           for k in PostConstant)),
+    ), "Set one float32 constant of later QLINEAR_ADDs (index 3 is refused)."),
+    Command(Funct.CONFIG_POST_OUT, Unit.POST, (
+        _f("out_addr", 1, 0, 32, doc="byte address of the first output element"),
+        _f("clamp_min", 2, 0, 16, True, doc="lowest output value"),
+        _f("clamp_max", 2, 16, 16, True, doc="highest output value"),
+    ), "Set the output address and the output clamp (a fused ReLU) of later MAXPOOLs and "
+       "QLINEAR_ADDs. When one runs, clamp_min must not exceed clamp_max and both must fit "
+       "the element type."),
+    Command(Funct.MAXPOOL, Unit.POST, (
+        _f("in_addr", 1, 0, 32, doc="byte address of the (H, W, C) input tensor"),
+    ), "Max-pool an NHWC tensor without padding: out[oy][ox][c] = clamp(max over the "
+       "kernel_h x kernel_w window at (oy * stride_h, ox * stride_w)), windows crossing the "
+       "far edge dropped, written at out_addr as an (OH, OW, C) tensor. Input and output "
+       "must not overlap."),
+    Command(Funct.QLINEAR_ADD, Unit.POST, (
+        _f("a_addr", 1, 0, 32, doc="byte address of the first operand"),
+        _f("b_addr", 2, 0, 32, doc="byte address of the second operand"),
+    ), "ONNX QLinearAdd of height * width * channels elements: c = clamp(rint(fma(a, "
+       "ratio_a, fma(b, ratio_b, fixed)))) in float32, rounded half to even, written at "
+       "out_addr. The output may be either input exactly, but must not overlap them "
+       "otherwise."),
+]})
+
+
+#: Words of one command-list entry, in order, each a little-endian 32-bit word: the function
+#: code (its low 7 bits; the rest are ignored), op1, op2 and a reserved word (write 0).
+LIST_ENTRY = ("funct", "op1", "op2", "reserved")
+
+#: Bytes of one command-list entry; RUN's list_addr is a multiple of it.
+LIST_ENTRY_BYTES = 4 * len(LIST_ENTRY)
 
 
 #: Layout of the 32-bit status word answered by FENCE and STATUS.
 STATUS_FIELDS = (
     _f("busy", 1, 0, 1, doc="some command is still in flight"),
     _f("error", 1, 1, 1, doc="sticky: a command was refused since the last clear"),
+    _f("list_busy", 1, 2, 1, doc="a command list (RUN) is running"),
+    _f("list_done", 1, 3, 1, doc="sticky: a command list finished since the last "
+                                 "clear_done; the engine's interrupt line"),
     _f("error_code", 1, 4, 4, doc="ErrorCode of the first refused command"),
     _f("error_funct", 1, 8, 7, doc="function code of the first refused command"),
     _f("error_count", 1, 16, 16, doc="refused commands since the last clear (saturates)"),
@@ -234,8 +320,39 @@ def decode(funct, op1, op2):
     return cmd, {f.name: _unpack(f, (op1, op2)) for f in cmd.fields}
 
 
+def pack_list(commands):
+    """The bytes of a command list holding ``(funct, op1, op2)`` commands, for RUN."""
+    out = bytearray()
+    for funct, op1, op2 in commands:
+        words = {"funct": int(funct) & 0x7f, "op1": int(op1), "op2": int(op2), "reserved": 0}
+        for name in LIST_ENTRY:
+            out += (words[name] & 0xffffffff).to_bytes(4, "little")
+    return bytes(out)
+
+
+def unpack_list(data):
+    """The ``(funct, op1, op2)`` commands of command-list bytes (whole entries only)."""
+    commands = []
+    for at in range(0, len(data) - LIST_ENTRY_BYTES + 1, LIST_ENTRY_BYTES):
+        words = {name: int.from_bytes(data[at + 4 * i:at + 4 * i + 4], "little")
+                 for i, name in enumerate(LIST_ENTRY)}
+        commands.append((words["funct"] & 0x7f, words["op1"], words["op2"]))
+    return commands
+
+
 def unpack_status(word):
     return {f.name: _unpack(f, (word, 0)) for f in STATUS_FIELDS}
+
+
+def is_built(funct, config):
+    """Whether an engine built with ``config`` (an ``EngineConfig``) has the unit that runs
+    command ``funct``: without it the command is refused as an unknown function."""
+    cmd = _command(funct)
+    if cmd.unit == Unit.POST:
+        return bool(config.post_unit)
+    if cmd.funct == Funct.RUN:
+        return bool(config.command_fetch)
+    return True
 
 
 def field_of(funct, name):

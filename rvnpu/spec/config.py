@@ -106,6 +106,16 @@ class EngineConfig:
         ``"serial"``: it waits until the other units are idle. That needs no range tracking,
         which is most of the front end's area, and suits the smallest FPGAs, where the core
         issuing commands is slower than the engine anyway. Results are the same either way.
+    command_fetch : bool
+        Build the command fetcher (default True): RUN makes the engine read a list of commands
+        from main memory and run it while the core sleeps or works on. Without it RUN is an
+        unknown command and the core issues every command itself; the smallest FPGAs lack
+        the room.
+    post_unit : bool
+        Build the post-processing unit (default True): MAXPOOL and QLINEAR_ADD run on int8/uint8
+        tensors in main memory instead of on the core. Without it the five post-processing
+        commands (CONFIG_POST, CONFIG_POST_ADD, CONFIG_POST_OUT, MAXPOOL, QLINEAR_ADD) are
+        unknown commands.
     logic_macs : int
         Processing elements (of ``rows * cols``, the last in row order) whose multiplier is
         built from LUTs and adders instead of a DSP block (default 0: none). An array may then
@@ -133,6 +143,10 @@ class EngineConfig:
                           HAZARDS)
     logic_macs: int = _param(0, "array cells that multiply in logic, not DSP blocks "
                                 "(0..rows*cols)")
+    command_fetch: bool = _param(True, "build the command fetcher (RUN runs command lists "
+                                       "from main memory): 1 or 0")
+    post_unit: bool = _param(True, "build the post-processing unit (MAXPOOL, QLINEAR_ADD in "
+                                   "main memory): 1 or 0")
 
     def __post_init__(self):
         check_int("rows", self.rows, 1, 32)
@@ -162,6 +176,14 @@ class EngineConfig:
         check_choice("requant_modes", self.requant_modes, REQUANT_MODES)
         check_choice("hazards", self.hazards, HAZARDS)
         check_int("logic_macs", self.logic_macs, 0, self.rows * self.cols)
+        for name in ("command_fetch", "post_unit"):
+            value = getattr(self, name)
+            if isinstance(value, bool):
+                continue
+            if value in (0, 1) and isinstance(value, int):
+                object.__setattr__(self, name, bool(value))
+            else:
+                raise ConfigError(f"{name} must be true or false (1 or 0), not {value!r}")
 
     # Derived sizes: properties, so that nothing derivable is stored twice.
 

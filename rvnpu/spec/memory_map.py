@@ -117,7 +117,9 @@ UART = Peripheral("UART", 0, "Serial port, 8 data bits, no parity, 1 stop bit (8
              "byte.", reset="round(clock_hz / uart_baud)"),
 ))
 
-TIMER = Peripheral("TIMER", 1, "Free-running 64-bit counters, from reset.", (
+TIMER = Peripheral("TIMER", 1, "Free-running 64-bit counters, from reset, and the machine "
+                   "timer interrupt (the core's mip.MTIP): CYCLE is mtime, compared with "
+                   "MTIMECMP.", (
     Register("CYCLE_LO", 0x0, 32, Access.RO,
              "Clock cycles, low word. Reading it latches the high word for CYCLE_HI, so read "
              "CYCLE_LO first."),
@@ -128,6 +130,18 @@ TIMER = Peripheral("TIMER", 1, "Free-running 64-bit counters, from reset.", (
              "ACTIVE_HI."),
     Register("ACTIVE_HI", 0xC, 32, Access.RO,
              "Engine-active cycles, high word, as latched by the last read of ACTIVE_LO."),
+    Register("MTIMECMP_LO", 0x10, 32, Access.RW,
+             "Timer compare value, low word. The timer interrupt is pending while the 64-bit "
+             "CYCLE count is at least MTIMECMP. To move it without a spurious interrupt, "
+             "write MTIMECMP_HI all ones, then MTIMECMP_LO, then MTIMECMP_HI.",
+             reset="0xffffffff"),
+    Register("MTIMECMP_HI", 0x14, 32, Access.RW,
+             "Timer compare value, high word; all ones (never) from reset.",
+             reset="0xffffffff"),
+    Register("SLEEP_LO", 0x18, 32, Access.RO,
+             "Cycles the core spent waiting in WFI, low word; reading it latches SLEEP_HI."),
+    Register("SLEEP_HI", 0x1C, 32, Access.RO,
+             "Cycles in WFI, high word, as latched by the last read of SLEEP_LO."),
 ))
 
 GPIO = Peripheral("GPIO", 2, "LEDs and buttons.", (

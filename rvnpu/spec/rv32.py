@@ -14,7 +14,8 @@ from dataclasses import dataclass
 __all__ = [
     "Opcode", "Funct7", "Format", "Encoding", "INSTRUCTIONS", "identify",
     "Csr", "CSR_NAMES", "csr_is_read_only", "CSR_ACCESS_BITS", "CSR_READ_ONLY",
-    "Mstatus", "misa", "Cause", "ABI_NAMES", "Fields", "fields", "disasm",
+    "Mstatus", "misa", "Cause", "Interrupt", "MCAUSE_INTERRUPT", "ABI_NAMES", "Fields", "fields",
+    "disasm",
 ]
 
 
@@ -215,6 +216,20 @@ class Cause(enum.IntEnum):
     MISALIGNED_LOAD = 4
     MISALIGNED_STORE = 6
     ECALL_M = 11
+
+
+class Interrupt(enum.IntEnum):
+    """The machine-mode interrupts the core takes, highest priority first.
+
+    The value is the interrupt's code in ``mcause`` (with :data:`MCAUSE_INTERRUPT` set) and
+    also its bit in ``mie`` (MEIE, MTIE) and ``mip`` (MEIP, MTIP).
+    """
+    MACHINE_EXTERNAL = 11
+    MACHINE_TIMER = 7
+
+
+#: The bit of ``mcause`` that marks an interrupt rather than an exception.
+MCAUSE_INTERRUPT = 1 << 31
 
 
 #: Register names of the standard calling convention, by number (``fp`` is ``s0``, x8).

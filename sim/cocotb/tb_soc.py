@@ -10,6 +10,10 @@ Arguments (``test_args``): ``image`` (path of the RAM image, loaded from address
 is held in reset), ``results_file``, ``max_cycles``, ``uart_divisor`` (clock cycles a bit),
 ``ram_word_bytes``, and optionally ``uart_input`` (hex of bytes sent to the SoC's rx once it
 runs) and ``buttons``.
+
+At the end it also reads where the core was (its ``pc``) and the engine's status word (what a
+STATUS command would answer), which say where a firmware that never exits is stuck; the SoC
+simulator's Verilator control file makes just these two signals readable.
 """
 
 import json
@@ -56,6 +60,29 @@ def _load(dut, image, word_bytes):
             mem[i // word_bytes].value = word
 
 
+def _signal(dut, path):
+    """The handle at ``path`` (dotted, below ``dut``), or ``None`` if the model does not show
+    it."""
+    handle = dut
+    try:
+        for name in path.split("."):
+            handle = getattr(handle, name)
+    except AttributeError:
+        return None
+    return handle
+
+
+def _stop_state(dut):
+    """``(pc, engine status)`` now. The core keeps its pc as a word address (30 bits)."""
+    values = []
+    for path in ("soc.core.pc", "soc.engine.frontend.status"):
+        handle = _signal(dut, path)
+        value = None if handle is None else handle.value
+        values.append(value.to_unsigned() << (32 - len(value))
+                      if value is not None and value.is_resolvable else None)
+    return tuple(values)
+
+
 @cocotb.test()
 async def run_firmware(dut):
     """Reset, load, run until the firmware writes SIM.EXIT or the cycle limit."""
@@ -84,6 +111,7 @@ async def run_firmware(dut):
         timed_out = True
     wall = time.perf_counter() - start_wall
     cycles = int((get_sim_time("ps") - start_ps) // PERIOD_PS)
+    pc, engine_status = _stop_state(dut)
     Path(args["results_file"]).write_text(json.dumps({
         "uart": bytes(received).hex(),
         "exit_code": None if timed_out else int(dut.sim_exit_code.value),
@@ -91,4 +119,6 @@ async def run_firmware(dut):
         "cycles": cycles,
         "wall_time_s": wall,
         "leds": int(dut.leds.value),
+        "pc": pc,
+        "engine_status": engine_status,
     }))

@@ -11,8 +11,10 @@ import numpy as np
 
 from rvnpu.spec.config import EngineConfig
 from rvnpu.spec.commands import (Funct, Space, ErrorCode, Dataflow, RequantMode, QP_ROWS,
-                                 IsaError, decode, pack_fields, STATUS_FIELDS)
+                                 LIST_ENTRY_BYTES, IsaError, Unit, decode, pack_fields,
+                                 STATUS_FIELDS, unpack_list)
 from rvnpu.spec.requant import mode_coded, reset_mode
+from rvnpu.sim.golden.post import PostRegisters, check_post, execute_post
 from rvnpu.sim.golden.requant import qp_values, requantize
 
 
@@ -39,6 +41,10 @@ def clamp_ok(in_width, clamp_min, clamp_max):
     return clamp_min <= clamp_max and any(
         lo <= clamp_min and clamp_max <= hi
         for lo, hi in (output_range(in_width, True), output_range(in_width, False)))
+
+
+#: The post-processing unit's commands (run by :mod:`.post`).
+_POST_FUNCTS = frozenset(f for f in Funct if decode(f, 0, 0)[0].unit == Unit.POST)
 
 
 def _wrap(values, width):
@@ -85,10 +91,13 @@ class EngineModel:
         # The reset convention is the first one built (TFLite, unless built without it).
         self.mode = reset_mode(c.built_requant_modes).code
         self.clamp_min, self.clamp_max = output_range(c.in_width)
+        #: the post-processing unit's registers (CONFIG_POST, CONFIG_POST_ADD, CONFIG_POST_OUT)
+        self.post = PostRegisters()
         # Status.
         self.error_code = ErrorCode.NONE
         self.error_funct = 0
         self.error_count = 0
+        self.list_done = 0
         #: multiply-accumulate steps of useful work, for utilisation figures
         self.macs = 0
 
@@ -106,6 +115,10 @@ class EngineModel:
     def check(self, funct, f):
         """The :class:`ErrorCode` a decoded command gets in the current configuration."""
         c = self.config
+        if Funct(funct) in _POST_FUNCTS:
+            if not c.post_unit:
+                return ErrorCode.BAD_FUNCT      # built without the post-processing unit
+            return check_post(self.post, funct, f, c.mem_bytes)
         if funct == Funct.LOAD:
             if f["rows"] == 0 or f["cols"] == 0:
                 return ErrorCode.NONE
@@ -154,6 +167,15 @@ class EngineModel:
             if f["qp_row"] + QP_ROWS > c.qp_depth:
                 return ErrorCode.BAD_LOCAL
             return ErrorCode.NONE
+        if funct == Funct.RUN:
+            if not c.command_fetch:
+                return ErrorCode.BAD_FUNCT      # built without the command fetcher
+            if f["count"] == 0:
+                return ErrorCode.NONE
+            if (f["list_addr"] % LIST_ENTRY_BYTES
+                    or f["list_addr"] + f["count"] * LIST_ENTRY_BYTES > c.mem_bytes):
+                return ErrorCode.BAD_MEMORY
+            return ErrorCode.NONE
         return ErrorCode.NONE
 
     def _check_dram(self, addr, rows, stride, row_bytes):
@@ -170,7 +192,8 @@ class EngineModel:
     # -- Status ----------------------------------------------------------------------------------
 
     def status_word(self):
-        values = {"busy": 0, "error": int(self.error_code != ErrorCode.NONE),
+        values = {"busy": 0, "list_busy": 0, "list_done": self.list_done,
+                  "error": int(self.error_code != ErrorCode.NONE),
                   "error_code": int(self.error_code), "error_funct": self.error_funct,
                   "error_count": self.error_count}
         return pack_fields(STATUS_FIELDS, values, "status")[0]
@@ -182,22 +205,30 @@ class EngineModel:
 
     # -- Execution -------------------------------------------------------------------------------
 
-    def execute(self, funct, op1, op2):
-        """Run one command; returns its 32-bit response, or None if it has none."""
+    def execute(self, funct, op1, op2, *, in_list=False):
+        """Run one command; returns its 32-bit response, or None if it has none. With
+        ``in_list`` it is an entry of a command list, where RUN, FENCE and STATUS are refused."""
         try:
             cmd, f = decode(funct, op1, op2)
         except IsaError:
             self._refuse(funct, ErrorCode.BAD_FUNCT)
             return None
         code = self.check(cmd.funct, f)
+        if in_list and cmd.funct in (Funct.RUN, Funct.FENCE, Funct.STATUS):
+            code = ErrorCode.BAD_IN_LIST
         if code != ErrorCode.NONE:
             self._refuse(cmd.funct, code)
             return None
-        getattr(self, "_" + cmd.name.lower())(**f)
+        if cmd.unit == Unit.POST:
+            execute_post(self.post, cmd.funct, f, self.memory.data)
+        else:
+            getattr(self, "_" + cmd.name.lower())(**f)
         if cmd.response:
             word = self.status_word()
             if cmd.funct == Funct.STATUS and f["clear"]:
                 self.error_code, self.error_funct, self.error_count = ErrorCode.NONE, 0, 0
+            if cmd.funct == Funct.STATUS and f["clear_done"]:
+                self.list_done = 0
             return word
         return None
 
@@ -228,8 +259,16 @@ class EngineModel:
     def _fence(self):
         pass
 
-    def _status(self, clear):
+    def _status(self, clear, clear_done):
         pass
+
+    def _run(self, list_addr, count):
+        """The entries of a checked list, each as the core would issue it but refused where a
+        list forbids it; then the list is done."""
+        data = self.memory[list_addr:list_addr + count * LIST_ENTRY_BYTES].tobytes()
+        for entry in unpack_list(data):
+            self.execute(*entry, in_list=True)
+        self.list_done = 1
 
     def _rows_of_bytes(self, addr, rows, stride, row_bytes):
         offsets = addr + np.arange(rows, dtype=np.int64)[:, None] * stride

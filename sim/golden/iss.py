@@ -9,14 +9,25 @@ instruction. The choices, shared with the RTL:
 - ``mtval`` is the faulting address for misaligned fetch targets, loads and stores, and 0 for
   illegal instructions, ``ecall`` and ``ebreak``;
 - ``mepc`` reads with its low two bits clear; ``mcause`` holds whatever is written (WLRL);
-- ``mstatus`` implements MIE and MPIE, with MPP read as 3; ``misa``, ``mie`` and ``mip`` ignore
-  writes; ``mie``/``mip`` read as 0 (no interrupts yet);
+- ``mstatus`` implements MIE and MPIE, with MPP read as 3; ``misa`` and ``mip`` ignore writes;
+  ``mie`` implements MEIE and MTIE; ``mip`` reads the lines :attr:`Iss.irq_external` and
+  :attr:`Iss.irq_timer` (MEIP, MTIP), which the caller drives;
+- an interrupt is taken before an instruction (at the start of :meth:`Iss.step`) when
+  ``mstatus.MIE`` is set and ``mie & mip`` is not zero, external before timer: ``mepc`` is
+  that instruction, which does not run, ``mtval`` is 0, and the record is the instruction's,
+  marked ``trap`` and ``interrupt``;
+- ``wfi`` waits until ``mie & mip`` is not zero, whatever ``mstatus.MIE``: a step that finds
+  it waiting returns ``None`` and the next steps try again, without taking an interrupt first
+  (one that is pending when it wakes is taken before the next instruction, ``mepc`` = the
+  instruction after the ``wfi``);
 - unknown CSRs, and writes to read-only ones (address bits 11:10 = 3), are illegal; ``csrrs``
   and ``csrrc`` with ``rs1 = x0`` (or a zero immediate) do not write;
-- a CSR write to a counter half lands after the instruction's own increment;
+- a CSR write to ``mcycle(h)`` lands after the instruction's own increment; one to
+  ``minstret`` or ``minstreth`` is done instead of the instruction's increment (Zicsr: the
+  next instruction reads the value written, and the other half is unchanged);
 - trapping instructions (including ``ecall``/``ebreak``) do not retire: no register write, no
   ``minstret`` increment;
-- ``fence``/``fence.i`` (funct3 0 and 1, other fields ignored) and ``wfi`` do nothing;
+- ``fence``/``fence.i`` (funct3 0 and 1, other fields ignored) do nothing;
 - custom-0 (funct3 = 0) sends ``(funct7, rs1, rs2)`` to the engine, waiting for an answer if
   ``rd`` is not x0.
 
@@ -27,7 +38,7 @@ instruction. The choices, shared with the RTL:
 import dataclasses
 
 from rvnpu.spec import rv32
-from rvnpu.spec.rv32 import Cause, Csr, Mstatus, Opcode
+from rvnpu.spec.rv32 import MCAUSE_INTERRUPT, Cause, Csr, Interrupt, Mstatus, Opcode
 
 
 __all__ = ["Memory", "Iss", "Retire", "reads_cycle_counter"]
@@ -56,6 +67,7 @@ class Retire:
     pc: int
     insn: int
     trap: bool = False
+    interrupt: bool = False
     rd_addr: int = 0
     rd_wdata: int = 0
     mem_addr: int = 0
@@ -67,7 +79,7 @@ class Retire:
         """The record with its meaningless fields zeroed."""
         mem = self.mem_wmask or self.mem_rmask
         return dataclasses.replace(
-            self, trap=bool(self.trap),
+            self, trap=bool(self.trap), interrupt=bool(self.interrupt),
             rd_wdata=self.rd_wdata if self.rd_addr else 0,
             mem_addr=self.mem_addr if mem else 0,
             mem_wdata=self.mem_wdata if self.mem_wmask else 0)
@@ -81,7 +93,9 @@ class Retire:
 
     def __str__(self):
         text = f"pc={self.pc:08x} {self.insn:08x} {rv32.disasm(self.insn):32s}"
-        if self.trap:
+        if self.interrupt:
+            text += " INTERRUPT"
+        elif self.trap:
             text += " TRAP"
         if self.rd_addr:
             text += f" x{self.rd_addr}={self.rd_wdata:08x}"
@@ -127,6 +141,13 @@ _COUNTERS = {Csr.MCYCLE: ("mcycle", 0), Csr.MCYCLEH: ("mcycle", 32),
              Csr.CYCLE: ("mcycle", 0), Csr.CYCLEH: ("mcycle", 32),
              Csr.INSTRET: ("minstret", 0), Csr.INSTRETH: ("minstret", 32)}
 
+#: The word of ``wfi``.
+_WFI = rv32.INSTRUCTIONS["wfi"].funct12 << 20 | rv32.INSTRUCTIONS["wfi"].opcode
+
+
+#: The ``mie`` bits the core implements.
+_MIE_BITS = sum(1 << irq for irq in Interrupt)
+
 
 def _sext(value, bits):
     value &= (1 << bits) - 1
@@ -163,6 +184,12 @@ class Iss:
     x : list of int
         The registers (unsigned 32-bit; ``x[0]`` stays 0).
     pc : int
+    irq_external, irq_timer : int
+        The interrupt lines (``mip``): inputs, set by the caller between steps.
+    mie : int
+        The ``mie`` bits (MEIE, MTIE).
+    waiting : bool
+        Waiting in ``wfi`` at ``pc``.
     mstatus_mie, mstatus_mpie : int
     mtvec, mscratch, mepc, mcause, mtval : int
     mcycle, minstret : int
@@ -178,6 +205,9 @@ class Iss:
         self.x = [0] * 32
         self.pc = reset_vector & _MASK
         self.mstatus_mie = self.mstatus_mpie = 0
+        self.irq_external = self.irq_timer = 0
+        self.mie = 0
+        self.waiting = False
         self.mtvec = self.mscratch = self.mepc = self.mcause = self.mtval = 0
         self.mcycle = self.minstret = 0
 
@@ -189,7 +219,11 @@ class Iss:
                     | 3 << Mstatus.MPP)
         if addr == Csr.MISA:
             return rv32.misa(self.with_m)
-        if addr in (Csr.MIE, Csr.MIP, Csr.MVENDORID, Csr.MARCHID, Csr.MIMPID, Csr.MHARTID):
+        if addr == Csr.MIE:
+            return self.mie
+        if addr == Csr.MIP:
+            return self._mip()
+        if addr in (Csr.MVENDORID, Csr.MARCHID, Csr.MIMPID, Csr.MHARTID):
             return 0
         if addr in _SOFTWARE_CSRS:
             return getattr(self, _SOFTWARE_CSRS[addr])
@@ -203,6 +237,8 @@ class Iss:
         if addr == Csr.MSTATUS:
             self.mstatus_mie = value >> Mstatus.MIE & 1
             self.mstatus_mpie = value >> Mstatus.MPIE & 1
+        elif addr == Csr.MIE:
+            self.mie = value & _MIE_BITS
         elif addr in (Csr.MTVEC, Csr.MEPC):
             setattr(self, _SOFTWARE_CSRS[addr], value & ~3 & _MASK)
         elif addr in _SOFTWARE_CSRS:
@@ -214,32 +250,57 @@ class Iss:
 
     # -- Execution -------------------------------------------------------------------------------
 
+    def _mip(self):
+        return (self.irq_external << Interrupt.MACHINE_EXTERNAL
+                | self.irq_timer << Interrupt.MACHINE_TIMER)
+
+    def interrupt_to_take(self):
+        """The :class:`~rvnpu.spec.rv32.Interrupt` the next step takes, or ``None``."""
+        pending = self.mie & self._mip() if self.mstatus_mie and not self.waiting else 0
+        for irq in Interrupt:                   # highest priority first
+            if pending >> irq & 1:
+                return irq
+        return None
+
     def step(self):
-        """Execute one instruction; return its :class:`Retire` record."""
+        """Take an interrupt or execute one instruction; return its :class:`Retire` record,
+        or ``None`` if waiting in ``wfi``."""
         pc = self.pc
         insn = self.memory.read(pc >> 2)
         record = {"pc": pc, "insn": insn}
         self.mcycle = (self.mcycle + 1) & (2**64 - 1)
+        irq = self.interrupt_to_take()
+        if irq is not None:
+            self._enter_trap(pc, MCAUSE_INTERRUPT | irq, 0)
+            return Retire(**record, trap=True, interrupt=True)
+        if insn == _WFI and not self.mie & self._mip():
+            self.waiting = True
+            return None
+        self.waiting = False
         try:
             effects = self._execute(insn, pc)
         except _Trap as trap:
-            self.mepc = pc
-            self.mcause = int(trap.cause)
-            self.mtval = trap.tval & _MASK
-            self.mstatus_mpie, self.mstatus_mie = self.mstatus_mie, 0
-            self.pc = self.mtvec
+            self._enter_trap(pc, int(trap.cause), trap.tval)
             return Retire(**record, trap=True)
         next_pc, rd, value, mem, csr_write = effects
         if rd:
             self.x[rd] = value & _MASK
         self.pc = next_pc & _MASK
-        self.minstret = (self.minstret + 1) & (2**64 - 1)
+        if csr_write is None or csr_write[0] not in (Csr.MINSTRET, Csr.MINSTRETH):
+            self.minstret = (self.minstret + 1) & (2**64 - 1)
         if csr_write is not None:
             self._csr_write(*csr_write)
         return Retire(**record, rd_addr=rd, rd_wdata=value & _MASK if rd else 0, **mem)
 
+    def _enter_trap(self, pc, mcause, tval):
+        self.mepc = pc
+        self.mcause = mcause
+        self.mtval = tval & _MASK
+        self.mstatus_mpie, self.mstatus_mie = self.mstatus_mie, 0
+        self.pc = self.mtvec
+
     def run(self, count):
-        """Step ``count`` times; return the records."""
+        """Step ``count`` times; return the records (``None`` for a step spent waiting)."""
         return [self.step() for _ in range(count)]
 
     def _execute(self, insn, pc):
@@ -297,7 +358,7 @@ class Iss:
         if opcode in (Opcode.OP_IMM, Opcode.OP):
             operand = b if opcode == Opcode.OP else f.imm_i & _MASK
             return nxt, rd, _alu(name, a, operand), {}, None
-        if opcode == Opcode.MISC_MEM or name == "wfi":
+        if opcode == Opcode.MISC_MEM or name == "wfi":         # a wfi here has woken up
             return nxt, 0, 0, {}, None
         if name == "ecall":
             raise _Trap(Cause.ECALL_M)

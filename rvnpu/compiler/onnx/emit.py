@@ -63,5 +63,9 @@ class CContext:
         return self.plan.workspaces.get(self.index, (0, 0))[0]
 
     def buf(self, name):
-        """A C expression of the address of tensor ``name`` in the arena."""
-        return f"(arena + {self.plan.offsets[self.model.storage(name)]})"
+        """A C expression of the address of tensor ``name``: in the arena, or the first input
+        slot for the chip's input."""
+        name = self.model.storage(name)
+        if name == self.model.storage(self.model.chip_input):
+            return "(rvnpu_model_inputs + 0)"
+        return f"(arena + {self.plan.offsets[name]})"

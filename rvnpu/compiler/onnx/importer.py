@@ -2,11 +2,14 @@
 
 Both formats onnxruntime's quantisation tools write are understood:
 
-* QOperator: QLinearConv, QLinearMatMul, QGemm, QLinearAdd, MatMulInteger, and MaxPool,
-  Flatten, Reshape, Relu and Clip on integer tensors;
-* QDQ: float Conv, MatMul, Gemm, Add, MaxPool, Flatten and Reshape between DequantizeLinear and
-  QuantizeLinear nodes, folded into the integer layer onnxruntime fuses them into, with a float
-  Relu or Clip before the QuantizeLinear fused into the requantisation's clamp.
+* QOperator: QLinearConv, QLinearMatMul, QGemm, QLinearAdd, MatMulInteger,
+  QLinearAveragePool, QLinearGlobalAveragePool, a final QLinearSoftmax (on the host), and
+  MaxPool, Flatten, Reshape, Relu and Clip on integer tensors;
+* QDQ: float Conv, MatMul, Gemm, Add, AveragePool, GlobalAveragePool, MaxPool, Flatten, Reshape
+  and a final Softmax between DequantizeLinear and QuantizeLinear nodes, folded into the
+  integer layer onnxruntime fuses them into, with a float Relu or Clip before the
+  QuantizeLinear fused into the requantisation's clamp; a Relu or Clip (or nothing) alone
+  between a DequantizeLinear and a QuantizeLinear is a requantisation by table.
 
 The requantisation scale of each output channel is computed in float32 exactly as onnxruntime's
 CPU kernels compute it, ``(a_scale * w_scale[c]) / y_scale``, because the chip must round the
@@ -18,8 +21,12 @@ host.
 import numpy as np
 
 from rvnpu.compiler.onnx.ir import HostOp, Model, ModelError, Tensor
-from rvnpu.compiler.onnx.layers import AddLayer, ConvLayer, FlattenLayer, GemmLayer, PoolLayer
+from rvnpu.compiler.onnx.layers import (AddLayer, AveragePoolLayer, ConvLayer, FlattenLayer,
+                                        GemmLayer, LookupLayer, PoolLayer)
+from rvnpu.compiler.onnx.layers.lookup import clamp_table, requantise_table
+from rvnpu.compiler.onnx.fold_flatten import fold_flatten
 from rvnpu.sim.golden.conv import window_count
+from rvnpu.sim.golden.pool import global_pool_scale, pool_output_size
 
 
 __all__ = ["import_model"]
@@ -72,6 +79,8 @@ class _Importer:
         if not dims or (len(dims) != 2 and dims[0] != 1):
             raise ModelError(f"input {info.name} must have a batch of 1, not shape {dims}")
         self.input_type = info.type.tensor_type.elem_type
+        self.opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
+                          13)
         self.model = Model(input_name=info.name, input_shape=tuple(dims),
                            output_name=graph.output[0].name)
         self.nodes = [n for n in graph.node if n.op_type != "Constant"]
@@ -140,7 +149,7 @@ class _Importer:
         zero = np.zeros(1, np.int64) if zero is None else np.asarray(zero, np.int64).ravel()
         if np.any(zero != zero[0]):
             raise ModelError(f"{_where(node)}: per-channel weight zero points must all be "
-                             f"equal (the engine subtracts one), not {sorted(set(zero))}")
+                             f"equal (the engine subtracts one), not {sorted({int(z) for z in zero})}")
         return int(zero[0])
 
     # -- layers --------------------------------------------------------------------------
@@ -188,24 +197,22 @@ class _Importer:
         w = np.asarray(w)
         if w.ndim != 4 or w.dtype not in (np.int8, np.uint8):
             raise ModelError(f"{_where(node)}: the weights must be a 4-D int8 or uint8 constant")
-        if at.get("group", 1) != 1:
-            raise ModelError(f"{_where(node)}: grouped or depthwise convolution (group="
-                             f"{at['group']}) is not supported")
-        if any(d != 1 for d in at.get("dilations", [1, 1])):
-            raise ModelError(f"{_where(node)}: dilated convolution is not supported")
+        groups = int(at.get("group", 1))
+        dilation = tuple(int(d) for d in at.get("dilations", [1, 1]))
         if at.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID", "NOTSET", "VALID"):
             raise ModelError(f"{_where(node)}: auto_pad {at['auto_pad']!r} is not supported; "
                              f"give explicit pads")
         pads = list(at.get("pads", [0, 0, 0, 0]))
-        if pads[0] != pads[2] or pads[1] != pads[3]:
-            raise ModelError(f"{_where(node)}: padding must be symmetric, not {pads}")
         stride = tuple(at.get("strides", [1, 1]))
         o, c, kh, kw = w.shape
         _, cin, h, wd = x.shape
-        if c != cin:
-            raise ModelError(f"{_where(node)}: {c} weight channels for {cin} input channels")
-        oh = window_count(h, kh, stride[0], pads[0])
-        ow = window_count(wd, kw, stride[1], pads[1])
+        if groups < 1 or cin % groups or o % groups or c * groups != cin:
+            raise ModelError(f"{_where(node)}: {c} weight channels in {groups} groups for "
+                             f"{cin} input channels and {o} outputs")
+        if len(dilation) != 2 or min(dilation) < 1:
+            raise ModelError(f"{_where(node)}: dilations must be two positive integers")
+        oh = window_count(h, kh, stride[0], pads[0], dilation[0], pads[2])
+        ow = window_count(wd, kw, stride[1], pads[1], dilation[1], pads[3])
         if not oh or not ow:
             raise ModelError(f"{_where(node)}: the kernel does not fit the input")
         if bias is not None:
@@ -223,7 +230,8 @@ class _Importer:
             weights=w.transpose(2, 3, 1, 0).astype(np.int64),
             weight_zero=self.weight_zero(node, w_zero, w.dtype), bias=bias, scale=scale,
             weights_unsigned=w.dtype == np.uint8,
-            clamp=self.clamp(y, clamp), stride=stride, pad=(pads[0], pads[1])))
+            clamp=self.clamp(y, clamp), stride=stride, pad=tuple(int(v) for v in pads), groups=groups,
+            dilation=dilation))
 
     def clamp(self, y, extra):
         lo, hi = y.range
@@ -254,6 +262,56 @@ class _Importer:
         self.add_tensor(out, (1, x.shape[1], oh, ow), x.dtype, scale, zero)
         self.add_layer(PoolLayer(name=node.name or out, op=node.op_type, inputs=[x.name],
                                  output=out, kernel=kernel, stride=stride))
+
+    def avgpool(self, node, x, out, scale, zero, dtype, clamp=None, glob=False):
+        """AveragePool or GlobalAveragePool of ``x`` into ``out`` (onnxruntime's
+        QLinearAveragePool arithmetic, :mod:`rvnpu.sim.golden.pool`)."""
+        if len(x.shape) != 4:
+            raise ModelError(f"{_where(node)}: only 2-D average pooling is supported")
+        if dtype != x.dtype:
+            raise ModelError(f"{_where(node)}: input and output must have one type")
+        _, c, h, w = x.shape
+        at = _attrs(node)
+        if at.get("channels_last", 0):
+            raise ModelError(f"{_where(node)}: channels_last is not supported")
+        if glob:
+            kernel, stride, pads, include, ceil = (h, w), (1, 1), (0, 0, 0, 0), 0, 0
+        else:
+            if at.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID", "NOTSET", "VALID"):
+                raise ModelError(f"{_where(node)}: auto_pad {at['auto_pad']!r} is not "
+                                 f"supported; give explicit pads")
+            if any(d != 1 for d in at.get("dilations", [1])):
+                raise ModelError(f"{_where(node)}: dilated average pooling is not supported")
+            kernel = tuple(int(k) for k in at["kernel_shape"])
+            stride = tuple(int(s) for s in at.get("strides", [1, 1]))
+            pads = tuple(int(p) for p in at.get("pads", [0, 0, 0, 0]))
+            include, ceil = int(at.get("count_include_pad", 0)), int(at.get("ceil_mode", 0))
+            if len(kernel) != 2 or len(stride) != 2 or len(pads) != 4 or min(pads) < 0:
+                raise ModelError(f"{_where(node)}: a 2-D kernel, strides and pads are needed")
+        oh = pool_output_size(h, kernel[0], stride[0], pads[0], pads[2], ceil)
+        ow = pool_output_size(w, kernel[1], stride[1], pads[1], pads[3], ceil)
+        if not oh or not ow:
+            raise ModelError(f"{_where(node)}: the window does not fit the input")
+        if kernel == (h, w) and not any(pads):
+            count = h * w
+            s = global_pool_scale(x.scale, scale, count)
+            if count >= 1 << 24 or not 2.0 ** -32 <= s < 256:
+                raise ModelError(f"{_where(node)}: the scale of its average "
+                                 f"({float(s):.3g}) is out of onnxruntime's range")
+        y = self.add_tensor(out, (1, c, oh, ow), dtype, scale, zero)
+        self.add_layer(AveragePoolLayer(
+            name=node.name or out, op=node.op_type, inputs=[x.name], output=out,
+            kernel=kernel, stride=stride, pads=pads, count_include_pad=bool(include),
+            ceil_mode=bool(ceil), clamp=self.clamp(y, clamp)))
+
+    def requantise(self, node, x, out, scale, zero, dtype, clamp):
+        """A standalone DequantizeLinear -> (Relu | Clip) -> QuantizeLinear: a table."""
+        if x.dtype not in ("int8", "uint8"):
+            raise ModelError(f"{_where(node)}: input {x.name} is {x.dtype}")
+        y = self.add_tensor(out, x.shape, dtype, scale, zero)
+        self.add_layer(LookupLayer(name=node.name or out, op=node.op_type, inputs=[x.name],
+                                   output=out,
+                                   table=requantise_table(x, y, self.clamp(y, clamp))))
 
     def reshape(self, node, x, out, scale, zero):
         if node.op_type == "Flatten":
@@ -293,9 +351,16 @@ class _Importer:
         index = 0 if ca is not None else 1
         x, constant = (b, ca) if ca is not None else (a, cb)
         if constant is not None:
+            constant = np.asarray(constant, np.int64)
+            if len(x.shape) == 2 and constant.size == x.shape[1] and \
+                    constant.shape[-1:] == (x.shape[1],):
+                # A bias of one value a column (MatMul + Add over M rows): onnxruntime's
+                # QLinearAdd broadcasts it, so the constant is written out for every row.
+                constant = np.broadcast_to(constant.reshape(-1), x.shape)
             if np.size(constant) != x.size:
                 raise ModelError(f"{_where(node)}: a constant operand must have as many "
-                                 f"elements as the other ({x.size}), not {np.size(constant)}")
+                                 f"elements as the other ({x.size}) or as its last dimension, "
+                                 f"not {np.size(constant)}")
             constant = np.asarray(constant, np.int64).reshape(x.shape)
         elif a.shape != b.shape:
             raise ModelError(f"{_where(node)}: broadcasting is not supported ({list(a.shape)} "
@@ -343,13 +408,14 @@ class _Importer:
                              f"it (QDQ format: a DequantizeLinear of an integer constant)")
         raise ModelError(f"{_where(node)}: input {name} must be a constant")
 
-    def quantized_out(self, node):
-        """Follow the float output through an optional Relu/Clip to its QuantizeLinear;
-        returns ``(name, scale, zero, dtype, clamp)`` and marks those nodes done."""
+    def quantized_out(self, node, activation=None):
+        """Follow the float output through an optional Relu/Clip (``activation`` if the node
+        is one) to its QuantizeLinear; returns ``(name, scale, zero, dtype, clamp)`` and
+        marks those nodes done."""
         name, clamp_float = node.output[0], None
         users = self.consumers.get(name, [])
-        if len(users) == 1 and users[0].op_type in ("Relu", "Clip"):
-            act = users[0]
+        if activation is not None or len(users) == 1 and users[0].op_type in ("Relu", "Clip"):
+            act = activation or users[0]
             if act.op_type == "Relu":
                 clamp_float = (0.0, None)
             else:
@@ -407,7 +473,7 @@ class _Importer:
             raise ModelError(f"the input {m.input_name} is never quantised")
         if not m.layers:
             raise ModelError("the model has no layer for the chip")
-        return m
+        return fold_flatten(m)
 
     def op_QuantizeLinear(self, node):
         x = node.input[0]
@@ -425,6 +491,9 @@ class _Importer:
                     self.model.aliases[node.output[0]] = t.name
                     self.model.tensors[node.output[0]] = Tensor(
                         node.output[0], t.shape, t.dtype, t.scale, t.zero)
+                    return
+                if dtype in ("int8", "uint8"):
+                    self.requantise(node, t, node.output[0], scale, zero, dtype, None)
                     return
             raise ModelError(f"{_where(node)}: it quantises {x}, which is neither the model "
                              f"input nor the output of a supported operator")
@@ -445,6 +514,16 @@ class _Importer:
         zero = self.const(node, 2, "zero point")
         if x in self.consts:
             self.cdeq[node.output[0]] = (self.consts[x], scale, zero)
+            return
+        if x in self.tail and x not in self.model.tensors:
+            src, ops = self.tail[x]
+            if scale.size != 1 or (zero is not None and zero.size != 1) or \
+                    not ops or ops[-1].op != "QLinearSoftmax":
+                raise ModelError(f"{_where(node)}: only a per-tensor DequantizeLinear of a "
+                                 f"final Softmax is supported on the host")
+            self.tail[node.output[0]] = (src, ops + [HostOp(
+                node.name or node.output[0], "DequantizeLinear", np.float32(scale.reshape(())),
+                0 if zero is None else int(zero.reshape(-1)[0]))])
             return
         t = self.chip(node, 0)
         if scale.size != 1 or (zero is not None and zero.size != 1):
@@ -510,6 +589,36 @@ class _Importer:
                 self.check_input_q(node, t, i + 1, i + 2)
                 operands.append((t, None))
         self.add(node, operands, node.output[0], ys, yz, ydt)
+
+    def op_QLinearAveragePool(self, node, glob=False):
+        x = self.chip(node, 0)
+        self.check_input_q(node, x, 1, 2)
+        ys, yz, ydt = self.out_q(node, 3, 4)
+        self.avgpool(node, x, node.output[0], ys, yz, ydt, glob=glob)
+
+    def op_QLinearGlobalAveragePool(self, node):
+        self.op_QLinearAveragePool(node, glob=True)
+
+    def op_QLinearSoftmax(self, node):
+        x = self.chip(node, 0)
+        self.check_input_q(node, x, 1, 2)
+        ys, yz, ydt = self.out_q(node, 3, 4)
+        self.softmax(node, x, node.output[0], ys, yz, ydt, _attrs(node).get("opset", 13))
+
+    def softmax(self, node, x, out, scale, zero, dtype, opset):
+        """A Softmax of the chip's last tensor, by the host (onnxruntime's QLinearSoftmax)."""
+        axis = _attrs(node).get("axis", 1 if opset < 13 else -1)
+        rank = len(x.shape)
+        axis = axis + rank if axis < 0 else axis
+        if opset < 13 and any(d != 1 for d in x.shape[axis:-1]) or \
+                opset >= 13 and axis != rank - 1:
+            raise ModelError(f"{_where(node)}: only a Softmax over the last axis is supported")
+        if dtype != x.dtype:
+            raise ModelError(f"{_where(node)}: input and output must have one type")
+        if x.name in self.tail or x.name not in self.producer:
+            raise ModelError(f"{_where(node)}: its input must be computed by the chip")
+        self.tail[out] = (x.name, [HostOp(node.name or out, "QLinearSoftmax", np.float32(scale),
+                                          int(zero), dtype, {"x_scale": np.float32(x.scale)})])
 
     def check_input_q(self, node, t, si, zi):
         s = self.scalar(node, si, "input scale")
@@ -590,6 +699,25 @@ class _Importer:
         x, name = self.layout_operand(node)
         self.maxpool(node, x, name, x.scale, x.zero)
 
+    def op_AveragePool(self, node, glob=False):
+        x = self.float_in(node, 0)
+        name, ys, yz, ydt, clamp = self.quantized_out(node)
+        lo, hi = self.model.tensors[x.name].range
+        if clamp is not None and (clamp[0] > lo or clamp[1] < hi):
+            raise ModelError(f"{_where(node)}: a Relu or Clip after an average pool is not "
+                             f"supported")
+        self.avgpool(node, x, name, ys, yz, ydt, glob=glob)
+
+    def op_GlobalAveragePool(self, node):
+        self.op_AveragePool(node, glob=True)
+
+    def op_Softmax(self, node):
+        x = self.float_in(node, 0)
+        name, ys, yz, ydt, clamp = self.quantized_out(node)
+        if clamp is not None:
+            raise ModelError(f"{_where(node)}: a Relu or Clip after Softmax is not supported")
+        self.softmax(node, x, name, ys, yz, ydt, self.opset)
+
     def op_Flatten(self, node):
         x, name = self.layout_operand(node)
         self.reshape(node, x, name, x.scale, x.zero)
@@ -597,13 +725,23 @@ class _Importer:
     op_Reshape = op_Flatten
 
     def op_Relu(self, node):
+        if node.input[0] in self.deq:
+            return self.float_activation(node)
         self.int_activation(node, 0, None)
 
     def op_Clip(self, node):
+        if node.input[0] in self.deq:
+            return self.float_activation(node)
         at = _attrs(node)
         lo = at.get("min", self.scalar(node, 1, "min") if len(node.input) > 1 else None)
         hi = at.get("max", self.scalar(node, 2, "max") if len(node.input) > 2 else None)
         self.int_activation(node, lo, hi)
+
+    def float_activation(self, node):
+        """DequantizeLinear -> Relu or Clip -> QuantizeLinear with nothing to fuse into."""
+        x = self.float_in(node, 0)
+        name, ys, yz, ydt, clamp = self.quantized_out(node, activation=node)
+        self.requantise(node, x, name, ys, yz, ydt, clamp)
 
     def int_activation(self, node, lo, hi):
         """Relu or Clip of an integer tensor: clamps of the integers themselves, fused."""
@@ -612,10 +750,20 @@ class _Importer:
             raise ModelError(f"{_where(node)}: only a Relu or Clip right after a requantising "
                              f"layer (or before a QuantizeLinear in QDQ format) is supported")
         layer = self.producer[x]
-        if not hasattr(layer, "clamp") or len(self.consumers.get(x, [])) != 1 or \
-                x == self.model.output_name:
-            raise ModelError(f"{_where(node)}: it must be the only user of a requantising "
-                             f"layer's output")
+        if not isinstance(layer, (GemmLayer, ConvLayer, AddLayer)) or \
+                len(self.consumers.get(x, [])) != 1 or x == self.model.output_name:
+            t = self.model.tensors[x]        # others read it too: clamp a copy, by table
+            if t.dtype not in ("int8", "uint8"):
+                raise ModelError(f"{_where(node)}: input {x} is {t.dtype}")
+            lo = t.range[0] if lo is None else max(t.range[0], int(np.ceil(lo)))
+            hi = t.range[1] if hi is None else min(t.range[1], int(np.floor(hi)))
+            if lo > hi:
+                raise ModelError(f"{_where(node)}: it leaves no output value")
+            self.add_tensor(node.output[0], t.shape, t.dtype, t.scale, t.zero)
+            self.add_layer(LookupLayer(name=node.name or node.output[0], op=node.op_type,
+                                       inputs=[x], output=node.output[0],
+                                       table=clamp_table(t, (lo, hi))))
+            return
         t = self.model.tensors.pop(x)
         c0, c1 = layer.clamp
         lo = c0 if lo is None else max(c0, int(np.ceil(lo)))
@@ -677,4 +825,17 @@ def import_model(model):
             model = onnx.load(str(model))
         except Exception as error:      # protobuf decode errors have no common base
             raise ModelError(f"cannot read {model}: {error}") from None
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16}
+    if not any(node.op_type in _QUANTISED_OPS for node in model.graph.node) and any(
+            i.type.tensor_type.elem_type in floats for i in model.graph.input):
+        raise ModelError(
+            "the model is not quantised (a float model: no QuantizeLinear, DequantizeLinear or "
+            "QLinear operator); quantise it to int8 first with onnxruntime.quantization."
+            "quantize_static, as `rvnpu digits` does")
     return _Importer(model).run()
+
+
+#: Operators only a quantised model has; a model with none of them is a float model.
+_QUANTISED_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
+                  "QLinearMatMul", "QLinearAdd", "QLinearMul", "QGemm", "MatMulInteger",
+                  "ConvInteger"}

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rvnpu.compiler.onnx.layers import (AddLayer, ConvLayer, FlattenLayer, GemmLayer, Layer,
-                                        PoolLayer)
+from rvnpu.compiler.onnx.layers import (AddLayer, AveragePoolLayer, ConvLayer, FlattenLayer,
+                                        GemmLayer, Layer, LookupLayer, PoolLayer)
 
 
 __all__ = ["ModelError", "Tensor", "Layer", "GemmLayer", "ConvLayer", "PoolLayer",
-           "FlattenLayer", "AddLayer", "HostOp", "Model", "ITEMSIZE"]
+           "FlattenLayer", "AddLayer", "AveragePoolLayer", "LookupLayer", "HostOp", "Model",
+           "ITEMSIZE"]
 
 
 class ModelError(ValueError):
@@ -56,13 +57,14 @@ class Tensor:
 
 @dataclass
 class HostOp:
-    """A float operation the host applies before or after the chip (QuantizeLinear of the
-    input, DequantizeLinear and the float tail of MatMulInteger)."""
+    """An operation the host applies before or after the chip (QuantizeLinear of the input,
+    DequantizeLinear, the float tail of MatMulInteger, a final QLinearSoftmax)."""
     name: str
     op: str
     value: np.ndarray | None = None      # Mul/Add operand, or the scale of (De)QuantizeLinear
     zero: int = 0
     dtype: str = ""
+    attrs: dict = field(default_factory=dict)    # QLinearSoftmax: x_scale, axis
 
 
 @dataclass

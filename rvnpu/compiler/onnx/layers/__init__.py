@@ -13,7 +13,9 @@ from rvnpu.compiler.onnx.layers.conv import ConvLayer
 from rvnpu.compiler.onnx.layers.pool import PoolLayer
 from rvnpu.compiler.onnx.layers.flatten import FlattenLayer
 from rvnpu.compiler.onnx.layers.add import AddLayer
+from rvnpu.compiler.onnx.layers.avgpool import AveragePoolLayer
+from rvnpu.compiler.onnx.layers.lookup import LookupLayer
 
 
 __all__ = ["Layer", "RequantisedLayer", "GemmLayer", "ConvLayer", "PoolLayer", "FlattenLayer",
-           "AddLayer"]
+           "AddLayer", "AveragePoolLayer", "LookupLayer"]

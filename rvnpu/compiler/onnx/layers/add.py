@@ -8,20 +8,13 @@ import numpy as np
 
 from rvnpu.compiler.onnx.emit import CTYPE, c_array, c_float
 from rvnpu.compiler.onnx.layers.base import Layer
+from rvnpu.sim.golden.eltwise import fma32, qlinear_add_scaled
 
 if TYPE_CHECKING:       # ir imports the layer kinds, so only for the annotation
     from rvnpu.compiler.onnx.ir import Tensor
 
 
 __all__ = ["AddLayer", "qlinear_add", "qlinear_add_constants", "fma32"]
-
-
-def fma32(a, b, c):
-    """float32 fused multiply-add, rounded once. The float64 product of two float32 values is
-    exact, and so is its float64 sum with ``c`` whenever their exponents span at most 53 bits,
-    which holds for the small integers, scale ratios and zero-point terms of QLinearAdd."""
-    f64 = np.float64
-    return (np.asarray(a, f64) * np.asarray(b, f64) + np.asarray(c, f64)).astype(np.float32)
 
 
 def qlinear_add_constants(ta, tb, tc):
@@ -39,10 +32,7 @@ def qlinear_add_constants(ta, tb, tc):
 def qlinear_add(a, b, ta, tb, tc, clamp):
     """MLAS's QLinearAdd on x86-64 with AVX2: ``fma(a, ratio_a, fma(b, ratio_b, fixed))`` in
     float32, rounded half to even, saturated."""
-    ratio_a, ratio_b, fixed = qlinear_add_constants(ta, tb, tc)
-    v = fma32(np.asarray(a, np.float32), ratio_a,
-              fma32(np.asarray(b, np.float32), ratio_b, fixed))
-    return np.clip(np.rint(v.astype(np.float64)).astype(np.int64), *clamp)
+    return qlinear_add_scaled(a, b, *qlinear_add_constants(ta, tb, tc), clamp)
 
 
 @dataclass

@@ -12,11 +12,20 @@ __all__ = ["ConvLayer"]
 
 @dataclass
 class ConvLayer(RequantisedLayer):
-    """2-D convolution; ``weights`` are HWIO."""
+    """2-D convolution; ``weights`` are HWIO (I: the input channels of one group); ``pad`` is
+    ``(pad_h, pad_w)`` or ONNX's ``(top, left, bottom, right)``."""
     stride: tuple = (1, 1)
     pad: tuple = (0, 0)
+    groups: int = 1
+    dilation: tuple = (1, 1)
 
     sign_fields = ("in", "weight")
+
+    @property
+    def pads(self):
+        """``(top, left, bottom, right)``."""
+        pad = tuple(self.pad)
+        return pad * 2 if len(pad) == 2 else pad
 
     def gemm_rows(self, model):
         out = model.tensors[self.output]
@@ -28,6 +37,17 @@ class ConvLayer(RequantisedLayer):
         they are filled once, when the GEMMs are recorded.)"""
         kh, kw, cin, _ = self.weights.shape
         return self.qp_words(engine) * 4 + self.gemm_rows(model) * kh * kw * cin
+
+    def emit_c(self, c):
+        """Refuses what the firmware's convolution cannot run yet, then the usual emission."""
+        top, left, bottom, right = self.pads
+        if self.groups != 1 or tuple(self.dilation) != (1, 1) or (top, left) != (bottom, right):
+            from rvnpu.compiler.onnx.ir import ModelError       # ir imports the layers
+            raise ModelError(f"Conv (node '{self.name}'): grouped, depthwise or dilated "
+                             f"convolution with asymmetric padding (group={self.groups}, "
+                             f"dilations={list(self.dilation)}, pads={list(self.pads)}) runs "
+                             f"only from an engine list, which this layer could not use")
+        super().emit_c(c)
 
     def emit_call(self, c, *, requant, signs, qp, recorded):
         p = c.prefix
@@ -67,5 +87,6 @@ class ConvLayer(RequantisedLayer):
         y = conv2d(x[0].transpose(1, 2, 0), self.weights, self.bias,
                    self.requant(model.tensors[self.output]), stride=self.stride,
                    pad=self.pad, in_zero=model.tensors[self.inputs[0]].zero,
-                   weight_zero=self.weight_zero)
+                   weight_zero=self.weight_zero, groups=self.groups,
+                   dilation=tuple(self.dilation))
         return y.transpose(2, 0, 1)[None]

@@ -12,7 +12,9 @@ __all__ = ["GemmLayer"]
 
 @dataclass
 class GemmLayer(RequantisedLayer):
-    """``A (M x K) @ weights (K x N)``."""
+    """``A (M x K) @ weights (K x N)``; ``nhwc_input`` is ``(C, H, W)`` when A is an NHWC map
+    flattened without a copy and the weight rows are in that order (see ``fold_flatten``)."""
+    nhwc_input: tuple | None = None
 
     sign_fields = ("a", "b")
 
@@ -39,6 +41,9 @@ class GemmLayer(RequantisedLayer):
 
     def reference(self, model, inputs):
         x, = inputs
+        if self.nhwc_input is not None:      # the NCHW-flattened input, in NHWC order
+            x = x.reshape(x.shape[0], *self.nhwc_input).transpose(0, 2, 3, 1) \
+                .reshape(x.shape[0], -1)
         return gemm_reference(x, self.weights, self.bias,
                               self.requant(model.tensors[self.output]),
                               a_zero=model.tensors[self.inputs[0]].zero,

@@ -1,0 +1,151 @@
+"""The front end's share of the post-processing unit: its configuration registers, the tensor
+sizes derived from them, and the refusals of ``sim/golden/post.check_post`` in hardware.
+
+Why sizes are derived from the registers, not from the command: the sizes a MAXPOOL or
+QLINEAR_ADD checks against the memory window take divisions and multiplications
+(``(height - kernel_h) // stride_h + 1``, ``height * width * channels``). Worked out from the
+registers in a short pipeline of their own, they stay off the decoder's path; a post command
+waits out the few cycles after a configuration command (:attr:`PostRegisters.settling`).
+"""
+
+from amaranth.hdl import Cat, Const, Mux, Signal, signed
+
+from rvnpu.spec.commands import ErrorCode, Funct, PostConstant, field_of
+from rvnpu.hdl.engine.unit_ops import dram_addr_bits
+
+
+__all__ = ["PostRegisters", "POST_CONFIGS", "POST_OPS"]
+
+
+#: Commands the front end absorbs into :class:`PostRegisters`, and those the unit runs.
+POST_CONFIGS = (Funct.CONFIG_POST, Funct.CONFIG_POST_ADD, Funct.CONFIG_POST_OUT)
+POST_OPS = (Funct.MAXPOOL, Funct.QLINEAR_ADD)
+
+_SHAPE = ("height", "width", "kernel_h", "kernel_w", "channels", "stride_h", "stride_w",
+          "elem_signed")
+
+
+class PostRegisters:
+    """What CONFIG_POST, CONFIG_POST_ADD and CONFIG_POST_OUT set, at reset zero as in the
+    golden model, and the element counts derived from them.
+
+    ``out_addr`` and the counts are held saturated: below the window's size, with one bit set
+    for anything beyond, which is all a check against the window needs.
+    """
+
+    #: Cycles after a configuration command until the derived sizes (and a decoded command's
+    #: checks, registered once more) are those of the new registers.
+    settle_cycles = 4
+
+    def __init__(self, m, config):
+        self._mb = mb = dram_addr_bits(config)
+        self._mem_bytes = config.mem_bytes
+        for name in _SHAPE:
+            setattr(self, name, Signal(field_of(Funct.CONFIG_POST, name).width,
+                                       name=f"post_{name}"))
+        self.constants = [Signal(32, name=f"post_{k.name.lower()}") for k in PostConstant]
+        self.out_addr = Signal(mb + 1, name="post_out_addr")
+        self.clamp_min = Signal(signed(16), name="post_clamp_min")
+        self.clamp_max = Signal(signed(16), name="post_clamp_max")
+        self._updating = Signal(name="post_updating")
+        settle = Signal(range(self.settle_cycles + 1), name="post_settle")
+        with m.If(self._updating):
+            m.d.sync += settle.eq(self.settle_cycles)
+        with m.Elif(settle != 0):
+            m.d.sync += settle.eq(settle - 1)
+        self.settling = settle != 0
+
+        # Derived sizes, three register stages after the registers.
+        def windows(size, kernel, stride):
+            return Mux((kernel != 0) & (kernel <= size) & (stride != 0),
+                       (size - kernel) // stride + 1, 0)
+
+        # Every product is saturated too, which keeps the multipliers one DSP block wide.
+        oh, ow = Signal(12, name="post_oh"), Signal(12, name="post_ow")
+        hw, ohw = Signal(mb + 2, name="post_hw"), Signal(mb + 2, name="post_ohw")
+        self.count = Signal(mb + 2, name="post_count")          # height * width * channels
+        self.out_count = Signal(mb + 2, name="post_out_count")  # MAXPOOL's output elements
+        m.d.sync += [
+            oh.eq(windows(self.height, self.kernel_h, self.stride_h)),
+            ow.eq(windows(self.width, self.kernel_w, self.stride_w)),
+            hw.eq(self._saturated(self.height * self.width, mb + 1)),
+            ohw.eq(self._saturated(oh * ow, mb + 1)),
+            self.count.eq(self._saturated(hw * self.channels, mb + 1)),
+            self.out_count.eq(self._saturated(ohw * self.channels, mb + 1)),
+        ]
+
+    @staticmethod
+    def _saturated(value, bits):
+        return Cat(value[:bits], value[bits:].any())
+
+    def update(self, m, funct, fld):
+        """Take a post configuration command ``funct`` (already checked) into the registers."""
+        with m.Switch(funct):
+            with m.Case(Funct.CONFIG_POST):
+                m.d.comb += self._updating.eq(1)
+                m.d.sync += [getattr(self, n).eq(fld(Funct.CONFIG_POST, n)) for n in _SHAPE]
+            with m.Case(Funct.CONFIG_POST_ADD):
+                m.d.comb += self._updating.eq(1)
+                index = fld(Funct.CONFIG_POST_ADD, "index")
+                for k, reg in zip(PostConstant, self.constants):
+                    with m.If(index == k):
+                        m.d.sync += reg.eq(fld(Funct.CONFIG_POST_ADD, "value"))
+            with m.Case(Funct.CONFIG_POST_OUT):
+                m.d.comb += self._updating.eq(1)
+                m.d.sync += [
+                    self.out_addr.eq(self._saturated(fld(Funct.CONFIG_POST_OUT, "out_addr"),
+                                                     self._mb)),
+                    self.clamp_min.eq(fld(Funct.CONFIG_POST_OUT, "clamp_min")),
+                    self.clamp_max.eq(fld(Funct.CONFIG_POST_OUT, "clamp_max")),
+                ]
+
+    def _outside(self, addr, count):
+        """``count`` bytes at ``addr`` reach past the window (an empty tensor never does)."""
+        return (count != 0) & (addr + count > self._mem_bytes)
+
+    def check(self, m, funct, fld):
+        """The error code of post command ``funct`` (0: it runs), as ``check_post`` says."""
+        code = Signal(4, name="post_code")
+        if funct is Funct.CONFIG_POST_ADD:
+            bad = fld(funct, "index") >= len(PostConstant)
+            m.d.comb += code.eq(Mux(bad, ErrorCode.BAD_CONFIG, 0))
+            return code
+        if funct not in POST_OPS:
+            return code
+        lo = Mux(self.elem_signed, -128, 0)
+        hi = Mux(self.elem_signed, 127, 255)
+        clamp_ok = (lo <= self.clamp_min) & (self.clamp_min <= self.clamp_max) & \
+            (self.clamp_max <= hi)
+        if funct is Funct.MAXPOOL:
+            config_ok = clamp_ok & (self.kernel_h != 0) & (self.kernel_h <= self.height) & \
+                (self.kernel_w != 0) & (self.kernel_w <= self.width) & \
+                (self.stride_h != 0) & (self.stride_w != 0)
+            outside = self._outside(fld(funct, "in_addr"), self.count) | \
+                self._outside(self.out_addr, self.out_count)
+        else:
+            finite = Cat(*(reg[23:31] != 0xFF for reg in self.constants)).all()
+            config_ok = clamp_ok & finite
+            outside = Cat(self._outside(fld(funct, "a_addr"), self.count),
+                          self._outside(fld(funct, "b_addr"), self.count),
+                          self._outside(self.out_addr, self.count)).any()
+        with m.If(~config_ok):
+            m.d.comb += code.eq(ErrorCode.BAD_CONFIG)
+        with m.Elif(outside):
+            m.d.comb += code.eq(ErrorCode.BAD_MEMORY)
+        return code
+
+    def payload(self, m, op, funct, fld):
+        """Fill ``op`` (a :func:`.unit_ops.post_op` view) for the held MAXPOOL or QLINEAR_ADD."""
+        pool_in, add_a = field_of(Funct.MAXPOOL, "in_addr"), field_of(Funct.QLINEAR_ADD, "a_addr")
+        assert (pool_in.operand, pool_in.lsb, pool_in.width) == \
+            (add_a.operand, add_a.lsb, add_a.width)
+        m.d.comb += [
+            op.add.eq(funct == Funct.QLINEAR_ADD),
+            op.in_addr.eq(fld(Funct.MAXPOOL, "in_addr")),
+            op.b_addr.eq(fld(Funct.QLINEAR_ADD, "b_addr")),
+            *(getattr(op, n).eq(getattr(self, n)) for n in _SHAPE),
+            op.out_addr.eq(self.out_addr),
+            op.clamp_min.eq(self.clamp_min),
+            op.clamp_max.eq(self.clamp_max),
+            *(op.constants[i].eq(reg) for i, reg in enumerate(self.constants)),
+        ]

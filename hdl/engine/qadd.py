@@ -1,0 +1,194 @@
+"""QLinearAdd's float32 arithmetic, exactly, in integers: ``fma(a, ratio_a, fma(b, ratio_b,
+fixed))`` rounded half to even to an integer and clamped.
+
+Why integers: a float32 is a 24-bit significand times a power of two, so each fused
+multiply-add is an integer product, an alignment and one rounding to 24 significant bits, as
+``firmware/lib/eltwise.c`` explains. Here an addend shifted past the sum's rounding point is
+kept as a sticky bit (jammed into the lowest bit of a window three bits wider than the
+normalised operands), which is exact for every exponent, not only those that align in 63 bits.
+Float32 subnormal results need no special rounding: every operand is a multiple of 2**-149, so
+a sum below 2**-126 is one too and exactly a subnormal. Only overflow past float32's range is
+not modelled; it saturates the clamp the same way an infinity would.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from rvnpu.hdl.engine.delay import delayed
+
+
+__all__ = ["QLinearAddPipeline", "Float", "ELEMENT", "decode_float", "fused_multiply_add"]
+
+#: An element of either type: -128..255.
+ELEMENT = signed(10)
+
+#: A float as sign, magnitude and the exponent of the magnitude's lowest bit; the magnitude
+#: holds up to 2**24 (a significand rounded up to the next power of two).
+Float = data.StructLayout({"neg": 1, "mag": unsigned(25), "exp": signed(12)})
+
+_NORM = 33          # normalised operand width: |a| * significand < 2**32, significands < 2**25
+_GUARD = 3          # window bits below an operand; the lowest also holds the sticky bit
+_WINDOW = _NORM + _GUARD
+
+
+def _bit_length(m, value, name):
+    """Bits of the unsigned ``value`` up to its highest one (0 for zero)."""
+    length = Signal(range(len(value) + 1), name=name)
+    for i in range(len(value)):
+        with m.If(value[i]):
+            m.d.comb += length.eq(i + 1)
+    return length
+
+
+def _round_shift(m, value, drop, max_drop, name):
+    """``value >> drop`` rounded half to even, for ``drop <= max_drop``."""
+    full = Signal(len(value) + max_drop, name=f"{name}_full")
+    m.d.comb += full.eq((value << max_drop) >> drop)
+    kept, rest = full[max_drop:], full[:max_drop]
+    half = 1 << (max_drop - 1)
+    up = (rest > half) | ((rest == half) & kept[0])
+    return kept + up
+
+
+def decode_float(m, bits, name):
+    """The :data:`Float` value of a float32 bit pattern (infinities and NaNs not handled)."""
+    value = Signal(Float, name=name)
+    biased, fraction = bits[23:31], bits[:23]
+    normal = biased != 0
+    m.d.comb += [value.neg.eq(bits[31]),
+                 value.mag.eq(Mux(normal, fraction | (1 << 23), fraction)),
+                 value.exp.eq(Mux(normal, biased - 150, -149))]
+    return value
+
+
+def _amount(m, value, limit, name):
+    """The non-negative shift amount ``min(value, limit)`` as an unsigned signal."""
+    amount = Signal(range(limit + 1), name=name)
+    m.d.comb += amount.eq(Mux(value > limit, limit, Mux(value < 0, 0, value)))
+    return amount
+
+
+def _reg(m, value, name, shape=None):
+    """``value`` one cycle later."""
+    reg = Signal(shape if shape is not None else value.shape(), name=name)
+    m.d.sync += reg.eq(value)
+    return reg
+
+
+def fused_multiply_add(m, name, n, r, c):
+    """``fma(n, r, c)`` rounded to 24 significant bits, half to even, four cycles after ``n``
+    (an ``ELEMENT``) and ``c`` (a :data:`Float`); ``r`` (a :data:`Float`) is held. Returns the
+    :data:`Float` result."""
+    # 1: the exact product, |n| * significand < 2**32.
+    p_mag = _reg(m, abs(n) * r.mag, f"{name}_p_mag", unsigned(32))
+    p_neg = _reg(m, (n < 0) ^ r.neg, f"{name}_p_neg")
+    p_exp = _reg(m, r.exp, f"{name}_p_exp", signed(12))
+    c1 = _reg(m, c, f"{name}_c1", Float)
+
+    # 2: both addends normalised to _NORM bits; `top` is the exponent just above the highest
+    # one (the value is below 2**top), and a zero gets the lowest top of all.
+    def normalise(mag, exp, tag):
+        length = _bit_length(m, mag, f"{name}_{tag}_len")
+        return (_reg(m, mag << _amount(m, _NORM - length, _NORM, f"{name}_{tag}_up"),
+                     f"{name}_{tag}_norm",
+                     unsigned(_NORM)),
+                _reg(m, Mux(mag == 0, -(1 << 10), exp + length), f"{name}_{tag}_top",
+                     signed(12)),
+                _reg(m, mag == 0, f"{name}_{tag}_zero"))
+
+    p_norm, p_top, p_zero = normalise(p_mag, p_exp, "p")
+    c_norm, c_top, c_zero = normalise(c1.mag, c1.exp, "c")
+    p_neg2 = _reg(m, p_neg, f"{name}_p_neg2")
+    c_neg2 = _reg(m, c1.neg, f"{name}_c_neg2")
+
+    # 3: align the smaller-topped addend B under the other, A, and add. Bits of B shifted
+    # below the window are jammed into its lowest bit.
+    swap = c_top > p_top
+    a_norm, b_norm = Mux(swap, c_norm, p_norm), Mux(swap, p_norm, c_norm)
+    a_neg, b_neg = Mux(swap, c_neg2, p_neg2), Mux(swap, p_neg2, c_neg2)
+    a_top, b_top = Mux(swap, c_top, p_top), Mux(swap, p_top, c_top)
+    b_zero = Mux(swap, p_zero, c_zero)
+    gap = Signal(signed(13), name=f"{name}_gap")
+    m.d.comb += gap.eq(a_top - b_top)
+    far = _WINDOW + 1
+    shifted = Signal(_WINDOW + far, name=f"{name}_b_shifted")
+    m.d.comb += shifted.eq((b_norm << (_GUARD + far)) >> _amount(m, gap, far, f"{name}_align"))
+    b_window = Mux(b_zero, 0, shifted[far:] | (shifted[:far] != 0))
+    a_window = a_norm << _GUARD
+    total = Signal(signed(_WINDOW + 2), name=f"{name}_total")
+    m.d.comb += total.eq(Mux(a_neg == b_neg, a_window + b_window, a_window - b_window))
+    s_mag = _reg(m, abs(total), f"{name}_s_mag", unsigned(_WINDOW + 1))
+    s_neg = _reg(m, a_neg ^ (total < 0), f"{name}_s_neg")
+    s_exp = _reg(m, a_top - _WINDOW, f"{name}_s_exp", signed(12))
+
+    # 4: round the sum to 24 significant bits, half to even.
+    length = _bit_length(m, s_mag, f"{name}_s_len")
+    max_drop = _WINDOW + 1 - 24
+    drop = _amount(m, length - 24, max_drop, f"{name}_drop")
+    out = Signal(Float, name=f"{name}_out")
+    m.d.sync += [out.mag.eq(_round_shift(m, s_mag, drop, max_drop, f"{name}_round")),
+                 out.exp.eq(s_exp + drop), out.neg.eq(s_neg)]
+    return out
+
+
+class QLinearAddPipeline(wiring.Component):
+    """A pipeline taking one ``(a, b)`` pair a cycle, its result ``latency`` cycles later.
+
+    It never stalls: whoever feeds it reserves room for what comes out. ``tag`` travels along
+    with each pair.
+
+    Members
+    -------
+    i_valid, a, b, tag : In
+        A pair of elements (``ELEMENT``) and one bit that comes out with its result.
+    constants : In
+        The float32 bit patterns ratio_a, ratio_b, fixed (``PostConstant`` order); held while
+        pairs are in flight, and for one cycle before.
+    clamp_min, clamp_max : In
+    o_valid, value, o_tag : Out
+        The result, clamped (so it fits ``ELEMENT`` when the clamp does).
+    """
+
+    #: Two fused multiply-adds of four stages each, then rounding and clamping.
+    latency = 10
+
+    def __init__(self):
+        super().__init__({
+            "i_valid":   In(1),
+            "a":         In(ELEMENT),
+            "b":         In(ELEMENT),
+            "tag":       In(1),
+            "constants": In(data.ArrayLayout(32, 3)),
+            "clamp_min": In(signed(16)),
+            "clamp_max": In(signed(16)),
+            "o_valid":   Out(1),
+            "value":     Out(signed(16)),
+            "o_tag":     Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        # The constants change only between commands: registering their decoding keeps it
+        # off the arithmetic's path.
+        ratio_a, ratio_b, fixed = (_reg(m, decode_float(m, bits, f"{name}_bits"), name, Float)
+                                   for bits, name in
+                                   zip(self.constants, ("ratio_a", "ratio_b", "fixed")))
+
+        a_late = delayed(m, self.a, 4, name="a_late")
+        t = fused_multiply_add(m, "fma_b", self.b, ratio_b, fixed)
+        v = fused_multiply_add(m, "fma_a", a_late, ratio_a, t)
+
+        # Round to an integer, half to even; 2**20 stands for whatever no clamp can reach.
+        shifted_left = Signal(36)
+        m.d.comb += shifted_left.eq(v.mag << v.exp[:4])
+        right = _round_shift(m, v.mag, _amount(m, -v.exp, 26, "to_int_drop"), 26, "to_int")
+        magnitude = Mux(v.mag == 0, 0,
+                        Mux(v.exp >= 0, Mux(v.exp >= 10, 1 << 20, shifted_left), right))
+        rounded = _reg(m, Mux(v.neg, -magnitude, magnitude), "rounded", signed(38))
+        clamped = Mux(rounded < self.clamp_min, self.clamp_min,
+                      Mux(rounded > self.clamp_max, self.clamp_max, rounded))
+        m.d.sync += self.value.eq(clamped)
+        m.d.comb += [self.o_valid.eq(delayed(m, self.i_valid, self.latency, name="valid")),
+                     self.o_tag.eq(delayed(m, self.tag, self.latency, name="tag"))]
+        return m

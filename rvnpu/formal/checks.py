@@ -1,0 +1,100 @@
+"""Every formal property set: what it builds, the mutant it must fail on, and its depths.
+
+``depth`` is what ``rvnpu formal`` proves by default; ``test_depth`` is the shallower bound
+tests/test_formal.py uses to stay within the test suite's time.
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+from rvnpu.formal import core, streams
+from rvnpu.formal.mutants import mutant
+
+
+__all__ = ["Check", "CHECKS", "check_named"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    summary: str
+    build: Callable        # build(broken=False) -> the harness to prove
+    depth: int
+    test_depth: int
+
+
+_CPU = "rvnpu.hdl.core.cpu"
+
+#: Per core property group: the line of hdl/core/cpu.py its mutant changes.
+_CORE_MUTATIONS = {
+    "alu": ("m.d.comb += logic.eq(a_op ^ b_x)", "m.d.comb += logic.eq(a_op | b_x)"),
+    "branch": ("taken = ((funct3[2] & less) | (~funct3[2] & equal)) ^ funct3[0]",
+               "taken = ((funct3[2] & less) | (~funct3[2] & equal))"),
+    "mem": ("m.d.comb += load_data.eq(load_byte.as_signed())",
+            "m.d.comb += load_data.eq(load_byte)"),
+    "csr": ("m.d.comb += w_mask.eq(mask)", "m.d.comb += w_mask.eq(0)"),
+    "trap": ("trap(Cause.ECALL_M)", "trap(Cause.BREAKPOINT)"),
+    "x0": ("w_en.eq(rd != 0), w_addr.eq(rd)", "w_en.eq(1), w_addr.eq(rd)"),
+}
+
+_CORE_SUMMARIES = {
+    "alu": "register and immediate ALU results, LUI, AUIPC",
+    "branch": "branch decisions, jump targets and links, the next pc",
+    "mem": "load/store address = rs1 + imm, byte lanes, load extension, store data",
+    "csr": "CSR reads and writes of mscratch, mtvec, mepc, mcause",
+    "trap": "which instructions trap, mcause, mepc, pc = mtvec",
+    "x0": "x0 is never written and reads as zero",
+}
+
+_CORE_DEPTHS = {"alu": (8, 5), "branch": (9, 6), "mem": (8, 5), "csr": (9, 6),
+                "trap": (9, 7), "x0": (8, 6)}
+
+
+def _core_check(group):
+    def build(broken=False):
+        core_class = mutant(_CPU, "RiscvCore", *_CORE_MUTATIONS[group]) if broken else None
+        return core.core_harness([group], core_class=core_class)
+    depth, test_depth = _CORE_DEPTHS[group]
+    return Check(f"core_{group}", _CORE_SUMMARIES[group], build, depth, test_depth)
+
+
+def _stream_check(name, summary, harness, module_name, attribute, old, new, depth, test_depth,
+                  **options):
+    def build(broken=False):
+        block = mutant(module_name, attribute, old, new) if broken else None
+        return harness(block, **options)
+    return Check(name, summary, build, depth, test_depth)
+
+
+CHECKS = (
+    *(_core_check(group) for group in core.GROUPS),
+    _stream_check(
+        "command_slice", "valid held, payload stable; no command lost, duplicated, reordered",
+        streams.slice_harness, "rvnpu.hdl.engine.command_slice", "CommandSlice",
+        "m.d.comb += self.i.ready.eq(~self.o.valid)", "m.d.comb += self.i.ready.eq(1)",
+        24, 12),
+    _stream_check(
+        "load_requests", "load unit bus requests: valid held and payload stable until ready",
+        streams.load_request_harness, "rvnpu.hdl.engine.load", "LoadUnit",
+        "m.d.comb += self.req.valid.eq(can)",
+        "m.d.comb += self.req.valid.eq(can & ~self.rsp.valid)", 16, 8),
+    _stream_check(
+        "store_requests", "store unit bus requests: valid held and payload stable until ready",
+        streams.store_request_harness, "rvnpu.hdl.engine.store", "StoreUnit",
+        "with m.If(self.req.valid & self.req.ready):", "with m.If(self.req.valid):",
+        16, 10),
+    *(_stream_check(
+        name, "SRAM: one response per read, the next cycle, with the word as read",
+        streams.sram_harness, "rvnpu.hdl.soc.sram", "BusSram",
+        "m.d.sync += self.bus.rsp.valid.eq(self.bus.req.valid & ~req.write)",
+        "m.d.sync += self.bus.rsp.valid.eq(self.bus.req.valid)", 8, 5, with_host=host)
+      for name, host in (("sram", False),)),
+)
+
+
+def check_named(name):
+    for check in CHECKS:
+        if check.name == name:
+            return check
+    raise ValueError(f"no formal property set {name!r}; choose from "
+                     f"{', '.join(c.name for c in CHECKS)}")
