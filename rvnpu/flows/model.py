@@ -17,7 +17,7 @@ import numpy as np
 from rvnpu.spec.memory_map import RAM_BASE, SocConfig
 from rvnpu.gen.files import replace_directory
 from rvnpu.compiler.gemm import GemmError
-from rvnpu.compiler.onnx.codegen import generate_c, input_bytes
+from rvnpu.compiler.onnx.codegen import generate_c, input_bytes, input_storage
 from rvnpu.compiler.onnx.importer import import_model
 from rvnpu.compiler.onnx.ir import ModelError
 from rvnpu.compiler.onnx.planner import ALIGN, plan_memory
@@ -141,18 +141,6 @@ def check_output_directory(out_dir):
                          f"directory")
 
 
-def _storage_bytes(model, q, border=(0, 0, 0, 0)):
-    """The quantised input as the chip stores it (rank 4: NHWC, inside a border of the zero
-    point)."""
-    t = model.tensors[model.chip_input]
-    q = np.asarray(q).reshape(t.shape)
-    if q.ndim == 4:
-        top, left, bottom, right = border
-        q = np.pad(q.transpose(0, 2, 3, 1), ((0, 0), (top, bottom), (left, right), (0, 0)),
-                   constant_values=t.zero)
-    return q.astype(t.dtype).tobytes()
-
-
 def _from_storage(model, raw):
     t = model.tensors[model.chip_output]
     values = np.frombuffer(raw, dtype=np.dtype(t.dtype).newbyteorder("<"))
@@ -185,7 +173,7 @@ def run_model(compiled, inputs, *, simulator=None, max_cycles=200_000_000, on_bu
         image = bytearray(base)
         struct.pack_into("<I", image, compiled.count_addr, len(chunk))
         for i, x in enumerate(chunk):
-            raw = _storage_bytes(model, quantize_input(model, x), compiled.input_border)
+            raw = input_storage(model, quantize_input(model, x), compiled.input_border)
             at = compiled.inputs_addr + i * compiled.input_stride
             image[at:at + len(raw)] = raw
         run = simulator.run(bytes(image), max_cycles=max_cycles,

@@ -20,7 +20,7 @@ from rvnpu.spec.commands import LIST_ENTRY_BYTES
 from rvnpu.spec.config import EngineConfig
 
 
-__all__ = ["generate_c", "Program", "input_bytes", "plan_lists"]
+__all__ = ["generate_c", "Program", "input_bytes", "input_storage", "plan_lists"]
 
 
 @dataclass
@@ -81,6 +81,20 @@ def plan_lists(model, plan, engine):
         border = (0, 0, 0, 0)
         steps, space = _engine_steps(model, plan, engine, border)
     return steps, space, border
+
+
+def input_storage(model, q, border=(0, 0, 0, 0)):
+    """The quantised input ``q`` as the host writes it for the chip (rank 4: NHWC, inside a
+    border of the zero point): ``input_bytes(model, border)`` bytes."""
+    import numpy as np
+
+    t = model.tensors[model.chip_input]
+    q = np.asarray(q).reshape(t.shape)
+    if q.ndim == 4:
+        top, left, bottom, right = border
+        q = np.pad(q.transpose(0, 2, 3, 1), ((0, 0), (top, bottom), (left, right), (0, 0)),
+                   constant_values=t.zero)
+    return q.astype(t.dtype).tobytes()
 
 
 def generate_c(model, plan, batch=1, engine=None):

@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 
-from rvnpu.compiler.onnx.codegen import input_bytes, plan_lists
+from rvnpu.compiler.onnx.codegen import input_bytes, input_storage, plan_lists
 from rvnpu.sim.golden.engine import EngineModel
 
 
@@ -49,13 +49,7 @@ def run_on_golden_engine(model, plan, engine, q_input):
         for symbol, data in step.constants.items():
             at = space.base(symbol)
             memory[at:at + len(data)] = np.frombuffer(data, np.uint8)
-    t_in = model.tensors[model.chip_input]
-    q = np.asarray(q_input).reshape(t_in.shape)
-    if q.ndim == 4:
-        top, left, bottom, right = border
-        q = np.pad(q.transpose(0, 2, 3, 1), ((0, 0), (top, bottom), (left, right), (0, 0)),
-                   constant_values=t_in.zero)
-    raw = q.astype(t_in.dtype).tobytes()
+    raw = input_storage(model, q_input, border)
     assert len(raw) == input_bytes(model, border)
     memory[inputs:inputs + len(raw)] = np.frombuffer(raw, np.uint8)
     chip_input = model.storage(model.chip_input)
