@@ -269,6 +269,12 @@ SOC_CASES = {
     "add-qdq-u8": ("add", "QDQ", True, "QUInt8"),
     "add-qoperator-s8": ("add", "QOperator", False, "QInt8"),
     "clip-qdq-s8": ("clip", "QDQ", True, "QInt8"),
+    "avgpool-qdq-perchannel-u8": ("avgpool", "QDQ", True, "QUInt8"),
+    "avgpool-qoperator-s8": ("avgpool", "QOperator", False, "QInt8"),
+    "relu_skip-qdq-s8": ("relu_skip", "QDQ", False, "QInt8"),
+    "clip_alone-qdq-u8": ("clip_alone", "QDQ", True, "QUInt8"),
+    "mmadd-qoperator-s8": ("mmadd", "QOperator", True, "QInt8"),
+    "softmax-qdq-u8": ("softmax", "QDQ", True, "QUInt8"),
     **{name: (name,) for name in HAND_WRITTEN},
 }
 

@@ -19,15 +19,8 @@ from onnx_models import calibration, float_model, quantise
 from rvnpu.compiler.onnx import ModelError
 from rvnpu.compiler.onnx.importer import import_model
 from rvnpu.compiler.onnx.reference import run_reference
-from rvnpu.flows.model import (DEFAULT_SOC, compile_model, ort_run, ort_session,
-                               reference_output, run_model, same)
-from rvnpu.sim import toolchain
+from rvnpu.flows.model import DEFAULT_SOC, compile_model, ort_run, ort_session, same
 from rvnpu.sim.golden.pool import average_pool2d, global_average_pool
-from rvnpu.sim.soc_sim import SocSimulator
-
-
-needs_verilator = pytest.mark.skipif("verilator" not in toolchain.available_simulators(),
-                                     reason="Verilator not available")
 
 QUANTISATIONS = list(itertools.product(["QDQ", "QOperator"], [True, False],
                                        ["QUInt8", "QInt8"]))
@@ -133,31 +126,4 @@ def test_other_operators_are_still_refused_by_name(tmp_path):
         import_model(proto)
 
 
-# -- On the simulated SoC -----------------------------------------------------------------------
-
-SOC_CASES = {
-    "avgpool-qdq-perchannel-u8": ("avgpool", "QDQ", True, "QUInt8"),
-    "avgpool-qoperator-s8": ("avgpool", "QOperator", False, "QInt8"),
-    "relu_skip-qdq-s8": ("relu_skip", "QDQ", False, "QInt8"),
-    "clip_alone-qdq-u8": ("clip_alone", "QDQ", True, "QUInt8"),
-    "mmadd-qoperator-s8": ("mmadd", "QOperator", True, "QInt8"),
-    "softmax-qdq-u8": ("softmax", "QDQ", True, "QUInt8"),
-}
-
-
-@pytest.fixture(scope="module")
-def soc():
-    return SocSimulator(DEFAULT_SOC)
-
-
-@needs_verilator
-@pytest.mark.parametrize("case", sorted(SOC_CASES))
-def test_chip_matches_onnxruntime(soc, tmp_path, case):
-    path, shape = quantised(tmp_path, *SOC_CASES[case])
-    inputs = calibration(shape, 5, 3, scale=2.0)
-    compiled = compile_model(path, tmp_path / "build", DEFAULT_SOC, batch=len(inputs))
-    session = ort_session(path)
-    results = run_model(compiled, inputs, simulator=soc)
-    for x, result in zip(inputs, results):
-        assert same(result.output, ort_run(session, compiled.model, x))
-        np.testing.assert_array_equal(result.q_output, reference_output(compiled.model, x))
+# The new operators on the simulated SoC are cases of test_onnx.py's test_chip_matches_onnxruntime.
