@@ -13,7 +13,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 
-__all__ = ["BusRequest", "BusSignature"]
+__all__ = ["BusRequest", "BusSignature", "word_address_width", "unit_request_signature"]
 
 
 def BusRequest(addr_width, data_width):
@@ -23,6 +23,16 @@ def BusRequest(addr_width, data_width):
         "data":  data_width,
         "mask":  data_width // 8,
     })
+
+
+def word_address_width(bus_bytes):
+    """Width of the word addresses of a 32-bit byte space with ``bus_bytes``-byte words."""
+    return 32 - (bus_bytes.bit_length() - 1)
+
+
+def unit_request_signature(bus_bytes, data_width):
+    """The request stream an engine unit drives towards the engine's bus arbiter."""
+    return stream.Signature(BusRequest(word_address_width(bus_bytes), data_width))
 
 
 class BusSignature(wiring.Signature):

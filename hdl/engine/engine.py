@@ -5,7 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect
 
-from rvnpu.hdl.bus import BusSignature
+from rvnpu.hdl.bus import BusSignature, word_address_width
 from rvnpu.hdl.engine.command_slice import CommandSlice
 from rvnpu.spec.config import EngineConfig
 from rvnpu.hdl.engine.execute import ExecuteUnit
@@ -25,7 +25,7 @@ __all__ = ["MatrixEngine", "engine_signature"]
 def engine_signature(config):
     """The engine's ports for ``config``, without building an engine (for tools that only
     describe it)."""
-    bus = BusSignature(32 - (config.bus_bytes.bit_length() - 1), config.bus_width)
+    bus = BusSignature(word_address_width(config.bus_bytes), config.bus_width)
     return wiring.Signature({
         "cmd":    In(stream.Signature(CommandLayout)),
         "rsp":    Out(stream.Signature(32)),

@@ -4,7 +4,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from rvnpu.hdl.bus import BusRequest
+from rvnpu.hdl.bus import unit_request_signature
 from rvnpu.hdl.command_port import CommandLayout
 from rvnpu.hdl.engine.unit_ops import dram_addr_bits
 from rvnpu.spec.commands import LIST_ENTRY, LIST_ENTRY_BYTES
@@ -54,8 +54,7 @@ class CommandFetcher(wiring.Component):
         self._config = c = config
         super().__init__({
             "start":   In(stream.Signature(ListStart(c))),
-            "req":     Out(stream.Signature(BusRequest(32 - (c.bus_bytes.bit_length() - 1),
-                                                       c.bus_width))),
+            "req":     Out(unit_request_signature(c.bus_bytes, c.bus_width)),
             "rsp":     In(stream.Signature(c.bus_width, always_ready=True)),
             "entries": Out(stream.Signature(ListEntry)),
             "busy":    Out(1),

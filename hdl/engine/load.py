@@ -4,7 +4,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from rvnpu.hdl.bus import BusRequest
+from rvnpu.hdl.bus import unit_request_signature
 from rvnpu.spec.commands import ROW_BITS, Space
 from rvnpu.hdl.engine.unit_ops import dram_addr_bits, load_op
 
@@ -53,8 +53,7 @@ class LoadUnit(wiring.Component):
         self._config = c = config
         super().__init__({
             "cmd":    In(stream.Signature(load_op(config))),
-            "req":    Out(stream.Signature(BusRequest(32 - (c.bus_bytes.bit_length() - 1),
-                                                      c.bus_width))),
+            "req":    Out(unit_request_signature(c.bus_bytes, c.bus_width)),
             "rsp":    In(stream.Signature(c.bus_width, always_ready=True)),
             "w":      Out(stream.Signature(LocalWrite(c))),
             "retire": Out(1),

@@ -9,7 +9,7 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from rvnpu.hdl.bus import BusRequest
+from rvnpu.hdl.bus import unit_request_signature
 from rvnpu.hdl.engine.qadd import ELEMENT, QLinearAddPipeline
 from rvnpu.hdl.engine.unit_ops import dram_addr_bits, post_op
 
@@ -51,8 +51,7 @@ class PostUnit(wiring.Component):
         self._config = c = config
         super().__init__({
             "cmd":    In(stream.Signature(post_op(config))),
-            "req":    Out(stream.Signature(BusRequest(32 - (c.bus_bytes.bit_length() - 1),
-                                                      c.bus_width))),
+            "req":    Out(unit_request_signature(c.bus_bytes, c.bus_width)),
             "rsp":    In(stream.Signature(c.bus_width, always_ready=True)),
             "retire": Out(1),
             "busy":   Out(1),

@@ -4,7 +4,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from rvnpu.hdl.bus import BusRequest
+from rvnpu.hdl.bus import unit_request_signature
 from rvnpu.hdl.engine.delay import delayed
 from rvnpu.spec.commands import ROW_BITS, QP_ROWS
 from rvnpu.hdl.engine.requant import RequantLane
@@ -43,8 +43,7 @@ class StoreUnit(wiring.Component):
             "acc_data": In(data.ArrayLayout(signed(c.acc_width), c.cols)),
             "qp_addr":  Out(ROW_BITS),
             "qp_data":  In(data.ArrayLayout(32, c.cols)),
-            "req":      Out(stream.Signature(BusRequest(32 - (c.bus_bytes.bit_length() - 1),
-                                                        c.bus_width))),
+            "req":      Out(unit_request_signature(c.bus_bytes, c.bus_width)),
             "retire":   Out(1),
             "busy":     Out(1),
         })
