@@ -86,6 +86,10 @@ SHAPES = {
     "depthwise-s2": (8, 9, 9, 9, (3, 3), (2, 2), (0, 0, 1, 1), (1, 1), 9),
     "depthwise-x2": (6, 5, 5, 10, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 5),
     "depthwise-dil": (8, 8, 6, 6, (3, 3), (1, 1), (2, 2, 2, 2), (2, 2), 6),
+    # Few output pixels: these run output-stationary where the engine has it.
+    "fc": (1, 1, 40, 19, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+    "fc-batch3": (1, 3, 37, 11, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+    "3x3-one-pixel": (3, 3, 8, 5, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1),
 }
 
 #: (input signed, in zero, weight signed, weight zero, requant kind, extreme values)
@@ -175,6 +179,34 @@ def test_compile_conv_matches_golden(config_name, shape_name):
     want = conv2d(x_values, weights, bias, spec.requant, stride=stride, pad=pads,
                   dilation=dilation, groups=groups, in_zero=in_zero, weight_zero=w_zero)
     np.testing.assert_array_equal(got, want, err_msg=f"{number} on {config_name}")
+
+
+@pytest.mark.parametrize("shape_name, config, stationary", [
+    ("fc", EngineConfig(), True),
+    ("fc-batch3", EngineConfig(rows=3, cols=5), True),
+    ("3x3-one-pixel", EngineConfig(rows=4, cols=4), True),
+    ("fc", EngineConfig(dataflow="ws"), False),
+    ("fc", CONFIGS["small"], False),
+    ("1x1", EngineConfig(), False),
+])
+def test_few_output_pixels_run_output_stationary(shape_name, config, stationary):
+    """A layer of one array block of pixels streams its weights (output-stationary) where the
+    engine has that dataflow and room for the strips; the result is the same either way."""
+    h, w, cin, cout, kernel, stride, pads, dilation, groups = SHAPES[shape_name]
+    rng = np.random.default_rng(7)
+    x_values = rng.integers(-128, 128, (h, w, cin))
+    weights = rng.integers(-128, 128, (*kernel, cin, cout))
+    spec = ConvSpec(weights, rng.integers(-999, 999, cout), _requant(rng, "tflite", cout),
+                    stride=stride, pad=pads, in_zero=3, weight_zero=-2)
+    x, y = _maps(rng, spec, h, w, config)
+    got, program = _run(spec, x_values, x, y, config)
+    np.testing.assert_array_equal(got, conv2d(x_values, weights, spec.bias, spec.requant,
+                                              stride=stride, pad=pads, in_zero=3,
+                                              weight_zero=-2))
+    assert ("output-stationary" in program.mapping) == stationary
+    computes = [op for op in program.commands if op[0] == Funct.COMPUTE]
+    if stationary:      # one COMPUTE an output tile: the reduction streams in one go
+        assert len(computes) == -(-cout // config.cols)
 
 
 @pytest.mark.parametrize("config_name", CONFIGS)

@@ -33,6 +33,7 @@ from rvnpu.sim.golden.engine import EngineModel, element_range, clamp_ok
 from rvnpu.sim.golden.gemm import Requant
 from rvnpu.sim.golden.conv import pads_of, window_count
 from rvnpu.compiler.gemm import GemmError
+from rvnpu.compiler.conv_os import OsSchedule, os_applies
 
 
 __all__ = ["FeatureMap", "ConvSpec", "ConvProgram", "conv_constant_sizes", "conv_constants",
@@ -466,7 +467,12 @@ def compile_conv(spec, x, y, *, weights_addr, qp_addr, pad_addr=None, config=Eng
     if plan.pad_row:
         images.append((pad_addr, plan.pad_image()))
     program = ConvProgram([], images, spec.macs(x.h, x.w), plan.mapping)
-    _Schedule(plan, x, y, weights_addr, qp_addr, program.commands, pad_addr).run()
+    schedule = _Schedule(plan, x, y, weights_addr, qp_addr, program.commands, pad_addr)
+    if os_applies(plan, schedule.oh * schedule.ow):
+        # A row or a few of A: streaming the weights past resident outputs is bus-bound.
+        schedule = OsSchedule(schedule)
+        program.mapping += ", output-stationary"
+    schedule.run()
     return program
 
 

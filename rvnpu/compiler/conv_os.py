@@ -1,0 +1,77 @@
+"""The output-stationary schedule for layers with few output pixels.
+
+A fully connected layer at batch 1 (or a convolution whose output is a few pixels) has one row
+of A. Weight-stationary then pays, for every ``rows`` x ``cols`` weight tile, the tile's
+preload and the array's fill and drain for a single row of A: about 18 cycles for the 8 bus
+cycles the tile's bytes take. Output-stationary keeps the ``rows`` output pixels and ``cols``
+channels in the array and streams the whole reduction past them, one step a cycle, reading
+exactly one bus word of weights a step on an 8-wide int8 array: the layer runs at the speed
+its weights cross the bus, which is the bound a fully connected layer has.
+
+It applies when the reduction chunks are whole array-row blocks (every chunk but the last holds
+``rows`` taps, so step ``k`` reads chunk ``k // rows``), which is true of a GEMM and of a
+convolution whose kernel rows are contiguous runs that split evenly.
+"""
+
+from rvnpu.spec.commands import Funct, Space, Dataflow, QP_ROWS
+from rvnpu.spec.requant import mode_named
+
+
+__all__ = ["os_applies", "OsSchedule"]
+
+#: The most COMPUTE steps one command takes (its ``steps`` field).
+_MAX_STEPS = 1023
+
+
+def os_applies(plan, pixels):
+    """Whether ``plan`` runs output-stationary: few pixels (one array block), one pass of all
+    channels, whole-row chunks, and room for two weight strips and the A block."""
+    c = plan.config
+    if not c.with_os or pixels > c.rows or len(plan.units) != 1 or plan.pad_row:
+        return False
+    unit = plan.units[0]
+    chunks = unit.chunks
+    if any(len(ch.taps) != c.rows for ch in chunks[:-1]):
+        return False
+    if any(len(needed) != len(chunks) for needed in unit.pairs):
+        return False
+    k = sum(len(ch.taps) for ch in chunks)
+    return 2 * k <= c.spad_depth and len(chunks) * c.rows <= c.spad_depth
+
+
+class OsSchedule:
+    """Emits the commands of an output-stationary layer through the weight-stationary
+    schedule's loads and stores (``ws``: a :class:`rvnpu.compiler.conv._Schedule`), so both
+    read the same constants and write the same output."""
+
+    def __init__(self, ws):
+        self.ws = ws
+
+    def run(self):
+        ws = self.ws
+        c, plan, spec = ws.c, ws.plan, ws.plan.spec
+        R = c.rows
+        unit = plan.units[0]
+        rq = spec.requant
+        ws.cmd(Funct.CONFIG_EXEC, dataflow=Dataflow.OS, a_signed=int(spec.in_signed),
+               b_signed=int(spec.weight_signed), a_zero=spec.in_zero, b_zero=spec.weight_zero)
+        ws.cmd(Funct.CONFIG_REQUANT, out_zero=rq.out_zero, mode=mode_named(rq.mode).code,
+               clamp_min=rq.clamp_min, clamp_max=rq.clamp_max)
+        if ws.qp_resident:
+            ws.load(ws.qp_addr, Space.QP, 0, plan.qp_tiles * QP_ROWS, c.cols, c.cols * 4)
+        pixels = ws.oh * ws.ow
+        k_total = sum(len(ch.taps) for ch in unit.chunks)
+        for j, chunk in enumerate(unit.chunks):
+            ws.load_a(unit, chunk, 0, pixels, j * R)
+        b_slots = c.spad_depth // k_total
+        acc_slots = max(1, min(8, c.acc_depth // R))
+        segment = (_MAX_STEPS // R) * R
+        for t in range(len(unit.pairs)):
+            b_base = (t % b_slots) * k_total
+            ws.load_b(unit.b_rows[t, 0], b_base, k_total)
+            acc_row = (t % acc_slots) * R
+            for k0 in range(0, k_total, segment):
+                ws.cmd(Funct.COMPUTE, a_row=k0, b_row=b_base + k0, c_row=acc_row,
+                       steps=min(segment, k_total - k0), accumulate=int(k0 > 0))
+            ws.store(unit, t, acc_row, 0, pixels)
+        ws.flush()
