@@ -15,6 +15,13 @@ first seed up.
   per simulator start, compared with :class:`~rvnpu.sim.golden.engine.EngineModel`: the whole
   main memory afterwards and every FENCE/STATUS answer (busy masked); a program that exceeds
   its cycle budget is a hang.
+- ``soc``: random firmware on the whole SoC (:func:`rvnpu.sim.soc_programs.random_soc_program`:
+  an engine command program, refused commands and command lists among them, issued by the core
+  through custom-0 between random instructions, peripheral accesses, traps, WFI, and the
+  engine's and the timer's interrupts) in Amaranth's simulator, compared with the ISS driving
+  the golden engine, instruction by instruction and then the whole RAM
+  (:func:`rvnpu.sim.soc_lockstep.soc_lockstep`); a run that does not reach its HALT within its
+  cycle budget is a hang (:class:`~rvnpu.sim.soc_sim.FirmwareHang`).
 
 Nothing here prints: :func:`run_campaign` returns a :class:`CampaignReport` and calls
 ``on_case`` as results come, and the caller (``rvnpu fuzz``) prints.
@@ -29,10 +36,10 @@ import time
 
 
 __all__ = ["TARGETS", "Failure", "CampaignReport", "run_campaign", "core_case",
-           "engine_batch", "FUZZ_ENGINE"]
+           "engine_batch", "soc_case", "FUZZ_ENGINE"]
 
 #: What each target checks, and what it counts.
-TARGETS = {"core": "instructions", "engine": "commands"}
+TARGETS = {"core": "instructions", "engine": "commands", "soc": "instructions"}
 
 #: The engine configuration ``rvnpu fuzz engine`` uses unless told otherwise: small memories,
 #: so that a program's prologue, epilogue and whole-memory comparison stay cheap, and both
@@ -55,7 +62,8 @@ class Failure:
 @dataclasses.dataclass
 class CampaignReport:
     """What a campaign did: ``cases`` programs run, ``checked`` instructions (core) or commands
-    (engine) compared, in ``elapsed_s`` of wall time and ``cpu_s`` of processor time (this
+    (engine) compared (soc: instructions, and ``engine_commands`` the core issued), in
+    ``elapsed_s`` of wall time and ``cpu_s`` of processor time (this
     process, its workers and their simulators): on a busy machine the wall time says little
     about what the campaign would do on an idle one, the processor time does."""
     target: str
@@ -65,6 +73,7 @@ class CampaignReport:
     checked: int = 0
     elapsed_s: float = 0.0
     cpu_s: float = 0.0
+    engine_commands: int = 0
     failures: list = dataclasses.field(default_factory=list)
 
     @property
@@ -136,6 +145,25 @@ def engine_batch(config, seeds, *, simulator="verilator", build_root=None):
     return out
 
 
+# -- One SoC case ----------------------------------------------------------------------------------
+
+def soc_case(seed):
+    """Run case ``seed`` of the SoC campaign; ``(instructions compared, engine commands issued,
+    Failure or None)``."""
+    from rvnpu.sim.lockstep import LockstepMismatch
+    from rvnpu.sim.soc_lockstep import soc_lockstep
+    from rvnpu.sim.soc_programs import random_soc_program
+    from rvnpu.sim.soc_sim import FirmwareHang
+
+    try:
+        trace, issued = soc_lockstep(random_soc_program(seed))
+    except FirmwareHang as error:
+        return 0, 0, Failure(seed, "hang", str(error))
+    except LockstepMismatch as error:
+        return 0, 0, Failure(seed, "mismatch", str(error))
+    return len(trace.records), issued, None
+
+
 # -- Campaigns -------------------------------------------------------------------------------------
 
 def _work(target, seeds, engine_args):
@@ -144,12 +172,16 @@ def _work(target, seeds, engine_args):
     if target == "core":
         (seed,) = seeds
         return [(seed, *core_case(seed))]
+    if target == "soc":
+        (seed,) = seeds
+        instructions, commands, failure = soc_case(seed)
+        return [(seed, instructions, failure, commands)]
     return engine_batch(seeds=seeds, **engine_args)
 
 
 def run_campaign(target, *, seconds, seed, cases=None, jobs=1, config=None,
                  simulator="verilator", build_root=None, on_case=None):
-    """Run cases ``seed, seed + 1, ...`` of ``target`` ("core" or "engine") until ``seconds``
+    """Run cases ``seed, seed + 1, ...`` of ``target`` ("core", "engine" or "soc") until ``seconds``
     have passed (no new work starts after that) or ``cases`` cases ran.
 
     ``jobs`` processes run cases side by side (engine batches share one Verilator build, and
@@ -167,7 +199,7 @@ def run_campaign(target, *, seconds, seed, cases=None, jobs=1, config=None,
     report = CampaignReport(target, seed, jobs=jobs)
     start, cpu_start = time.perf_counter(), _cpu_seconds()
     seeds = iter(range(seed, seed + cases) if cases is not None else _count(seed))
-    size = 1 if target == "core" else ENGINE_BATCH
+    size = ENGINE_BATCH if target == "engine" else 1
 
     def next_work():
         if time.perf_counter() - start >= seconds:
@@ -176,9 +208,10 @@ def run_campaign(target, *, seconds, seed, cases=None, jobs=1, config=None,
         return chunk or None
 
     def record(results):
-        for case_seed, checked, failure in results:
+        for case_seed, checked, failure, *commands in results:
             report.cases += 1
             report.checked += checked
+            report.engine_commands += sum(commands)
             if failure is not None:
                 report.failures.append(failure)
             if on_case is not None:

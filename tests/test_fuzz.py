@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from rvnpu.cli import main
-from rvnpu.sim import engine_programs, fuzz, toolchain
+from rvnpu.sim import engine_programs, fuzz, soc_programs, toolchain
 from rvnpu.sim.golden.iss import Iss, reads_cycle_counter
 from rvnpu.sim.lockstep import LockstepHang, lockstep, random_program
 from rvnpu.sim.rtl import EngineRun, RtlEngine
+from rvnpu.sim.soc_lockstep import soc_lockstep
+from rvnpu.sim.soc_sim import FirmwareHang
 from rvnpu.spec.commands import Funct
 from rvnpu.spec.config import EngineConfig
 
@@ -87,11 +89,9 @@ def test_bad_options_are_one_line_errors(capsys):
         assert exit_.value.code == 2
         assert message in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
-        main(["fuzz", "soc", "--seconds", "5"])
+        main(["fuzz", "soc", "--seconds", "-1"])
     assert exit_.value.code == 2
-    assert capsys.readouterr().err == (
-        "rvnpu: error: rvnpu fuzz soc is not there yet: `rvnpu fuzz core` and `rvnpu fuzz "
-        "engine` fuzz the core and the engine\n")
+    assert capsys.readouterr().err == "rvnpu: error: --seconds must be positive, not -1\n"
 
 
 def test_two_jobs_run_every_case():
@@ -139,3 +139,79 @@ def test_engine_hang_is_reported_and_the_batch_goes_on():
     assert engine_programs.check_program(first, hung, CONFIG).startswith("hang: not finished")
     assert engine_programs.check_program(second, fine, CONFIG) is None
     assert np.array_equal(fine.memory, second.memory)
+
+
+# -- The SoC ---------------------------------------------------------------------------------------
+
+SOC_SUMMARY = re.compile(r"^soc: (\d+) programs, (\d+) instructions, (\d+) engine commands "
+                         r"checked in [\d.]+ s on 1 job \(\d+ instructions/s, [\d.]+ programs/s, "
+                         r"\d+ s of CPU; seeds? [\d.]+\): (\d+) mismatches, (\d+) hangs$", re.M)
+
+
+def soc_cli(capsys, *args):
+    status = main(["fuzz", "soc", *args])
+    out = capsys.readouterr().out
+    match = SOC_SUMMARY.search(out)
+    assert match, out
+    return status, out, match
+
+
+def test_soc_programs_stay_in_their_window():
+    """Moved up into the window, an engine program does on the golden engine what it did on
+    an engine whose memory is the window: the same answers (so the same refusals, error codes
+    and counts), and nothing written below the window."""
+    for seed in range(40):
+        virtual = soc_programs.window_program(seed)
+        program = soc_programs.random_soc_program(seed)
+        ram = np.frombuffer(program.image, np.uint8).copy()
+        model = engine_programs.EngineModel(soc_programs.SOC_FUZZ.engine, ram)
+        assert model.run(program.commands) == virtual.responses
+        assert np.array_equal(ram[:soc_programs.WINDOW],
+                              np.frombuffer(program.image, np.uint8)[:soc_programs.WINDOW])
+    refused = soc_programs.relocate((int(Funct.LOAD), soc_programs.WINDOW_ENGINE.mem_bytes, 0))
+    assert refused[1] == soc_programs.SOC_FUZZ.ram_bytes, "past the window is past the RAM"
+
+
+def test_soc_campaign_and_a_planted_engine_fault(capsys, monkeypatch):
+    """One case on the whole SoC matches the reference; then a golden engine whose STORE_ACC
+    writes one value wrong makes the same case fail, with the command that reruns it."""
+    status, out, match = soc_cli(capsys, "--seed", "3", "--cases", "1", "--seconds", "600")
+    assert status == 0 and "FAIL" not in out, out
+    assert match.group(1) == "1" and int(match.group(2)) > 200 and int(match.group(3)) > 20
+    assert match.group(4, 5) == ("0", "0")
+    assert out.startswith("rvnpu fuzz soc: the SoC against the ISS and the golden engine")
+
+    store_acc = engine_programs.EngineModel._store_acc
+
+    def wrong_store_acc(self, dram_addr, acc_row, rows, cols):
+        store_acc(self, dram_addr, acc_row, rows, cols)
+        self.memory[dram_addr] ^= 1
+
+    monkeypatch.setattr(engine_programs.EngineModel, "_store_acc", wrong_store_acc)
+    status, out, match = soc_cli(capsys, "--seed", "3", "--cases", "1", "--seconds", "600")
+    assert status == 1 and match.group(4, 5) == ("1", "0"), out
+    assert "FAIL seed 3 (mismatch): seed 3: RAM after the run" in out
+    assert "of the engine's window" in out
+    assert out.count("reproduce: rvnpu fuzz soc --seed 3 --cases 1") == 2
+
+
+def test_soc_write_outside_the_window_is_named(monkeypatch):
+    """An engine writing below its window (planted in the golden model, so the RTL is the one
+    that differs there) is reported as a write outside the window."""
+    fence = engine_programs.EngineModel._fence
+
+    def stray_fence(self):
+        fence(self)
+        self.memory[soc_programs.HANDLER - 0x40] ^= 0x80      # code region, never fetched
+
+    monkeypatch.setattr(engine_programs.EngineModel, "_fence", stray_fence)
+    _, _, failure = fuzz.soc_case(3)
+    assert failure.kind == "mismatch"
+    assert "below the engine's window (0x4000): written outside it" in failure.message
+
+
+def test_soc_hang_is_a_firmware_hang():
+    program = soc_programs.random_soc_program(3)
+    with pytest.raises(FirmwareHang, match=r"seed 3: the firmware did not finish in 300 "
+                                           r"cycles: pc 0x[0-9a-f]{8}, engine (idle|busy)"):
+        soc_lockstep(program, max_cycles=300)

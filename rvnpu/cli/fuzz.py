@@ -1,10 +1,10 @@
 """``rvnpu fuzz``: random programs on the RTL against the golden models, for a while.
 
 ``rvnpu fuzz core`` runs random instruction streams on the core against the ISS, ``rvnpu fuzz
-engine`` random command programs on the engine against its golden model
-(:mod:`rvnpu.sim.fuzz`). Each prints a line for every failing case with the command that
-reproduces it alone, and a summary; the exit status is 1 if any case failed. ``rvnpu fuzz
-soc`` (random firmware on the whole SoC) is not there yet and says so.
+engine`` random command programs on the engine against its golden model, ``rvnpu fuzz soc``
+random firmware issuing engine commands on the whole SoC against the ISS driving the golden
+engine (:mod:`rvnpu.sim.fuzz`). Each prints a line for every failing case with the command
+that reproduces it alone, and a summary; the exit status is 1 if any case failed.
 """
 
 import os
@@ -23,7 +23,10 @@ DESCRIPTION = (
     "have passed: `core` runs instruction streams (with traps, interrupts and WFI) on the "
     "core against the ISS, instruction by instruction; `engine` runs command programs (with "
     "refused commands) on the engine against its golden model, comparing the whole memory and "
-    "every status answer, and reports a program that exceeds its cycle budget as a hang. "
+    "every status answer, and reports a program that exceeds its cycle budget as a hang; `soc` "
+    "runs firmware on the whole SoC (the core issuing engine commands, with interrupts from the "
+    "engine and the timer) against the ISS driving the golden engine, instruction by "
+    "instruction and then the whole RAM. "
     "Case S, S+1, ... each follow from their seed alone; a failure prints the command that "
     "reruns it. Exit status 1 if any case failed.")
 
@@ -42,7 +45,7 @@ def add_arguments(parser):
                                      + ", ".join(f"{k}={v}" for k, v in FUZZ_ENGINE.items())
                                      + ")", show_defaults=False)
     add_simulator_option(engine)
-    soc = targets.add_parser("soc", help="not yet: random firmware on the whole SoC")
+    soc = targets.add_parser("soc", help="the whole SoC against the ISS and the golden engine")
     _common(soc)
 
 
@@ -71,9 +74,6 @@ def reproduce_command(args, seed):
 def run(args):
     from rvnpu.sim.fuzz import FUZZ_ENGINE, run_campaign
 
-    if args.target == "soc":
-        raise ConfigError("rvnpu fuzz soc is not there yet: `rvnpu fuzz core` and `rvnpu fuzz "
-                          "engine` fuzz the core and the engine")
     if args.seconds <= 0:
         raise ConfigError(f"--seconds must be positive, not {args.seconds:g}")
     if args.cases is not None and args.cases < 1:
@@ -84,8 +84,12 @@ def run(args):
     if seed < 0:
         raise ConfigError(f"--seed must not be negative, not {seed}")
     config = engine_config(args, **FUZZ_ENGINE) if args.target == "engine" else None
-    what = "the core against the ISS" if args.target == "core" else \
-        f"a {config.rows}x{config.cols} engine against its golden model ({args.simulator})"
+    if args.target == "core":
+        what = "the core against the ISS"
+    elif args.target == "soc":
+        what = "the SoC against the ISS and the golden engine (Amaranth's simulator)"
+    else:
+        what = f"a {config.rows}x{config.cols} engine against its golden model ({args.simulator})"
     limit = f"{args.seconds:g} s" + (f" or {args.cases} cases" if args.cases else "")
     print(f"rvnpu fuzz {args.target}: {what}, cases from seed {seed}, {limit}, "
           f"{args.jobs} job{'s' if args.jobs > 1 else ''}", flush=True)
@@ -105,7 +109,7 @@ def run(args):
         if now - last >= PROGRESS_EVERY_S:
             last = now
             print(f"  {now - start:.0f} s: {counts['cases']} programs, {counts['checked']} "
-                  f"{'instructions' if args.target == 'core' else 'commands'}, "
+                  f"{'commands' if args.target == 'engine' else 'instructions'}, "
                   f"{counts['failures']} failing", file=sys.stderr, flush=True)
 
     report = run_campaign(args.target, seconds=args.seconds, seed=seed, cases=args.cases,
@@ -122,7 +126,9 @@ def format_summary(report):
     last = report.first_seed + report.cases - 1
     seeds = f"seeds {report.first_seed}..{last}" if report.cases > 1 else \
         f"seed {report.first_seed}" if report.cases else "no case"
-    return (f"{report.target}: {report.cases} programs, {report.checked} {report.unit} checked "
+    engine = f", {report.engine_commands} engine commands" if report.target == "soc" else ""
+    return (f"{report.target}: {report.cases} programs, {report.checked} {report.unit}{engine} "
+            f"checked "
             f"in {report.elapsed_s:.1f} s on {report.jobs} job{'s' if report.jobs > 1 else ''} "
             f"({report.checked_per_second:.0f} {report.unit}/s, "
             f"{report.cases_per_second:.2f} programs/s, {report.cpu_s:.0f} s of CPU; {seeds}): "
