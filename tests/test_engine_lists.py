@@ -12,6 +12,7 @@ import pytest
 from onnx_models import calibration, float_model, qoperator_model, quantise
 from rvnpu.compiler.onnx.codegen import generate_c
 from rvnpu.compiler.onnx.golden_chip import run_on_golden_engine
+from rvnpu.compiler.onnx.exact_average import engine_average_scale
 from rvnpu.compiler.onnx.importer import import_model
 from rvnpu.compiler.onnx.layers import (AddLayer, AveragePoolLayer, ConvLayer, GemmLayer,
                                         PoolLayer)
@@ -57,15 +58,20 @@ def test_lists_match_the_reference(tmp_path, kind, fmt, per_channel, activations
     mapped = [i for i, layer in enumerate(ir.layers) if isinstance(layer, (ConvLayer, GemmLayer))
               and layer.scale is not None or _global(ir, layer)
               or post and isinstance(layer, (AddLayer, PoolLayer))]
-    assert used == mapped, "every requantised convolution, GEMM, global average (and with the " \
-                           "post-processing unit, max-pool and QLinearAdd) runs from a list"
+    assert used == mapped, "every requantised convolution, GEMM, exact average pool (and " \
+                           "with the post-processing unit, max-pool and QLinearAdd) runs from " \
+                           "a list"
 
 
 def _global(model, layer):
+    """An average pool the engine runs: a global one, or one proven exact on it."""
     if not isinstance(layer, AveragePoolLayer):
         return False
-    shape = model.tensors[layer.inputs[0]].shape
-    return tuple(layer.kernel) == tuple(shape[2:]) and not any(layer.pads)
+    x, y = model.tensors[layer.inputs[0]], model.tensors[layer.output]
+    return tuple(layer.kernel) == tuple(x.shape[2:]) and not any(layer.pads) or \
+        engine_average_scale(x.scale, x.zero, y.scale, y.zero, x.range, layer.kernel,
+                             layer.stride, layer.pads, layer.count_include_pad,
+                             layer.ceil_mode, x.shape[2:]) is not None
 
 
 @pytest.mark.parametrize("kind", ["matmul_u8u8", "matmulinteger", "conv_relu_int8",
@@ -115,3 +121,63 @@ def test_touching_regions_resolve_to_the_one_that_starts_there():
     assert space.resolve(128) == ("inputs", 0)
     with pytest.raises(ValueError):
         space.resolve(192)
+
+
+def _local_pool_model(rng, signed):
+    """Float input -> QuantizeLinear -> QLinearAveragePool (a window smaller than the map,
+    padding counted) -> DequantizeLinear, with random shapes and quantisation."""
+    from onnx import TensorProto, helper, numpy_helper
+    dt = np.int8 if signed else np.uint8
+    lo, hi = (-128, 127) if signed else (0, 255)
+    h, w, c = (int(v) for v in (rng.integers(3, 10), rng.integers(3, 10), rng.integers(1, 5)))
+    kh, kw = int(rng.integers(1, min(h, 4) + 1)), int(rng.integers(2, min(w, 4) + 1))
+    pads = [int(rng.integers(0, k)) for k in (kh, kw, kh, kw)]
+    attrs = dict(kernel_shape=[kh, kw], strides=[int(s) for s in rng.integers(1, 3, 2)],
+                 pads=pads, count_include_pad=1)
+    xs = np.float32(rng.uniform(0.005, 0.2))
+    ys = xs if rng.integers(0, 2) else np.float32(rng.uniform(0.005, 0.2))
+    xz, yz = (int(v) for v in rng.integers(lo, hi + 1, 2))
+    inits = [numpy_helper.from_array(np.array(v, d), n) for n, v, d in
+             [("xs", xs, np.float32), ("xz", xz, dt), ("ys", ys, np.float32), ("yz", yz, dt)]]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["q"]),
+             helper.make_node("QLinearAveragePool", ["q", "xs", "xz", "ys", "yz"], ["p"],
+                              domain="com.microsoft", **attrs),
+             helper.make_node("DequantizeLinear", ["p", "ys", "yz"], ["y"])]
+    graph = helper.make_graph(nodes, "pool",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                             [1, c, h, w])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              inits)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                    helper.make_opsetid("com.microsoft", 1)])
+    proto.ir_version = 8
+    return proto, (1, c, h, w), xs
+
+
+def test_average_pools_proven_exact_run_from_lists(tmp_path):
+    """Average pools smaller than their map that ``engine_average_scale`` accepts run on the
+    engine as depthwise convolutions of ones and give onnxruntime's QLinearAveragePool bit for
+    bit (on the golden engine, with inputs spanning the whole integer range); the refused
+    ones keep the core's float path."""
+    from rvnpu.flows.model import ort_run, ort_session, same
+    from rvnpu.compiler.onnx.reference import apply_post
+    rng = np.random.default_rng(3)
+    engine = EngineConfig()
+    on_engine = on_core = 0
+    for trial in range(24):
+        proto, shape, xs = _local_pool_model(rng, trial % 2)
+        path = tmp_path / f"pool{trial}.onnx"
+        onnx.save(proto, path)
+        model, session = import_model(path), ort_session(path)
+        plan = plan_memory(model, engine)
+        for _ in range(3):
+            x = (rng.uniform(-160, 160, shape) * xs).astype(np.float32)
+            q = quantize_input(model, x)
+            got, used = run_on_golden_engine(model, plan, engine, q)
+            np.testing.assert_array_equal(got, run_layers(model, q)[model.chip_output])
+            assert same(apply_post(model, got), ort_run(session, model, x))
+        expected = [0] if _global(model, model.layers[0]) else []
+        assert used == expected
+        on_engine += bool(used)
+        on_core += not used
+    assert on_engine >= 8 and on_core >= 2

@@ -5,8 +5,8 @@ QOperator formats, per-tensor and per-channel weights, uint8 and int8 activation
 by hand in QOperator form, go through the compiler. The numpy model of the chip
 (``rvnpu.compiler.onnx.reference``) must equal onnxruntime for every input tried; then each operator
 runs on the simulated SoC, whose output must equal onnxruntime's bit for bit. Reference is
-``onnxruntime.InferenceSession`` on the CPU execution provider with default options.
-"""
+``onnxruntime.InferenceSession`` on the CPU execution provider with default options but int8
+QDQ fusion allowed (``rvnpu.flows.model.ort_session``, see docs/onnx.md)."""
 
 import itertools
 

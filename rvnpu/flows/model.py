@@ -26,7 +26,7 @@ from rvnpu.firmware.elf import elf_symbols, function_finder
 
 
 __all__ = ["CompiledModel", "ChipResult", "compile_model", "check_output_directory",
-           "run_model", "ort_session", "ort_run", "DEFAULT_SOC"]
+           "run_model", "ort_session", "ort_run", "DEFAULT_SOC", "QDQ_INT8_FUSION"]
 
 #: The SoC ``rvnpu run`` simulates by default: the default engine and a fast UART, so that
 #: printing outputs costs few cycles (and the same Verilator build as the SoC tests).
@@ -196,15 +196,29 @@ def run_model(compiled, inputs, *, simulator=None, max_cycles=200_000_000, on_bu
     return results
 
 
+#: onnxruntime's session option that lets its optimiser fuse QDQ groups with int8 activations
+#: into the int8 QLinear kernels. It is on by default on ARM only: on x86 onnxruntime turns a
+#: quantised tensor to uint8 (zero point + 128) where one DequantizeLinear reads it and leaves
+#: the Conv or Add reading any other int8 tensor (a residual branch's) in float32 between
+#: DequantizeLinear and QuantizeLinear, which integer hardware cannot reproduce (see
+#: docs/onnx.md, "Int8 activations on x86").
+QDQ_INT8_FUSION = ("session.qdqisint8allowed", "1")
+
+
 def ort_session(path):
-    """onnxruntime's CPU session with default options: what the chip is compared with."""
+    """onnxruntime's CPU session, all graph optimisations, with the QDQ groups of int8
+    activations fused into the int8 kernels (:data:`QDQ_INT8_FUSION`), as on ARM: what the chip
+    is compared with."""
     try:
         import onnxruntime
     except ImportError:
         raise ModelError("comparing with onnxruntime needs it installed: "
                          "pip install 'rvnpu[onnx]'") from None
+    options = onnxruntime.SessionOptions()
+    options.add_session_config_entry(*QDQ_INT8_FUSION)
     try:
-        return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return onnxruntime.InferenceSession(str(path), options,
+                                            providers=["CPUExecutionProvider"])
     except Exception as error:      # onnxruntime's errors have no common base but Exception
         raise ModelError(f"onnxruntime cannot load {path}: {_ort_reason(error)}") from None
 

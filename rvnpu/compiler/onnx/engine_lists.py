@@ -20,6 +20,7 @@ import numpy as np
 from rvnpu.compiler.conv import (ConvSpec, FeatureMap, compile_conv, conv_constant_sizes,
                                  conv_constants, holds_padding)
 from rvnpu.compiler.gemm import GemmError
+from rvnpu.compiler.onnx.exact_average import engine_average_scale
 from rvnpu.compiler.onnx.planner import ALIGN
 from rvnpu.sim.golden.gemm import Requant
 from rvnpu.sim.golden.pool import global_pool_scale
@@ -98,32 +99,42 @@ def tensor_map(model, name, base, border=(0, 0, 0, 0)):
     return FeatureMap(base, h + top + bottom, w + left + right, c, h, w, c, top, left)
 
 
-def _global_average(layer, model):
-    """A global average pool as the depthwise convolution it is: a kernel of ones over the
-    whole map, and onnxruntime's integer path (the sum less the zero points, times one float32
-    scale, rounded half to even) is the engine's ONNX Runtime requantisation exactly."""
+def _average_pool(layer, model):
+    """An average pool as the depthwise convolution it is, a kernel of ones, where that is
+    onnxruntime's arithmetic exactly: always for a window of the whole map (onnxruntime's
+    integer path, the sum less the zero points times one float32 scale, rounded half to even,
+    is the engine's ONNX Runtime requantisation), and for a smaller window where
+    :func:`~rvnpu.compiler.onnx.exact_average.engine_average_scale` proves that every window
+    rounds as onnxruntime's float32 average does."""
     from rvnpu.compiler.onnx.layers import AveragePoolLayer
 
     if not isinstance(layer, AveragePoolLayer):
         return None
     x_t, y_t = model.tensors[layer.inputs[0]], model.tensors[layer.output]
     _, c, h, w = x_t.shape
-    if tuple(layer.kernel) != (h, w) or any(layer.pads):
-        return None
-    scale = global_pool_scale(x_t.scale, y_t.scale, h * w)
-    return ConvSpec(np.ones((h, w, 1, c), np.int64), None,
+    kh, kw = layer.kernel
+    if (kh, kw) == (h, w) and not any(layer.pads):
+        scale = global_pool_scale(x_t.scale, y_t.scale, h * w)
+    else:
+        scale = engine_average_scale(x_t.scale, x_t.zero, y_t.scale, y_t.zero, x_t.range,
+                                     (kh, kw), layer.stride, layer.pads,
+                                     layer.count_include_pad, layer.ceil_mode, (h, w))
+        if scale is None:
+            return None
+    return ConvSpec(np.ones((kh, kw, 1, c), np.int64), None,
                     Requant("ort", scale=np.full(c, scale, np.float32), out_zero=y_t.zero,
                             clamp_min=layer.clamp[0], clamp_max=layer.clamp[1]),
-                    groups=c, in_zero=x_t.zero, in_signed=x_t.signed)
+                    stride=tuple(layer.stride), pad=tuple(layer.pads), groups=c,
+                    in_zero=x_t.zero, in_signed=x_t.signed)
 
 
 def _conv_spec(layer, model):
-    """The :class:`ConvSpec` of a requantised convolution, GEMM or global average pool, or
+    """The :class:`ConvSpec` of a requantised convolution, GEMM or average pool, or
     ``None`` for a layer of another kind."""
     from rvnpu.compiler.onnx.layers import ConvLayer, GemmLayer
 
     if not isinstance(layer, (ConvLayer, GemmLayer)):
-        return _global_average(layer, model)
+        return _average_pool(layer, model)
     if layer.scale is None:
         return None
     x_t, y_t = model.tensors[layer.inputs[0]], model.tensors[layer.output]
@@ -138,7 +149,7 @@ def _conv_spec(layer, model):
 
 
 def engine_step(layer, model, engine, space, addr_of, prefix, border=(0, 0, 0, 0)):
-    """The :class:`EngineStep` of a convolution, GEMM or global average pool, or ``None`` when
+    """The :class:`EngineStep` of a convolution, GEMM or average pool, or ``None`` when
     the layer cannot run from a list (raw int32 outputs, a requantisation the engine lacks): it
     then keeps the firmware library's path. ``addr_of(name)`` is a tensor's virtual address;
     constants are added to ``space`` as ``<prefix>_weights`` and so on."""

@@ -1,6 +1,7 @@
 """AveragePool and GlobalAveragePool (QLinearAveragePool, QLinearGlobalAveragePool, or QDQ
-around the float operators), with ``rvnpu_avgpool2d`` of ``rvnpu_conv.h``; the arithmetic is
-:func:`rvnpu.sim.golden.pool.average_pool2d`'s, onnxruntime's."""
+around the float operators), with ``rvnpu_avgpool2d`` of ``rvnpu_conv.h``, or from an engine
+list where that is exact (a global pool, or one :mod:`rvnpu.compiler.onnx.exact_average`
+proves); the arithmetic is :func:`rvnpu.sim.golden.pool.average_pool2d`'s, onnxruntime's."""
 
 from dataclasses import dataclass
 
