@@ -216,3 +216,36 @@ def test_post_unit_takes_a_flag_or_its_number():
     for bad in (2, "yes", None):
         with pytest.raises(ValueError, match="post_unit must be true or false"):
             EngineConfig(post_unit=bad)
+
+
+@pytest.mark.parametrize("name", ["4x4-bus32", "2x4-bus128-serial"])
+def test_unaligned_odd_post_commands_match_the_golden_model(name):
+    """The word-wide unit inside the engine: odd lengths at addresses off the bus word, rows
+    ending mid-word, a QLinearAdd in place, a max-pool whose channel runs span two words, an
+    empty command, each read back in time by the next command."""
+    config = CONFIGS[name]
+    bb = config.bus_bytes
+    rng = np.random.default_rng(21)
+    image = [(0, rng.integers(0, 256, config.mem_bytes, dtype=np.uint8).tobytes())]
+    constants = [encode(Funct.CONFIG_POST_ADD, index=k, value=bits_of(v))
+                 for k, v in zip(PostConstant, (0.625, -1.375, 2.5))]
+    program = constants + [
+        encode(Funct.CONFIG_POST, height=3, width=1, kernel_h=1, kernel_w=1, channels=7,
+               stride_h=1, stride_w=1, elem_signed=1),
+        encode(Funct.CONFIG_POST_OUT, out_addr=0x901, clamp_min=-100, clamp_max=90),
+        encode(Funct.QLINEAR_ADD, a_addr=0x103, b_addr=0x20E),
+        encode(Funct.CONFIG_POST_OUT, out_addr=0x103, clamp_min=-128, clamp_max=127),
+        encode(Funct.QLINEAR_ADD, a_addr=0x103, b_addr=0x901),      # in place, reads the last
+        encode(Funct.CONFIG_POST, height=5, width=4, kernel_h=2, kernel_w=2, channels=bb + 3,
+               stride_h=1, stride_w=2, elem_signed=0),
+        encode(Funct.CONFIG_POST_OUT, out_addr=0xA03, clamp_min=3, clamp_max=250),
+        encode(Funct.MAXPOOL, in_addr=0x102),                       # reads the in-place sum
+        encode(Funct.CONFIG_POST, height=2, width=0, kernel_h=1, kernel_w=1, channels=5,
+               stride_h=1, stride_w=1, elem_signed=0),
+        encode(Funct.QLINEAR_ADD, a_addr=0x305, b_addr=0x407),      # empty
+        encode(Funct.FENCE),
+    ]
+    mem = compare(config, image, program)
+    before = np.frombuffer(image[0][1], np.uint8)
+    for addr, count in ((0x901, 21), (0x103, 21), (0xA03, 4 * 2 * (bb + 3))):
+        assert (mem[addr:addr + count] != before[addr:addr + count]).any()

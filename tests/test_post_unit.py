@@ -263,27 +263,97 @@ def test_qlinear_add_random(bus_width):
     assert ties > 0, "no exact ties exercised"
 
 
+def shaped_add_commands(rng, signed, count, a_addr, b_addr, out_addr):
+    """A QLINEAR_ADD of ``count`` elements (0 for an empty one) as a random (H, W, C) shape,
+    with random constants and clamp."""
+    divisors = [d for d in range(1, count + 1) if count % d == 0] or [0]
+    c = int(rng.choice(divisors))
+    h = int(rng.choice([d for d in range(1, count // max(c, 1) + 1)
+                        if count // max(c, 1) % d == 0])) if count else int(rng.integers(0, 3))
+    w = count // (h * c) if count else int(rng.integers(0, 3))
+    if count == 0 and h and w:
+        c = 0
+    assert h * w * c == count
+    constants = random_constants(rng, ties=bool(rng.integers(0, 2)), signed=signed)
+    commands = add_commands(rng, signed, constants, clamp_for(rng, signed), 0, a_addr, b_addr,
+                            out_addr)
+    commands[0] = encode(Funct.CONFIG_POST, height=h, width=w, channels=c, elem_signed=signed)
+    return commands
+
+
+@pytest.mark.parametrize("bus_width", [32, 64, 128])
+def test_qlinear_add_random_lengths_and_alignments(bus_width):
+    """Lengths from 0 to a few words and beyond (odd ones, single elements), every alignment
+    of a, b and the output against the bus word, rows that end mid-word, in place on either
+    input, on memory with runs of the extremes."""
+    config = EngineConfig(bus_width=bus_width, mem_bytes=MEM_BYTES)
+    bb = config.bus_bytes
+    rng = np.random.default_rng(3000 + bus_width)
+    memory = random_memory(rng, extreme=True)
+    commands = []
+    for trial in range(40):
+        count = int(rng.choice([0, 1, 2, 3, bb - 1, bb, bb + 1, 2 * bb + 3,
+                                int(rng.integers(1, 8 * bb))]))
+        base = int(rng.integers(0, 64)) * bb
+        a_addr, b_addr = base + int(rng.integers(0, bb)), base + 512 + int(rng.integers(0, bb))
+        out_addr = [base + 8192 + int(rng.integers(0, bb)), a_addr, b_addr][trial % 3]
+        commands += shaped_add_commands(rng, trial % 2, count, a_addr, b_addr, out_addr)
+    check_against_golden(config, commands, memory, seed=bus_width)
+
+
+@pytest.mark.parametrize("bus_width", [32, 64, 128])
+def test_maxpool_wide_channels_and_alignments(bus_width):
+    """Channel runs shorter and longer than a bus word, at every alignment of input and output,
+    so that taps span two words and chunks end mid-word."""
+    config = EngineConfig(bus_width=bus_width, mem_bytes=MEM_BYTES)
+    bb = config.bus_bytes
+    rng = np.random.default_rng(4000 + bus_width)
+    memory = random_memory(rng, extreme=True)
+    commands = []
+    for trial in range(14):
+        kh, kw, sh, sw = (int(v) for v in rng.integers(1, 4, 4))
+        h, w = int(rng.integers(kh, 7)), int(rng.integers(kw, 7))
+        ch = int(rng.choice([1, bb - 1, bb, bb + 1, int(rng.integers(2, 3 * bb))]))
+        signed = int(rng.integers(0, 2))
+        lo, hi = clamp_for(rng, signed)
+        in_addr = int(rng.integers(0, 256)) * bb + int(rng.integers(0, bb))
+        out_addr = MEM_BYTES // 2 + int(rng.integers(0, 256)) * bb + int(rng.integers(0, bb))
+        commands += [
+            encode(Funct.CONFIG_POST, height=h, width=w, kernel_h=kh, kernel_w=kw, channels=ch,
+                   stride_h=sh, stride_w=sw, elem_signed=signed),
+            encode(Funct.CONFIG_POST_OUT, out_addr=out_addr, clamp_min=lo, clamp_max=hi),
+            encode(Funct.MAXPOOL, in_addr=in_addr),
+        ]
+    check_against_golden(config, commands, memory, seed=bus_width)
+
+
 def test_cycles_per_element():
-    """With a memory that never pushes back and answers in two cycles the unit is bus-bound:
-    a QLINEAR_ADD element takes 3 bus cycles (two reads, a write), a max-pool output
-    kernel_h * kernel_w + 1."""
+    """With a memory that never pushes back and answers in two cycles, a QLINEAR_ADD takes
+    about a cycle an element, aligned or not (its arithmetic's rate; the bus needs at most
+    five accesses a word of elements); a max-pool takes a cycle a word read and one a word
+    written: (kernel_h * kernel_w + 1) cycles a word of channels when they are aligned, one
+    more a tap when each tap spans two words."""
     config = EngineConfig(mem_bytes=MEM_BYTES)
+    bb = config.bus_bytes
     rng = np.random.default_rng(9)
     memory = random_memory(rng)
     constants = random_constants(rng, ties=False, signed=1)
     n = 600
-    commands = add_commands(rng, 1, constants, (-128, 127), n, 0, 2000, 8000)
-    cycles = check_against_golden(config, commands, memory, seed=9, ready_rate=1,
-                                  max_latency=1)
-    assert 3 * n <= cycles <= 3 * n + 30, cycles
-    commands = [encode(Funct.CONFIG_POST, height=16, width=16, kernel_h=2, kernel_w=2,
-                       channels=8, stride_h=2, stride_w=2, elem_signed=0),
-                encode(Funct.CONFIG_POST_OUT, out_addr=8000, clamp_min=0, clamp_max=255),
-                encode(Funct.MAXPOOL, in_addr=100)]
-    cycles = check_against_golden(config, commands, memory, seed=9, ready_rate=1,
-                                  max_latency=1)
+    for a_addr, b_addr, out_addr in ((0, 2000, 8000), (3, 2005, 8001)):
+        commands = add_commands(rng, 1, constants, (-128, 127), n, a_addr, b_addr, out_addr)
+        cycles = check_against_golden(config, commands, memory, seed=9, ready_rate=1,
+                                      max_latency=1)
+        assert n <= cycles <= n + 30, cycles
     outputs = 8 * 8 * 8
-    assert 5 * outputs <= cycles <= 5 * outputs + 30, cycles
+    for in_addr, taps_words in ((96, 4), (100, 8)):
+        commands = [encode(Funct.CONFIG_POST, height=16, width=16, kernel_h=2, kernel_w=2,
+                           channels=8, stride_h=2, stride_w=2, elem_signed=0),
+                    encode(Funct.CONFIG_POST_OUT, out_addr=8000, clamp_min=0, clamp_max=255),
+                    encode(Funct.MAXPOOL, in_addr=in_addr)]
+        cycles = check_against_golden(config, commands, memory, seed=9, ready_rate=1,
+                                      max_latency=1)
+        bus = outputs // bb * (taps_words + 1)
+        assert bus <= cycles <= bus + 30, cycles
 
 
 # -- The arithmetic alone, at one pair a cycle ----------------------------------------------------

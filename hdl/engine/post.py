@@ -1,11 +1,12 @@
 """The post-processing unit: max-pooling and QLinearAdd on int8/uint8 NHWC tensors in main memory.
 
 Why in the engine: on the control core a max-pooled element costs about 17 cycles and a
-QLinearAdd element about 2,250 (its float32 fused multiply-adds in software); here they cost
-the bus accesses they need.
+QLinearAdd element about 2,250 (its float32 fused multiply-adds in software); here a
+QLinearAdd element costs about a cycle and a max-pool output a fraction of one, because the
+unit moves whole bus words.
 """
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -18,18 +19,27 @@ __all__ = ["PostUnit"]
 
 
 class PostUnit(wiring.Component):
-    """Runs MAXPOOL and QLINEAR_ADD commands, one at a time, one bus access a cycle.
+    """Runs MAXPOOL and QLINEAR_ADD commands, one at a time, a bus word an access.
 
-    Reads are single bytes, issued in the order the arithmetic consumes them and up to
-    ``credits`` ahead of their responses: a max-pool reads each output's window (kernel row,
-    then column) channel by channel, a QLINEAR_ADD reads ``a[i]`` then ``b[i]``. Results are
-    written one byte a bus word (a byte mask), in output order, and take the bus before reads,
-    so the unit never waits on itself. A command retires once its last write was accepted, and
-    the next command starts only then, so its reads see every earlier write (the bus keeps
-    request order).
+    The work is cut into *chunks*: up to a bus word of consecutive output bytes that lie in one
+    output word and whose inputs are contiguous (a max-pool output pixel's channels, a
+    QLINEAR_ADD row's elements). Each of a chunk's *taps* (a max-pool window position; a
+    QLINEAR_ADD's ``a`` then ``b``) reads the one or two words holding its bytes, and the
+    bytes are shifted straight into the lanes of the output word. A max-pool takes the lane-wise
+    maximum of the taps and writes the chunk at once; a QLINEAR_ADD feeds the chunk's pairs to
+    its arithmetic one a cycle and gathers the results back into a word.
 
-    Throughput: a max-pool output costs ``kernel_h * kernel_w + 1`` bus cycles, a QLINEAR_ADD
-    element 3; the arithmetic keeps up with either.
+    Reads are issued in the order they are consumed and up to ``credits`` ahead of their
+    responses. Writes (one masked word a chunk, in output order) take the bus before reads,
+    so the unit never waits on itself. A command retires once its last write was accepted,
+    and the next command starts only then, so its reads see every earlier write (the bus keeps
+    request order). A QLINEAR_ADD writing over an input in place is safe: a chunk's output
+    word is written only after its inputs were read, and later chunks read other lanes.
+
+    Throughput: a QLINEAR_ADD element takes a cycle (the arithmetic's rate) while the bus
+    does at most five accesses a chunk; a max-pool chunk takes a bus cycle a tap word and one
+    for its write, ``kernel_h * kernel_w + 1`` cycles for up to a word of channels when the
+    channel runs are aligned.
 
     Members
     -------
@@ -45,7 +55,7 @@ class PostUnit(wiring.Component):
     """
 
     credits = 8
-    out_depth = 16
+    out_depth = 8
 
     def __init__(self, config):
         self._config = c = config
@@ -66,12 +76,19 @@ class PostUnit(wiring.Component):
 
         op = Signal(post_op(c))
 
-        tag_layout = data.StructLayout({"lane": range(bb), "end": 1, "last": 1})
+        # One tag a word read: `pair` holds the word for the next (a tap spanning two words,
+        # of which `second` is the other); `align` places the tap's bytes in the output lanes
+        # (lane j takes byte j + align of zeros, first word, second word); `end` marks a
+        # chunk's last tap, whose tag also carries the chunk's output lanes `lo`..`hi`.
+        tag_layout = data.StructLayout({"pair": 1, "second": 1, "align": range(2 * bb),
+                                        "end": 1, "lo": range(bb), "hi": range(bb), "last": 1})
+        out_layout = data.StructLayout({"data": 8 * bb, "mask": bb, "last": 1})
         m.submodules.tags = tags_q = fifo.SyncFIFOBuffered(width=tag_layout.size,
                                                            depth=self.credits)
         m.submodules.words = words_q = fifo.SyncFIFOBuffered(width=c.bus_width,
                                                              depth=self.credits)
-        m.submodules.out = out_q = fifo.SyncFIFOBuffered(width=9, depth=self.out_depth)
+        m.submodules.out = out_q = fifo.SyncFIFOBuffered(width=out_layout.size,
+                                                         depth=self.out_depth)
         m.d.comb += [words_q.w_data.eq(self.rsp.payload), words_q.w_en.eq(self.rsp.valid)]
 
         pending = Signal(range(self.credits + 1))      # reads issued, word not yet consumed
@@ -80,30 +97,45 @@ class PostUnit(wiring.Component):
 
         # -- Read addresses ---------------------------------------------------------------------
         # A max-pool walks output row y (the window's top input row), output column x (its
-        # left input column), channel ch, then the window's taps (ky, kx); `tap` is the byte
-        # read, the other pointers are where each loop started. A QLINEAR_ADD walks its
-        # elements with the same y, x, ch counters, reading `tap` (a) then `b_ptr` (b).
+        # left input column), the chunks of the pixel's channels, then the window's taps
+        # (ky, kx); `tap` is the tap's first byte, the other pointers where each loop started.
+        # A QLINEAR_ADD walks rows y, their chunks, and taps a (`tap`) then b (`b_ptr`).
+        # `rem` counts the bytes left in the run (channels or row) the chunk is cut from.
         reading = Signal()
         y, x = Signal(12), Signal(12)
-        ch = Signal(16)
         ky, kx = Signal(4), Signal(4)
         phase = Signal()                                # QLINEAR_ADD: 0 reads a, 1 reads b
+        half = Signal()                                 # the second word of a tap
+        lane = Signal(shift)                            # output lane of the chunk's first byte
+        rem = Signal(addr_bits + 1)
         row_base, pix_base, elem, tap_row, tap, b_ptr = (
             Signal(addr_bits, name=n)
             for n in ("row_base", "pix_base", "elem", "tap_row", "tap", "b_ptr"))
-        row_bytes, step_x, step_y = (Signal(addr_bits, name=n)
-                                     for n in ("row_bytes", "step_x", "step_y"))
+        row_bytes = Signal(addr_bits + 1)
+        step_x, step_y = (Signal(addr_bits, name=n) for n in ("step_x", "step_y"))
+
+        word_room = Signal(shift + 1)
+        m.d.comb += word_room.eq(bb - lane)
+        run_end = rem <= word_room
+        length = Signal(shift + 1)
+        m.d.comb += length.eq(Mux(run_end, rem, word_room))
+        source = Mux(op.add & phase, b_ptr, tap)
+        offset = source[:shift]
+        spans_two = offset + length > bb
+        tap_done = half | ~spans_two
 
         window_end = Mux(op.add, phase, (kx == op.kernel_w - 1) & (ky == op.kernel_h - 1))
-        ch_last = ch == op.channels - 1
-        x_last = Mux(op.add, x == op.width - 1, x + op.stride_w + op.kernel_w > op.width)
+        x_last = op.add | (x + op.stride_w + op.kernel_w > op.width)
         y_last = Mux(op.add, y == op.height - 1, y + op.stride_h + op.kernel_h > op.height)
-        last = window_end & ch_last & x_last & y_last
-        read_addr = Mux(op.add & phase, b_ptr, tap)
+        last = window_end & run_end & x_last & y_last
+        read_addr = Signal(addr_bits - shift + 1)
+        m.d.comb += read_addr.eq(source[shift:] + half)
 
         tag_in = data.View(tag_layout, tags_q.w_data)
-        m.d.comb += [tag_in.lane.eq(read_addr[:shift]), tag_in.end.eq(window_end),
-                     tag_in.last.eq(last)]
+        m.d.comb += [tag_in.pair.eq(~tap_done), tag_in.second.eq(half),
+                     tag_in.align.eq(offset + bb - lane), tag_in.end.eq(window_end),
+                     tag_in.lo.eq(lane), tag_in.hi.eq(lane + length - 1),
+                     tag_in.last.eq(last & tap_done)]
 
         empty = Mux(op.add, (op.height == 0) | (op.width == 0) | (op.channels == 0),
                     (op.channels == 0) | (op.kernel_h == 0) | (op.kernel_w == 0) |
@@ -118,7 +150,8 @@ class PostUnit(wiring.Component):
                     p = self.cmd.payload
                     m.d.sync += [
                         op.eq(p),
-                        y.eq(0), x.eq(0), ch.eq(0), ky.eq(0), kx.eq(0), phase.eq(0),
+                        y.eq(0), x.eq(0), ky.eq(0), kx.eq(0), phase.eq(0), half.eq(0),
+                        lane.eq(p.out_addr[:shift]),
                         *(ptr.eq(p.in_addr) for ptr in (row_base, pix_base, elem, tap_row,
                                                         tap)),
                         b_ptr.eq(p.b_addr),
@@ -127,7 +160,8 @@ class PostUnit(wiring.Component):
                     ]
                     m.next = "Setup"
             with m.State("Setup"):
-                m.d.sync += step_y.eq(op.stride_h * row_bytes)
+                m.d.sync += [step_y.eq(op.stride_h * row_bytes),
+                             rem.eq(Mux(op.add, row_bytes, op.channels))]
                 with m.If(empty):
                     m.d.comb += self.retire.eq(1)
                     m.next = "Idle"
@@ -135,9 +169,8 @@ class PostUnit(wiring.Component):
                     m.next = "Read"
             with m.State("Read"):
                 m.d.comb += reading.eq(1)
-                with m.If(read_fire):
-                    with m.If(last):
-                        m.next = "Drain"
+                with m.If(read_fire & tap_done & last):
+                    m.next = "Drain"
             with m.State("Drain"):
                 with m.If(last_written):
                     m.d.comb += self.retire.eq(1)
@@ -146,7 +179,10 @@ class PostUnit(wiring.Component):
 
         with m.If(read_fire):
             m.d.comb += [issued.eq(1), tags_q.w_en.eq(1)]
-            with m.If(~window_end):
+            with m.If(~tap_done):
+                m.d.sync += half.eq(1)
+            with m.Elif(~window_end):
+                m.d.sync += half.eq(0)
                 with m.If(op.add):
                     m.d.sync += phase.eq(1)
                 with m.Elif(kx != op.kernel_w - 1):
@@ -155,83 +191,131 @@ class PostUnit(wiring.Component):
                     m.d.sync += [kx.eq(0), ky.eq(ky + 1), tap_row.eq(tap_row + row_bytes),
                                  tap.eq(tap_row + row_bytes)]
             with m.Else():
-                m.d.sync += [phase.eq(0), kx.eq(0), ky.eq(0)]
+                # The chunk's last tap: on to the next chunk of the run, or the next run.
+                m.d.sync += [half.eq(0), phase.eq(0), kx.eq(0), ky.eq(0),
+                             lane.eq(lane + length)]
                 with m.If(op.add):
-                    m.d.sync += [tap.eq(tap + 1), b_ptr.eq(b_ptr + 1)]
-                with m.If(~ch_last):
-                    m.d.sync += ch.eq(ch + 1)
+                    m.d.sync += [tap.eq(tap + length), b_ptr.eq(b_ptr + length)]
+                with m.If(~run_end):
+                    m.d.sync += rem.eq(rem - length)
                     with m.If(~op.add):
-                        m.d.sync += [ptr.eq(elem + 1) for ptr in (elem, tap_row, tap)]
-                with m.Elif(~x_last):
-                    m.d.sync += [ch.eq(0), x.eq(x + Mux(op.add, 1, op.stride_w))]
-                    with m.If(~op.add):
+                        m.d.sync += [ptr.eq(elem + length) for ptr in (elem, tap_row, tap)]
+                with m.Else():
+                    m.d.sync += rem.eq(Mux(op.add, row_bytes, op.channels))
+                    with m.If(op.add):
+                        m.d.sync += y.eq(y + 1)
+                    with m.Elif(~x_last):
+                        m.d.sync += [x.eq(x + op.stride_w)]
                         m.d.sync += [ptr.eq(pix_base + step_x)
                                      for ptr in (pix_base, elem, tap_row, tap)]
-                with m.Elif(~y_last):
-                    m.d.sync += [ch.eq(0), x.eq(0), y.eq(y + Mux(op.add, 1, op.stride_h))]
-                    with m.If(~op.add):
+                    with m.Elif(~y_last):
+                        m.d.sync += [x.eq(0), y.eq(y + op.stride_h)]
                         m.d.sync += [ptr.eq(row_base + step_y)
                                      for ptr in (row_base, pix_base, elem, tap_row, tap)]
 
-        # -- Responses: one element each --------------------------------------------------------
+        # -- Responses: a tap's bytes, shifted into the output lanes ----------------------------
         tag = data.View(tag_layout, tags_q.r_data)
-        word = data.View(data.ArrayLayout(8, bb), words_q.r_data)
-        byte = Array(word)[tag.lane]
-        element = Signal(ELEMENT)
-        m.d.comb += element.eq(Mux(op.elem_signed, byte.as_signed(), byte))
+        word = words_q.r_data
+        held = Signal(c.bus_width)
+        window = Cat(Const(0, c.bus_width), Mux(tag.second, held, word), word)
+        lanes = Signal(c.bus_width)
+        m.d.comb += lanes.eq(window >> (tag.align * 8))
+        in_lanes = [lanes[8 * j:8 * j + 8] for j in range(bb)]
+        mask = Cat(((j >= tag.lo) & (j <= tag.hi)) for j in range(bb))
 
-        reserved = Signal(range(self.out_depth + 1))   # results in the pipeline or out_q
-        produced, written = Signal(), Signal()
-        m.d.sync += reserved.eq(reserved + produced - written)
+        reserved = Signal(range(self.out_depth + 1))   # output words promised, not yet written
+        reserve, written = Signal(), Signal()
+        m.d.sync += reserved.eq(reserved + reserve - written)
         room = reserved < self.out_depth
 
-        m.submodules.qadd = qadd = QLinearAddPipeline()
-        a_value = Signal(ELEMENT)
+        # Max-pool: bytes compared as keys, the byte with its sign bit flipped if signed.
+        flip = Cat(Const(0, 7), op.elem_signed)
+        key_min, key_max = op.clamp_min[:8] ^ flip, op.clamp_max[:8] ^ flip
+        first = Signal(init=1)                          # the chunk's first tap
+        best = [Signal(8, name=f"best{j}") for j in range(bb)]
+        candidates = [Mux(first | ((b ^ flip) > best[j]), b ^ flip, best[j])
+                      for j, b in enumerate(in_lanes)]
+        pooled = Cat((Mux(k < key_min, key_min, Mux(k > key_max, key_max, k)) ^ flip)
+                     for k in candidates)
+        pool_push = Signal()
+
+        # QLINEAR_ADD: `a_lanes` holds a chunk's a until its b arrives, then both go to the
+        # serialiser, which feeds the arithmetic a lane a cycle.
+        a_lanes = Signal(c.bus_width)
+        ser_a, ser_b = Signal(c.bus_width), Signal(c.bus_width)
+        ser_busy, ser_last = Signal(), Signal()
+        ser_lane, ser_hi = Signal(shift), Signal(shift)
+        ser_end = ser_lane == ser_hi
+        with m.If(ser_busy):
+            m.d.sync += ser_lane.eq(ser_lane + 1)
+            with m.If(ser_end):
+                m.d.sync += ser_busy.eq(0)
+
+        def element(lanes_value):
+            byte, value = Signal(8), Signal(ELEMENT)
+            m.d.comb += [byte.eq(Array(lanes_value[8 * j:8 * j + 8] for j in range(bb))[ser_lane]),
+                         value.eq(Mux(op.elem_signed, byte.as_signed(), byte))]
+            return value
+
+        result_tag = data.StructLayout({"lane": shift, "end": 1, "last": 1})
+        m.submodules.qadd = qadd = QLinearAddPipeline(tag_width=result_tag.size)
         m.d.comb += [qadd.constants.eq(op.constants), qadd.clamp_min.eq(op.clamp_min),
-                     qadd.clamp_max.eq(op.clamp_max), qadd.a.eq(a_value), qadd.b.eq(element),
-                     qadd.tag.eq(tag.last)]
+                     qadd.clamp_max.eq(op.clamp_max), qadd.i_valid.eq(ser_busy),
+                     qadd.a.eq(element(ser_a)), qadd.b.eq(element(ser_b)),
+                     qadd.tag.eq(Cat(ser_lane, ser_end, ser_end & ser_last))]
 
-        first = Signal(init=1)                          # max-pool: the window's first tap
-        best = Signal(ELEMENT)
-        candidate = Mux(first | (element > best), element, best)
-        pooled = Mux(candidate < op.clamp_min, op.clamp_min,
-                     Mux(candidate > op.clamp_max, op.clamp_max, candidate))
+        with m.If(words_q.r_rdy):
+            with m.If(tag.pair):
+                m.d.comb += consumed.eq(1)
+                m.d.sync += held.eq(word)
+            with m.Elif(~op.add):
+                with m.If(~tag.end | room):
+                    m.d.comb += [consumed.eq(1), pool_push.eq(tag.end), reserve.eq(tag.end)]
+                    m.d.sync += [first.eq(tag.end),
+                                 *(b.eq(k) for b, k in zip(best, candidates))]
+            with m.Elif(~tag.end):
+                m.d.comb += consumed.eq(1)
+                m.d.sync += a_lanes.eq(lanes)
+            with m.Elif(room & (~ser_busy | ser_end)):
+                m.d.comb += [consumed.eq(1), reserve.eq(1)]
+                m.d.sync += [ser_a.eq(a_lanes), ser_b.eq(lanes), ser_busy.eq(1),
+                             ser_lane.eq(tag.lo), ser_hi.eq(tag.hi), ser_last.eq(tag.last)]
+        m.d.comb += [words_q.r_en.eq(consumed), tags_q.r_en.eq(consumed)]
 
-        with m.If(words_q.r_rdy & (~tag.end | room)):
-            m.d.comb += [words_q.r_en.eq(1), tags_q.r_en.eq(1), consumed.eq(1),
-                         produced.eq(tag.end)]
-            with m.If(op.add):
-                with m.If(tag.end):
-                    m.d.comb += qadd.i_valid.eq(1)
-                with m.Else():
-                    m.d.sync += a_value.eq(element)
-            with m.Else():
-                m.d.sync += [best.eq(candidate), first.eq(tag.end)]
-                with m.If(tag.end):
-                    m.d.comb += [out_q.w_en.eq(1), out_q.w_data.eq(Cat(pooled[:8], tag.last))]
+        # QLINEAR_ADD results gathered into their output word.
+        result = data.View(result_tag, qadd.o_tag)
+        gathered, gathered_mask = Signal(c.bus_width), Signal(bb)
+        merged = Cat(Mux(result.lane == j, qadd.value[:8], gathered[8 * j:8 * j + 8])
+                     for j in range(bb))
+        merged_mask = gathered_mask | (1 << result.lane)[:bb]
+        with m.If(qadd.o_valid):
+            m.d.sync += [gathered.eq(merged), gathered_mask.eq(Mux(result.end, 0, merged_mask))]
+
+        entry_in = data.View(out_layout, out_q.w_data)
         with m.If(op.add):
-            m.d.comb += [out_q.w_en.eq(qadd.o_valid),
-                         out_q.w_data.eq(Cat(qadd.value[:8], qadd.o_tag))]
+            m.d.comb += [out_q.w_en.eq(qadd.o_valid & result.end), entry_in.data.eq(merged),
+                         entry_in.mask.eq(merged_mask), entry_in.last.eq(result.last)]
+        with m.Else():
+            m.d.comb += [out_q.w_en.eq(pool_push), entry_in.data.eq(pooled),
+                         entry_in.mask.eq(mask), entry_in.last.eq(tag.last)]
 
         # -- Bus: writes first ------------------------------------------------------------------
-        out_ptr = Signal(addr_bits)
+        out_word = Signal(addr_bits - shift)
         with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += out_ptr.eq(self.cmd.payload.out_addr)
+            m.d.sync += out_word.eq(self.cmd.payload.out_addr[shift:])
         req = self.req.payload
+        entry = data.View(out_layout, out_q.r_data)
         writing = out_q.r_rdy
         m.d.comb += [
             self.req.valid.eq(writing | (reading & (pending < self.credits))),
             read_fire.eq(~writing & reading & (pending < self.credits) & self.req.ready),
         ]
         with m.If(writing):
-            m.d.comb += [req.addr.eq(out_ptr[shift:]), req.write.eq(1),
-                         req.data.eq(out_q.r_data[:8].replicate(bb)),
-                         req.mask.eq(1 << out_ptr[:shift])]
+            m.d.comb += [req.addr.eq(out_word), req.write.eq(1), req.data.eq(entry.data),
+                         req.mask.eq(entry.mask)]
             with m.If(self.req.ready):
-                m.d.comb += [out_q.r_en.eq(1), written.eq(1)]
-                m.d.sync += out_ptr.eq(out_ptr + 1)
-                m.d.comb += last_written.eq(out_q.r_data[8])
+                m.d.comb += [out_q.r_en.eq(1), written.eq(1), last_written.eq(entry.last)]
+                m.d.sync += out_word.eq(out_word + entry.mask[bb - 1])
         with m.Else():
-            m.d.comb += req.addr.eq(read_addr[shift:])
+            m.d.comb += req.addr.eq(read_addr)
         return m
-

@@ -141,7 +141,7 @@ class QLinearAddPipeline(wiring.Component):
     Members
     -------
     i_valid, a, b, tag : In
-        A pair of elements (``ELEMENT``) and one bit that comes out with its result.
+        A pair of elements (``ELEMENT``) and ``tag_width`` bits that come out with its result.
     constants : In
         The float32 bit patterns ratio_a, ratio_b, fixed (``PostConstant`` order); held while
         pairs are in flight, and for one cycle before.
@@ -153,18 +153,18 @@ class QLinearAddPipeline(wiring.Component):
     #: Two fused multiply-adds of four stages each, then rounding and clamping.
     latency = 10
 
-    def __init__(self):
+    def __init__(self, tag_width=1):
         super().__init__({
             "i_valid":   In(1),
             "a":         In(ELEMENT),
             "b":         In(ELEMENT),
-            "tag":       In(1),
+            "tag":       In(tag_width),
             "constants": In(data.ArrayLayout(32, 3)),
             "clamp_min": In(signed(16)),
             "clamp_max": In(signed(16)),
             "o_valid":   Out(1),
             "value":     Out(signed(16)),
-            "o_tag":     Out(1),
+            "o_tag":     Out(tag_width),
         })
 
     def elaborate(self, platform):
