@@ -13,7 +13,9 @@ from rvnpu.formal.sby import prove
 
 
 #: Proved (asserts and covers) in the test suite; the other core groups run in `rvnpu formal`.
-PROVED = ("command_slice", "load_requests", "store_requests", "sram", "core_alu")
+PROVED = ("command_slice", "load_requests", "store_requests", "sram", "core_alu",
+          "frontend_hazards", "frontend_refusal", "frontend_order", "frontend_window",
+          "frontend_serial", "range_ring")
 
 
 @pytest.mark.parametrize("name", PROVED)
@@ -39,3 +41,10 @@ def test_a_mutant_of_a_missing_line_is_refused():
 def test_an_unknown_property_set_is_refused():
     with pytest.raises(ValueError, match="no formal property set"):
         check_named("nonsense")
+
+
+def test_the_front_end_harness_refuses_engines_it_does_not_model():
+    from dataclasses import replace
+    from rvnpu.formal.frontend import FRONTEND_ENGINE, frontend_harness
+    with pytest.raises(ValueError, match="without command_fetch and post_unit"):
+        frontend_harness(config=replace(FRONTEND_ENGINE, post_unit=True))

@@ -1,9 +1,10 @@
 """``rvnpu formal``: bounded proofs of the core's ISA behaviour and of the blocks' handshakes."""
 
 HELP = "prove the formal properties (SymbiYosys) and print a table"
-DESCRIPTION = ("Bounded model checking of the control core through its retire port and of the "
-               "stream and bus handshakes; every property also has a cover that must be "
-               "reached. See docs/verification.md.")
+DESCRIPTION = ("Bounded model checking of the control core through its retire port, of the "
+               "stream and bus handshakes and of the engine's front end (hazards, refusals, "
+               "command order, the main-memory window); every property also has a cover that "
+               "must be reached. See docs/verification.md.")
 
 
 def add_arguments(parser):

@@ -7,7 +7,7 @@ tests/test_formal.py uses to stay within the test suite's time.
 from dataclasses import dataclass
 from typing import Callable
 
-from rvnpu.formal import core, streams
+from rvnpu.formal import core, frontend, streams
 from rvnpu.formal.mutants import mutant
 
 
@@ -66,6 +66,44 @@ def _stream_check(name, summary, harness, module_name, attribute, old, new, dept
     return Check(name, summary, build, depth, test_depth)
 
 
+_FRONTEND = "rvnpu.hdl.engine.frontend"
+_OUTSIDE = ("outside = (addr[mb:] != 0) | ((rows > 1) & (stride[mb:] != 0)) | "
+            "(end > c.mem_bytes)")
+
+
+def _frontend_check(name, group, summary, old, new, test_depth=6, depth=7,
+                    config=frontend.FRONTEND_ENGINE):
+    """A property group of the engine's front end; its mutant changes one line of
+    hdl/engine/frontend.py. The front end takes a command in three cycles, so depth 6 holds
+    two or three commands, what the covers of two commands need; one command needs 4."""
+    def build(broken=False):
+        frontend_class = mutant(_FRONTEND, "Frontend", old, new) if broken else None
+        return frontend.frontend_harness([group], frontend_class=frontend_class, config=config)
+    return Check(name, summary, build, depth, test_depth)
+
+
+#: The front end's groups: a load ignoring a store's unfinished write to memory it reads; a
+#: refused CONFIG_EXEC taken as legal; a dispatched command left held (run again); a transfer
+#: ending one byte past the window let through; the serial front end ignoring one unfinished
+#: command.
+_FRONTEND_CHECKS = (
+    ("frontend_hazards", "hazards",
+     "no dispatched command conflicts with an unfinished command of another unit",
+     "stores.conflicts([(_W, _R1), (_W, _R2), (_D, _D)])",
+     "stores.conflicts([(_W, _R1), (_W, _R2)])"),
+    ("frontend_refusal", "refusal",
+     "an illegal command runs nothing, changes no configuration, sets the sticky error",
+     "with m.Elif(dec.code != 0):",
+     "with m.Elif((dec.code != 0) & (funct != Funct.CONFIG_EXEC)):"),
+    ("frontend_order", "order",
+     "every command run once, on its unit, with its fields; none lost; FENCE waits",
+     "m.d.comb += [queue.push.eq(1), accept.eq(1)]", "m.d.comb += queue.push.eq(1)", 5),
+    ("frontend_window", "window",
+     "no LOAD or STORE reaching outside the main-memory window is dispatched",
+     _OUTSIDE, _OUTSIDE.replace("(end > c.mem_bytes)", "(end > c.mem_bytes + 1)"), 4, 6),
+)
+
+
 CHECKS = (
     *(_core_check(group) for group in core.GROUPS),
     _stream_check(
@@ -89,6 +127,17 @@ CHECKS = (
         "m.d.sync += self.bus.rsp.valid.eq(self.bus.req.valid & ~req.write)",
         "m.d.sync += self.bus.rsp.valid.eq(self.bus.req.valid)", 8, 5, with_host=host)
       for name, host in (("sram", False),)),
+    *(_frontend_check(*args) for args in _FRONTEND_CHECKS),
+    _frontend_check(
+        "frontend_serial", "serial",
+        "hazards=\"serial\": a command dispatched only while the other units are idle",
+        "return self.count != 0", "return self.count > 1",
+        config=frontend.FRONTEND_SERIAL_ENGINE),
+    _stream_check(
+        "range_ring", "front end's unit ring: an unfinished command's ranges kept until retired",
+        frontend.range_ring_harness, _FRONTEND, "_UnitQueue",
+        "tail.eq(Mux(self.head + self.count >= D,", "tail.eq(Mux(self.head + self.count > D,",
+        12, 8),
 )
 
 
