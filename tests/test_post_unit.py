@@ -263,6 +263,24 @@ def test_qlinear_add_random(bus_width):
     assert ties > 0, "no exact ties exercised"
 
 
+def test_qlinear_add_over_the_whole_window():
+    """One row as long as the engine's whole memory window: the count of bytes left in the
+    row needs a bit more than an address (a run of exactly ``mem_bytes``)."""
+    mem_bytes = 1 << 10
+    config = EngineConfig(bus_width=32, mem_bytes=mem_bytes)
+    rng = np.random.default_rng(2100)
+    memory = bytearray(rng.integers(0, 256, mem_bytes, dtype=np.uint8).tobytes())
+    constants = random_constants(rng, ties=False, signed=1)
+    commands = [
+        encode(Funct.CONFIG_POST, height=1, width=64, channels=mem_bytes // 64, elem_signed=1),
+        *(encode(Funct.CONFIG_POST_ADD, value=bits_of(v), index=int(k))
+          for k, v in zip(PostConstant, constants)),
+        encode(Funct.CONFIG_POST_OUT, out_addr=0, clamp_min=-128, clamp_max=127),
+        encode(Funct.QLINEAR_ADD, a_addr=0, b_addr=0),
+    ]
+    check_against_golden(config, commands, memory, seed=2100)
+
+
 def shaped_add_commands(rng, signed, count, a_addr, b_addr, out_addr):
     """A QLINEAR_ADD of ``count`` elements (0 for an empty one) as a random (H, W, C) shape,
     with random constants and clamp."""
