@@ -25,7 +25,7 @@ from rvnpu.spec.config import ConfigError
 
 __all__ = ["BuildError", "DoesNotFit", "build_board", "implement", "append_firmware",
            "check_clock", "toolchain_options", "failure_path", "record_failure",
-           "saved_reports", "DEFAULT_OUTPUT", "DEMO_FIRMWARE"]
+           "saved_reports", "synthesise", "DEFAULT_OUTPUT", "DEMO_FIRMWARE", "NETLIST"]
 
 
 #: Where ``rvnpu build`` puts each board's results: ``<DEFAULT_OUTPUT>/<board>/``.
@@ -33,6 +33,10 @@ DEFAULT_OUTPUT = Path("build/boards")
 
 #: The demo firmware every board runs.
 DEMO_FIRMWARE = "board_demo"
+
+#: The post-synthesis netlist as Verilog, written beside the JSON netlist nextpnr reads when
+#: asked for (``netlist=True``): what ``rvnpu build --gate-sim`` simulates.
+NETLIST = "top.gate.v"
 
 #: Bin-directory of the running Python, where pip put the ``yowasp-*`` tools.
 _BIN = Path(sys.executable).parent
@@ -120,13 +124,17 @@ def _toolchain_env():
     return env
 
 
-def toolchain_options(platform, nextpnr_options=()):
-    """Amaranth's build options for ``platform``'s family: reports on, and ``nextpnr_options``
-    (a board's own) added."""
+def toolchain_options(platform, nextpnr_options=(), *, netlist=False):
+    """Amaranth's build options for ``platform``'s family: reports on, ``nextpnr_options``
+    (a board's own) added, and with ``netlist`` the netlist also written as Verilog
+    (:data:`NETLIST`), from the same design Yosys hands to nextpnr."""
     # The report gives utilisation and Fmax; timing is checked against the target here, not
     # by nextpnr, so that a slow design still gets its figures.
     nextpnr = ["--report", "report.json", "--timing-allow-fail", *nextpnr_options]
     stat = "tee -q -o top.stat.json stat -json"
+    if netlist:
+        # -noattr: the cells' source locations would only slow the simulator's parser.
+        stat += f"\nwrite_verilog -noattr {NETLIST}"
     from rvnpu.boards.top import fpga_family
     family = fpga_family(platform)
     if family == "ice40":
@@ -138,8 +146,9 @@ def toolchain_options(platform, nextpnr_options=()):
 
 
 def build_board(board, engine=None, *, clock_hz=None, out_dir=None, firmware=None,
-                progress=None):
-    """Build ``board``'s bitstream with the demo firmware (or ``firmware``) in RAM.
+                progress=None, netlist=False):
+    """Build ``board``'s bitstream with the demo firmware (or ``firmware``) in RAM; with
+    ``netlist``, write the synthesised netlist as Verilog too (``out_dir/top.gate.v``).
 
     Returns the report (the dictionary :func:`~rvnpu.boards.report.parse_report` makes), also
     written to ``out_dir/report.json``. Raises :class:`DoesNotFit` if the design is too large
@@ -168,7 +177,8 @@ def build_board(board, engine=None, *, clock_hz=None, out_dir=None, firmware=Non
         nextpnr_report, stat = implement(board.platform(), BoardTop(config, image=image.image),
                                          staging, label=board.name, start=start,
                                          progress=progress,
-                                         nextpnr_options=board.nextpnr_options)
+                                         nextpnr_options=board.nextpnr_options,
+                                         netlist=netlist)
         report = parse_report(nextpnr_report, board=board, engine=engine, clock_hz=clock_hz,
                               stat=stat)
         report["firmware"] = {"name": image.name, "image_bytes": image.image_bytes,
@@ -196,18 +206,39 @@ def append_firmware(bitstream, image, offset):
 
 
 def implement(platform, top, directory, *, label="top", start=None, progress=None,
-              nextpnr_options=()):
+              nextpnr_options=(), netlist=False):
     """Synthesise, place, route and pack ``top`` for ``platform`` in ``directory``.
 
     Returns nextpnr's ``--report`` and Yosys's ``stat -json`` (or ``None``), both parsed.
     """
     start = time.monotonic() if start is None else start
     progress = progress or (lambda text: None)
-    plan = platform.prepare(top, name="top", **toolchain_options(platform, nextpnr_options))
+    plan = platform.prepare(top, name="top", **toolchain_options(platform, nextpnr_options,
+                                                                 netlist=netlist))
     plan.extract(directory)
     _run_script(directory, label, platform.device, start, progress)
     return (json.loads((directory / "report.json").read_text()),
             _read_json(directory / "top.stat.json"))
+
+
+def synthesise(platform, top, directory):
+    """Synthesise ``top`` for ``platform`` in ``directory`` and stop there: Yosys alone, as
+    :func:`implement` runs it, writing the netlist as Verilog. Returns the netlist's path.
+
+    A gate-level simulation needs no placement, so its tests skip nextpnr's minutes.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    plan = platform.prepare(top, name="top", **toolchain_options(platform, netlist=True))
+    plan.extract(directory)
+    env = _toolchain_env()
+    result = subprocess.run([env["YOSYS"], "-q", "-l", "top.rpt", "top.ys"], cwd=directory,
+                            env=env, capture_output=True, text=True)
+    (directory / "build.log").write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+        raise BuildError(f"synthesis failed (exit status {result.returncode}):\n{tail}")
+    return directory / NETLIST
 
 
 def _read_json(path):

@@ -30,6 +30,13 @@ def add_arguments(parser):
                         help=f"output directory (default: {DEFAULT_OUTPUT}/BOARD)")
     parser.add_argument("--program", action="store_true",
                         help="program the board afterwards with its usual programmer")
+    parser.add_argument("--gate-sim", action="store_true",
+                        help="afterwards simulate the netlist Yosys wrote for the bitstream, with "
+                             "the family's cell models, running the demo firmware in Verilator, "
+                             "and check its self-test passes")
+    parser.add_argument("--gate-sim-cycles", type=int, default=None, metavar="N",
+                        help="clock cycles the gate-level simulation may take before it fails "
+                             "(default: 30 million)")
     parser.add_argument("--doc", type=Path, default=None, metavar="PATH",
                         help="afterwards write the table of every built board to PATH "
                              "(docs/boards.md)")
@@ -50,6 +57,8 @@ def run(args):
 
     names = list(BOARDS) if args.board == "all" else [args.board]
     chosen = [find_board(name) for name in names]
+    if args.gate_sim_cycles is not None and args.gate_sim_cycles < 1:
+        raise ConfigError(f"--gate-sim-cycles must be at least 1, not {args.gate_sim_cycles}")
     plans = []
     for b in chosen:
         clock_hz = b.clock_hz if args.clock_mhz is None else round(args.clock_mhz * 1e6)
@@ -63,7 +72,8 @@ def run(args):
     for b, engine, clock_hz, out in plans:
         try:
             result = build_board(b, engine, clock_hz=clock_hz, out_dir=out,
-                                 firmware=args.firmware, progress=_progress)
+                                 firmware=args.firmware, progress=_progress,
+                                 netlist=args.gate_sim)
         except BuildError as error:
             print(f"rvnpu: error: {error}", file=sys.stderr)
             if isinstance(error, DoesNotFit):
@@ -77,6 +87,8 @@ def run(args):
                   f"{result['target_mhz']:g} MHz target; the board may not work at that "
                   f"clock (try --clock-mhz)", file=sys.stderr)
         print(f"\nwrote {out / ('top' + b.bitstream)} and {out / 'report.json'}")
+        if args.gate_sim:
+            status = max(status, _gate_sim(b, engine, clock_hz, out, args))
         if args.program:
             status = max(status, _program(b, out / ("top" + b.bitstream)))
     if args.doc:
@@ -86,6 +98,30 @@ def run(args):
         root = args.output if args.output and len(chosen) > 1 else DEFAULT_OUTPUT
         print(f"wrote {write_boards_doc(args.doc, saved_reports(root), TABLE_COLUMNS)}")
     return status
+
+
+def _gate_sim(board, engine, clock_hz, out, args):
+    """Simulate the netlist just built; prints the verdict, returns the exit status."""
+    from rvnpu.boards.flow import NETLIST
+    from rvnpu.boards.gate_sim import DEFAULT_MAX_CYCLES, GateSimError, gate_simulate
+    images = sorted((out / "firmware").glob("*.bin"))
+    try:
+        result = gate_simulate(board, board.soc_config(engine, clock_hz), out / "gate_sim",
+                               netlist=out / NETLIST, image=images[0],
+                               max_cycles=args.gate_sim_cycles or DEFAULT_MAX_CYCLES,
+                               progress=_progress)
+    except GateSimError as error:
+        print(f"rvnpu: error: gate-level simulation of {board.name}: {error}", file=sys.stderr)
+        return 1
+    figures = (f"{result.cycles:,} cycles in {result.seconds:.0f} s "
+               f"(Verilator build {result.build_seconds:.0f} s)")
+    if result.passed:
+        print(f"gate-level simulation of {board.name}: PASS, the demo's self-test passed on "
+              f"the netlist after {figures}")
+        return 0
+    print(f"rvnpu: error: gate-level simulation of {board.name}: FAIL, {result.reason} "
+          f"({figures}; UART output in {out / 'gate_sim' / 'uart.txt'})", file=sys.stderr)
+    return 1
 
 
 def _progress(text):
