@@ -53,11 +53,32 @@ module {_TOP}(input rst, input uart_rx, input [7:0] buttons, output uart_tx, out
     uart_rx_r <= uart_rx;
     buttons_r <= buttons;
   end
+  /*ENGINE_CLOCK*/
   {_SOC} {_SOC}(.clk(clk_r), .rst(rst_r), .uart_rx(uart_rx_r), .buttons(buttons_r),
-          .uart_tx(uart_tx), .leds(leds), .sim_exit_valid(sim_exit_valid),
+          /*ENGINE_PORTS*/.uart_tx(uart_tx), .leds(leds), .sim_exit_valid(sim_exit_valid),
           .sim_exit_code(sim_exit_code));
 endmodule
 """
+
+#: With ``SocConfig.engine_clock_hz``: the engine's clock, at the configured ratio to the core's
+#: 10 ns, and its reset, released on an engine edge after the core's.
+_ENGINE_CLOCK = """\
+reg engine_clk_r = 1'b0;
+  always #{half_ns:.3f} engine_clk_r = ~engine_clk_r;
+  reg engine_rst_r = 1'b1;
+  always @(posedge engine_clk_r) engine_rst_r <= rst_r;"""
+
+
+def _wrapper(config):
+    """The simulation top for ``config``: one clock, or the core's and the engine's."""
+    if not config.split_clocks:
+        return _WRAPPER.replace("  /*ENGINE_CLOCK*/\n", "").replace("/*ENGINE_PORTS*/", "")
+    half_ns = 5 * config.clock_hz / config.engine_clock_hz
+    if round(half_ns * 1000) < 1:
+        raise ValueError(f"an engine clock of {config.engine_clock_hz} Hz is too fast to "
+                         f"simulate beside a 10 ns core clock")
+    return (_WRAPPER.replace("/*ENGINE_CLOCK*/", _ENGINE_CLOCK.format(half_ns=half_ns))
+            .replace("/*ENGINE_PORTS*/", ".engine_clk(engine_clk_r), .engine_rst(engine_rst_r), "))
 
 #: The wrapper's ports the testbench drives (read-write to VPI) and watches (read-only).
 _INPUTS = ("rst", "uart_rx", "buttons")
@@ -167,6 +188,9 @@ class SocSimulator:
         root = default_build_root() if build_root is None else Path(build_root)
         self.build_dir = root.resolve() / f"soc-{digest.hexdigest()[:12]}-verilator"
         self._verilog = None
+        # The engine's front end: one level down in its clock-crossing wrapper.
+        self._frontend = f"{_SOC}.engine.engine.frontend" if config.split_clocks \
+            else f"{_SOC}.engine.frontend"
 
     @property
     def verilog(self):
@@ -210,7 +234,7 @@ class SocSimulator:
             f'public_flat_rw -module "{_SOC}.ram" -var "mem"',
             # Where a firmware that never exits is stuck (tb_soc reads them at the end).
             f'public_flat_rd -module "{_SOC}.core" -var "pc"',
-            f'public_flat_rd -module "{_SOC}.engine.frontend" -var "status"',
+            f'public_flat_rd -module "{self._frontend}" -var "status"',
             "",
         ])
         path = self.build_dir / f"{_TOP}-{hashlib.sha256(vlt.encode()).hexdigest()[:12]}.vlt"
@@ -262,7 +286,8 @@ class SocSimulator:
             image_file, results_file = Path(tmp) / "image.bin", Path(tmp) / "results.json"
             image_file.write_bytes(image)
             sim = run_cocotb(
-                sources={f"{_SOC}.v": verilog, f"{_TOP}.v": _WRAPPER}, toplevel=_TOP,
+                sources={f"{_SOC}.v": verilog, f"{_TOP}.v": _wrapper(self.config)},
+                toplevel=_TOP,
                 test_module="rvnpu.sim.cocotb.tb_soc", build_dir=build_dir, waves=waves,
                 build_args=self._build_args(),
                 test_args={"image": str(image_file), "results_file": str(results_file),

@@ -5,6 +5,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from rvnpu.hdl.soc.boot import BootCopier
+from rvnpu.hdl.soc.clock_crossing import ENGINE_DOMAIN, ClockCrossedEngine
+from rvnpu.hdl.soc.dual_clock_ram import DualClockSram
 from rvnpu.hdl.soc.flash_boot import FlashBootCopier, FlashSignature
 from rvnpu.hdl.core.cpu import RiscvCore
 from rvnpu.hdl.soc.decoder import AddressDecoder
@@ -39,6 +41,10 @@ class Soc(wiring.Component):
     other through the address decoder, so DMA and the core's fetches never wait for each other.
     They share one write port (block RAM allows no more); the engine's writes come first and
     the core waits a cycle when both write.
+
+    With ``config.engine_clock_hz`` the engine runs in the ``engine`` clock domain, which the
+    top level provides beside ``sync`` (:class:`.clock_crossing.ClockCrossedEngine`), and
+    the RAM has a read/write port in each domain (:class:`.dual_clock_ram.DualClockSram`).
 
     Parameters
     ----------
@@ -89,12 +95,19 @@ class Soc(wiring.Component):
         e = c.engine
         core = RiscvCore(with_m=c.with_m, reset_vector=RAM_BASE,
                          regfile_style=c.regfile_style)
-        m.submodules.engine = engine = MatrixEngine(e)
         spram = c.ram_style == "spram"
         depth = c.ram_bytes // e.bus_bytes
-        m.submodules.ram = ram = BusSram(
-            depth=depth, data_width=e.bus_width, addr_width=engine.bus_signature.addr_width,
-            with_host=True, single_port=spram, init=() if spram else self._words)
+        if c.split_clocks:
+            m.submodules.engine = engine = ClockCrossedEngine(e)
+            m.submodules.ram = ram = DualClockSram(
+                depth=depth, data_width=e.bus_width,
+                addr_width=engine.bus_signature.addr_width, bus_domain=ENGINE_DOMAIN,
+                init=self._words)
+        else:
+            m.submodules.engine = engine = MatrixEngine(e)
+            m.submodules.ram = ram = BusSram(
+                depth=depth, data_width=e.bus_width, addr_width=engine.bus_signature.addr_width,
+                with_host=True, single_port=spram, init=() if spram else self._words)
         m.submodules.decoder = decoder = AddressDecoder(ram_bytes=c.ram_bytes,
                                                         ram_width=e.bus_width)
         m.submodules.uart = uart = Uart(divisor=c.uart_divisor)

@@ -226,6 +226,13 @@ class SocConfig:
         twice a cycle, are left to synthesis, which puts them in two block RAMs. ``"lut"``:
         they are asked for as distributed (LUT) RAM, which gives those two block RAMs back
         where the part has LUT RAM and block RAM is what runs out (the GW1NR-9).
+    engine_clock_hz : int or None
+        ``None`` (the default): the engine runs on the core's clock, one clock domain. A
+        frequency: the engine (array, units, local memories) runs on its own clock (the
+        ``engine`` domain) at that frequency, so that the control core does not set its pace;
+        commands, answers and status cross between the clocks (:mod:`rvnpu.hdl.soc.clock_crossing`)
+        and the RAM has a port in each (true dual-port block RAM). Needs ``ram_style="block"``.
+        ``clock_hz`` stays the core's clock (TIMER, UART).
     """
 
     engine: EngineConfig = EngineConfig()
@@ -236,6 +243,7 @@ class SocConfig:
     ram_style: str = "block"
     flash_offset: int | None = None
     regfile_style: str = "block"
+    engine_clock_hz: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.engine, EngineConfig):
@@ -264,6 +272,17 @@ class SocConfig:
             if self.ram_style != "spram":
                 raise ConfigError("flash_offset needs ram_style 'spram' (a RAM the firmware "
                                   "is copied into)")
+        if self.engine_clock_hz is not None:
+            check_int("engine_clock_hz", self.engine_clock_hz, 1_000, 2_000_000_000)
+            if self.ram_style != "block":
+                raise ConfigError("engine_clock_hz (a clock of the engine's own) needs "
+                                  "ram_style 'block': a single-port RAM has no port for a "
+                                  "second clock")
+
+    @property
+    def split_clocks(self):
+        """The engine runs on a clock of its own (:attr:`engine_clock_hz` is set)."""
+        return self.engine_clock_hz is not None
 
     @property
     def uart_divisor(self):
@@ -274,7 +293,10 @@ class SocConfig:
         return {"engine": self.engine.to_dict(), "ram_bytes": self.ram_bytes,
                 "clock_hz": self.clock_hz, "uart_baud": self.uart_baud, "with_m": self.with_m,
                 "ram_style": self.ram_style, "flash_offset": self.flash_offset,
-                "regfile_style": self.regfile_style}
+                "regfile_style": self.regfile_style,
+                # Only when set: a one-clock configuration keeps the dictionary (and the hash
+                # of it that names its simulator builds) it had before the option existed.
+                **({"engine_clock_hz": self.engine_clock_hz} if self.split_clocks else {})}
 
     @classmethod
     def from_dict(cls, data):

@@ -75,8 +75,11 @@ def _signal(dut, path):
 def _stop_state(dut):
     """``(pc, engine status)`` now. The core keeps its pc as a word address (30 bits)."""
     values = []
-    for path in ("soc.core.pc", "soc.engine.frontend.status"):
-        handle = _signal(dut, path)
+    for paths in (("soc.core.pc",),
+                  # the engine on its own clock is one level down, in its crossing
+                  ("soc.engine.frontend.status", "soc.engine.engine.frontend.status")):
+        handles = [_signal(dut, path) for path in paths]
+        handle = next((h for h in handles if h is not None), None)
         value = None if handle is None else handle.value
         values.append(value.to_unsigned() << (32 - len(value))
                       if value is not None and value.is_resolvable else None)

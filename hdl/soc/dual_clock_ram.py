@@ -1,0 +1,76 @@
+"""Main memory shared by the core and an engine on another clock: one port in each domain."""
+
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from rvnpu.hdl.bus import BusSignature
+
+
+__all__ = ["DualClockSram"]
+
+
+class DualClockSram(wiring.Component):
+    """:class:`.sram.BusSram`'s ports (``bus`` and ``host_*``) on a true dual-port memory: the
+    bus port reads and writes in ``bus_domain`` (the engine's clock), the host port in
+    ``sync`` (the core's). Each port has its own address, so neither ever waits
+    (``host_busy`` is 0) and no logic crosses between the clocks: the memory is the crossing.
+    That is the shape of ECP5's DP16KD and Gowin's DPB blocks (two read/write ports, a clock
+    each), which Yosys maps it to; the iCE40's block RAM has one write port and its SPRAM one
+    port in all, so :class:`rvnpu.spec.memory_map.SocConfig` refuses a second clock with
+    ``ram_style="spram"``.
+
+    A word written on one port and read on the other in the same instant reads undefined on
+    hardware; the engine's FENCE answer only leaves after its writes, and the core's commands
+    arrive after its stores, so the firmware never does that.
+
+    Parameters
+    ----------
+    depth : int
+        Words.
+    data_width : int
+    addr_width : int
+        Width of the bus's word addresses (the memory uses the low bits).
+    bus_domain : str
+    init : iterable of int
+    """
+
+    def __init__(self, *, depth, data_width, addr_width, bus_domain, init=()):
+        self._depth, self._data_width = depth, data_width
+        self._bus_domain, self._init = bus_domain, list(init)
+        super().__init__({
+            "bus":        In(BusSignature(addr_width, data_width)),
+            "host_addr":  In(range(depth)),
+            "host_we":    In(data_width // 8),
+            "host_wdata": In(data_width),
+            "host_rdata": Out(data_width),
+            "host_busy":  Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = Memory(shape=self._data_width, depth=self._depth,
+                                        init=self._init)
+        domain = self._bus_domain
+        bus_w = mem.write_port(granularity=8, domain=domain)
+        host_w = mem.write_port(granularity=8)
+        # Each port reads what it writes in the same cycle (a port only ever reads or writes
+        # in a cycle, so nothing sees it): read-new is what a true dual-port block offers on
+        # every family (Gowin's DPB has no read-old), so Yosys can map it.
+        bus_r = mem.read_port(domain=domain, transparent_for=(bus_w,))
+        host_r = mem.read_port(transparent_for=(host_w,))
+        req = self.bus.req.payload
+        bus_write = self.bus.req.valid & req.write
+        m.d.comb += [
+            self.bus.req.ready.eq(1),
+            bus_r.addr.eq(req.addr), bus_w.addr.eq(req.addr), bus_w.data.eq(req.data),
+            bus_w.en.eq(req.mask & bus_write.replicate(len(req.mask))),
+            self.bus.rsp.payload.eq(bus_r.data),
+            host_r.addr.eq(self.host_addr), host_w.addr.eq(self.host_addr),
+            host_w.data.eq(self.host_wdata), host_w.en.eq(self.host_we),
+            self.host_rdata.eq(host_r.data),
+            self.host_busy.eq(0),
+        ]
+        m.d[domain] += self.bus.rsp.valid.eq(self.bus.req.valid & ~req.write)
+        return m
