@@ -9,7 +9,8 @@ from amaranth.lib.wiring import In, Out
 
 from rvnpu.hdl.command_port import CommandLayout
 from rvnpu.hdl.core.csr import (LOGIC_CSRS, RAM_CSRS, RAM_WRITE_MASKS, Counters, Interrupts,
-                                MachineStatus, csr_slot, ram_slot, read_logic_csr)
+                                MachineStatus, csr_slot, logic_csr_selects, ram_slot,
+                                read_logic_csr)
 from rvnpu.hdl.core.muldiv import MulDiv
 from rvnpu.hdl.core.trap import TrapEntry
 from rvnpu.spec.memory_map import REGFILE_STYLES
@@ -123,6 +124,39 @@ def _decode(m, word, with_m):
         csr_mcycle=csr_mcycle, csr_writes=csr_writes, legal=legal)
 
 
+#: The adder's operand selects that the execute cycle sets (see :func:`_execute_operands`).
+_OPERAND_SELECTS = ("a_pc", "a_zimm", "a_zero", "b_rs2", "b_imm", "b_csr", "invert")
+
+
+def _execute_operands(d):
+    """The adder's operand selects for the execute cycle of the instruction decoded as ``d``.
+
+    They are computed as the instruction is fetched and registered, so that in the execute
+    cycle the adder's operands follow registers, not the decode and the trap tests (the
+    core's longest path otherwise). Whether the instruction traps does not matter: a trap
+    reads the adder only for the faulting address, with the instruction's own operands.
+    """
+    op = d.opcode
+    system = op == Opcode.SYSTEM
+    mret = system & (d.funct3 == INSTRUCTIONS["mret"].funct3) & d.csr[_MRET_BIT]
+    csr = system & (d.funct3[0:2] != 0)
+    read_old = d.funct3[0:2] != 0b01                    # not CSRRW(I): old value used
+    alu = (d.is_op | d.is_op_imm) & ~d.is_shift & ~d.is_muldiv
+    subtract = alu & _is(d.funct3, _funct3("slt"), _funct3("sltu"))
+    subtract |= alu & d.is_op & (d.funct3 == _funct3("add")) & d.funct7[5]
+    return {
+        "a_pc": _is(op, Opcode.AUIPC, Opcode.JAL),
+        "a_zimm": csr & d.funct3[2],
+        "a_zero": (op == Opcode.LUI) | mret,
+        "b_rs2": (op == Opcode.BRANCH) | (alu & d.is_op) | mret
+                 | (csr & d.csr_in_ram & read_old),
+        "b_imm": _is(op, Opcode.LUI, Opcode.AUIPC, Opcode.JAL, Opcode.JALR, Opcode.LOAD,
+                     Opcode.STORE) | (alu & d.is_op_imm),
+        "b_csr": csr & read_old,
+        "invert": (op == Opcode.BRANCH) | subtract,
+    }
+
+
 def _legality(m, opcode, matches, csr_allowed, with_m):
     """Whether the instruction is in the table (without the M rows if not ``with_m``), and,
     for a CSR instruction, ``csr_allowed``: one ``Case`` per major opcode."""
@@ -153,7 +187,10 @@ class RiscvCore(wiring.Component):
     the CSRs that only software changes (``mtvec``, ``mscratch``, ``mepc``, ``mcause``,
     ``mtval``) and the counters' high halves. Only ``mstatus`` (MIE, MPIE) and the counters' low
     halves are flip-flops. Results reach the register file through one AND-OR multiplexer with
-    one-hot selects.
+    one-hot selects. For the clock, the execute cycle's operand selects, which flip-flop CSR
+    an instruction reads and its legality are decoded from the fetched word and registered
+    with it, and ``minstret`` counts an instruction a cycle after it retires
+    (``docs/core.md``, "Timing"; ``python -m rvnpu.bench.core_fmax`` measures it).
 
     Each instruction is fetched (two cycles with a memory that answers the cycle after a
     request) and then executed. Cycles per instruction with such a memory, a ready engine
@@ -281,7 +318,7 @@ class RiscvCore(wiring.Component):
         d = _decode(m, ir, self._with_m)
         opcode, rd, funct3, rs1, funct7, csr, size = (
             d.opcode, d.rd, d.funct3, d.rs1, d.funct7, d.csr, d.size)
-        is_op, is_op_imm, is_shift, is_muldiv = d.is_op, d.is_op_imm, d.is_shift, d.is_muldiv
+        is_op, is_shift, is_muldiv = d.is_op, d.is_shift, d.is_muldiv
         csr_in_ram, csr_mcycle, csr_writes = d.csr_in_ram, d.csr_mcycle, d.csr_writes
         # Legality, ECALL and EBREAK of the instruction in `ir`, decoded as it was fetched, and
         # whether an interrupt (external or not) is taken instead of it: then it is "illegal",
@@ -315,8 +352,17 @@ class RiscvCore(wiring.Component):
         logic_op = Signal(2)    # XOR, OR, AND, AND-NOT (~a & b)
 
         # The CSR bits not in RAM enter as the second operand, ORed with the RAM CSRs on port 2.
-        csr_ff = read_logic_csr(m, csr=csr, status=status, interrupts=interrupts,
+        # Which of them: decoded as the instruction is fetched, registered with it.
+        csr_selects_next = logic_csr_selects(f.csr)
+        csr_selects = {name: Signal(name=f"csr_read_{name}") for name in csr_selects_next}
+        csr_ff = read_logic_csr(selects=csr_selects, status=status, interrupts=interrupts,
                                 counters=counters, with_m=self._with_m)
+
+        # The execute cycle's selects, registered as the instruction is fetched.
+        operands_next = _execute_operands(f)
+        execute_operands = {name: Signal(name=f"execute_{name}") for name in _OPERAND_SELECTS}
+        selects = {"a_pc": a_pc, "a_zimm": a_zimm, "a_zero": a_zero, "b_rs2": b_rs2,
+                   "b_imm": b_imm, "b_csr": b_csr, "invert": invert}
 
         a_rs1 = ~(a_pc | a_zimm | a_zero)
         a_op = (_gate(rs1_val, a_rs1) | _gate(Cat(Const(0, 2), pc), a_pc)
@@ -335,7 +381,8 @@ class RiscvCore(wiring.Component):
                              + (invert | carry_in))
         result = total[:32]
         less = total[32]
-        equal = result == 0
+        # Equality (BEQ, BNE) beside the adder rather than after it: rs1 - rs2 is zero.
+        equal = rs1_val == rs2_val
         taken = ((funct3[2] & less) | (~funct3[2] & equal)) ^ funct3[0]
 
         logic = Signal(32)
@@ -463,11 +510,17 @@ class RiscvCore(wiring.Component):
                                  interrupted.eq(take),
                                  external_first.eq(
                                      interrupts.pending(Interrupt.MACHINE_EXTERNAL))]
+                    m.d.sync += [execute_operands[name].eq(operands_next[name])
+                                 for name in _OPERAND_SELECTS]
+                    m.d.sync += [csr_selects[name].eq(csr_selects_next[name])
+                                 for name in csr_selects]
                     m.d.comb += [rp1.en.eq(1), rp2.en.eq(1)]
                     m.next = "Execute"
 
             with m.State("Execute"):
                 m.d.comb += compare.eq(1)
+                m.d.comb += [selects[name].eq(execute_operands[name])
+                             for name in _OPERAND_SELECTS]
                 with m.If(~legal):
                     trap(Mux(interrupted, Mux(external_first, Interrupt.MACHINE_EXTERNAL,
                                               Interrupt.MACHINE_TIMER),
@@ -479,17 +532,16 @@ class RiscvCore(wiring.Component):
                 with m.Else():
                     with m.Switch(opcode):
                         with m.Case(Opcode.LUI):
-                            m.d.comb += [a_zero.eq(1), b_imm.eq(1), w_sum_bit0.eq(1)]
+                            m.d.comb += w_sum_bit0.eq(1)
                             write_rd(w_sum)
                             retire()
 
                         with m.Case(Opcode.AUIPC):
-                            m.d.comb += [a_pc.eq(1), b_imm.eq(1), w_sum_bit0.eq(1)]
+                            m.d.comb += w_sum_bit0.eq(1)
                             write_rd(w_sum)
                             retire()
 
                         with m.Case(Opcode.JAL, Opcode.JALR):
-                            m.d.comb += [a_pc.eq(opcode[3]), b_imm.eq(1)]   # JAL: pc-relative
                             with m.If(result[1]):
                                 trap(Cause.MISALIGNED_FETCH, w_sum)      # bit 0 cleared
                             with m.Else():
@@ -498,14 +550,13 @@ class RiscvCore(wiring.Component):
                                 retire(step=False)
 
                         with m.Case(Opcode.BRANCH):
-                            m.d.comb += [b_rs2.eq(1), invert.eq(1)]
                             with m.If(taken):
                                 m.next = "Branch"
                             with m.Else():
                                 retire()
 
                         with m.Case(Opcode.LOAD):
-                            m.d.comb += [b_imm.eq(1), w_sum_bit0.eq(1)]
+                            m.d.comb += w_sum_bit0.eq(1)
                             with m.If(misaligned):
                                 trap(Cause.MISALIGNED_LOAD, w_sum)
                             with m.Else():
@@ -515,7 +566,7 @@ class RiscvCore(wiring.Component):
                                     retire()
 
                         with m.Case(Opcode.STORE):
-                            m.d.comb += [b_imm.eq(1), w_sum_bit0.eq(1)]
+                            m.d.comb += w_sum_bit0.eq(1)
                             with m.If(misaligned):
                                 trap(Cause.MISALIGNED_STORE, w_sum)
                             with m.Else():
@@ -524,14 +575,13 @@ class RiscvCore(wiring.Component):
                                     retire()
 
                         with m.Case(Opcode.OP_IMM, Opcode.OP):
-                            m.d.comb += [b_rs2.eq(is_op), b_imm.eq(is_op_imm)]
                             with m.If(is_muldiv):
                                 if self._with_m:
                                     m.d.comb += muldiv.start.eq(1)
                                     m.next = "Muldiv"
                             with m.Elif(is_shift):
                                 # shreg <= rs1 | 0
-                                m.d.comb += [b_rs2.eq(0), b_imm.eq(0), logic_op.eq(1)]
+                                m.d.comb += logic_op.eq(1)
                                 m.d.sync += [shreg.eq(logic),
                                              shamt.eq(Mux(is_op, rs2_val[:5], ir[20:25]))]
                                 m.next = "Shift"
@@ -540,11 +590,9 @@ class RiscvCore(wiring.Component):
                                                             funct3[0]))
                                 with m.Switch(funct3):
                                     with m.Case(_funct3("add")):        # SUB: funct7[5]
-                                        m.d.comb += [invert.eq(is_op & funct7[5]),
-                                                     w_sum_bit0.eq(1)]
+                                        m.d.comb += w_sum_bit0.eq(1)
                                         write_rd(w_sum)
                                     with m.Case(_funct3("slt"), _funct3("sltu")):
-                                        m.d.comb += invert.eq(1)
                                         write_rd(w_less)
                                     with m.Default():
                                         write_rd(w_logic)
@@ -556,7 +604,7 @@ class RiscvCore(wiring.Component):
                         with m.Case(Opcode.SYSTEM):
                             with m.If(funct3 == INSTRUCTIONS["mret"].funct3):
                                 with m.If(csr[_MRET_BIT]):              # MRET: pc <= mepc
-                                    m.d.comb += [a_zero.eq(1), b_rs2.eq(1), pc_jump.eq(1)]
+                                    m.d.comb += pc_jump.eq(1)
                                     status.leave_trap(m)
                                     retire(step=False)
                                 with m.Elif(interrupts.any_pending()):  # WFI: wake up
@@ -574,11 +622,7 @@ class RiscvCore(wiring.Component):
                             with m.Else():
                                 # new = src (RW: OR with zero), old | src, or old & ~src.
                                 # Written to a RAM CSR now, kept in shreg for the rest.
-                                read_old = funct3[0:2] != 0b01
                                 m.d.comb += [
-                                    a_zimm.eq(funct3[2]),
-                                    b_rs2.eq(csr_in_ram & read_old),
-                                    b_csr.eq(read_old),
                                     logic_op.eq(Cat(Const(1, 1), funct3[0] & funct3[1])),
                                     w_en.eq(csr_writes & csr_in_ram),
                                     w_addr.eq(csr_slot(csr)),

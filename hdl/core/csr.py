@@ -19,7 +19,8 @@ from rvnpu.spec.rv32 import Csr, Interrupt, Mstatus, misa
 
 __all__ = [
     "CYCLE_BITS", "INSTRET_BITS", "RAM_CSRS", "LOGIC_CSRS", "RAM_WRITE_MASKS",
-    "ram_slot", "csr_slot", "MachineStatus", "Interrupts", "Counters", "read_logic_csr",
+    "ram_slot", "csr_slot", "MachineStatus", "Interrupts", "Counters", "logic_csr_selects",
+    "read_logic_csr",
 ]
 
 
@@ -144,7 +145,8 @@ class Counters:
     owed : Signal(4)
         Carries owed to the RAM words of ``[mcycle, minstret, mcycleh, minstreth]``.
     retired : Signal
-        Set by the core: an instruction retires in this cycle.
+        Set by the core: an instruction retires in this cycle (``minstret`` counts it in the
+        next, through ``counted``).
     write_counter : Signal
         Set by the core: a CSR instruction writes its new value (``new_value``).
     owe, paid : Signal(4)
@@ -157,6 +159,7 @@ class Counters:
         self.owed = Signal(4)
         self.carry_job = Signal(2)          # the one being paid
         self.retired = Signal()
+        self.counted = Signal()             # retired in the previous cycle, not replaced
         self.write_counter = Signal()
         self.owe = Signal(4)
         self.paid = Signal(4)
@@ -167,7 +170,13 @@ class Counters:
         mcycle, minstret = self.mcycle, self.minstret
         mcycle_next = Signal(CYCLE_BITS + 1)
         minstret_next = Signal(INSTRET_BITS + 1)
-        m.d.comb += [mcycle_next.eq(mcycle + 1), minstret_next.eq(minstret + self.retired)]
+        # minstret counts an instruction in the cycle after it retires (a fetch or a carry's
+        # read, never an instruction's execute), so that what decides retirement, the core's
+        # deepest logic, ends in a flip-flop rather than running on through this carry chain.
+        # A write to either half replaces the instruction's increment (Zicsr).
+        replaced = self.write_counter & ((csr == Csr.MINSTRET) | (csr == Csr.MINSTRETH))
+        m.d.sync += self.counted.eq(self.retired & ~replaced)
+        m.d.comb += [mcycle_next.eq(mcycle + 1), minstret_next.eq(minstret + self.counted)]
         # A write lands after the instruction's own increment.
         with m.If(self.write_counter & (csr == Csr.MCYCLE)):
             m.d.sync += mcycle.eq(new_value)
@@ -175,8 +184,6 @@ class Counters:
             m.d.sync += mcycle.eq(mcycle_next)
         with m.If(self.write_counter & (csr == Csr.MINSTRET)):
             m.d.sync += minstret.eq(new_value)
-        with m.Elif(self.write_counter & (csr == Csr.MINSTRETH)):
-            pass                                # the write replaces the increment
         with m.Else():
             m.d.sync += minstret.eq(minstret_next)
         m.d.comb += self.owe.eq(Cat(mcycle_next[-1], minstret_next[-1], 0, 0))
@@ -214,7 +221,8 @@ class Counters:
 
     def choose_carry(self, m):
         """Pick the next carry to pay; return the register-file slot of its word."""
-        owed = self.owed
+        # With this cycle's new carries: minstret's, a cycle after its instruction retired.
+        owed = self.owed | self.owe
         # The carries into the low words first: they may carry on into the high ones.
         job = Signal(2)
         with m.If(owed[0]):
@@ -255,24 +263,36 @@ class Counters:
 _CARRY_WORDS = (Csr.MCYCLE, Csr.MINSTRET, Csr.MCYCLEH, Csr.MINSTRETH)
 
 
-def read_logic_csr(m, *, csr, status, interrupts, counters, with_m):
-    """The value of the CSR bits not in RAM, for the CSR named by ``csr`` (zero for the rest).
+#: What :func:`read_logic_csr` can read (anything else reads zero), by the CSRs that read it.
+_LOGIC_READS = {
+    "mstatus": (Csr.MSTATUS,), "misa": (Csr.MISA,), "mie": (Csr.MIE,), "mip": (Csr.MIP,),
+    "mcycle": (Csr.MCYCLE, Csr.CYCLE), "minstret": (Csr.MINSTRET, Csr.INSTRET),
+}
+
+
+def logic_csr_selects(csr):
+    """Which of :func:`read_logic_csr`'s values the 12-bit CSR number ``csr`` reads: one bit
+    each, decoded apart so that the core can register them with the instruction."""
+    selects = {}
+    for name, numbers in _LOGIC_READS.items():
+        hit = Const(0)
+        for number in numbers:
+            hit = hit | (csr == number)
+        selects[name] = hit
+    return selects
+
+
+def read_logic_csr(*, selects, status, interrupts, counters, with_m):
+    """The value of the CSR bits not in RAM, for the CSR whose :func:`logic_csr_selects` are
+    ``selects`` (zero for the rest).
 
     It enters the adder ORed with the RAM CSRs (the counters' RAM words hold zeros where
     their flip-flop bits go).
     """
-    csr_ff = Signal(32)
-    with m.Switch(csr):
-        with m.Case(Csr.MSTATUS):
-            m.d.comb += csr_ff.eq(status.value())
-        with m.Case(Csr.MISA):
-            m.d.comb += csr_ff.eq(misa(with_m))
-        with m.Case(Csr.MIE):
-            m.d.comb += csr_ff.eq(interrupts.enable_value())
-        with m.Case(Csr.MIP):
-            m.d.comb += csr_ff.eq(interrupts.pending_value())
-        with m.Case(Csr.MCYCLE, Csr.CYCLE):
-            m.d.comb += csr_ff.eq(counters.mcycle)
-        with m.Case(Csr.MINSTRET, Csr.INSTRET):
-            m.d.comb += csr_ff.eq(counters.minstret)
-    return csr_ff
+    values = {"mstatus": status.value(), "misa": Const(misa(with_m), 32),
+              "mie": interrupts.enable_value(), "mip": interrupts.pending_value(),
+              "mcycle": counters.mcycle, "minstret": counters.minstret}
+    result = Const(0, 32)
+    for name, value in values.items():
+        result = result | (value & selects[name].replicate(len(value)))
+    return result

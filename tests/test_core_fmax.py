@@ -1,0 +1,30 @@
+"""The core's Fmax bench (rvnpu.bench.core_fmax): its harness keeps every core port behind
+registers and two pins, and its table reads the results. The place-and-route itself runs in
+``python -m rvnpu.bench.core_fmax``, minutes, not here."""
+
+import re
+
+from amaranth.back import verilog
+
+from rvnpu.bench.core_fmax import CoreHarness, format_table
+
+
+def test_harness_has_two_pins_and_keeps_the_core():
+    harness = CoreHarness(with_m=False)
+    text = verilog.convert(harness, name="top", ports=[harness.serial_in, harness.serial_out])
+    header = re.search(r"module top\((.*?)\);", text, re.S).group(1)
+    assert sorted(p.strip() for p in header.split(",")) == ["clk", "rst", "serial_in",
+                                                            "serial_out"]
+    assert "\\top.core" in re.findall(r"^module (\S+)", text, re.M)
+
+
+def test_table_lists_cells_and_fmax_per_family_and_the_path():
+    result = {"core": "RV32IM", "logic_cells": 1450, "fmax": {
+        "ice40": {"fmax_mhz": 26.04, "critical_path": [
+            {"type": "clk-to-q", "net": None, "ns": 1.39},
+            {"type": "routing", "net": "core.ir", "ns": 3.0}]},
+        "ecp5": {"fmax_mhz": 61.5, "critical_path": []}}}
+    table = format_table([result])
+    row = next(line for line in table.splitlines() if line.startswith("RV32IM "))
+    assert row.split() == ["RV32IM", "1450", "26.0", "61.5"]
+    assert "core.ir" in table and "RV32IM ice40 critical path (26.04 MHz)" in table
