@@ -130,12 +130,13 @@ def _zig():
 
 
 def compiler_command(soc_config=SocConfig(), *, opt="-Os", defines=None, include_dirs=(),
-                     generated_dir):
+                     generated_dir, tree=FIRMWARE_DIR):
     """The ``zig cc`` command line (without sources and output) firmware for ``soc_config`` is
-    compiled with, for tools that build objects of their own."""
+    compiled with, for tools that build objects of their own. ``tree`` is the firmware tree
+    whose ``include/`` it uses (another one: a course lab's copy of it)."""
     mcpu = "generic_rv32+m" if soc_config.with_m else "generic_rv32"
     command = [*_zig(), "cc", "-target", "riscv32-freestanding-none", f"-mcpu={mcpu}", opt,
-               *_CFLAGS, "-I", str(FIRMWARE_DIR / "include"), "-I", str(generated_dir)]
+               *_CFLAGS, "-I", str(Path(tree) / "include"), "-I", str(generated_dir)]
     for directory in include_dirs:
         command += ["-I", str(Path(directory).resolve())]
     for name, value in (defines or {}).items():
@@ -143,15 +144,15 @@ def compiler_command(soc_config=SocConfig(), *, opt="-Os", defines=None, include
     return command
 
 
-def _library_sources():
-    return [FIRMWARE_DIR / "crt0.S", *sorted((FIRMWARE_DIR / "lib").glob("*.c"))]
+def _library_sources(tree):
+    return [Path(tree) / "crt0.S", *sorted((Path(tree) / "lib").glob("*.c"))]
 
 
-def _compile_library(soc_config, opt, generated, tmp):
+def _compile_library(soc_config, opt, generated, tmp, tree):
     """Objects of the start-up code and the firmware library, compiled in parallel."""
-    command = compiler_command(soc_config, opt=opt, generated_dir=generated)
+    command = compiler_command(soc_config, opt=opt, generated_dir=generated, tree=tree)
     jobs = []
-    for source in _library_sources():
+    for source in _library_sources(tree):
         obj = tmp / f"lib-{source.stem}.o"
         jobs.append((source, obj, subprocess.Popen(
             [*command, "-c", str(source), "-o", str(obj)], stdout=subprocess.PIPE,
@@ -189,7 +190,7 @@ _OVERFLOW = re.compile(r"will not fit in region '\w+': overflowed by (\d+) bytes
 
 
 def build_firmware(sources, out_dir, soc_config=SocConfig(), *, name=None, defines=None,
-                   include_dirs=(), opt="-Os", stack_bytes=2048):
+                   include_dirs=(), opt="-Os", stack_bytes=2048, tree=FIRMWARE_DIR):
     """Compile and link firmware into ``out_dir/<name>.elf`` and ``out_dir/<name>.bin``.
 
     Parameters
@@ -210,6 +211,9 @@ def build_firmware(sources, out_dir, soc_config=SocConfig(), *, name=None, defin
         Optimisation flag.
     stack_bytes : int
         RAM kept free for the stack; an image leaving less is an error.
+    tree : path-like
+        The firmware tree (``crt0.S``, ``lib/``, ``include/``, ``link.ld``) to build with: this
+        package's, or a copy with a course lab's files in it (``rvnpu.labs``).
 
     Returns
     -------
@@ -251,12 +255,12 @@ def build_firmware(sources, out_dir, soc_config=SocConfig(), *, name=None, defin
         staged = {suffix: tmp / path.name for suffix, path in outputs.items()}
         # The library is compiled on its own, so that the program's definitions (-DM=64)
         # cannot change it; zig caches the objects.
-        library = _compile_library(soc_config, opt, generated, tmp)
+        library = _compile_library(soc_config, opt, generated, tmp, tree)
         command = compiler_command(soc_config, opt=opt, defines=defines,
-                                   include_dirs=include_dirs, generated_dir=generated)
+                                   include_dirs=include_dirs, generated_dir=generated, tree=tree)
         # lld looks for the script's INCLUDE in the working directory (zig does not hand -L
         # to it), so the compiler runs in the directory of the generated fragment.
-        command += ["-T", str(FIRMWARE_DIR / "link.ld"),
+        command += ["-T", str(Path(tree) / "link.ld"),
                     "-Wl,--gc-sections",
                     "-Wl,--print-map", "-o", str(staged[".elf"]),
                     *(str(s.resolve()) for s in sources), *(str(o) for o in library)]

@@ -27,12 +27,17 @@ extern "C" {
 uint32_t rvnpu_host_issue(uint32_t funct, uint32_t op1, uint32_t op2);
 #else
 /* One custom-0 instruction; "memory" orders it after the stores that filled its operands. */
+// lab 5 hole begin: the custom-0 instructions (opcode 0x0B, funct3 0), without and with an answer
 #define RVNPU_CUSTOM0(funct7, rs1, rs2) \
     __asm__ volatile(".insn r 0x0B, 0, %0, x0, %1, %2" \
                      : : "i"(funct7), "r"(rs1), "r"(rs2) : "memory")
 #define RVNPU_CUSTOM0_RD(funct7, rd, rs1, rs2) \
     __asm__ volatile(".insn r 0x0B, 0, %1, %0, %2, %3" \
                      : "=r"(rd) : "i"(funct7), "r"(rs1), "r"(rs2) : "memory")
+// lab 5 starter:
+// #define RVNPU_CUSTOM0(funct7, rs1, rs2) ((void)(rs1), (void)(rs2))
+// #define RVNPU_CUSTOM0_RD(funct7, rd, rs1, rs2) ((void)(rs1), (void)(rs2), (rd) = 0)
+// lab 5 hole end
 #endif
 
 /*

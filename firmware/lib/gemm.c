@@ -43,10 +43,14 @@ static inline __attribute__((always_inline)) void emit(plan_t *p, rvnpu_cmd_t cm
 /* CONFIG_LOAD only when the stride changes: issuing costs the core tens of cycles a command. */
 static inline __attribute__((always_inline)) void config_load(plan_t *p, uint32_t stride)
 {
+    // lab 5 hole begin: set the load stride only when it changes
     if (stride != p->load_stride) {
         emit(p, rvnpu_encode_config_load(stride));
         p->load_stride = stride;
     }
+    // lab 5 starter:
+    // emit(p, rvnpu_encode_config_load(stride));
+    // lab 5 hole end
 }
 
 static void load(plan_t *p, uint32_t dram, uint32_t space, uint32_t row, uint32_t rows,
@@ -89,6 +93,7 @@ static void emit_store(plan_t *p)
 static void store(plan_t *p, uint32_t acc_row, uint32_t m0, uint32_t rows, uint32_t n,
                   uint32_t cols)
 {
+    // lab 5 hole begin: hold the store back until the next tile's computes are issued
     if (p->pending)
         emit_store(p);
     p->pending = 1;
@@ -97,6 +102,14 @@ static void store(plan_t *p, uint32_t acc_row, uint32_t m0, uint32_t rows, uint3
     p->p_rows = rows;
     p->p_n = n;
     p->p_cols = cols;
+    // lab 5 starter:
+    // p->p_acc_row = acc_row;
+    // p->p_m0 = m0;
+    // p->p_rows = rows;
+    // p->p_n = n;
+    // p->p_cols = cols;
+    // emit_store(p);
+    // lab 5 hole end
 }
 
 static uint32_t float_bits(float value)
@@ -197,8 +210,13 @@ static int schedule(const rvnpu_gemm_t *g, rvnpu_program_t *program)
                 b_next++;
                 load(&p, b_addr + (j * R * N + n * C) * EB, RVNPU_SPACE_SPAD_B, slot, k_rows,
                      cols, N * EB);
+                // lab 5 hole begin: which K chunks add to the accumulators
+                uint32_t accumulate = j > 0;
+                // lab 5 starter:
+                // uint32_t accumulate = 0;
+                // lab 5 hole end
                 emit(&p, rvnpu_encode_compute(a_base + j * mb, slot, acc_base, rows, k_rows,
-                                              j > 0));
+                                              accumulate));
             }
             store(&p, acc_base, m0, rows, n, cols);
         }

@@ -60,6 +60,7 @@ class SystolicArray(wiring.Component):
             for c, pe in enumerate(row):
                 m.submodules[f"pe_{r}_{c}"] = pe
                 m.d.comb += [pe.os.eq(self.os), pe.shift.eq(self.shift[c])]
+                # lab 2 hole begin: connect each cell to its neighbours
                 if c == 0:
                     m.d.comb += [pe.a_in.eq(self.a[r]), pe.valid_in.eq(self.valid[r]),
                                  pe.mark_in.eq(self.mark[r])]
@@ -72,6 +73,10 @@ class SystolicArray(wiring.Component):
                 else:
                     above = grid[r - 1][c]
                     m.d.comb += [pe.b_in.eq(above.b_out), pe.p_in.eq(above.p_out)]
+                # lab 2 starter:
+                # m.d.comb += [pe.a_in.eq(self.a[r]), pe.valid_in.eq(self.valid[r]),
+                #              pe.mark_in.eq(self.mark[r]), pe.b_in.eq(self.b[c]), pe.p_in.eq(0)]
+                # lab 2 hole end
         for c in range(self._cols):
             m.d.comb += self.out[c].eq(grid[-1][c].p_out)
         return m

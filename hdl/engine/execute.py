@@ -192,8 +192,12 @@ class ExecuteUnit(wiring.Component):
             values = []
             for i, x in enumerate(raw):
                 value = Signal(op_shape)
+                # lab 1 hole begin: the element's value, zero point off
                 extended = Mux(is_signed, x.as_signed(), x.as_unsigned())
                 m.d.comb += value.eq(Mux(keep(i), extended - zero, 0))
+                # lab 1 starter:
+                # m.d.comb += value.eq(Mux(keep(i), x.as_unsigned(), 0))
+                # lab 1 hole end
                 values.append(value)
             return values
 
@@ -229,6 +233,7 @@ class ExecuteUnit(wiring.Component):
         flag_valid = delayed(m, s.issue & s.step_valid, 2, name="flag_valid")
         flag_mark = delayed(m, s.issue & s.step_mark, 2, name="flag_mark")
         shift_ws = delayed(m, p.preload, 2, name="shift_ws")
+        # lab 2 hole begin: skew the edges (row r and column c start r and c cycles late)
         for r in range(R):
             ws_a = delayed(m, a_vec[r], r, name=f"skew_a{r}") if c.with_ws else 0
             os_a = shift_regs[r][0] if c.with_os else 0
@@ -242,6 +247,18 @@ class ExecuteUnit(wiring.Component):
                 array.b[col].eq(delayed(m, b_vec[col], col, name=f"skew_b{col}")),
                 array.shift[col].eq(os_mode | delayed(m, shift_ws, col, name=f"skew_s{col}")),
             ]
+        # lab 2 starter:
+        # for r in range(R):
+        #     ws_a = a_vec[r] if c.with_ws else 0
+        #     os_a = shift_regs[r][0] if c.with_os else 0
+        #     m.d.comb += [
+        #         array.a[r].eq(Mux(os_mode, os_a, ws_a)),
+        #         array.valid[r].eq(flag_valid),
+        #         array.mark[r].eq(flag_mark),
+        #     ]
+        # for col in range(C):
+        #     m.d.comb += [array.b[col].eq(b_vec[col]), array.shift[col].eq(os_mode | shift_ws)]
+        # lab 2 hole end
 
     def _write_results(self, m, array, s):
         """Results: de-skew, then write or add them to the accumulators, in order, retiring
@@ -249,9 +266,14 @@ class ExecuteUnit(wiring.Component):
         c = self._config
         R, C = c.rows, c.cols
         bottom = Signal(data.ArrayLayout(signed(c.acc_width), C))
+        # lab 2 hole begin: de-skew the results (column c leaves the array c cycles late)
         for col in range(C):
             m.d.comb += bottom[col].eq(delayed(m, array.out[col], C - 1 - col,
                                                name=f"deskew{col}"))
+        # lab 2 starter:
+        # for col in range(C):
+        #     m.d.comb += bottom[col].eq(array.out[col])
+        # lab 2 hole end
 
         # What each step's result must do, on a fixed-latency line beside the array.
         meta_layout = data.StructLayout({

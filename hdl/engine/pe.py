@@ -107,17 +107,33 @@ class ProcessingElement(wiring.Component):
             acc = Signal(acc_shape)
             o2 = Signal(acc_shape)
             total = Signal(acc_shape)
+            # lab 1 hole begin: the multiply-accumulate (output-stationary)
             m.d.comb += total.eq(acc + Mux(self.valid_in, product, 0))
+            # lab 1 starter:
+            # m.d.comb += total.eq(acc)
+            # lab 1 hole end
             with m.If(os):
+                # lab 3 hole begin: start a new sum after the tile's last step
                 m.d.sync += acc.eq(Mux(self.mark_in, 0, total))
+                # lab 3 starter:
+                # m.d.sync += acc.eq(total)
+                # lab 3 hole end
             m.d.sync += o2.eq(o1)
 
         with m.If(os):
             if self._with_os:
+                # lab 3 hole begin: the finished sum enters the result chain
                 m.d.sync += o1.eq(Mux(self.mark_in, total, self.p_in))
+                # lab 3 starter:
+                # m.d.sync += o1.eq(self.p_in)
+                # lab 3 hole end
                 m.d.comb += self.p_out.eq(o2)
         with m.Else():
             if self._with_ws:
+                # lab 1 hole begin: the multiply-accumulate (weight-stationary)
                 m.d.sync += o1.eq(self.p_in + Mux(self.valid_in, product, 0))
+                # lab 1 starter:
+                # m.d.sync += o1.eq(self.p_in)
+                # lab 1 hole end
                 m.d.comb += self.p_out.eq(o1)
         return m

@@ -197,7 +197,11 @@ def _tflite(m, reg, x1, params):
     half = Signal(32)
     m.d.comb += half.eq((Const(1, 32) << right4) >> 1)
     bias = Signal(signed(34))
+    # lab 4 hole begin: the lane's rounding right shift (ties away from zero)
     m.d.comb += bias.eq(half - ((s4 < 0) & (right4 != 0)))
+    # lab 4 starter:
+    # m.d.comb += bias.eq(half)
+    # lab 4 hole end
     y = Signal(signed(32))
     m.d.comb += y.eq((s4 + bias) >> right4)
     return y
@@ -301,7 +305,11 @@ def _ort(m, reg, x1, params):
     m.d.comb += fixed.eq(pm4 << (k4 + 25)[:6])
     ip = fixed[25:]
     mag_y = Signal(32)
+    # lab 4 hole begin: the lane's float32 to int32 rounding (half to even)
     m.d.comb += mag_y.eq(ip + (fixed[24] & (fixed[:24].any() | ip[0])))
+    # lab 4 starter:
+    # m.d.comb += mag_y.eq(ip + fixed[24])
+    # lab 4 hole end
     y = Signal(signed(32))
     with m.If(zero4 | (k4 < -25)):
         m.d.comb += y.eq(0)

@@ -17,7 +17,7 @@ __all__ = ["main", "make_parser", "SUBCOMMANDS"]
 
 #: The subcommands, in the order ``rvnpu --help`` lists them: ``rvnpu.cli.<name>``.
 SUBCOMMANDS = ("generate", "demo", "sim", "examples", "compile", "run", "digits", "bench",
-               "fuzz", "build", "report", "formal")
+               "fuzz", "build", "report", "formal", "lab", "mutate")
 
 
 def make_parser():

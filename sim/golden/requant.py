@@ -62,11 +62,15 @@ def srdhm(a, b):
     would round negative products differently.
     """
     a, b = _i64(a), _i64(b)
+    # lab 4 hole begin: SaturatingRoundingDoublingHighMul (nudge, truncating divide, saturate)
     ab = a * b
     nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
     high = _trunc_shift(ab + nudge, 31)
     overflow = (a == INT32_MIN) & (b == INT32_MIN)
     return np.where(overflow, INT32_MAX, high)
+    # lab 4 starter:
+    # return (a * b) >> 31
+    # lab 4 hole end
 
 
 def rounding_divide_by_pot(x, exponent):
@@ -75,10 +79,14 @@ def rounding_divide_by_pot(x, exponent):
     ``exponent`` must be in 0..31.
     """
     x, e = _i64(x), _i64(exponent)
+    # lab 4 hole begin: RoundingDivideByPOT (round to nearest, ties away from zero)
     mask = (np.int64(1) << e) - 1
     remainder = x & mask
     threshold = (mask >> 1) + (x < 0)
     return (x >> e) + (remainder > threshold)
+    # lab 4 starter:
+    # return x >> e
+    # lab 4 hole end
 
 
 def _clamp(y, out_zero, clamp_min, clamp_max):
@@ -137,10 +145,15 @@ def requantize_ort(acc, bias, scale_bits, out_zero, clamp_min, clamp_max):
     """
     x = wrap_to_int32(_i64(acc) + _i64(bias))
     scale = bits_float32(scale_bits)
+    # lab 4 hole begin: the float32 product, rounded half to even and saturated
     with np.errstate(over="ignore", invalid="ignore"):
         f = x.astype(np.float32) * scale
     f = np.where(np.isnan(f), np.float32(0), f).astype(np.float64)
     y = np.clip(np.rint(f), INT32_MIN, INT32_MAX).astype(np.int64)
+    # lab 4 starter:
+    # f = x.astype(np.float64) * scale.astype(np.float64)
+    # y = np.clip(np.floor(np.nan_to_num(f) + 0.5), INT32_MIN, INT32_MAX).astype(np.int64)
+    # lab 4 hole end
     return _clamp(y, out_zero, clamp_min, clamp_max)
 
 

@@ -1,0 +1,1 @@
+"""The course labs, installed as rvnpu.labs.course: data for ``rvnpu lab`` (see README.md)."""
