@@ -1,6 +1,7 @@
 """compile_conv: convolutions read straight from padded NHWC buffers, on the golden engine,
 against the golden convolution (and that against the direct loops)."""
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -90,6 +91,9 @@ SHAPES = {
     "fc": (1, 1, 40, 19, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),
     "fc-batch3": (1, 3, 37, 11, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),
     "3x3-one-pixel": (3, 3, 8, 5, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+    # More pixels than array rows, many channels: output-stationary, a block of rows at once.
+    "3x3-map-64ch": (3, 3, 64, 48, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+    "4x4-3x3-pad1": (4, 4, 16, 20, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
 }
 
 #: (input signed, in zero, weight signed, weight zero, requant kind, extreme values)
@@ -188,6 +192,10 @@ def test_compile_conv_matches_golden(config_name, shape_name):
     ("fc", EngineConfig(dataflow="ws"), False),
     ("fc", CONFIGS["small"], False),
     ("1x1", EngineConfig(), False),
+    ("3x3-map-64ch", EngineConfig(), True),
+    ("4x4-3x3-pad1", EngineConfig(), True),
+    ("4x4-3x3-pad1", EngineConfig(rows=4, cols=4), True),
+    ("3x3-map-64ch", EngineConfig(dataflow="ws"), False),
 ])
 def test_few_output_pixels_run_output_stationary(shape_name, config, stationary):
     """A layer of one array block of pixels streams its weights (output-stationary) where the
@@ -205,8 +213,9 @@ def test_few_output_pixels_run_output_stationary(shape_name, config, stationary)
                                               weight_zero=-2))
     assert ("output-stationary" in program.mapping) == stationary
     computes = [op for op in program.commands if op[0] == Funct.COMPUTE]
-    if stationary:      # one COMPUTE an output tile: the reduction streams in one go
-        assert len(computes) == -(-cout // config.cols)
+    if stationary:      # one COMPUTE an output tile and pixel block: the reduction in one go
+        blocks = -(-int(np.prod(spec.out_size(h, w))) // config.rows)
+        assert len(computes) == blocks * -(-cout // config.cols)
 
 
 @pytest.mark.parametrize("config_name", CONFIGS)
@@ -374,3 +383,149 @@ def test_constants_must_fit_memory():
     x, y = _fits(spec)
     with pytest.raises(GemmError, match="weights constant"):
         compile_conv(spec, x, y, weights_addr=65530, qp_addr=3000)
+
+
+#: (h, w, channels, kernel, stride, pads, dilation): depthwise layers whose channels share one
+#: kernel (average pools), over fewer output pixels than taps.
+SHARED_KERNEL_SHAPES = {
+    "global-25x5": (25, 5, 64, (25, 5), (1, 1), (0, 0, 0, 0), (1, 1)),
+    "global-odd-channels": (4, 6, 11, (4, 6), (1, 1), (0, 0, 0, 0), (1, 1)),
+    "pool-3x3-s3": (6, 6, 9, (3, 3), (3, 3), (0, 0, 0, 0), (1, 1)),
+    "padded-dilated": (5, 7, 6, (3, 3), (2, 2), (1, 1, 1, 1), (2, 2)),
+    "long-window": (40, 30, 3, (40, 30), (1, 1), (0, 0, 0, 0), (1, 1)),
+}
+
+
+@pytest.mark.parametrize("config_name", ["8x8", "4x4", "3x5"])
+@pytest.mark.parametrize("shape_name", SHARED_KERNEL_SHAPES)
+def test_shared_kernel_depthwise_runs_output_stationary_over_its_taps(config_name, shape_name):
+    """A depthwise convolution whose channels share one kernel, over fewer output pixels than
+    taps, streams its taps through the array (one COMPUTE a pixel and pass, not one a tap) and
+    equals the golden convolution."""
+    # Room for the diagonal tiles the weight-stationary mapping would load, kept beside.
+    config = dataclasses.replace(CONFIGS[config_name], mem_bytes=1 << 18)
+    h, w, ch, kernel, stride, pads, dilation = SHARED_KERNEL_SHAPES[shape_name]
+    seed = 500 + sorted(SHARED_KERNEL_SHAPES).index(shape_name) * 3 + \
+        ["8x8", "4x4", "3x5"].index(config_name)
+    rng = np.random.default_rng(seed)
+    number = list(NUMBERS)[seed % len(NUMBERS)]
+    in_signed, in_zero, w_signed, w_zero, kind, extreme = NUMBERS[number]
+    x_values = _draw(rng, (h, w, ch), in_signed, extreme)
+    kernel_values = _draw(rng, (*kernel, 1, 1), w_signed, extreme)
+    weights = np.repeat(kernel_values, ch, axis=3)
+    bias = rng.integers(-(1 << 14), 1 << 14, ch)
+    spec = ConvSpec(weights, bias, _requant(rng, kind, ch), stride=stride, pad=pads,
+                    dilation=dilation, groups=ch, in_zero=in_zero, weight_zero=w_zero,
+                    in_signed=in_signed, weight_signed=w_signed)
+    x, y = _maps(rng, spec, h, w, config, slice_in=seed % 2 == 0)
+    got, program = _run(spec, x_values, x, y, config)
+    want = conv2d(x_values, weights, bias, spec.requant, stride=stride, pad=pads,
+                  dilation=dilation, groups=ch, in_zero=in_zero, weight_zero=w_zero)
+    np.testing.assert_array_equal(got, want, err_msg=f"{number} on {config_name}")
+    assert "over the taps" in program.mapping
+    oh, ow = spec.out_size(h, w)
+    computes = [op for op in program.commands if op[0] == Funct.COMPUTE]
+    passes = -(-ch // auto_pack(spec, config))
+    assert len(computes) == passes * oh * ow * -(-kernel[0] * kernel[1] // 1016)
+
+
+def test_channels_with_their_own_kernels_keep_the_diagonal_mapping():
+    """Only a kernel every channel shares is a row of A; a true depthwise kernel is not."""
+    rng = np.random.default_rng(41)
+    weights = rng.integers(-128, 128, (5, 5, 1, 8))
+    spec = ConvSpec(weights, None, _requant(rng, "tflite", 8), groups=8, in_zero=1)
+    x_values = rng.integers(-128, 128, (5, 5, 8))
+    x, y = _maps(rng, spec, 5, 5, EngineConfig())
+    got, program = _run(spec, x_values, x, y, EngineConfig())
+    assert "over the taps" not in program.mapping
+    np.testing.assert_array_equal(got, conv2d(x_values, weights, None, spec.requant,
+                                              groups=8, in_zero=1))
+
+
+#: (config, h, w, cin, cout, kernel, pads, dilation, groups, stride): layers taller than one
+#: block of input strips, so several blocks (the last one shorter) each load their strips.
+STRIP_CASES = {
+    "3x3-16ch": (EngineConfig(mem_bytes=1 << 17), 40, 30, 16, 12, (3, 3), (1, 1, 1, 1),
+                 (1, 1), 1, 1),
+    "depthwise-dil": (EngineConfig(rows=4, cols=4, spad_depth=512, acc_depth=128), 23, 9, 7, 7,
+                      (3, 2), (2, 1, 2, 1), (2, 1), 7, 1),
+    "grouped-5x1": (EngineConfig(rows=3, cols=5, spad_depth=512, acc_depth=64), 19, 6, 6, 9,
+                    (5, 1), (2, 0, 2, 0), (1, 1), 3, 1),
+    # Stride 2 down the rows: even and odd kernel rows read strips of their own.
+    "depthwise-s2": (EngineConfig(acc_depth=128, mem_bytes=1 << 17), 57, 20, 24, 24, (3, 3),
+                     (0, 0, 1, 1), (1, 1), 24, (2, 2)),
+    "10x4-s2-1ch": (EngineConfig(acc_depth=64), 49, 10, 1, 16, (10, 4), (5, 1, 5, 1), (1, 1),
+                    1, 2),
+    "dilated-s2": (EngineConfig(rows=4, cols=4, spad_depth=2048, acc_depth=128), 30, 7, 5, 6,
+                   (4, 3), (3, 1, 3, 1), (3, 1), 1, (2, 1)),
+}
+
+
+def _a_rows_loaded(program):
+    from rvnpu.spec.commands import Space, decode
+    rows = 0
+    for funct, op1, op2 in program.commands:
+        if funct == Funct.LOAD:
+            fields = decode(funct, op1, op2)[1]
+            rows += fields["rows"] if fields["space"] == Space.SPAD_A else 0
+    return rows
+
+
+@pytest.mark.parametrize("padded", [True, False], ids=["border", "zero-point-row"])
+@pytest.mark.parametrize("case", STRIP_CASES)
+def test_input_strips_over_several_blocks_match_golden(case, padded):
+    """A stride-1 layer loads each block's input rows once as strips that every kernel row
+    reads from, over several blocks, from a padded buffer or with zero-point rows; the result
+    equals the golden convolution and fewer A rows cross the bus than one a kernel row."""
+    config, h, w, cin, cout, kernel, pads, dilation, groups, stride = STRIP_CASES[case]
+    seed = 700 + sorted(STRIP_CASES).index(case) * 2 + int(padded)
+    rng = np.random.default_rng(seed)
+    number = list(NUMBERS)[seed % len(NUMBERS)]
+    in_signed, in_zero, w_signed, w_zero, kind, extreme = NUMBERS[number]
+    x_values = _draw(rng, (h, w, cin), in_signed, extreme)
+    weights = _draw(rng, (*kernel, cin // groups, cout), w_signed, extreme)
+    spec = ConvSpec(weights, rng.integers(-(1 << 14), 1 << 14, cout),
+                    _requant(rng, kind, cout), stride=stride, pad=pads, dilation=dilation,
+                    groups=groups, in_zero=in_zero, weight_zero=w_zero, in_signed=in_signed,
+                    weight_signed=w_signed)
+    eb = config.elem_bytes
+    oh, ow = spec.out_size(h, w)
+    if padded:
+        x, y = _maps(rng, spec, h, w, config)
+    else:
+        x = FeatureMap(int(rng.integers(0, 40)), h, w, cin, h, w, cin)
+        y = FeatureMap(x.base + x.nbytes(eb) + 3, oh, ow, cout, oh, ow, cout)
+    sizes = conv_constant_sizes(spec, config, x.pitch, padded=padded, in_width=w)
+    w_addr = y.base + y.nbytes(eb) + 5
+    q_addr = w_addr + sizes["weights"] + 3
+    z_addr = None if padded else q_addr + sizes["qp"] + 1
+    program = compile_conv(spec, x, y, weights_addr=w_addr, qp_addr=q_addr, pad_addr=z_addr,
+                           config=config)
+    strip = int(program.mapping.split("input strips of ")[1].split()[0])
+    assert strip < oh and oh % strip, "several blocks, the last one shorter"
+    model = EngineModel(config)
+    model.memory[:] = np.random.default_rng(seed).integers(0, 256, model.memory.size)
+    x.write(model.memory, x_values, eb, border=in_zero)
+    for addr, data in program.images:
+        model.memory[addr:addr + len(data)] = np.frombuffer(data, np.uint8)
+    before = model.memory.copy()
+    model.run(program.commands)
+    assert model.error_code == 0 and model.error_count == 0
+    changed = np.flatnonzero(model.memory != before)
+    assert np.isin(changed, y.interior_addresses(eb)).all()
+    got = y.read(model.memory, eb, signed=spec.requant.clamp_min < 0)
+    want = conv2d(x_values, weights, spec.bias, spec.requant, stride=stride, pad=pads,
+                  dilation=dilation, groups=groups, in_zero=in_zero, weight_zero=w_zero)
+    np.testing.assert_array_equal(got, want, err_msg=f"{number} on {case}")
+    # Each chunk of a group's first kernel row loads its strip once a block: the input rows
+    # of a block and the rows below it the group's kernel rows reach, not one copy a kernel
+    # row.
+    sh, dh = spec.strides[0], spec.dilations[0]
+    groups_of = {}
+    for ky in range(kernel[0]):
+        groups_of.setdefault(ky * dh % sh, []).append(ky)
+    blocks = -(-oh // strip)
+    columns = int(program.mapping.split(" chunks")[0].split()[-1]) // kernel[0]
+    per_column = sum(oh + blocks * (kys[-1] - kys[0]) * dh // sh for kys in groups_of.values())
+    assert _a_rows_loaded(program) == columns * per_column * ow
+    assert _a_rows_loaded(program) < columns * kernel[0] * oh * ow

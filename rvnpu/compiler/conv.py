@@ -34,6 +34,8 @@ from rvnpu.sim.golden.gemm import Requant
 from rvnpu.sim.golden.conv import pads_of, window_count
 from rvnpu.compiler.gemm import GemmError
 from rvnpu.compiler.conv_os import OsSchedule, os_applies
+from rvnpu.compiler.conv_os_pool import (OsPoolSchedule, pool_applies, pool_block_image,
+                                         shared_taps)
 
 
 __all__ = ["FeatureMap", "ConvSpec", "ConvProgram", "conv_constant_sizes", "conv_constants",
@@ -264,7 +266,7 @@ class _Plan:
         # Without the padding in the buffer, a chunk must stay within one kernel column, so
         # that a pixel's chunk is wholly inside the tensor or wholly padding.
         self.pad_row = not padded and any(spec.pads)
-        self.pad_bytes = 0
+        self.pad_bytes = self.pad_rows = 0
         if self.pad_row:
             # Room for the longest padded run at the runs' stride: a run is at most one output
             # row and 255 pixels.
@@ -274,7 +276,8 @@ class _Plan:
             top, left, bottom, right = spec.pads
             ow = window_count(in_width, kw, spec.strides[1], left, dw, right)
             stride = spec.strides[1] * in_pitch
-            self.pad_bytes = ((min(255, max(ow, 1)) - 1) * stride + R) * config.elem_bytes
+            self.pad_rows = min(255, max(ow, 1))
+            self.pad_bytes = ((self.pad_rows - 1) * stride + R) * config.elem_bytes
         self.units, b_row, qp_tile = [], 0, 0
         for g0 in range(0, spec.groups, pack):
             g = min(pack, spec.groups - g0)
@@ -300,12 +303,14 @@ class _Plan:
                 qp_tile += 1
             self.units.append(u)
         self.b_total, self.qp_tiles = b_row, qp_tile
+        self.pool_taps = shared_taps(spec, config, self.pad_row)
         self.mapping = (f"{len(self.units)} pass(es) of {pack} group(s), "
                         f"{sum(len(u.chunks) for u in self.units)} chunks")
 
     def sizes(self):
         c = self.config
-        return {"weights": self.b_total * c.cols * c.elem_bytes,
+        pool = 0 if self.pool_taps is None else len(pool_block_image(self)) // c.elem_bytes
+        return {"weights": (self.b_total * c.cols + pool) * c.elem_bytes,
                 "qp": self.qp_tiles * QP_ROWS * c.cols * 4,
                 "pad": self.pad_bytes}
 
@@ -334,7 +339,8 @@ class _Plan:
                     values = w[ch.ky, kx[:, None], (ci % cin_g)[:, None], co[None, :]]
                     rows = slice(u.b_rows[t, j], u.b_rows[t, j] + len(ch.taps))
                     image[rows, :len(co)] = np.where(same, values, spec.weight_zero)
-        return _element_bytes(image, self.config.elem_bytes)
+        pool = b"" if self.pool_taps is None else pool_block_image(self)
+        return _element_bytes(image, self.config.elem_bytes) + pool
 
     def qp_image(self):
         """Bias and requantisation parameters, ``QP_ROWS`` rows of ``cols`` words a tile, as
@@ -468,10 +474,16 @@ def compile_conv(spec, x, y, *, weights_addr, qp_addr, pad_addr=None, config=Eng
         images.append((pad_addr, plan.pad_image()))
     program = ConvProgram([], images, spec.macs(x.h, x.w), plan.mapping)
     schedule = _Schedule(plan, x, y, weights_addr, qp_addr, program.commands, pad_addr)
-    if os_applies(plan, schedule.oh * schedule.ow):
+    if pool_applies(plan, schedule.oh * schedule.ow):
+        # Few pixels of many taps shared by every channel: the taps run through the array.
+        schedule = OsPoolSchedule(schedule)
+        program.mapping += ", output-stationary over the taps"
+    elif os_applies(plan, schedule.oh * schedule.ow):
         # A row or a few of A: streaming the weights past resident outputs is bus-bound.
         schedule = OsSchedule(schedule)
         program.mapping += ", output-stationary"
+    elif schedule.strip_rows:
+        program.mapping += f", input strips of {schedule.strip_rows} output row(s)"
     schedule.run()
     return program
 
@@ -504,6 +516,36 @@ class _Schedule:
         self.mb = resident_mb if self.a_resident else stream_mb
         self.b_resident = plan.b_total <= c.spad_depth
         self.qp_resident = plan.qp_tiles * QP_ROWS <= min(c.qp_depth, 255)
+        self.strip_rows = self._strip_rows(plan, half, limit)
+        if self.strip_rows:
+            self.a_resident, self.mb = True, self.strip_rows * self.ow
+
+    def _strip_rows(self, plan, half, limit):
+        """Output rows a block takes when its A chunks come from *strips*, else 0.
+
+        Kernel row ``ky`` of output row ``oy`` reads input row ``oy * sh + ky * dh``: the
+        row kernel row ``ky0`` of output row ``oy + (ky - ky0) * dh / sh`` reads, when that is
+        whole. So the kernel rows fall into groups (``ky * dh`` modulo ``sh``; one group at
+        stride 1), and a block of whole output rows loads, for each chunk of a group's first
+        kernel row, one strip of the input rows the group reads; chunk ``(ky, ..)`` is a strip
+        some output rows on. Each input row so crosses the bus once a block instead of once a
+        kernel row. Used when a group has several kernel rows and the blocks are at least
+        half as long as the chunk-by-chunk schedule's."""
+        spec = plan.spec
+        kh, sh, dh = spec.weights.shape[0], spec.strides[0], spec.dilations[0]
+        groups = {}
+        for ky in range(kh):
+            groups.setdefault(ky * dh % sh, []).append(ky)
+        # (first kernel row, output rows its last kernel row reaches below it) a group.
+        self.strip_groups = [(kys[0], (kys[-1] - kys[0]) * dh // sh) for kys in groups.values()]
+        if len(groups) == kh or any(len(u.chunks) % kh for u in plan.units):
+            return 0
+        per_row = max(len(u.chunks) // kh for u in plan.units) * self.ow
+        spans = sum(span for _, span in self.strip_groups)
+        rows = min(self.oh, limit // self.ow, (half // per_row - spans) // len(groups))
+        if rows < 1 or 2 * rows * self.ow < min(self.oh * self.ow, self.mb):
+            return 0
+        return rows
 
     def cmd(self, funct, **fields):
         self.commands.append(encode(funct, **fields))
@@ -520,13 +562,15 @@ class _Schedule:
             self.cmd(Funct.LOAD, dram_addr=dram + done * stride, local_row=row + done,
                      space=space, rows=min(255, rows - done), cols=cols)
 
-    def runs(self, m0, rows):
+    def runs(self, m0, rows, across=False):
         """``(first pixel's index in the block, oy, ox, count)`` of each run of output
-        pixels along one output row within pixels ``m0 .. m0 + rows - 1``."""
+        pixels within pixels ``m0 .. m0 + rows - 1``: along one output row, or ``across``
+        rows when the addresses of consecutive pixels stay evenly spaced from one row into
+        the next (so a run is one strided LOAD or STORE of up to 255 rows)."""
         m, end = m0, m0 + rows
         while m < end:
             oy, ox = divmod(m, self.ow)
-            n = min(end - m, self.ow - ox, 255)
+            n = min(end - m, 255 if across else self.ow - ox, 255)
             yield m - m0, oy, ox, n
             m += n
 
@@ -535,7 +579,11 @@ class _Schedule:
         (sh, sw), (dh, dw) = spec.strides, spec.dilations
         top, left, _, _ = spec.pads
         k = len(chunk.taps)
-        for i, oy, ox, n in self.runs(m0, rows):
+        pieces = []
+        # Output row oy + 1 starts sh input rows below row oy, whose last pixel is
+        # (ow - 1) * sw columns on: evenly spaced when sh rows are ow * sw pixels.
+        across = not self.plan.pad_row and sh * x.width == self.ow * sw
+        for i, oy, ox, n in self.runs(m0, rows, across):
             by = x.top - top + oy * sh + chunk.ky * dh
             bx = x.left - left + ox * sw
             if not self.plan.pad_row:
@@ -552,11 +600,49 @@ class _Schedule:
                 lo = hi = n
             for start, end in ((0, lo), (hi, n)):
                 if end > start:
-                    self.load(self.pad_addr, Space.SPAD_A, a_row + i + start, end - start, k,
-                              sw * x.pitch * eb)
+                    pieces.append((None, a_row + i + start, end - start))
             if hi > lo:
                 dram = x.addr(by, bx + lo * sw, unit.ci0, eb) + chunk.offset * eb
-                self.load(dram, Space.SPAD_A, a_row + i + lo, hi - lo, k, sw * x.pitch * eb)
+                pieces.append((dram, a_row + i + lo, hi - lo))
+        stride = sw * x.pitch * eb
+        for dram, row, n in self._joined(sorted(pieces, key=lambda piece: piece[1]), stride):
+            self.load(self.pad_addr if dram is None else dram, Space.SPAD_A, row, n, k, stride)
+
+    def _joined(self, pieces, stride):
+        """Consecutive pieces ``(dram or None for zero-point rows, local row, count)`` joined
+        into one LOAD where they continue each other: zero-point rows as far as the constant
+        reaches, input pixels where the next piece's address is the next stride on (so rows
+        evenly spaced in memory become one run)."""
+        reach = self.plan.pad_rows
+        out = []
+        for dram, row, n in pieces:
+            if out:
+                d0, r0, n0 = out[-1]
+                if r0 + n0 == row and (
+                        (dram is None and d0 is None and n0 + n <= reach) or
+                        (dram is not None and d0 is not None and d0 + n0 * stride == dram)):
+                    out[-1] = (d0, r0, n0 + n)
+                    continue
+            out.append((dram, row, n))
+        return out
+
+    def strip_chunk(self, unit, j, m0, rows, a_base, loaded):
+        """SPAD_A row of chunk ``j`` of the block at ``m0`` (``rows`` pixels, whole output
+        rows) in strip mode, loading its strip first if no chunk has needed it yet."""
+        spec = self.plan.spec
+        kh, sh, dh = spec.weights.shape[0], spec.strides[0], spec.dilations[0]
+        per_ky = len(unit.chunks) // kh
+        ky, column = divmod(j, per_ky)
+        lengths = [rows + span * self.ow for _, span in self.strip_groups]
+        strip = a_base + column * sum(lengths)
+        for (ky0, _), length in zip(self.strip_groups, lengths):
+            if ky0 * dh % sh == ky * dh % sh:
+                break
+            strip += length
+        if (ky0, column) not in loaded:
+            self.load_a(unit, unit.chunks[ky0 * per_ky + column], m0, length, strip)
+            loaded.add((ky0, column))
+        return strip + (ky - ky0) * dh // sh * self.ow
 
     def load_b(self, b_row, local_row, rows):
         C, eb = self.c.cols, self.c.elem_bytes
@@ -577,7 +663,7 @@ class _Schedule:
             self.store_config = (y.pitch * eb, qp_row)
             self.cmd(Funct.CONFIG_STORE, stride=y.pitch * eb, qp_row=qp_row)
         cols = min(C, unit.nco - t * C)
-        for i, oy, ox, n in self.runs(m0, rows):
+        for i, oy, ox, n in self.runs(m0, rows, across=y.width == y.w):
             self.cmd(Funct.STORE, dram_addr=y.addr(y.top + oy, y.left + ox, unit.co0 + t * C, eb),
                      acc_row=acc_base + i, rows=n, cols=cols)
 
@@ -609,7 +695,7 @@ class _Schedule:
             nch = len(unit.chunks)
             for m0 in range(0, M, mb):
                 rows = min(mb, M - m0)
-                a_base = (block % 2) * nch * mb
+                a_base = (block % 2) * (c.spad_depth // 2 if self.strip_rows else nch * mb)
                 block += 1
                 a_loaded = set()
                 for t, needed in enumerate(unit.pairs):
@@ -624,7 +710,9 @@ class _Schedule:
                     for step, j in enumerate(needed):
                         chunk = unit.chunks[j]
                         k = len(chunk.taps)
-                        if self.a_resident:
+                        if self.strip_rows:
+                            a_row = self.strip_chunk(unit, j, m0, rows, a_base, a_loaded)
+                        elif self.a_resident:
                             a_row = a_base + j * mb
                             if j not in a_loaded:
                                 # Just before first use: the load unit runs in order.

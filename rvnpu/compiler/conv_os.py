@@ -24,10 +24,16 @@ _MAX_STEPS = 1023
 
 
 def os_applies(plan, pixels):
-    """Whether ``plan`` runs output-stationary: few pixels (one array block), one pass of all
-    channels, whole-row chunks, and room for two weight strips and the A block."""
+    """Whether ``plan`` runs output-stationary: few pixels, one pass of all channels,
+    whole-row chunks, and room for two weight strips and the A block (two A blocks when there
+    are several).
+
+    One array block of pixels always does. Several do when the weights streamed once a block
+    cost clearly fewer cycles than weight-stationary's COMPUTE a chunk and tile, each paying
+    about three times ``rows`` cycles of weight preload, fill and drain for its few steps
+    (MobileNet's 3x3 layers of 128 and 256 channels)."""
     c = plan.config
-    if not c.with_os or pixels > c.rows or len(plan.units) != 1 or plan.pad_row:
+    if not c.with_os or len(plan.units) != 1 or plan.pad_row:
         return False
     unit = plan.units[0]
     chunks = unit.chunks
@@ -36,7 +42,14 @@ def os_applies(plan, pixels):
     if any(len(needed) != len(chunks) for needed in unit.pairs):
         return False
     k = sum(len(ch.taps) for ch in chunks)
-    return 2 * k <= c.spad_depth and len(chunks) * c.rows <= c.spad_depth
+    blocks = -(-pixels // c.rows)
+    if blocks > 1:
+        tiles = len(unit.pairs)
+        os_cycles = blocks * tiles * (k + 2 * c.rows)
+        ws_cycles = tiles * len(chunks) * (pixels + 3 * c.rows)
+        if 3 * os_cycles >= 2 * ws_cycles:     # a rough estimate: win by a margin
+            return False
+    return 2 * k <= c.spad_depth and min(blocks, 2) * len(chunks) * c.rows <= c.spad_depth
 
 
 class OsSchedule:
@@ -61,17 +74,24 @@ class OsSchedule:
             ws.load(ws.qp_addr, Space.QP, 0, plan.qp_tiles * QP_ROWS, c.cols, c.cols * 4)
         pixels = ws.oh * ws.ow
         k_total = sum(len(ch.taps) for ch in unit.chunks)
-        for j, chunk in enumerate(unit.chunks):
-            ws.load_a(unit, chunk, 0, pixels, j * R)
         b_slots = c.spad_depth // k_total
         acc_slots = max(1, min(8, c.acc_depth // R))
         segment = (_MAX_STEPS // R) * R
-        for t in range(len(unit.pairs)):
-            b_base = (t % b_slots) * k_total
-            ws.load_b(unit.b_rows[t, 0], b_base, k_total)
-            acc_row = (t % acc_slots) * R
-            for k0 in range(0, k_total, segment):
-                ws.cmd(Funct.COMPUTE, a_row=k0, b_row=b_base + k0, c_row=acc_row,
-                       steps=min(segment, k_total - k0), accumulate=int(k0 > 0))
-            ws.store(unit, t, acc_row, 0, pixels)
+        n = 0
+        for block, p0 in enumerate(range(0, pixels, R)):
+            # Blocks of ``rows`` pixels; a block's A chunks in one half of SPAD_A while the
+            # other half still feeds the block before.
+            rows = min(R, pixels - p0)
+            a_base = (block % 2) * len(unit.chunks) * R
+            for j, chunk in enumerate(unit.chunks):
+                ws.load_a(unit, chunk, p0, rows, a_base + j * R)
+            for t in range(len(unit.pairs)):
+                b_base = (n % b_slots) * k_total
+                acc_row = (n % acc_slots) * R
+                n += 1
+                ws.load_b(unit.b_rows[t, 0], b_base, k_total)
+                for k0 in range(0, k_total, segment):
+                    ws.cmd(Funct.COMPUTE, a_row=a_base + k0, b_row=b_base + k0, c_row=acc_row,
+                           steps=min(segment, k_total - k0), accumulate=int(k0 > 0))
+                ws.store(unit, t, acc_row, p0, rows)
         ws.flush()
