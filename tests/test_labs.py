@@ -25,8 +25,8 @@ from rvnpu.sim import toolchain
 
 
 REPO = Path(__file__).resolve().parents[1]
-#: The labs whose checks run the SoC in Verilator (lab 5's firmware).
-VERILATOR_LABS = {5}
+#: The labs whose checks run the SoC in Verilator (lab 5's firmware, lab 6's model).
+VERILATOR_LABS = {5, 6}
 HAVE_VERILATOR = "verilator" in toolchain.available_simulators()
 LABS = [n for n in labs() if HAVE_VERILATOR or n not in VERILATOR_LABS]
 #: How long one check may take here; the labs promise 5 minutes on a 2-core machine (the
@@ -48,7 +48,7 @@ def marked_sources():
     """Every source file of the tree with a lab marker in it (rvnpu.labs only describes
     them)."""
     files = []
-    for folder in ("hdl", "sim", "firmware", "rvnpu", "labs"):
+    for folder in ("hdl", "sim", "firmware", "boards", "rvnpu", "labs"):
         for path in (REPO / folder).rglob("*"):
             if (path.suffix in (".py", ".c", ".h", ".S") and "__pycache__" not in path.parts
                     and REPO / "rvnpu" / "labs" not in path.parents):
@@ -194,7 +194,7 @@ def test_list_names_every_lab(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["lab", "start", "99", "{tmp}/a"], "unknown lab '99'; the labs are 1, 2, 3, 4, 5"),
+    (["lab", "start", "99", "{tmp}/a"], "unknown lab '99'; the labs are 1, 2, 3, 4, 5, 6"),
     (["lab", "start", "one", "{tmp}/a"], "unknown lab 'one'"),
     (["lab", "start", "1", "{tmp}/full"], "exists and is not empty"),
     (["lab", "check", "{tmp}/full"], "is not a lab copy"),

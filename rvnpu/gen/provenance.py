@@ -21,6 +21,7 @@ PACKAGE_DIRS = {
     "rvnpu.sim": "sim",
     "rvnpu.boards": "boards",
     "rvnpu.firmware": "firmware",
+    "rvnpu.labs.course": "labs",
 }
 
 #: Rewrites every generated file under ``docs/`` but ``boards.md`` (which needs board builds);

@@ -1,0 +1,1 @@
+pytest_plugins = ["rvnpu.labs.plugin"]
