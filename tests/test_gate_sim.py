@@ -93,6 +93,15 @@ def test_a_cell_without_a_model_is_refused_in_one_line(tmp_path):
     assert "\n" not in str(e.value)
 
 
+def test_a_small_self_test_needs_a_board_that_boots_from_flash(tmp_path):
+    """Where the firmware is in the netlist's RAM, another firmware is another netlist."""
+    assert board("ulx3s-25f").soc_config().flash_offset is None
+    with pytest.raises(GateSimError, match=r"^ulx3s-25f keeps its firmware in the netlist's "
+                                           r"RAM: a small self-test would need a netlist"):
+        gate_sim.gate_sim_board(board("ulx3s-25f"), out_dir=tmp_path, small=True)
+    assert not any(tmp_path.iterdir())
+
+
 def test_netlist_is_written_only_when_asked_for():
     platform = board("icebreaker").platform()
     assert "write_verilog" not in toolchain_options(platform)["script_after_synth"]
@@ -109,21 +118,54 @@ def test_gate_sim_cycles_must_be_positive(tmp_path):
 
 # -- The iCEBreaker's netlist, simulated ---------------------------------------------------------
 
-#: The demo's self-test takes over 10 million cycles of netlist simulation (10-25 minutes), too
-#: long for the test suite: these run when RVNPU_GATE_SIM=1.
+_no_gate_sim = (os.environ.get("RVNPU_SKIP_SYNTH") == "1" or
+                "verilator" not in toolchain.available_simulators())
+
+#: Synthesis, the Verilator build and the small self-test take a few minutes of CPU: they run
+#: by default (not with RVNPU_SKIP_SYNTH=1, and only with Verilator).
+_gate = pytest.mark.skipif(_no_gate_sim, reason="needs Yosys synthesis and Verilator")
+
+#: The full demo's self-test takes about 17 million cycles of netlist simulation (10-25
+#: minutes), too long for the test suite: these run when RVNPU_GATE_SIM=1.
 _slow = pytest.mark.skipif(
-    os.environ.get("RVNPU_GATE_SIM") != "1" or os.environ.get("RVNPU_SKIP_SYNTH") == "1" or
-    "verilator" not in toolchain.available_simulators(),
+    os.environ.get("RVNPU_GATE_SIM") != "1" or _no_gate_sim,
     reason="a gate-level run takes 10-25 minutes: set RVNPU_GATE_SIM=1 (needs Verilator)")
 
 
 @pytest.fixture(scope="module")
-def icebreaker_run(tmp_path_factory):
-    """The iCEBreaker's default design synthesised, its netlist built in Verilator, and the
-    demo run on it to the verdict: once for the tests below (minutes)."""
+def icebreaker_small_run(tmp_path_factory):
+    """The iCEBreaker's default design synthesised (with the demo, as for the bitstream), its
+    netlist built in Verilator, and the demo's small self-test run on it from the simulated
+    flash: once for the tests below (minutes)."""
     out = tmp_path_factory.mktemp("icebreaker")
-    result = gate_sim.gate_sim_board(board("icebreaker"), out_dir=out)
+    result = gate_sim.gate_sim_board(board("icebreaker"), out_dir=out, small=True)
     return out, result
+
+
+@pytest.fixture(scope="module")
+def icebreaker_run(icebreaker_small_run):
+    """The full demo, the bitstream's own firmware, run on the same model (10-25 minutes)."""
+    out, _ = icebreaker_small_run
+    return out, _rerun(out, out / "firmware" / "board_demo.bin")
+
+
+@_gate
+def test_icebreaker_netlist_passes_the_small_self_test(icebreaker_small_run):
+    out, result = icebreaker_small_run
+    assert result.passed, result.reason + "\n" + result.text
+    assert result.text.strip().splitlines() == [
+        "rvnpu board demo", "ok   gemm 1x1x1", "ok   gemm 3x5x2", "ok   gemm 5x2x3",
+        "ok   gemm 4x4x4", gate_sim.PASSED]
+    # The flash boot alone (the demo's length, built into the netlist) takes over 150,000
+    # cycles; the self-test about 650,000 more at RTL.
+    assert 700_000 < result.cycles < gate_sim.SMALL_MAX_CYCLES
+    assert (out / "gate_sim" / "uart.txt").read_text() == result.text
+    # The netlist simulated is the one nextpnr reads: the same Yosys run wrote both, with the
+    # demo's image (its length) in it; the flash served the small self-test's.
+    netlist = (out / "top.gate.v").read_text()
+    assert cell_types(netlist)["SB_SPRAM256KA"] == 2 and "SB_MAC16" in cell_types(netlist)
+    small = (out / "gate_sim" / "firmware" / "board_demo.bin").read_bytes()
+    assert small != (out / "firmware" / "board_demo.bin").read_bytes()
 
 
 @_slow
@@ -138,21 +180,17 @@ def test_icebreaker_netlist_passes_the_demo_self_test(icebreaker_run):
     assert lines[-1] == gate_sim.PASSED
     # The flash boot alone takes over 150,000 cycles; the watchdog was not reached.
     assert 150_000 < result.cycles < gate_sim.DEFAULT_MAX_CYCLES
-    assert (out / "gate_sim" / "uart.txt").read_text() == result.text
-    # The netlist simulated is the one nextpnr reads: the same Yosys run wrote both.
-    netlist = (out / "top.gate.v").read_text()
-    assert cell_types(netlist)["SB_SPRAM256KA"] == 2 and "SB_MAC16" in cell_types(netlist)
 
 
-def _patched_image(out, symbol, words):
-    """The demo's image with ``words`` written over the start of function ``symbol``."""
-    firmware = out / "firmware"
+def _patched_image(firmware, symbol, words):
+    """The demo's image in ``firmware`` with ``words`` written over the start of function
+    ``symbol``."""
     address = int(re.search(rf"^\s+([0-9a-f]+)\s+[0-9a-f]+\s+[0-9a-f]+\s+\d+\s+{symbol}$",
                             (firmware / "board_demo.map").read_text(), re.MULTILINE).group(1),
                   16)
     image = bytearray((firmware / "board_demo.bin").read_bytes())
     image[address:address + 4 * len(words)] = struct.pack(f"<{len(words)}I", *words)
-    patched = out / f"board_demo-{symbol}.bin"
+    patched = firmware / f"board_demo-{symbol}.bin"
     patched.write_bytes(image)
     return patched
 
@@ -165,24 +203,27 @@ def _rerun(out, image, max_cycles=gate_sim.DEFAULT_MAX_CYCLES):
                      failed=(gate_sim.FAILED,))
 
 
-@_slow
-def test_a_wrong_reference_fails_the_gate_level_run(icebreaker_run):
+@_gate
+def test_a_wrong_reference_fails_the_gate_level_run(icebreaker_small_run):
     """The core's reference GEMM made to return at once (``li a0, 0; ret``): its result is
     not written, the engine's (computed by the gates) no longer matches, the demo says FAIL
     and the run stops there."""
-    out, _ = icebreaker_run
-    result = _rerun(out, _patched_image(out, "rvnpu_gemm_cpu", [0x00000513, 0x00008067]))
+    out, _ = icebreaker_small_run
+    result = _rerun(out, _patched_image(out / "gate_sim" / "firmware", "rvnpu_gemm_cpu",
+                                        [0x00000513, 0x00008067]),
+                    max_cycles=gate_sim.SMALL_MAX_CYCLES)
     assert not result.passed
     assert result.reason == "the firmware reported 'FAIL gemm 1x1x1'"
     assert result.text.strip().splitlines() == ["rvnpu board demo", "FAIL gemm 1x1x1"]
 
 
 @_slow
-def test_the_watchdog_ends_a_run_without_a_verdict(icebreaker_run):
+def test_the_watchdog_ends_a_run_without_a_verdict(icebreaker_small_run):
     """A firmware that never prints its verdict (the self-test made an endless loop,
     ``j .``) fails at the cycle limit, with the last line the UART printed."""
-    out, _ = icebreaker_run
-    result = _rerun(out, _patched_image(out, "rvnpu_gemm_cpu", [0x0000006F]),
+    out, _ = icebreaker_small_run
+    result = _rerun(out, _patched_image(out / "gate_sim" / "firmware", "rvnpu_gemm_cpu",
+                                        [0x0000006F]),
                     max_cycles=600_000)
     assert not result.passed and result.cycles == 600_000
     assert result.reason == ("no verdict ('self-test:') within 600,000 cycles (watchdog); "
@@ -190,10 +231,11 @@ def test_the_watchdog_ends_a_run_without_a_verdict(icebreaker_run):
 
 
 @_slow
-def test_build_command_reports_a_failed_gate_level_run_in_one_line(icebreaker_run, capsys):
+def test_build_command_reports_a_failed_gate_level_run_in_one_line(icebreaker_small_run,
+                                                                  capsys):
     """``rvnpu build --gate-sim``'s step after the build, on the netlist above (its model is
     not built again): a watchdog too short for the demo fails with exit status 1."""
-    out, _ = icebreaker_run
+    out, _ = icebreaker_small_run
     b = board("icebreaker")
     args = make_parser().parse_args(["build", "--board", "icebreaker", "--gate-sim",
                                      "--gate-sim-cycles", "300000"])
