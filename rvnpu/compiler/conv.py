@@ -677,16 +677,26 @@ class _Schedule:
             self.emit_store(*self.pending)
             self.pending = None
 
-    def run(self):
+    def configure(self, dataflow, swap=False):
+        """The layer's CONFIG_EXEC (A the inputs and B the weights, or the other way round
+        with ``swap``), its CONFIG_REQUANT, and the requantisation table when it fits."""
         c, plan, spec = self.c, self.plan, self.plan.spec
-        R, mb = c.rows, self.mb
         rq = spec.requant
-        self.cmd(Funct.CONFIG_EXEC, dataflow=Dataflow.WS, a_signed=int(spec.in_signed),
-                 b_signed=int(spec.weight_signed), a_zero=spec.in_zero, b_zero=spec.weight_zero)
+        a = (spec.in_signed, spec.in_zero)
+        b = (spec.weight_signed, spec.weight_zero)
+        if swap:
+            a, b = b, a
+        self.cmd(Funct.CONFIG_EXEC, dataflow=dataflow, a_signed=int(a[0]), b_signed=int(b[0]),
+                 a_zero=a[1], b_zero=b[1])
         self.cmd(Funct.CONFIG_REQUANT, out_zero=rq.out_zero, mode=mode_named(rq.mode).code,
                  clamp_min=rq.clamp_min, clamp_max=rq.clamp_max)
         if self.qp_resident:
             self.load(self.qp_addr, Space.QP, 0, plan.qp_tiles * QP_ROWS, c.cols, c.cols * 4)
+
+    def run(self):
+        c, plan = self.c, self.plan
+        R, mb = c.rows, self.mb
+        self.configure(Dataflow.WS)
         M = self.oh * self.ow
         b_loaded, block, tile_count, a_next, b_next = set(), 0, 0, 0, 0
         a_slots = c.spad_depth // mb

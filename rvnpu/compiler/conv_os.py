@@ -13,8 +13,7 @@ It applies when the reduction chunks are whole array-row blocks (every chunk but
 convolution whose kernel rows are contiguous runs that split evenly.
 """
 
-from rvnpu.spec.commands import Funct, Space, Dataflow, QP_ROWS
-from rvnpu.spec.requant import mode_named
+from rvnpu.spec.commands import Funct, Dataflow
 
 
 __all__ = ["os_applies", "OsSchedule"]
@@ -62,16 +61,10 @@ class OsSchedule:
 
     def run(self):
         ws = self.ws
-        c, plan, spec = ws.c, ws.plan, ws.plan.spec
+        c, plan = ws.c, ws.plan
         R = c.rows
         unit = plan.units[0]
-        rq = spec.requant
-        ws.cmd(Funct.CONFIG_EXEC, dataflow=Dataflow.OS, a_signed=int(spec.in_signed),
-               b_signed=int(spec.weight_signed), a_zero=spec.in_zero, b_zero=spec.weight_zero)
-        ws.cmd(Funct.CONFIG_REQUANT, out_zero=rq.out_zero, mode=mode_named(rq.mode).code,
-               clamp_min=rq.clamp_min, clamp_max=rq.clamp_max)
-        if ws.qp_resident:
-            ws.load(ws.qp_addr, Space.QP, 0, plan.qp_tiles * QP_ROWS, c.cols, c.cols * 4)
+        ws.configure(Dataflow.OS)
         pixels = ws.oh * ws.ow
         k_total = sum(len(ch.taps) for ch in unit.chunks)
         b_slots = c.spad_depth // k_total

@@ -17,8 +17,7 @@ the first is stored.
 
 import numpy as np
 
-from rvnpu.spec.commands import Funct, Space, Dataflow, QP_ROWS
-from rvnpu.spec.requant import mode_named
+from rvnpu.spec.commands import Funct, Space, Dataflow
 
 
 __all__ = ["shared_taps", "pool_block_image", "pool_applies", "OsPoolSchedule"]
@@ -97,16 +96,11 @@ class OsPoolSchedule:
 
     def run(self):
         ws = self.ws
-        c, plan, spec = ws.c, ws.plan, ws.plan.spec
+        c, plan = ws.c, ws.plan
         R, eb = c.rows, c.elem_bytes
-        rq = spec.requant
         taps = len(plan.pool_taps)
-        ws.cmd(Funct.CONFIG_EXEC, dataflow=Dataflow.OS, a_signed=int(spec.weight_signed),
-               b_signed=int(spec.in_signed), a_zero=spec.weight_zero, b_zero=spec.in_zero)
-        ws.cmd(Funct.CONFIG_REQUANT, out_zero=rq.out_zero, mode=mode_named(rq.mode).code,
-               clamp_min=rq.clamp_min, clamp_max=rq.clamp_max)
-        if ws.qp_resident:
-            ws.load(ws.qp_addr, Space.QP, 0, plan.qp_tiles * QP_ROWS, c.cols, c.cols * 4)
+        # The kernel is A (one row a block), the input windows B.
+        ws.configure(Dataflow.OS, swap=True)
         a_addr = ws.weights_addr + plan.b_total * c.cols * eb
         ws.load(a_addr, Space.SPAD_A, 0, _blocks(plan) * R, R, R * eb)
         b_slots = c.spad_depth // taps
