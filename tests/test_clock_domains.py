@@ -30,7 +30,8 @@ from rvnpu.spec.commands import (Funct, IsaError, Space, encode, field_of, pack_
 from rvnpu.spec.config import EngineConfig
 from rvnpu.spec.memory_map import ConfigError, SocConfig
 
-from test_engine_fetch import _busy_list, _refusal_program, gemm_job, run_golden
+from test_engine_fetch import (_busy_list, _refusal_program, gemm_job, program_testbench,
+                               run_golden)
 
 
 #: (core period, engine period) in ns.
@@ -99,42 +100,7 @@ def run_crossed(config, image, program, periods):
     level at each answer (and before the first command), and reads the RAM back, all in
     ``sync``. Returns ``(memory, answers, irq trace)``."""
     bench = _CrossedBench(config)
-    eng, ram = bench.engine, bench.ram
-    bb = config.bus_bytes
-    memory = np.zeros(config.mem_bytes, np.uint8)
-    for addr, data in image:
-        memory[addr:addr + len(data)] = np.frombuffer(bytes(data), np.uint8)
-    out = {"answers": [], "irq": [], "memory": None}
-
-    async def testbench(ctx):
-        for w in range(config.mem_bytes // bb):
-            chunk = memory[w * bb:(w + 1) * bb]
-            if chunk.any():
-                ctx.set(ram.host_addr, w)
-                ctx.set(ram.host_wdata, int.from_bytes(chunk.tobytes(), "little"))
-                ctx.set(ram.host_we, (1 << bb) - 1)
-                await ctx.tick()
-        ctx.set(ram.host_we, 0)
-        out["irq"].append(ctx.get(bench.irq))
-        for funct, op1, op2 in program:
-            ctx.set(eng.cmd.payload, {"funct": funct, "op1": op1, "op2": op2})
-            ctx.set(eng.cmd.valid, 1)
-            await ctx.tick().until(eng.cmd.ready)
-            ctx.set(eng.cmd.valid, 0)
-            if funct in (Funct.FENCE, Funct.STATUS):
-                await ctx.tick()
-                ctx.set(eng.rsp.ready, 1)
-                (word,) = await ctx.tick().sample(eng.rsp.payload).until(eng.rsp.valid)
-                ctx.set(eng.rsp.ready, 0)
-                out["answers"].append(word)
-                out["irq"].append(ctx.get(bench.irq))
-        words = []
-        for w in range(config.mem_bytes // bb):
-            ctx.set(ram.host_addr, w)
-            await ctx.tick()
-            words.append(ctx.get(ram.host_rdata).to_bytes(bb, "little"))
-        out["memory"] = np.frombuffer(b"".join(words), np.uint8)
-
+    testbench, out = program_testbench(bench, config, image, program)
     slowest = max(periods)
     cycles = 20_000 + 2_000 * len(program)
     simulate(bench, periods, testbench, cycles * slowest)

@@ -73,10 +73,11 @@ class _Bench(wiring.Component):
         return m
 
 
-def run_rtl(config, image, program, *, latency=0):
-    """Run ``program`` from reset with main memory ``image``; returns ``(memory, answers,
-    irq trace)``: the irq level at each answer, and just before the first command."""
-    bench = _Bench(config, latency)
+def program_testbench(bench, config, image, program):
+    """A testbench that writes the RAM, issues ``program`` (taking the answers of FENCE and
+    STATUS a cycle later, as the core does), and reads the RAM back, all in ``sync``; and the
+    dictionary it fills: ``answers``, ``irq`` (the level at each answer, and just before the
+    first command) and ``memory`` (``None`` until the end)."""
     eng, ram = bench.engine, bench.ram
     bb = config.bus_bytes
     memory = np.zeros(config.mem_bytes, np.uint8)
@@ -113,6 +114,14 @@ def run_rtl(config, image, program, *, latency=0):
             words.append(ctx.get(ram.host_rdata).to_bytes(bb, "little"))
         out["memory"] = np.frombuffer(b"".join(words), np.uint8)
 
+    return testbench, out
+
+
+def run_rtl(config, image, program, *, latency=0):
+    """Run ``program`` from reset with main memory ``image``; returns ``(memory, answers,
+    irq trace)``: the irq level at each answer, and just before the first command."""
+    bench = _Bench(config, latency)
+    testbench, out = program_testbench(bench, config, image, program)
     sim = Simulator(bench)
     sim.add_clock(1e-6)
     sim.add_testbench(testbench)
