@@ -9,6 +9,7 @@ runs on the simulated SoC, whose output must equal onnxruntime's bit for bit. Re
 QDQ fusion allowed (``rvnpu.flows.model.ort_session``, see docs/onnx.md)."""
 
 import itertools
+import re
 
 import numpy as np
 import onnx
@@ -254,8 +255,13 @@ def test_too_large_model_says_how_many_bytes_are_missing(tmp_path):
     path = quantise(model, [1, 256], tmp_path / "big.onnx")
     with pytest.raises(ModelError, match=r"model needs (\d+) bytes of RAM \(\d+ of weights and "
                                          r"constants, \d+ of engine command lists, .* RAM has "
-                                         r"65536: \d+ bytes missing; try --mem-bytes 262144"):
+                                         r"65536: (\d+) bytes missing; try --mem-bytes (\d+)$") as e:
         compile_model(path, tmp_path / "build", DEFAULT_SOC)
+    need, missing, suggested = (int(n) for n in re.search(
+        r"needs (\d+) .*: (\d+) bytes missing; try --mem-bytes (\d+)", str(e.value)).groups())
+    assert need > 65536 and missing == need - 65536
+    # The suggestion is the smallest power of two that holds the model.
+    assert suggested >= need > suggested // 2 and suggested & (suggested - 1) == 0
 
 
 # -- On the simulated SoC -----------------------------------------------------------------------
