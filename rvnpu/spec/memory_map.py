@@ -127,7 +127,9 @@ TIMER = Peripheral("TIMER", 1, "Free-running 64-bit counters, from reset, and th
              "Clock cycles, high word, as latched by the last read of CYCLE_LO."),
     Register("ACTIVE_LO", 0x8, 32, Access.RO,
              "Cycles in which the matrix engine fed its array, low word; reading it latches "
-             "ACTIVE_HI."),
+             "ACTIVE_HI. Counted in core clock cycles: with the engine on its own clock "
+             "(engine_clock_hz) it counts the core cycles in which the synchronised level was "
+             "high, an estimate of the engine's busy time, not its own cycles."),
     Register("ACTIVE_HI", 0xC, 32, Access.RO,
              "Engine-active cycles, high word, as latched by the last read of ACTIVE_LO."),
     Register("MTIMECMP_LO", 0x10, 32, Access.RW,
