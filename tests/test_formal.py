@@ -15,7 +15,8 @@ from rvnpu.formal.sby import prove
 #: Proved (asserts and covers) in the test suite; the other core groups run in `rvnpu formal`.
 PROVED = ("command_slice", "load_requests", "store_requests", "sram", "core_alu",
           "frontend_hazards", "frontend_refusal", "frontend_order", "frontend_window",
-          "frontend_serial", "range_ring")
+          "frontend_serial", "range_ring", "frontend_lists", "frontend_list_refusal",
+          "frontend_post")
 
 
 @pytest.mark.parametrize("name", PROVED)
@@ -48,3 +49,13 @@ def test_the_front_end_harness_refuses_engines_it_does_not_model():
     from rvnpu.formal.frontend import FRONTEND_ENGINE, frontend_harness
     with pytest.raises(ValueError, match="without command_fetch and post_unit"):
         frontend_harness(config=replace(FRONTEND_ENGINE, post_unit=True))
+
+
+def test_the_list_and_post_harnesses_refuse_engines_they_do_not_model():
+    from rvnpu.formal.command_lists import list_harness
+    from rvnpu.formal.frontend import FRONTEND_ENGINE
+    from rvnpu.formal.post_barrier import post_harness
+    with pytest.raises(ValueError, match="with command_fetch and without post_unit"):
+        list_harness(config=FRONTEND_ENGINE)
+    with pytest.raises(ValueError, match="with post_unit"):
+        post_harness(config=FRONTEND_ENGINE)

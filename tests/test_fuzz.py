@@ -127,6 +127,24 @@ def test_engine_campaign_and_a_planted_mismatch(capsys, monkeypatch):
     assert "reproduce: rvnpu fuzz engine --seed 5 --cases 1 --rows 4" in out
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_engine_programs_do_not_depend_on_the_local_memories_they_start_with(seed):
+    """``rvnpu fuzz engine`` does not zero the local memories between the programs of a
+    batch (``EngineRun.clear_local=False``): the prologue of a random program must write every
+    local row before anything reads one, so garbage left there changes nothing."""
+    program = engine_programs.random_program(CONFIG, seed)
+    memory = np.zeros(CONFIG.mem_bytes, np.uint8)
+    for addr, data in program.image:
+        memory[addr:addr + len(data)] = np.frombuffer(bytes(data), np.uint8)
+    model = engine_programs.EngineModel(CONFIG, memory)
+    rng = np.random.default_rng(seed)
+    for local in (model.spad_a, model.spad_b, model.acc):
+        local[:] = rng.integers(-100, 100, local.shape)
+    model.qp[:] = rng.integers(0, 1 << 32, model.qp.shape, dtype=np.uint64).astype(np.uint32)
+    assert model.run(program.commands) == program.responses
+    assert np.array_equal(model.memory, program.memory)
+
+
 @needs_verilator
 def test_engine_hang_is_reported_and_the_batch_goes_on():
     """A program past its cycle budget comes back as hung, and the next one in the same

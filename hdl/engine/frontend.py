@@ -16,7 +16,7 @@ from rvnpu.hdl.engine.unit_ops import (local_row_bits, dram_addr_bits, load_op, 
                                        store_op, post_op)
 
 
-__all__ = ["Frontend"]
+__all__ = ["Frontend", "UnitQueue", "RANGE_PAIRS", "ranges_overlap"]
 
 
 def _ranges_layout(config):
@@ -92,6 +92,13 @@ class _UnitQueue:
                 hits.append(live & _overlap(*(getattr(self._ranges, n) for n in mine),
                                             *(getattr(e, n) for n in theirs)))
         return Cat(*hits).any()
+
+
+#: The ring and its range comparisons under public names, for checking the ring on its own
+#: (rvnpu/formal/frontend.py): the range field pairs of :func:`_ranges_layout` by meaning.
+UnitQueue = _UnitQueue
+RANGE_PAIRS = {"write": _W, "read1": _R1, "read2": _R2, "memory": _D}
+ranges_overlap = _overlap
 
 
 class _ConfigRegisters:

@@ -7,7 +7,7 @@ tests/test_formal.py uses to stay within the test suite's time.
 from dataclasses import dataclass
 from typing import Callable
 
-from rvnpu.formal import core, frontend, streams
+from rvnpu.formal import command_lists, core, frontend, post_barrier, streams
 from rvnpu.formal.mutants import mutant
 
 
@@ -104,6 +104,42 @@ _FRONTEND_CHECKS = (
 )
 
 
+def _list_check(name, group, summary, old, new, depth, test_depth):
+    """A command-list property group of the front end (:mod:`.command_lists`); its mutant
+    changes one line of hdl/engine/frontend.py."""
+    def build(broken=False):
+        frontend_class = mutant(_FRONTEND, "Frontend", old, new) if broken else None
+        return command_lists.list_harness([group], frontend_class=frontend_class)
+    return Check(name, summary, build, depth, test_depth)
+
+
+#: The command-list groups: the core's command taken while a list runs (lost: the list's
+#: command overwrites it); a STATUS inside a list answered instead of refused.
+_LIST_CHECKS = (
+    ("frontend_lists", "lists",
+     "core commands wait for a list; list_busy and list_done follow each RUN",
+     "take_core = ~held & ~lists.busy", "take_core = ~held", 9, 8),
+    ("frontend_list_refusal", "list_refusal",
+     "RUN/FENCE/STATUS in a list and lists outside the window refused, counted, not run",
+     "now.code.eq(Mux(lists.from_list, ErrorCode.BAD_IN_LIST, 0))]",
+     "now.code.eq(Mux(lists.from_list & (funct != Funct.STATUS), ErrorCode.BAD_IN_LIST, 0))]",
+     8, 7),
+)
+
+
+def _post_check():
+    """The post unit's barrier; its mutant lets a post command through while another unit
+    has unfinished work."""
+    def build(broken=False):
+        frontend_class = mutant(
+            _FRONTEND, "Frontend",
+            'hazard.eq(ranged | (queues["post"].count != 0) | (dec.to_post & others))',
+            'hazard.eq(ranged | (queues["post"].count != 0))') if broken else None
+        return post_barrier.post_harness(frontend_class)
+    return Check("frontend_post", "post commands a barrier both ways; only they go to the "
+                 "post unit, each once", build, 7, 6)
+
+
 CHECKS = (
     *(_core_check(group) for group in core.GROUPS),
     _stream_check(
@@ -133,9 +169,11 @@ CHECKS = (
         "hazards=\"serial\": a command dispatched only while the other units are idle",
         "return self.count != 0", "return self.count > 1",
         config=frontend.FRONTEND_SERIAL_ENGINE),
+    *(_list_check(*args) for args in _LIST_CHECKS),
+    _post_check(),
     _stream_check(
         "range_ring", "front end's unit ring: an unfinished command's ranges kept until retired",
-        frontend.range_ring_harness, _FRONTEND, "_UnitQueue",
+        frontend.range_ring_harness, _FRONTEND, "UnitQueue",
         "tail.eq(Mux(self.head + self.count >= D,", "tail.eq(Mux(self.head + self.count > D,",
         12, 8),
 )

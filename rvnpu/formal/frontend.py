@@ -46,8 +46,8 @@ from rvnpu.spec.config import EngineConfig
 from rvnpu.spec.requant import reset_mode
 
 
-__all__ = ["FRONTEND_ENGINE", "FRONTEND_SERIAL_ENGINE", "GROUPS", "frontend_harness",
-           "range_ring_harness"]
+__all__ = ["FRONTEND_ENGINE", "FRONTEND_SERIAL_ENGINE", "GROUPS", "drive_units",
+           "frontend_harness", "range_ring_harness", "status_field"]
 
 #: A small engine, so that the solver's problem stays small: 2x2, shallow memories, two
 #: commands in flight per unit, one requantisation mode, no command fetcher, no post unit.
@@ -265,7 +265,8 @@ class _Reference:
                 m.d.comb += code.eq(ErrorCode.BAD_FUNCT)
 
 
-def _status_field(word, name):
+def status_field(word, name):
+    """Field ``name`` of the status word ``word``, as :data:`STATUS_FIELDS` places it."""
     f = next(f for f in STATUS_FIELDS if f.name == name)
     return word[f.lsb:f.lsb + f.width]
 
@@ -274,6 +275,26 @@ def _same(narrow, value, matters):
     """A narrowed payload field holds ``value``: its low bits always, all of it where the
     unit uses it (a checked command's used fields fit the narrow field)."""
     return Mux(matters, narrow == value, narrow == value[:len(narrow)])
+
+
+def drive_units(m, dut, units):
+    """The units behind the front end ``dut``: any back-pressure, and each finishes only
+    commands it was given, in order. Returns ``(fire, dispatched, retired)``, dicts by unit
+    name: its dispatch handshake this cycle, and how many commands it was given and finished
+    (4-bit counters)."""
+    fire, dispatched, retired = {}, {}, {}
+    for u in units:
+        port = getattr(dut, u)
+        fire[u] = Signal(name=f"{u}_fire")
+        dispatched[u], retired[u] = Signal(4, name=f"{u}_dispatched"), Signal(
+            4, name=f"{u}_retired")
+        retire = Signal(name=f"{u}_retire")
+        m.d.comb += [port.ready.eq(AnySeq(1)), fire[u].eq(port.valid & port.ready),
+                     retire.eq(AnySeq(1) & (dispatched[u] != retired[u])),
+                     getattr(dut, f"{u}_retire").eq(retire)]
+        m.d.sync += [dispatched[u].eq(dispatched[u] + fire[u]),
+                     retired[u].eq(retired[u] + retire)]
+    return fire, dispatched, retired
 
 
 def frontend_harness(groups=GROUPS[:4], *, frontend_class=None, config=FRONTEND_ENGINE):
@@ -289,19 +310,7 @@ def frontend_harness(groups=GROUPS[:4], *, frontend_class=None, config=FRONTEND_
     _drive_stream(m, dut.cmd, CommandLayout.size)
     m.d.comb += dut.rsp.ready.eq(AnySeq(1))
 
-    # Units: any back-pressure; each finishes only commands it was given, in order.
-    fire, dispatched, retired = {}, {}, {}
-    for u in UNITS:
-        port = getattr(dut, u)
-        fire[u] = Signal(name=f"{u}_fire")
-        dispatched[u], retired[u] = Signal(4, name=f"{u}_dispatched"), Signal(
-            4, name=f"{u}_retired")
-        retire = Signal(name=f"{u}_retire")
-        m.d.comb += [port.ready.eq(AnySeq(1)), fire[u].eq(port.valid & port.ready),
-                     retire.eq(AnySeq(1) & (dispatched[u] != retired[u])),
-                     getattr(dut, f"{u}_retire").eq(retire)]
-        m.d.sync += [dispatched[u].eq(dispatched[u] + fire[u]),
-                     retired[u].eq(retired[u] + retire)]
+    fire, dispatched, retired = drive_units(m, dut, UNITS)
     answered = Signal()
     m.d.comb += answered.eq(dut.rsp.valid & dut.rsp.ready)
     taken = dut.cmd.valid & dut.cmd.ready
@@ -374,12 +383,12 @@ def frontend_harness(groups=GROUPS[:4], *, frontend_class=None, config=FRONTEND_
     if "refusal" in groups:
         word = dut.rsp.payload
         p.check("answer_reports_refusals", answered & (err_count != 0), Cat(
-            _status_field(word, "error") == (err_code != 0),
-            _status_field(word, "error_code") == err_code,
-            _status_field(word, "error_funct") == err_funct,
-            _status_field(word, "error_count") == err_count).all())
+            status_field(word, "error") == (err_code != 0),
+            status_field(word, "error_code") == err_code,
+            status_field(word, "error_funct") == err_funct,
+            status_field(word, "error_count") == err_count).all())
         p.check("answer_reports_no_refusal", answered & (err_count == 0), Cat(
-            _status_field(word, "error") == 0, _status_field(word, "error_count") == 0).all())
+            status_field(word, "error") == 0, status_field(word, "error_count") == 0).all())
         p.check("refused_is_not_run", open_ & has_cur & (ref.code != 0), ~outcome.any())
         dispatch = Cat(*fire.values()).any()
         p.check("dispatch_carries_configuration", dispatch, Cat(
@@ -430,7 +439,7 @@ def frontend_harness(groups=GROUPS[:4], *, frontend_class=None, config=FRONTEND_
 
 
 def range_ring_harness(queue_class=None, *, depth=3):
-    """The front end's ring of unfinished commands and their ranges (``_UnitQueue``), alone,
+    """The front end's ring of unfinished commands and their ranges (``UnitQueue``), alone,
     ``depth`` entries deep: pushes and retires come from the solver (a push only while not
     full, a retire only while some entry is live), one a cycle each, so the ring wraps within
     a few cycles. The solver tracks its ``k``-th push: until retired, any pushed range that
@@ -446,7 +455,7 @@ def range_ring_harness(queue_class=None, *, depth=3):
     live_count = Signal(range(depth + 1))
     m.d.comb += [Value.cast(ranges).eq(AnySeq(layout.size)),
                  retire.eq(AnySeq(1) & (live_count != 0))]
-    ring = (queue_class or frontend._UnitQueue)(m, "ring", depth, retire, ranges)
+    ring = (queue_class or frontend.UnitQueue)(m, "ring", depth, retire, ranges)
     m.d.comb += [ring.push.eq(AnySeq(1)), Assume(~ring.push | ~ring.full)]
     m.d.sync += live_count.eq(live_count + ring.push - retire)
 
@@ -458,12 +467,12 @@ def range_ring_harness(queue_class=None, *, depth=3):
     with m.If(ring.push & (pushes == k)):
         m.d.sync += [tracked.eq(ranges), recorded.eq(1)]
     live = recorded & (retires <= k)
-    pairs = [(frontend._W, frontend._W), (frontend._D, frontend._D),
-             (frontend._R1, frontend._W)]
+    write, read1, memory = (frontend.RANGE_PAIRS[n] for n in ("write", "read1", "memory"))
+    pairs = [(write, write), (memory, memory), (read1, write)]
     p = Properties(m)
     for mine, theirs in pairs:
-        overlap = frontend._overlap(*(getattr(ranges, n) for n in mine),
-                                    *(getattr(tracked, n) for n in theirs))
+        overlap = frontend.ranges_overlap(*(getattr(ranges, n) for n in mine),
+                                          *(getattr(tracked, n) for n in theirs))
         p.check(f"{mine[0][:-3]}_{theirs[0][:-3]}_kept", live & overlap,
                 ring.conflicts([(mine, theirs)]))
     p.check("count", Const(1), ring.count == live_count)
