@@ -279,6 +279,25 @@ class _Generator:
         self.emit(Funct.STORE_ACC if raw else Funct.STORE, dram_addr=self.dram(span, near),
                   acc_row=self.local(c.acc_depth, rows, self.hot_acc), rows=rows, cols=cols)
 
+    def store_pool(self):
+        """A pooled store, often after a new window (sometimes a refused zero kernel), whose
+        windows reach ACC rows past its first ``rows``: mostly inside ACC, sometimes not."""
+        c, m = self.c, self.model
+        if self.chance(0.5):
+            kernel = [self.pick(1, 3), self.pick(1, 3)]
+            if self.chance(0.08):
+                kernel[self.pick(0, 1)] = 0                                    # refused
+            self.emit(Funct.CONFIG_STORE_POOL, kernel_h=kernel[0], kernel_w=kernel[1],
+                      step=self.pick(0, 4), pitch=self.pick(0, 2 * c.rows + 2))
+        rows = self.pick(1, 6)
+        cols = self.pick(1, c.cols)
+        if self.chance(0.04):
+            rows, cols = (0, cols) if self.chance(0.5) else (rows, 0)
+        extent = m.store_extent(Funct.STORE_POOL, max(rows, 1))
+        span = max(0, rows - 1) * m.store_stride + cols * self.es
+        self.emit(Funct.STORE_POOL, dram_addr=self.dram(span),
+                  acc_row=self.local(c.acc_depth, extent, self.hot_acc), rows=rows, cols=cols)
+
     def dram_pair(self):
         """A STORE and a LOAD of nearly the same main-memory bytes, in either order, so that
         the load unit's reads and the store unit's writes race unless the front end holds the
@@ -578,7 +597,7 @@ def random_program(config, seed, length=None):
     kinds = [(gen.load, 30), (gen.compute, 25), (gen.store, 14), (gen.config_exec, 5),
              (gen.config_requant, 4), (gen.config_store, 4), (gen.sane_qp_load, 3),
              (gen.status, 4), (gen.bad_funct, 2), (gen.dram_pair, 8),
-             (gen.edge_pair, 8)]
+             (gen.edge_pair, 8), (gen.store_pool, 4)]
     # Without the unit, its commands are refused as unknown: rarer, but still there.
     kinds.append((gen.post, 6 if config.post_unit else 1))
     kinds.append((lambda: gen.run_list(kinds), 4))

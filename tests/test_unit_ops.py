@@ -19,7 +19,8 @@ def _written_out(config):
                   "a_zero": signed(16), "b_zero": signed(16)},
         store_op: {"raw": 1, "dram_addr": addr, "acc_row": row, "rows": 8, "cols": 8,
                    "stride": addr, "qp_row": row, "out_zero": signed(16), "mode": 1,
-                   "clamp_min": signed(16), "clamp_max": signed(16)},
+                   "clamp_min": signed(16), "clamp_max": signed(16),
+                   "kernel_h": 4, "kernel_w": 4, "step": 8, "pitch": row},
     }
 
 

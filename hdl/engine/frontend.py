@@ -126,6 +126,11 @@ class _ConfigRegisters:
         # Reset clamp: the signed output range.
         self.clamp_min = Signal(signed(16), init=-(1 << (c.in_width - 1)))
         self.clamp_max = Signal(signed(16), init=(1 << (c.in_width - 1)) - 1)
+        # STORE_POOL's window, 1 x 1 at reset.
+        self.kernel_h = Signal(field_of(Funct.CONFIG_STORE_POOL, "kernel_h").width, init=1)
+        self.kernel_w = Signal(field_of(Funct.CONFIG_STORE_POOL, "kernel_w").width, init=1)
+        self.step = Signal(field_of(Funct.CONFIG_STORE_POOL, "step").width, init=1)
+        self.pitch = Signal(field_of(Funct.CONFIG_STORE_POOL, "pitch").width)
 
     def _saturated(self, stride):
         return Cat(stride[:self._mb], stride[self._mb:].any())
@@ -146,6 +151,9 @@ class _ConfigRegisters:
             with m.Case(Funct.CONFIG_REQUANT):
                 m.d.sync += [getattr(self, n).eq(fld(Funct.CONFIG_REQUANT, n)) for n in
                              ("out_zero", "mode", "clamp_min", "clamp_max")]
+            with m.Case(Funct.CONFIG_STORE_POOL):
+                m.d.sync += [getattr(self, n).eq(fld(Funct.CONFIG_STORE_POOL, n)) for n in
+                             ("kernel_h", "kernel_w", "step", "pitch")]
 
 
 class _Decoded:
@@ -373,8 +381,12 @@ class Frontend(wiring.Component):
         with m.Switch(funct):
             with m.Case(Funct.LOAD):
                 self._check_load(m, fld, now, transfer)
-            with m.Case(Funct.STORE, Funct.STORE_ACC):
+            with m.Case(Funct.STORE, Funct.STORE_ACC, Funct.STORE_POOL):
                 self._check_store(m, funct, fld, regs, now, transfer)
+            with m.Case(Funct.CONFIG_STORE_POOL):
+                bad = ((fld(Funct.CONFIG_STORE_POOL, "kernel_h") == 0) |
+                       (fld(Funct.CONFIG_STORE_POOL, "kernel_w") == 0))
+                m.d.comb += [now.front.eq(1), now.code.eq(Mux(bad, ErrorCode.BAD_CONFIG, 0))]
             with m.Case(Funct.COMPUTE):
                 self._check_compute(m, fld, regs, now)
             with m.Case(Funct.CONFIG_EXEC):
@@ -448,10 +460,15 @@ class Frontend(wiring.Component):
         row = fld(Funct.STORE, "acc_row")
         rows, cols = fld(Funct.STORE, "rows"), fld(Funct.STORE, "cols")
         addr = fld(Funct.STORE, "dram_addr")
-        es = Mux(funct == Funct.STORE, c.elem_bytes, 4)
+        es = Mux(funct == Funct.STORE_ACC, 4, c.elem_bytes)
         m.d.comb += row_bytes.eq(cols * es)
+        # ACC rows read: a STORE_POOL's windows reach past its rows (EngineModel.store_extent).
+        extent = Signal(ROW_BITS + 6)
+        m.d.comb += extent.eq(Mux(funct == Funct.STORE_POOL,
+                                  (rows - 1) * regs.step + (regs.kernel_h - 1) * regs.pitch
+                                  + regs.kernel_w, rows))
         with m.If((rows != 0) & (cols != 0)):
-            with m.If(row + rows > c.acc_depth):
+            with m.If(row + extent > c.acc_depth):
                 m.d.comb += now.code.eq(ErrorCode.BAD_LOCAL)
             with m.Elif(cols > c.cols):
                 m.d.comb += now.code.eq(ErrorCode.BAD_SIZE)
@@ -459,11 +476,11 @@ class Frontend(wiring.Component):
                 m.d.comb += now.code.eq(ErrorCode.BAD_MEMORY)
             flat = (Space.ACC << lb) + row
             qp = (Space.QP << lb) + regs.qp_row
-            m.d.comb += [now.ranges.r1_lo.eq(flat), now.ranges.r1_hi.eq(flat + rows),
+            m.d.comb += [now.ranges.r1_lo.eq(flat), now.ranges.r1_hi.eq(flat + extent),
                          now.ranges.r2_lo.eq(qp), now.ranges.r2_hi.eq(qp + QP_ROWS),
                          now.ranges.d_lo.eq(addr), now.ranges.d_hi.eq(end)]
         if not c.with_requant:
-            with m.If(funct == Funct.STORE):
+            with m.If(funct != Funct.STORE_ACC):
                 m.d.comb += now.code.eq(ErrorCode.BAD_FUNCT)
 
     def _check_run(self, m, fld, now, lists):
@@ -581,6 +598,10 @@ class Frontend(wiring.Component):
         ]
         m.d.comb += [getattr(sp, n).eq(getattr(regs, n)) for n in
                      ("qp_row", "out_zero", "mode", "clamp_min", "clamp_max")]
+        pool = funct == Funct.STORE_POOL
+        m.d.comb += [sp.kernel_h.eq(Mux(pool, regs.kernel_h, 1)),
+                     sp.kernel_w.eq(Mux(pool, regs.kernel_w, 1)),
+                     sp.step.eq(Mux(pool, regs.step, 1)), sp.pitch.eq(regs.pitch)]
 
     def _status(self, m, busy, errors, lists):
         """The status word FENCE and STATUS answer."""

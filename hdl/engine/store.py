@@ -17,6 +17,10 @@ __all__ = ["StoreUnit"]
 class StoreUnit(wiring.Component):
     """Reads accumulator rows, requantises them and writes them to main memory.
 
+    A STORE_POOL reads each output row's window, ``kernel_h * kernel_w`` accumulator rows, one
+    a cycle, and writes the lane-wise max of their requantised values; a STORE is the same
+    with a 1 x 1 window, so it reads and writes one row a cycle as before.
+
     One command runs at a time: its requantisation settings feed the lanes directly, so they
     must not change under rows still in the pipeline. Within a command, one accumulator row is
     read a cycle (as long as the output FIFO has room) and leaves as bus words with byte masks,
@@ -25,7 +29,7 @@ class StoreUnit(wiring.Component):
     Members
     -------
     cmd : In(stream)
-        STORE and STORE_ACC commands (:func:`.unit_ops.store_op`).
+        STORE, STORE_POOL and STORE_ACC commands (:func:`.unit_ops.store_op`).
     acc_addr, acc_data : accumulator read port (one cycle latency)
     qp_addr, qp_data : requantisation-parameter read port (one cycle latency)
     req : Out(stream)
@@ -88,7 +92,33 @@ class StoreUnit(wiring.Component):
         issue = Signal()
         popped = Signal()
         gap = Signal(range(groups))
-        m.d.sync += in_flight.eq(in_flight + issue - popped)
+
+        # The window's taps: tap (dy, dx) of output row j reads ACC row acc_row + j * step +
+        # dy * pitch + dx, kept in `tap_row`; `line_row` is the first of its window row and
+        # `window_row` the window's first. Only a window's last tap makes an output row, so
+        # only it counts against the output FIFO.
+        rb = len(cmd.acc_row)
+        dx = Signal.like(cmd.kernel_w)
+        dy = Signal.like(cmd.kernel_h)
+        tap_row, line_row, window_row = (Signal(rb, name=n)
+                                         for n in ("tap_row", "line_row", "window_row"))
+        last_x = dx == cmd.kernel_w - 1
+        last_tap = last_x & (dy == cmd.kernel_h - 1)
+        m.d.sync += in_flight.eq(in_flight + (issue & last_tap) - popped)
+        with m.If(self.cmd.valid & ~active):
+            first = self.cmd.payload.acc_row
+            m.d.sync += [dx.eq(0), dy.eq(0), tap_row.eq(first), line_row.eq(first),
+                         window_row.eq(first)]
+        with m.Elif(issue):
+            with m.If(~last_x):
+                m.d.sync += [dx.eq(dx + 1), tap_row.eq(tap_row + 1)]
+            with m.Elif(~last_tap):
+                m.d.sync += [dx.eq(0), dy.eq(dy + 1), line_row.eq(line_row + cmd.pitch),
+                             tap_row.eq(line_row + cmd.pitch)]
+            with m.Else():
+                next_window = window_row + cmd.step
+                m.d.sync += [dx.eq(0), dy.eq(0), window_row.eq(next_window),
+                             line_row.eq(next_window), tap_row.eq(next_window)]
         with m.If(issue & ~cmd.raw):
             m.d.sync += gap.eq(groups - 1)
         with m.Elif(gap != 0):
@@ -109,13 +139,14 @@ class StoreUnit(wiring.Component):
                     m.next = "Drain"
                 with m.Elif((in_flight < self.fifo_depth) & (gap == 0)):
                     m.d.comb += issue.eq(1)
-                    m.d.sync += row_i.eq(row_i + 1)
+                    with m.If(last_tap):
+                        m.d.sync += row_i.eq(row_i + 1)
             with m.State("Drain"):
                 with m.If(in_flight == 0):
                     m.d.comb += self.retire.eq(1)
                     m.d.sync += active.eq(0)
                     m.next = "Idle"
-        m.d.comb += self.acc_addr.eq(cmd.acc_row + row_i)
+        m.d.comb += self.acc_addr.eq(tap_row)
 
         # -- Requantise ---------------------------------------------------------------------------
         # The row read for `issue` is on acc_data the next cycle (`fresh`): slice 0 goes to the
@@ -166,7 +197,7 @@ class StoreUnit(wiring.Component):
                 with m.If(lanes[0].o_valid & (out_slice == g)):
                     m.d.sync += reg.eq(lane_bytes)
             row_done = lanes[0].o_valid & (out_slice == groups - 1)
-            q_bytes = Cat(*done_slices, lane_bytes)
+            q_bytes, row_done = self._pooled(m, cmd, Cat(*done_slices, lane_bytes), row_done)
         else:
             q_bytes, row_done = 0, Const(0)
 
@@ -210,3 +241,32 @@ class StoreUnit(wiring.Component):
 
         m.d.comb += self.busy.eq(active)
         return m
+
+    def _pooled(self, m, cmd, row, row_done):
+        """The requantised rows of a window folded into their lane-wise max: returns the
+        output row and its valid pulse, the window's last row. Elements compare signed when
+        the clamp allows negative values (so the output is signed), else unsigned: the clamp
+        keeps every requantised value within the element read either way."""
+        c = self._config
+        eb8 = 8 * c.elem_bytes
+        dx = Signal.like(cmd.kernel_w, name="out_dx")
+        dy = Signal.like(cmd.kernel_h, name="out_dy")
+        last_x = dx == cmd.kernel_w - 1
+        last = last_x & (dy == cmd.kernel_h - 1)
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += [dx.eq(0), dy.eq(0)]
+        with m.Elif(row_done):
+            m.d.sync += [dx.eq(Mux(last_x, 0, dx + 1)),
+                         dy.eq(Mux(last_x, Mux(last, 0, dy + 1), dy))]
+        best = Signal(len(row), name="pool_best", reset_less=True)
+        signed_out = cmd.clamp_min < 0
+        merged = []
+        for i in range(c.cols):
+            new, old = row[i * eb8:(i + 1) * eb8], best[i * eb8:(i + 1) * eb8]
+            bigger = Mux(signed_out, new.as_signed() > old.as_signed(), new > old)
+            first = (dx == 0) & (dy == 0)
+            merged.append(Mux(first | bigger, new, old))
+        merged = Cat(*merged)
+        with m.If(row_done):
+            m.d.sync += best.eq(merged)
+        return merged, row_done & last

@@ -20,6 +20,11 @@ Grouped convolutions pack several consecutive groups into one array pass: their 
 are contiguous, their weights form a block-diagonal tile, and their output channels are
 contiguous too. A depthwise convolution so becomes ``min(rows, cols)`` channels a COMPUTE with a
 diagonal weight tile a kernel tap, instead of one channel a COMPUTE on one array column.
+
+A max-pool whose window is its stride can follow in the stores (``pool``): the blocks then hold
+whole bands of the window's height in output rows, so a window's pixels are accumulator rows at
+fixed offsets, and one STORE_POOL a pooled row writes the max of their requantised values. The
+convolution's output is never written to main memory, nor read back by a MAXPOOL.
 """
 
 from dataclasses import dataclass, field
@@ -27,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rvnpu.spec.config import EngineConfig
-from rvnpu.spec.commands import Funct, Space, Dataflow, QP_ROWS, encode
+from rvnpu.spec.commands import Funct, Space, Dataflow, QP_ROWS, encode, field_of
 from rvnpu.spec.requant import MODE_NAMES, mode_named
 from rvnpu.sim.golden.engine import EngineModel, element_range, clamp_ok
 from rvnpu.sim.golden.gemm import Requant
@@ -424,7 +429,7 @@ def holds_padding(spec, x):
     return all(n <= have for n, have in zip(_border_need(spec, x), x.border))
 
 
-def _check_maps(spec, x, y, config, padded=True):
+def _check_maps(spec, x, y, config, padded=True, pool=None):
     x.check("input", config)
     y.check("output", config)
     kh, kw = spec.weights.shape[:2]
@@ -435,6 +440,12 @@ def _check_maps(spec, x, y, config, padded=True):
     if not oh or not ow:
         raise GemmError(f"a {kh}x{kw} kernel (dilation {spec.dilations}) does not fit the "
                         f"{x.h}x{x.w} input padded by {spec.pads}")
+    if pool is not None:
+        ph, pw = pool
+        if not oh // ph or not ow // pw:
+            raise GemmError(f"a {ph}x{pw} max-pool does not fit the {oh}x{ow} convolution "
+                            f"output")
+        oh, ow = oh // ph, ow // pw
     if (y.h, y.w) != (oh, ow):
         raise GemmError(f"the output map is {y.h}x{y.w}, the convolution gives {oh}x{ow}")
     if not padded:
@@ -448,10 +459,15 @@ def _check_maps(spec, x, y, config, padded=True):
 
 
 def compile_conv(spec, x, y, *, weights_addr, qp_addr, pad_addr=None, config=EngineConfig(),
-                 pack=None):
+                 pack=None, pool=None):
     """The :class:`ConvProgram` computing ``spec`` from input map ``x`` into the interior of
     output map ``y``, reading the constants of :func:`conv_constants` at ``weights_addr``,
     ``qp_addr`` and ``pad_addr``.
+
+    With ``pool = (kh, kw)`` a max-pool of that window and stride, without padding, follows
+    the convolution and is fused into its stores (STORE_POOL): ``y`` is the pooled map, and
+    the convolution's output is never written. Raises :class:`GemmError` if the schedule
+    cannot hold the pool's windows (the caller then pools separately).
 
     Without ``pad_addr`` the input buffer's border must hold the padding (the input zero point);
     with it, padded taps read the zero-point row there instead (build the constants with
@@ -461,7 +477,7 @@ def compile_conv(spec, x, y, *, weights_addr, qp_addr, pad_addr=None, config=Eng
     c = config
     padded = pad_addr is None
     plan = _plan(spec, c, x.pitch, pack, padded, x.w)
-    _check_maps(spec, x, y, c, padded)
+    _check_maps(spec, x, y, c, padded, pool)
     sizes = plan.sizes()
     for name, addr in (("weights", weights_addr), ("qp", qp_addr), ("pad", pad_addr)):
         if addr is None:
@@ -473,17 +489,19 @@ def compile_conv(spec, x, y, *, weights_addr, qp_addr, pad_addr=None, config=Eng
     if plan.pad_row:
         images.append((pad_addr, plan.pad_image()))
     program = ConvProgram([], images, spec.macs(x.h, x.w), plan.mapping)
-    schedule = _Schedule(plan, x, y, weights_addr, qp_addr, program.commands, pad_addr)
-    if pool_applies(plan, schedule.oh * schedule.ow):
+    schedule = _Schedule(plan, x, y, weights_addr, qp_addr, program.commands, pad_addr, pool)
+    if pool is None and pool_applies(plan, schedule.oh * schedule.ow):
         # Few pixels of many taps shared by every channel: the taps run through the array.
         schedule = OsPoolSchedule(schedule)
         program.mapping += ", output-stationary over the taps"
-    elif os_applies(plan, schedule.oh * schedule.ow):
+    elif pool is None and os_applies(plan, schedule.oh * schedule.ow):
         # A row or a few of A: streaming the weights past resident outputs is bus-bound.
         schedule = OsSchedule(schedule)
         program.mapping += ", output-stationary"
     elif schedule.strip_rows:
         program.mapping += f", input strips of {schedule.strip_rows} output row(s)"
+    if pool is not None:
+        program.mapping += f", {pool[0]}x{pool[1]} max-pool fused into the stores"
     schedule.run()
     return program
 
@@ -493,14 +511,20 @@ class _Schedule:
     each unit and each block of ``mb`` output pixels, every output tile accumulates its chunks
     in one half of the accumulators while the other half is stored."""
 
-    def __init__(self, plan, x, y, weights_addr, qp_addr, commands, pad_addr=None):
+    def __init__(self, plan, x, y, weights_addr, qp_addr, commands, pad_addr=None,
+                 pool=None):
         self.plan, self.x, self.y = plan, x, y
         self.pad_addr = pad_addr
         self.c = c = plan.config
         self.weights_addr, self.qp_addr, self.commands = weights_addr, qp_addr, commands
         self.oh, self.ow = plan.spec.out_size(x.h, x.w)
+        self.pool = pool
+        if pool is not None:
+            # Conv rows below the last whole window row are never pooled: not computed.
+            self.oh -= self.oh % pool[0]
         self.load_stride = None
         self.store_config = None
+        self.pool_config = None
         self.pending = None
         M = self.oh * self.ow
         half = c.spad_depth // 2
@@ -517,8 +541,26 @@ class _Schedule:
         self.b_resident = plan.b_total <= c.spad_depth
         self.qp_resident = plan.qp_tiles * QP_ROWS <= min(c.qp_depth, 255)
         self.strip_rows = self._strip_rows(plan, half, limit)
+        if pool is not None:
+            self._whole_window_rows(pool[0])
         if self.strip_rows:
             self.a_resident, self.mb = True, self.strip_rows * self.ow
+
+    def _whole_window_rows(self, ph):
+        """A fused max-pool's blocks hold whole windows: their pixels are whole bands of
+        ``ph`` output rows, so a window's taps are ACC rows of the block's tile."""
+        window = {"kernel_h": ph, "kernel_w": self.pool[1], "step": self.pool[1],
+                  "pitch": self.ow}
+        for name, value in window.items():
+            if value > field_of(Funct.CONFIG_STORE_POOL, name).hi:
+                raise GemmError(f"CONFIG_STORE_POOL cannot take {name} {value}: the max-pool "
+                                f"is not fused")
+        self.strip_rows -= self.strip_rows % ph
+        band = ph * self.ow
+        self.mb -= self.mb % band
+        if not self.mb and not self.strip_rows:
+            raise GemmError(f"a band of {band} output pixels does not fit half the "
+                            f"accumulators or the scratchpad: the max-pool is not fused")
 
     def _strip_rows(self, plan, half, limit):
         """Output rows a block takes when its A chunks come from *strips*, else 0.
@@ -663,9 +705,28 @@ class _Schedule:
             self.store_config = (y.pitch * eb, qp_row)
             self.cmd(Funct.CONFIG_STORE, stride=y.pitch * eb, qp_row=qp_row)
         cols = min(C, unit.nco - t * C)
+        if self.pool is not None:
+            self.emit_pooled_store(unit, t, acc_base, m0, rows, cols)
+            return
         for i, oy, ox, n in self.runs(m0, rows, across=y.width == y.w):
             self.cmd(Funct.STORE, dram_addr=y.addr(y.top + oy, y.left + ox, unit.co0 + t * C, eb),
                      acc_row=acc_base + i, rows=n, cols=cols)
+
+    def emit_pooled_store(self, unit, t, acc_base, m0, rows, cols):
+        """The tile's pooled output rows: one STORE_POOL a band of ``ph`` conv output rows
+        (the block holds whole bands), its windows ``pw`` ACC rows apart."""
+        y, eb, ow = self.y, self.c.elem_bytes, self.ow
+        ph, pw = self.pool
+        if self.pool_config is None:
+            self.pool_config = True
+            self.cmd(Funct.CONFIG_STORE_POOL, kernel_h=ph, kernel_w=pw, step=pw, pitch=ow)
+        for band in range(rows // (ph * ow)):
+            py = m0 // (ph * ow) + band
+            for px in range(0, y.w, 255):
+                self.cmd(Funct.STORE_POOL,
+                         dram_addr=y.addr(y.top + py, y.left + px, unit.co0 + t * self.c.cols, eb),
+                         acc_row=acc_base + band * ph * ow + px * pw,
+                         rows=min(255, y.w - px), cols=cols)
 
     def store(self, *tile):
         """Store a tile once the next tile's computes are queued, as the GEMM schedule does."""

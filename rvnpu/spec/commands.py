@@ -42,6 +42,8 @@ class Funct(enum.IntEnum):
     COMPUTE        = 0x10
     STORE          = 0x18
     STORE_ACC      = 0x19
+    CONFIG_STORE_POOL = 0x1A
+    STORE_POOL     = 0x1B
     FENCE          = 0x20
     STATUS         = 0x21
     RUN            = 0x22
@@ -181,6 +183,24 @@ COMMANDS = {c.funct: c for c in [
         _f("acc_row", 2, 0, ROW_BITS, doc="first ACC row read"),
     ) + _LOCAL_TRANSFER,
         "Write ACC rows to main memory as raw int32 (sign-extended), without bias."),
+    Command(Funct.CONFIG_STORE_POOL, Unit.STORE, (
+        _f("kernel_h", 1, 0, 4, doc="window rows (at least 1)"),
+        _f("kernel_w", 1, 4, 4, doc="window columns (at least 1)"),
+        _f("step", 1, 8, 8, doc="ACC rows from one window to the next"),
+        _f("pitch", 1, 16, ROW_BITS, doc="ACC rows from one window row to the next"),
+    ), "Set the max-pool window of later STORE_POOLs, as ACC row offsets: a weight-stationary "
+       "tile holds output pixels in ACC rows, so a window of conv output pixels is kernel_h "
+       "runs of kernel_w consecutive rows, pitch rows apart. A zero kernel is refused "
+       "(BAD_CONFIG). Reset: 1 x 1, step 1, pitch 0 (STORE_POOL is then STORE)."),
+    Command(Funct.STORE_POOL, Unit.STORE, (
+        _f("dram_addr", 1, 0, 32, doc="byte address of the first output element"),
+        _f("acc_row", 2, 0, ROW_BITS, doc="first ACC row of the first window"),
+    ) + _LOCAL_TRANSFER,
+        "A max-pool fused into the store: output row j (j < rows, written like STORE's) is "
+        "the lane-wise max of the requantised ACC rows acc_row + j * step + y * pitch + x "
+        "for y < kernel_h, x < kernel_w, so the pooled tensor is written and the conv output "
+        "never is. The window's last row must lie in ACC (BAD_LOCAL). An engine built "
+        "without requantisation refuses it as an unknown command."),
     Command(Funct.FENCE, Unit.FRONT, (),
         "Wait until every earlier command has finished, then answer the status word.",
         response=True),

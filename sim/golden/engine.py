@@ -91,6 +91,8 @@ class EngineModel:
         # The reset convention is the first one built (TFLite, unless built without it).
         self.mode = reset_mode(c.built_requant_modes).code
         self.clamp_min, self.clamp_max = output_range(c.in_width)
+        #: STORE_POOL's window (CONFIG_STORE_POOL): a 1 x 1 window at reset
+        self.pool_kernel_h, self.pool_kernel_w, self.pool_step, self.pool_pitch = 1, 1, 1, 0
         #: the post-processing unit's registers (CONFIG_POST, CONFIG_POST_ADD, CONFIG_POST_OUT)
         self.post = PostRegisters()
         # Status.
@@ -129,16 +131,16 @@ class EngineModel:
                 return ErrorCode.BAD_SIZE
             return self._check_dram(f["dram_addr"], f["rows"], self.load_stride,
                                     f["cols"] * self._elem_bytes(f["space"]))
-        if funct in (Funct.STORE, Funct.STORE_ACC):
-            if funct == Funct.STORE and not c.with_requant:
+        if funct in (Funct.STORE, Funct.STORE_ACC, Funct.STORE_POOL):
+            if funct != Funct.STORE_ACC and not c.with_requant:
                 return ErrorCode.BAD_FUNCT      # built without requantisation
             if f["rows"] == 0 or f["cols"] == 0:
                 return ErrorCode.NONE
-            if f["acc_row"] + f["rows"] > c.acc_depth:
+            if f["acc_row"] + self.store_extent(funct, f["rows"]) > c.acc_depth:
                 return ErrorCode.BAD_LOCAL
             if f["cols"] > c.cols:
                 return ErrorCode.BAD_SIZE
-            es = c.elem_bytes if funct == Funct.STORE else 4
+            es = 4 if funct == Funct.STORE_ACC else c.elem_bytes
             return self._check_dram(f["dram_addr"], f["rows"], self.store_stride,
                                     f["cols"] * es)
         if funct == Funct.COMPUTE:
@@ -163,6 +165,10 @@ class EngineModel:
             if not (built and clamp_ok(c.in_width, f["clamp_min"], f["clamp_max"])):
                 return ErrorCode.BAD_CONFIG
             return ErrorCode.NONE
+        if funct == Funct.CONFIG_STORE_POOL:
+            if f["kernel_h"] == 0 or f["kernel_w"] == 0:
+                return ErrorCode.BAD_CONFIG
+            return ErrorCode.NONE
         if funct == Funct.CONFIG_STORE:
             if f["qp_row"] + QP_ROWS > c.qp_depth:
                 return ErrorCode.BAD_LOCAL
@@ -181,6 +187,13 @@ class EngineModel:
     def _check_dram(self, addr, rows, stride, row_bytes):
         end = addr + (rows - 1) * stride + row_bytes
         return ErrorCode.NONE if end <= self.config.mem_bytes else ErrorCode.BAD_MEMORY
+
+    def store_extent(self, funct, rows):
+        """ACC rows from a store's first row to past the last it reads (``rows`` > 0)."""
+        if funct != Funct.STORE_POOL:
+            return rows
+        return ((rows - 1) * self.pool_step + (self.pool_kernel_h - 1) * self.pool_pitch
+                + self.pool_kernel_w)
 
     def compute_extent(self, f):
         """Rows of SPAD_A, SPAD_B and ACC a COMPUTE touches, from its first rows."""
@@ -251,6 +264,10 @@ class EngineModel:
 
     def _config_store(self, stride, qp_row):
         self.store_stride, self.qp_row = stride, qp_row
+
+    def _config_store_pool(self, kernel_h, kernel_w, step, pitch):
+        self.pool_kernel_h, self.pool_kernel_w = kernel_h, kernel_w
+        self.pool_step, self.pool_pitch = step, pitch
 
     def _config_requant(self, out_zero, mode, clamp_min, clamp_max):
         self.out_zero, self.mode = out_zero, RequantMode(mode)
@@ -332,12 +349,25 @@ class EngineModel:
             return
         self._store_rows(dram_addr, rows, cols, 4, self.acc[acc_row:acc_row + rows, :cols])
 
-    def _store(self, dram_addr, acc_row, rows, cols):
-        if rows == 0 or cols == 0:
-            return
-        acc = self.acc[acc_row:acc_row + rows, :cols]
+    def _requantised(self, acc, cols):
         mode = mode_coded(self.mode)
         bias = qp_values(self.qp[self.qp_row, :cols], "int32")
         params = [qp_values(self.qp[self.qp_row + p.row, :cols], p.kind) for p in mode.params]
-        out = requantize(mode, acc, bias, params, self.out_zero, self.clamp_min, self.clamp_max)
+        return requantize(mode, acc, bias, params, self.out_zero, self.clamp_min, self.clamp_max)
+
+    def _store(self, dram_addr, acc_row, rows, cols):
+        if rows == 0 or cols == 0:
+            return
+        out = self._requantised(self.acc[acc_row:acc_row + rows, :cols], cols)
+        self._store_rows(dram_addr, rows, cols, self.config.elem_bytes, out)
+
+    def _store_pool(self, dram_addr, acc_row, rows, cols):
+        """Max after requantisation: exactly a max-pool of the requantised outputs."""
+        if rows == 0 or cols == 0:
+            return
+        first = acc_row + np.arange(rows) * self.pool_step
+        taps = [first + y * self.pool_pitch + x for y in range(self.pool_kernel_h)
+                for x in range(self.pool_kernel_w)]
+        out = np.max([self._requantised(self.acc[rows_of_tap, :cols], cols)
+                      for rows_of_tap in taps], axis=0)
         self._store_rows(dram_addr, rows, cols, self.config.elem_bytes, out)

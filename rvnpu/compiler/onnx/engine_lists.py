@@ -28,7 +28,7 @@ from rvnpu.spec.commands import COMMANDS, Funct, PostConstant, encode
 
 
 __all__ = ["AddressSpace", "EngineStep", "engine_step", "input_border", "tensor_map",
-           "compile_config", "address_operands"]
+           "compile_config", "address_operands", "fusable_pool"]
 
 def address_operands(funct):
     """The operands (1, 2) of command ``funct`` that are wholly a main-memory byte address: a
@@ -148,35 +148,64 @@ def _conv_spec(layer, model):
                     weight_signed=not layer.weights_unsigned)
 
 
-def engine_step(layer, model, engine, space, addr_of, prefix, border=(0, 0, 0, 0)):
+def fusable_pool(model, index):
+    """The max-pool layer after layer ``index`` that its convolution's stores can take
+    (window equal to stride, the convolution's output read by nothing else and of the same
+    quantisation), or ``None``."""
+    from rvnpu.compiler.onnx.layers import ConvLayer, PoolLayer
+
+    layers = model.layers
+    if index + 1 >= len(layers):
+        return None
+    conv, pool = layers[index], layers[index + 1]
+    if not isinstance(conv, ConvLayer) or not isinstance(pool, PoolLayer):
+        return None
+    out = model.storage(conv.output)
+    readers = [layer for layer in layers if out in (model.storage(n) for n in layer.inputs)]
+    x, y = model.tensors[conv.output], model.tensors[pool.output]
+    if (readers != [pool] or out == model.storage(model.chip_output)
+            or tuple(pool.kernel) != tuple(pool.stride) or len(x.shape) != 4
+            or (x.dtype, x.scale, x.zero) != (y.dtype, y.scale, y.zero)):
+        return None
+    return pool
+
+
+def engine_step(layer, model, engine, space, addr_of, prefix, border=(0, 0, 0, 0),
+                pool=None):
     """The :class:`EngineStep` of a convolution, GEMM or average pool, or ``None`` when
     the layer cannot run from a list (raw int32 outputs, a requantisation the engine lacks): it
     then keeps the firmware library's path. ``addr_of(name)`` is a tensor's virtual address;
-    constants are added to ``space`` as ``<prefix>_weights`` and so on."""
+    constants are added to ``space`` as ``<prefix>_weights`` and so on. With ``pool`` (a
+    :func:`fusable_pool` layer) the convolution writes the pool's output through its stores,
+    or, where it cannot, the result is ``None`` and ``space`` is unchanged."""
     from rvnpu.compiler.onnx.layers import ConvLayer
 
     engine = compile_config(engine)
     conv = isinstance(layer, ConvLayer)
+    trial = AddressSpace(list(space.regions), space.end)
     try:
         spec = _conv_spec(layer, model)
         if spec is None:
             return None
         x = tensor_map(model, layer.inputs[0], addr_of(layer.inputs[0]), border)
-        y = tensor_map(model, layer.output, addr_of(layer.output))
+        out = layer.output if pool is None else pool.output
+        y = tensor_map(model, out, addr_of(out))
         padded = holds_padding(spec, x)
         sizes = conv_constant_sizes(spec, engine, x.pitch, padded=padded, in_width=x.w)
         constants = conv_constants(spec, engine, x.pitch, padded=padded, in_width=x.w)
         addrs = {}
         for kind, size in sizes.items():
             if size:
-                addrs[kind] = space.add(f"{prefix}_{kind}", size)
+                addrs[kind] = trial.add(f"{prefix}_{kind}", size)
         program = compile_conv(spec, x, y, weights_addr=addrs["weights"], qp_addr=addrs["qp"],
-                               pad_addr=addrs.get("pad"), config=engine)
+                               pad_addr=addrs.get("pad"), config=engine,
+                               pool=None if pool is None else tuple(pool.kernel))
     except GemmError:
-        if conv and (layer.groups != 1 or tuple(layer.dilation) != (1, 1) or
-                     layer.pads[:2] != layer.pads[2:]):
+        if pool is None and conv and (layer.groups != 1 or tuple(layer.dilation) != (1, 1) or
+                                      layer.pads[:2] != layer.pads[2:]):
             raise           # the firmware's path cannot take it either
         return None
+    space.regions[:], space.end = trial.regions, trial.end
     return EngineStep(program.commands,
                       {f"{prefix}_{kind}": constants[kind] for kind in addrs},
                       program.macs, program.mapping)
