@@ -23,7 +23,9 @@ __all__ = ["BusSignature", "RetireLayout", "RiscvCore"]
 
 #: The core's single memory port, from the core's side. ``addr`` is a word address; ``re`` or a
 #: nonzero ``we`` byte mask is a request, held until a cycle with ``ready``, in which ``rdata``
-#: is valid for a read.
+#: is valid for a read. A fetch answered in the cycle it is asked for, when that is the cycle
+#: the last instruction's register write lands, is not taken: ``re`` stays and the word is
+#: read again (memories that answer a read a cycle after the request never see this).
 BusSignature = wiring.Signature({
     "addr":  Out(30),
     "re":    Out(1),
@@ -124,6 +126,25 @@ def _decode(m, word, with_m):
         csr_mcycle=csr_mcycle, csr_writes=csr_writes, legal=legal)
 
 
+def _immediate(m, word):
+    """The immediate of the instruction ``word`` (zero for formats without one)."""
+    opcode = word[0:7]
+    sign = word[31].replicate(20)
+    imm = Signal(32)
+    with m.Switch(opcode[2:7]):
+        with m.Case(Opcode.LOAD >> 2, Opcode.OP_IMM >> 2, Opcode.JALR >> 2):
+            m.d.comb += imm.eq(Cat(word[20:32], sign))
+        with m.Case(Opcode.STORE >> 2):
+            m.d.comb += imm.eq(Cat(word[7:12], word[25:32], sign))
+        with m.Case(Opcode.BRANCH >> 2):
+            m.d.comb += imm.eq(Cat(Const(0, 1), word[8:12], word[25:31], word[7], sign))
+        with m.Case(Opcode.LUI >> 2, Opcode.AUIPC >> 2):
+            m.d.comb += imm.eq(Cat(Const(0, 12), word[12:32]))
+        with m.Case(Opcode.JAL >> 2):
+            m.d.comb += imm.eq(Cat(Const(0, 1), word[21:31], word[20], word[12:20], sign[:12]))
+    return imm
+
+
 #: The adder's operand selects that the execute cycle sets (see :func:`_execute_operands`).
 _OPERAND_SELECTS = ("a_pc", "a_zimm", "a_zero", "b_rs2", "b_imm", "b_csr", "invert")
 
@@ -187,9 +208,10 @@ class RiscvCore(wiring.Component):
     the CSRs that only software changes (``mtvec``, ``mscratch``, ``mepc``, ``mcause``,
     ``mtval``) and the counters' high halves. Only ``mstatus`` (MIE, MPIE) and the counters' low
     halves are flip-flops. Results reach the register file through one AND-OR multiplexer with
-    one-hot selects. For the clock, the execute cycle's operand selects, which flip-flop CSR
-    an instruction reads and its legality are decoded from the fetched word and registered
-    with it, and ``minstret`` counts an instruction a cycle after it retires
+    one-hot selects and a register: a write lands the cycle after it is decided. For the clock,
+    the execute cycle's operand selects, which CSR an instruction reads and its legality are
+    decoded from the fetched word and registered with it, ``minstret`` counts an instruction a
+    cycle after it retires, and the multiplier/divider decides a result's sign as it starts
     (``docs/core.md``, "Timing"; ``python -m rvnpu.bench.core_fmax`` measures it).
 
     Each instruction is fetched (two cycles with a memory that answers the cycle after a
@@ -212,11 +234,12 @@ class RiscvCore(wiring.Component):
     misaligned taken branch                                     6
     ==========================================================  ============
 
-    Every 2**16 cycles and every 2**8 instructions, the next instruction boundary takes two
-    more cycles (four when the carry reaches a counter's high half) to carry the counter bits
-    kept in flip-flops into the RAM. A slower memory adds its wait cycles to the fetch
-    and to loads and stores; a busy engine holds a custom-0 instruction until it accepts the
-    command and, if ``rd`` is not x0, answers.
+    Every 2**16 cycles and every 2**8 instructions, the next instruction boundary takes three
+    more cycles (two after an instruction that writes no register; three more when the carry
+    reaches a counter's high half) to carry the counter bits kept in flip-flops into the RAM.
+    A slower memory adds its wait cycles to the fetch and to loads and stores; a busy engine
+    holds a custom-0 instruction until it accepts the command and, if ``rd`` is not x0,
+    answers.
 
     Custom-0 instructions (``funct3 = 0``) send ``(funct7, rs1, rs2)`` on ``cmd``; if ``rd`` is
     not x0 the core then waits for one word on ``rsp`` and writes it to ``rd``.
@@ -319,7 +342,11 @@ class RiscvCore(wiring.Component):
         opcode, rd, funct3, rs1, funct7, csr, size = (
             d.opcode, d.rd, d.funct3, d.rs1, d.funct7, d.csr, d.size)
         is_op, is_shift, is_muldiv = d.is_op, d.is_shift, d.is_muldiv
-        csr_in_ram, csr_mcycle, csr_writes = d.csr_in_ram, d.csr_mcycle, d.csr_writes
+        # Whether it names a RAM CSR or mcycle and writes its CSR, also decoded as it was
+        # fetched: the operand selects of the CSR state follow them.
+        csr_in_ram, csr_mcycle, csr_writes = (Signal(name="csr_in_ram"),
+                                              Signal(name="csr_mcycle"),
+                                              Signal(name="csr_writes"))
         # Legality, ECALL and EBREAK of the instruction in `ir`, decoded as it was fetched, and
         # whether an interrupt (external or not) is taken instead of it: then it is "illegal",
         # so that one test in the execute cycle picks the trap.
@@ -328,19 +355,7 @@ class RiscvCore(wiring.Component):
         f = _decode(m, self.bus.rdata, self._with_m)
         fetched_legal, fetched_ecall, fetched_ebreak = f.legal, f.is_ecall, f.is_ebreak
 
-        sign = ir[31].replicate(20)
-        imm = Signal(32)
-        with m.Switch(opcode[2:7]):
-            with m.Case(Opcode.LOAD >> 2, Opcode.OP_IMM >> 2, Opcode.JALR >> 2):
-                m.d.comb += imm.eq(Cat(ir[20:32], sign))
-            with m.Case(Opcode.STORE >> 2):
-                m.d.comb += imm.eq(Cat(ir[7:12], ir[25:32], sign))
-            with m.Case(Opcode.BRANCH >> 2):
-                m.d.comb += imm.eq(Cat(Const(0, 1), ir[8:12], ir[25:31], ir[7], sign))
-            with m.Case(Opcode.LUI >> 2, Opcode.AUIPC >> 2):
-                m.d.comb += imm.eq(Cat(Const(0, 12), ir[12:32]))
-            with m.Case(Opcode.JAL >> 2):
-                m.d.comb += imm.eq(Cat(Const(0, 1), ir[21:31], ir[20], ir[12:20], sign[:12]))
+        imm = _immediate(m, ir)
 
         # -- Datapath ----------------------------------------------------------------------------
         # Operand selects (one-hot or none, i.e. zero), set per state below.
@@ -450,8 +465,19 @@ class RiscvCore(wiring.Component):
             | _gate(shreg, w_shreg) | _gate(self.rsp.payload, w_rsp)
             | _gate(muldiv_result, w_muldiv) | _gate(trap_entry.mcause(), w_cause)
             | w_less & less)
-        m.d.comb += [wp.en.eq(w_en), wp.addr.eq(w_addr),
-                     wp.data.eq(Cat(w_data[0:16] & ~w_mask, w_data[16:]))]
+        # The write lands a cycle later, from registers, so that the adder and this
+        # multiplexer end in flip-flops rather than run on into the RAM's write port. No read
+        # is made in the cycle a write lands (the read enables below are gated with it): the
+        # next instruction's operands are read when its fetch is answered, at least a cycle
+        # after the request (an answer at once is asked for again), a carry waits a cycle, and
+        # trap entry reads in a cycle that follows no write. So the RAM's read and write never
+        # collide, which synthesis proves from the enables rather than add a bypass.
+        wb_en = Signal()
+        wb_addr = Signal(6)
+        wb_data = Signal(32)
+        m.d.sync += [wb_en.eq(w_en), wb_addr.eq(w_addr),
+                     wb_data.eq(Cat(w_data[0:16] & ~w_mask, w_data[16:]))]
+        m.d.comb += [wp.en.eq(wb_en), wp.addr.eq(wb_addr), wp.data.eq(wb_data)]
 
         # Operands are read as the instruction arrives, straight from the bus.
         fetched = bus.rdata
@@ -463,7 +489,8 @@ class RiscvCore(wiring.Component):
                 m.d.comb += rp2.addr.eq(csr_slot(fetched[20:32]))
         with m.Else():
             m.d.comb += rp2.addr.eq(fetched[20:25])
-        m.d.comb += [rp1.en.eq(0), rp2.en.eq(0)]
+        read_1, read_2 = Signal(), Signal()         # the read enables, before the gate
+        m.d.comb += [rp1.en.eq(read_1 & ~wb_en), rp2.en.eq(read_2 & ~wb_en)]
 
         # -- Counters (before the state machine, whose carry payments override them) ------------
         retired = counters.retired      # an instruction retires in this cycle
@@ -497,15 +524,21 @@ class RiscvCore(wiring.Component):
             m.d.comb += [w_en.eq(rd != 0), w_addr.eq(rd), select.eq(1)]
 
         def trap(code, tval=None, interrupt=False):
-            trap_entry.start(m, code, w_en=w_en, w_addr=w_addr, read_port=rp2, tval=tval,
+            m.d.comb += rp2.addr.eq(TrapEntry.MTVEC)        # read_mtvec enables it
+            trap_entry.start(m, code, w_en=w_en, w_addr=w_addr, read_mtvec=read_2, tval=tval,
                              interrupt=interrupt)
 
         with m.FSM(name="state"):
             with m.State("Fetch"):
                 m.d.comb += [a_pc.eq(1), bus.re.eq(1)]
-                with m.If(bus.ready):
+                # An answer in the cycle of the request, while the last instruction's write
+                # lands, would read the registers before it: the core asks again.
+                with m.If(bus.ready & ~wb_en):
                     take = status.mie & interrupts.any_pending()
-                    m.d.sync += [ir.eq(bus.rdata), legal.eq(fetched_legal & ~take),
+                    m.d.sync += [ir.eq(bus.rdata),
+                                 csr_in_ram.eq(f.csr_in_ram), csr_mcycle.eq(f.csr_mcycle),
+                                 csr_writes.eq(f.csr_writes),
+                                 legal.eq(fetched_legal & ~take),
                                  is_ecall.eq(fetched_ecall), is_ebreak.eq(fetched_ebreak),
                                  interrupted.eq(take),
                                  external_first.eq(
@@ -514,7 +547,7 @@ class RiscvCore(wiring.Component):
                                  for name in _OPERAND_SELECTS]
                     m.d.sync += [csr_selects[name].eq(csr_selects_next[name])
                                  for name in csr_selects]
-                    m.d.comb += [rp1.en.eq(1), rp2.en.eq(1)]
+                    m.d.comb += [read_1.eq(1), read_2.eq(1)]
                     m.next = "Execute"
 
             with m.State("Execute"):
@@ -700,8 +733,10 @@ class RiscvCore(wiring.Component):
                 done()
 
             with m.State("Carry-Read"):
-                m.d.comb += [rp2.en.eq(1), rp2.addr.eq(counters.choose_carry(m))]
-                m.next = "Carry-Write"
+                # After a write (the instruction's, or the last carry's), a cycle later.
+                m.d.comb += [read_2.eq(1), rp2.addr.eq(counters.choose_carry(m))]
+                with m.If(~wb_en):
+                    m.next = "Carry-Write"
 
             with m.State("Carry-Write"):
                 # word <= carry + port 2

@@ -58,6 +58,9 @@ class MulDiv(wiring.Component):
         b_signed = Mux(is_div, signed, self.op[0:2] == 0b01)
         a_neg = is_div & signed & self.a[31]
         b_neg = is_div & signed & self.b[31]
+        # Whether the result is negated, decided as the operation starts: in the last cycle
+        # the operands' tests (b != 0 is a 32-bit one) would come before the adder.
+        negate = Signal()
 
         # One adder: x + (y ^ inv) + inv, 33 bits wide with explicit extension bits.
         x = Signal(32)
@@ -73,7 +76,9 @@ class MulDiv(wiring.Component):
                 # Load the (absolute) multiplier or dividend.
                 m.d.comb += [y.eq(self.a), inv.eq(a_neg)]
                 with m.If(self.start):
-                    m.d.sync += [hi.eq(0), lo.eq(total[:32]), step.eq(0)]
+                    m.d.sync += [hi.eq(0), lo.eq(total[:32]), step.eq(0),
+                                 negate.eq(Mux(self.op[1], a_neg,
+                                               (a_neg ^ b_neg) & (self.b != 0)))]
                     m.next = "Step"
 
             with m.State("Step"):
@@ -96,7 +101,6 @@ class MulDiv(wiring.Component):
 
             with m.State("Result"):
                 take_hi = Mux(is_div, self.op[1], self.op[0:2] != 0)
-                negate = Mux(self.op[1], a_neg, (a_neg ^ b_neg) & (self.b != 0))
                 m.d.comb += [y.eq(Mux(take_hi, hi, lo)), inv.eq(is_div & negate),
                              self.done.eq(1), self.result.eq(total[:32])]
                 m.next = "Idle"

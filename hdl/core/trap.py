@@ -44,11 +44,11 @@ class TrapEntry:
         """The 32-bit value written to ``mcause``."""
         return Cat(self.cause, Const(0, 27), self.interrupt)
 
-    def start(self, m, code, *, w_en, w_addr, read_port, tval=None, interrupt=False):
+    def start(self, m, code, *, w_en, w_addr, read_mtvec, tval=None, interrupt=False):
         """Trap with cause ``code``; ``tval`` (a write select) puts the address in ``mtval``,
-        which is otherwise written zero; ``interrupt`` marks an interrupt."""
-        m.d.comb += [w_en.eq(1), w_addr.eq(self.MTVAL), read_port.addr.eq(self.MTVEC),
-                     read_port.en.eq(1)]
+        which is otherwise written zero; ``interrupt`` marks an interrupt. ``read_mtvec``
+        enables read port 2, which the core points at :attr:`MTVEC`."""
+        m.d.comb += [w_en.eq(1), w_addr.eq(self.MTVAL), read_mtvec.eq(1)]
         if tval is not None:
             m.d.comb += [tval.eq(1)]
         m.d.sync += [self.cause.eq(code), self.interrupt.eq(interrupt)]
