@@ -1,0 +1,164 @@
+"""Random command programs, and every front-end check at its bound, on small engines on
+Amaranth's simulator, against the golden model.
+
+The random programs are the quickest check that reaches every engine block at once: the
+front end's decoding, refusals, queues and hazard checks, loads, both dataflows' execution,
+requantised stores in both modes (on one engine through a single lane, three slices a row),
+pooled stores, the post unit and command lists (``random_program`` mixes them all, valid and
+refused, aimed at a few rows so that units overlap). They refuse a command only now and
+then, so a second test puts each of the front end's checks one step either side of its
+bound. Main memory afterwards and every FENCE/STATUS answer must equal the golden model's.
+The engines are 2x2 (2x3) to keep each run short, which is what the
+mutation campaign (``rvnpu mutate``, docs/mutation.md) needs to run these tests once per
+planted fault.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from rvnpu.sim.engine_programs import BUSY_MASK, check_program, random_program
+from rvnpu.spec.commands import (Dataflow, ErrorCode, Funct, LIST_ENTRY_BYTES, QP_ROWS, Space,
+                                 encode, pack_list, unpack_status)
+from rvnpu.spec.config import EngineConfig
+
+from test_engine_fetch import run_golden, run_rtl
+
+
+CONFIGS = {
+    # Range-checked hazards, both dataflows, both requantisation modes, two lanes.
+    "2x2-ranges": EngineConfig(rows=2, cols=2, dataflow="both", spad_depth=16, acc_depth=16,
+                               qp_depth=4, bus_width=32, mem_bytes=1 << 11, requant_lanes=2),
+    # Serial hazards, one-deep queues, a wider bus (unaligned rows cross words).
+    "2x2-serial-bus64": EngineConfig(rows=2, cols=2, dataflow="both", spad_depth=16,
+                                     acc_depth=16, qp_depth=4, bus_width=64,
+                                     mem_bytes=1 << 11, queue_depth=1, hazards="serial"),
+    # One requantisation lane for three columns: each row passes it in three slices.
+    "2x3-one-lane": EngineConfig(rows=2, cols=3, dataflow="both", spad_depth=16,
+                                 acc_depth=16, qp_depth=4, bus_width=32, mem_bytes=1 << 11,
+                                 requant_lanes=1),
+}
+
+
+@pytest.mark.parametrize("name, seed, latency", [("2x2-ranges", 101, 0),
+                                                 ("2x2-ranges", 102, 1),
+                                                 ("2x2-serial-bus64", 103, 0),
+                                                 ("2x3-one-lane", 104, 0)])
+def test_random_programs_on_a_small_engine(name, seed, latency):
+    config = CONFIGS[name]
+    program = random_program(config, seed, length=24)
+    mem, answers, _ = run_rtl(config, program.image, program.commands, latency=latency)
+    result = dataclasses.make_dataclass("Result", ["memory", "responses"])(mem, answers)
+    diff = check_program(program, result, config)
+    assert diff is None, f"{name}: {program.label}: {diff}"
+
+
+def edge_probes(config):
+    """Commands at the edges of each of the front end's checks, in pairs: the last value a
+    check takes, then the first it refuses, then a STATUS that answers and clears (the first
+    refusal's code and the count tell which of the two was refused). They cover local rows,
+    row widths, main-memory bytes (address, stride and length), zero points, clamps,
+    requantisation rows and command lists; the random programs reach a refusal only now and
+    then. Returns ``(image, program)``."""
+    c, R, C = config, config.rows, config.cols
+    mem, es, S, A = c.mem_bytes, c.elem_bytes, c.spad_depth, c.acc_depth
+
+    def load(addr=64, row=0, space=Space.SPAD_A, rows=1, cols=1):
+        return encode(Funct.LOAD, dram_addr=addr, local_row=row, space=space, rows=rows,
+                      cols=cols)
+
+    def compute(a=0, b=0, cr=0, steps=1, k=R):
+        return encode(Funct.COMPUTE, a_row=a, b_row=b, c_row=cr, steps=steps, k_valid=k)
+
+    pairs = [([encode(Funct.CONFIG_LOAD, stride=8)], [])]
+    for space, depth, cap, size in ((Space.SPAD_A, S, R, es), (Space.SPAD_B, S, C, es),
+                                    (Space.ACC, A, C, 4), (Space.QP, c.qp_depth, C, 4)):
+        end = mem - cap * size
+        pairs += [([load(row=depth - 1, space=space)], [load(row=depth, space=space)]),
+                  ([load(space=space, cols=cap)], [load(space=space, cols=cap + 1)]),
+                  ([load(end, space=space, cols=cap)], [load(end + 1, space=space, cols=cap)])]
+    pairs += [([load(row=S + 3, rows=0), load(cols=R + 1, rows=0)], [load(rows=255)])]
+    # A stride reaching past the window matters only for more than one row.
+    near = mem - C * es - 8
+    pairs += [([encode(Funct.CONFIG_LOAD, stride=mem), load(space=Space.SPAD_B, cols=C)],
+               [load(space=Space.SPAD_B, rows=2, cols=C)]),
+              ([encode(Funct.CONFIG_LOAD, stride=near), load(8, space=Space.SPAD_B, rows=2,
+                                                             cols=C)],
+               [encode(Funct.CONFIG_LOAD, stride=near + 1),
+                load(8, space=Space.SPAD_B, rows=2, cols=C)])]
+    pairs.append(([encode(Funct.CONFIG_STORE, stride=16, qp_row=c.qp_depth - QP_ROWS)],
+                  [encode(Funct.CONFIG_STORE, stride=16, qp_row=c.qp_depth - QP_ROWS + 1)]))
+    for funct, size in ((Funct.STORE, es), (Funct.STORE_ACC, 4)):
+        def store(addr=1024, row=0, rows=1, cols=C):
+            return encode(funct, dram_addr=addr, acc_row=row, rows=rows, cols=cols)
+        pairs += [([store(row=A - 1)], [store(row=A)]),
+                  ([store(row=A - 2, rows=2)], [store(row=A - 1, rows=2)]),
+                  ([store(cols=C)], [store(cols=C + 1)]),
+                  ([store(mem - C * size)], [store(mem - C * size + 1)])]
+    for dataflow in (Dataflow.WS, Dataflow.OS):
+        pairs += [([encode(Funct.CONFIG_EXEC, dataflow=dataflow), compute(a=S - 1)],
+                   [compute(a=S)]),
+                  ([compute(b=S - R, steps=R)], [compute(b=S - R + 1, steps=R)]),
+                  ([compute(cr=A - R, steps=R)], [compute(cr=A - R + 1, steps=R)]),
+                  ([compute(k=R)], [compute(k=R + 1)]),
+                  ([compute(a=S - 2 * R, steps=R + 1, k=1)],
+                   [compute(a=S - 2 * R + 1, steps=R + 1, k=1)])]
+    w = c.in_width
+    s_lo, s_hi, u_hi = -(1 << (w - 1)), (1 << (w - 1)) - 1, (1 << w) - 1
+
+    def exec_(**fields):
+        return encode(Funct.CONFIG_EXEC, dataflow=Dataflow.WS, **fields)
+
+    pairs += [([exec_(a_signed=1, a_zero=s_lo)], [exec_(a_signed=1, a_zero=s_lo - 1)]),
+              ([exec_(a_signed=1, a_zero=s_hi)], [exec_(a_signed=1, a_zero=s_hi + 1)]),
+              ([exec_(b_signed=0, b_zero=0)], [exec_(b_signed=0, b_zero=-1)]),
+              ([exec_(b_signed=0, b_zero=u_hi)], [exec_(b_signed=0, b_zero=u_hi + 1)])]
+
+    def requant(cmin, cmax, mode=0):
+        return encode(Funct.CONFIG_REQUANT, mode=mode, clamp_min=cmin, clamp_max=cmax)
+
+    pairs += [([requant(s_lo, s_hi)], [requant(s_lo - 1, 0)]),
+              ([requant(0, u_hi, mode=1)], [requant(0, u_hi + 1, mode=1)]),
+              ([requant(-1, s_hi)], [requant(-1, u_hi)]),
+              ([requant(5, 5)], [requant(6, 5)])]
+    # Command lists: aligned and inside the window, or empty.
+    list_at = mem - 2 * LIST_ENTRY_BYTES
+    fence = encode(Funct.FENCE)
+    pairs += [([encode(Funct.RUN, list_addr=list_at, count=2), fence],
+               [encode(Funct.RUN, list_addr=list_at, count=3), fence]),
+              ([encode(Funct.RUN, list_addr=list_at + 4, count=0), fence],
+               [encode(Funct.RUN, list_addr=list_at + 4, count=1), fence]),
+              ([encode(Funct.RUN, list_addr=mem, count=0), fence],
+               [encode(Funct.RUN, list_addr=mem, count=1), fence]),
+              ([], [(0x05, 0, 0), (0x7F, 0, 0)])]
+    image = [(0, bytes(range(256)) * 4),
+             (list_at, pack_list([encode(Funct.CONFIG_LOAD, stride=4),
+                                  load(0, 1, Space.SPAD_A)]))]
+    program = []
+    for good, bad in pairs:
+        program += good + bad + [encode(Funct.STATUS, clear=1)]
+    # Show the accumulators (what the valid probes loaded and computed) in main memory.
+    program += [encode(Funct.CONFIG_STORE, stride=C * 4, qp_row=0),
+                encode(Funct.STORE_ACC, dram_addr=1024, acc_row=0, rows=A, cols=C), fence]
+    return image, program
+
+
+@pytest.mark.parametrize("name", ["2x2-ranges", "2x2-serial-bus64"])
+def test_refusals_at_their_edges_on_a_small_engine(name):
+    config = CONFIGS[name]
+    image, program = edge_probes(config)
+    mem, answers, _ = run_rtl(config, image, program)
+    want_mem, want_answers = run_golden(config, image, program)
+    words = [unpack_status(w) for w in want_answers]
+    # The probes reach every kind of refusal, and are taken as often.
+    codes = {w["error_code"] for w in words}
+    assert {ErrorCode.NONE, ErrorCode.BAD_LOCAL, ErrorCode.BAD_SIZE, ErrorCode.BAD_MEMORY,
+            ErrorCode.BAD_CONFIG, ErrorCode.BAD_FUNCT} <= codes
+    assert sum(w["error_count"] == 1 for w in words) > len(words) // 2
+    for i, (got, want) in enumerate(zip(answers, want_answers)):
+        assert got & BUSY_MASK == want & BUSY_MASK, \
+            f"{name}: answer {i}: {unpack_status(got)}, expected {unpack_status(want)}"
+    assert len(answers) == len(want_answers)
+    diff = np.argwhere(mem != want_mem)
+    assert not diff.size, f"{name}: {len(diff)} bytes differ, first at {int(diff[0][0]):#x}"
