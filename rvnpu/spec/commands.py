@@ -202,13 +202,16 @@ COMMANDS = {c.funct: c for c in [
         "never is. The window's last row must lie in ACC (BAD_LOCAL). An engine built "
         "without requantisation refuses it as an unknown command."),
     Command(Funct.FENCE, Unit.FRONT, (),
-        "Wait until every earlier command has finished, then answer the status word.",
+        "Wait until every earlier command has finished, then answer the status word. Issue it "
+        "with an rd other than x0: the engine holds its answer until the core takes it, and "
+        "later commands wait behind it (with rd = x0 nothing ever takes it).",
         response=True),
     Command(Funct.STATUS, Unit.FRONT, (
         _f("clear", 1, 0, 1, doc="clear the sticky error after reading it"),
         _f("clear_done", 1, 1, 1, doc="clear list_done (acknowledge the interrupt) after "
                                       "reading it"),
-    ), "Answer the status word at once, also while a command list runs.", response=True),
+    ), "Answer the status word at once, also while a command list runs. Like FENCE, issue it "
+       "with an rd other than x0.", response=True),
     Command(Funct.RUN, Unit.FRONT, (
         _f("list_addr", 1, 0, 32, doc="byte address of the command list in main memory, a "
                                       "multiple of LIST_ENTRY_BYTES"),
