@@ -47,7 +47,7 @@ _CORE_SUMMARIES = {
 }
 
 _CORE_DEPTHS = {"alu": (8, 5), "branch": (9, 6), "mem": (8, 5), "csr": (9, 6),
-                "trap": (9, 7), "x0": (8, 6)}
+                "trap": (10, 8), "x0": (8, 6)}
 
 
 def _core_check(group):

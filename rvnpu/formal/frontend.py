@@ -102,13 +102,15 @@ class _Configuration:
     NAMES = {Funct.CONFIG_EXEC: ("dataflow", "a_signed", "b_signed", "a_zero", "b_zero"),
              Funct.CONFIG_LOAD: ("stride",),
              Funct.CONFIG_STORE: ("stride", "qp_row"),
+             Funct.CONFIG_STORE_POOL: ("kernel_h", "kernel_w", "step", "pitch"),
              Funct.CONFIG_REQUANT: ("out_zero", "mode", "clamp_min", "clamp_max")}
 
     def __init__(self, c):
         w = c.in_width
         init = {"dataflow": Dataflow.OS if c.with_os else Dataflow.WS, "a_signed": 1,
                 "b_signed": 1, "mode": reset_mode(c.built_requant_modes).code,
-                "clamp_min": -(1 << (w - 1)), "clamp_max": (1 << (w - 1)) - 1}
+                "clamp_min": -(1 << (w - 1)), "clamp_max": (1 << (w - 1)) - 1,
+                "kernel_h": 1, "kernel_w": 1, "step": 1}
         self.regs = {}
         for funct, names in self.NAMES.items():
             for name in names:
@@ -134,7 +136,9 @@ class _Configuration:
 class _Reference:
     """What command ``cmd`` must do in configuration ``cfg``: ``code`` (its ErrorCode),
     ``to`` (the unit it goes to, if any), ``answers`` (FENCE, STATUS), ``configures``,
-    ``ranges`` (what it touches) and ``extent`` (LOAD/STORE: first and end byte)."""
+    ``ranges`` (what it touches), ``end`` (LOAD/STORE: past the last byte) and ``acc_rows``
+    (a store's ACC rows from its first to past the last it reads: a STORE_POOL's windows
+    reach past its rows, as ``EngineModel.store_extent`` says)."""
 
     def __init__(self, m, c, cmd, cfg):
         self.code = Signal(4, name="ref_code")
@@ -144,6 +148,7 @@ class _Reference:
         self.ranges = Signal(_RANGES, name="ref_ranges")
         self.end = Signal(42, name="ref_end")
         self.transfer = Signal(name="ref_transfer")     # LOAD/STORE moving some bytes
+        self.acc_rows = Signal(20, name="ref_acc_rows")
         fld = lambda funct, name: _field(cmd, funct, name)
         code, ranges = self.code, self.ranges
         w = c.in_width
@@ -185,17 +190,22 @@ class _Reference:
                     m.d.comb += [ranges.lw.space.eq(space), ranges.lw.lo.eq(row),
                                  ranges.lw.hi.eq(row + rows),
                                  ranges.mr.lo.eq(addr), ranges.mr.hi.eq(self.end)]
-            with m.Case(Funct.STORE, Funct.STORE_ACC):
+            with m.Case(Funct.STORE, Funct.STORE_ACC, Funct.STORE_POOL):
                 m.d.comb += self.to["store"].eq(1)
                 raw = cmd.funct == Funct.STORE_ACC
                 row = fld(Funct.STORE, "acc_row")
                 rows, cols = fld(Funct.STORE, "rows"), fld(Funct.STORE, "cols")
                 addr = fld(Funct.STORE, "dram_addr")
                 transfer(rows, cols, addr, cfg.store_stride, cols * Mux(raw, 4, c.elem_bytes))
+                # Output row j's window reads rows row + j * step + y * pitch + x.
+                window = ((rows - 1) * cfg.step + (cfg.kernel_h - 1) * cfg.pitch
+                          + cfg.kernel_w)
+                acc_rows = self.acc_rows
+                m.d.comb += acc_rows.eq(Mux(cmd.funct == Funct.STORE_POOL, window, rows))
                 with m.If(~raw & int(not c.with_requant)):
                     m.d.comb += code.eq(ErrorCode.BAD_FUNCT)
                 with m.Elif(self.transfer):
-                    with m.If(row + rows > c.acc_depth):
+                    with m.If(row + acc_rows > c.acc_depth):
                         m.d.comb += code.eq(ErrorCode.BAD_LOCAL)
                     with m.Elif(cols > c.cols):
                         m.d.comb += code.eq(ErrorCode.BAD_SIZE)
@@ -203,7 +213,7 @@ class _Reference:
                         m.d.comb += code.eq(ErrorCode.BAD_MEMORY)
                 with m.If(self.transfer):
                     m.d.comb += [ranges.lr1.space.eq(Space.ACC), ranges.lr1.lo.eq(row),
-                                 ranges.lr1.hi.eq(row + rows),
+                                 ranges.lr1.hi.eq(row + acc_rows),
                                  ranges.mw.lo.eq(addr), ranges.mw.hi.eq(self.end)]
                     with m.If(~raw):
                         m.d.comb += [ranges.lr2.space.eq(Space.QP), ranges.lr2.lo.eq(cfg.qp_row),
@@ -246,6 +256,11 @@ class _Reference:
                              code.eq(Mux(ok, 0, ErrorCode.BAD_CONFIG))]
             with m.Case(Funct.CONFIG_LOAD):
                 m.d.comb += self.configures.eq(1)
+            with m.Case(Funct.CONFIG_STORE_POOL):
+                empty = ((fld(Funct.CONFIG_STORE_POOL, "kernel_h") == 0) |
+                         (fld(Funct.CONFIG_STORE_POOL, "kernel_w") == 0))
+                m.d.comb += [self.configures.eq(1),
+                             code.eq(Mux(empty, ErrorCode.BAD_CONFIG, 0))]
             with m.Case(Funct.CONFIG_STORE):
                 bad = fld(Funct.CONFIG_STORE, "qp_row") + QP_ROWS > c.qp_depth
                 m.d.comb += [self.configures.eq(1),
@@ -370,6 +385,7 @@ def frontend_harness(groups=GROUPS[:4], *, frontend_class=None, config=FRONTEND_
                                                                  "accumulate")),
             *(getattr(ep, n) == getattr(cfg, n) for n in _Configuration.NAMES[
                 Funct.CONFIG_EXEC])).all())
+        pool = cur.funct == Funct.STORE_POOL
         p.check("store_payload", fire["store"], Cat(
             sp.raw == (cur.funct == Funct.STORE_ACC),
             _same(sp.dram_addr, fld(Funct.STORE, "dram_addr"), ref.transfer),
@@ -378,7 +394,12 @@ def frontend_harness(groups=GROUPS[:4], *, frontend_class=None, config=FRONTEND_
             _same(sp.stride, cfg.store_stride, ref.transfer & (sp.rows > 1)),
             sp.qp_row == cfg.qp_row,
             *(getattr(sp, n) == getattr(cfg, n) for n in _Configuration.NAMES[
-                Funct.CONFIG_REQUANT])).all())
+                Funct.CONFIG_REQUANT]),
+            # A STORE or STORE_ACC is a 1 x 1 window of step 1; the pitch matters only
+            # between the rows of a taller window.
+            *(getattr(sp, n) == Mux(pool, getattr(cfg, n), 1)
+              for n in ("kernel_h", "kernel_w", "step")),
+            _same(sp.pitch, cfg.pitch, pool & ref.transfer & (cfg.kernel_h > 1))).all())
 
     if "refusal" in groups:
         word = dut.rsp.payload
@@ -398,7 +419,11 @@ def frontend_harness(groups=GROUPS[:4], *, frontend_class=None, config=FRONTEND_
             dut.store.payload.stride == cfg.store_stride[:len(dut.store.payload.stride)],
             dut.store.payload.qp_row == cfg.qp_row,
             *(getattr(dut.store.payload, n) == getattr(cfg, n)
-              for n in _Configuration.NAMES[Funct.CONFIG_REQUANT])).all())
+              for n in _Configuration.NAMES[Funct.CONFIG_REQUANT]),
+            *(getattr(dut.store.payload, n) == Mux(cur.funct == Funct.STORE_POOL,
+                                                   getattr(cfg, n), 1)
+              for n in ("kernel_h", "kernel_w", "step")),
+            dut.store.payload.pitch == cfg.pitch[:len(dut.store.payload.pitch)]).all())
         p.reach("dispatch_after_refused_configuration", dispatch & refused_config)
 
     if "window" in groups:

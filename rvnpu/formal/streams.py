@@ -97,14 +97,19 @@ def load_request_harness(unit_class=None):
 
 
 def store_request_harness(unit_class=None):
-    """:class:`~rvnpu.hdl.engine.store.StoreUnit`'s bus requests under any command stream, any
-    bus waits and any accumulator contents."""
+    """:class:`~rvnpu.hdl.engine.store.StoreUnit`'s bus requests under any command stream the
+    front end may send (a window of at least 1 x 1; a STORE_ACC's 1 x 1 of step 1, as every
+    store is here, built without requantisation), any bus waits and any accumulator
+    contents."""
     m = Module()
     m.d.comb += Assume(~_reset())
     c = FORMAL_ENGINE
     dut = (unit_class or store.StoreUnit)(c)
     m.submodules.dut = dut
     _drive_stream(m, dut.cmd, len(Value.cast(dut.cmd.payload)))
+    op = dut.cmd.payload
+    one_by_one = (op.kernel_h == 1) & (op.kernel_w == 1) & (op.step == 1)
+    m.d.comb += Assume((op.kernel_h != 0) & (op.kernel_w != 0) & (~op.raw | one_by_one))
     m.d.comb += [dut.req.ready.eq(AnySeq(1)),
                  Value.cast(dut.acc_data).eq(AnySeq(len(Value.cast(dut.acc_data)))),
                  Value.cast(dut.qp_data).eq(AnySeq(len(Value.cast(dut.qp_data))))]
