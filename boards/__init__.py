@@ -47,6 +47,9 @@ class Board:
         ``"block"`` RAM, or ``"lut"`` RAM where block RAM is the scarcer.
     nextpnr_options : tuple of str
         Options added to nextpnr's command line for this board's builds.
+    engine_clock_hz : int or None
+        The engine's own clock, from a second output of the PLL
+        (:attr:`rvnpu.spec.memory_map.SocConfig.engine_clock_hz`); ``None``: the SoC's clock.
     """
 
     name: str
@@ -61,14 +64,19 @@ class Board:
     flash_offset: int | None = None
     regfile_style: str = "block"
     nextpnr_options: tuple = ()
+    engine_clock_hz: int | None = None
 
-    def soc_config(self, engine=None, clock_hz=None):
-        """The SoC built for this board (its defaults, or ``engine`` and ``clock_hz``)."""
+    def soc_config(self, engine=None, clock_hz=None, engine_clock_hz=None):
+        """The SoC built for this board (its defaults, or ``engine``, ``clock_hz`` and
+        ``engine_clock_hz``; an ``engine_clock_hz`` of 0 puts the engine on the SoC's clock)."""
         from rvnpu.spec.memory_map import SocConfig
+        if engine_clock_hz is None:
+            engine_clock_hz = self.engine_clock_hz
         return SocConfig(engine=self.engine if engine is None else engine,
                          clock_hz=self.clock_hz if clock_hz is None else clock_hz,
                          ram_style=self.ram_style, with_m=self.with_m,
-                         flash_offset=self.flash_offset, regfile_style=self.regfile_style)
+                         flash_offset=self.flash_offset, regfile_style=self.regfile_style,
+                         engine_clock_hz=engine_clock_hz or None)
 
     def program_command(self, bitstream):
         return [arg.format(bitstream=bitstream) for arg in self.program]

@@ -60,10 +60,17 @@ class DoesNotFit(BuildError):
     """The design needs more of some resource than the part has."""
 
 
-def check_clock(board, clock_hz):
+def check_clock(board, clock_hz, engine_clock_hz=None):
     """Refuse a clock the board's PLL cannot make: the UART divisor and the firmware's timings
-    assume the clock is what was asked for."""
+    assume the clock is what was asked for. With ``engine_clock_hz``, refuse a pair of clocks
+    the PLL cannot make together (one line saying why)."""
     from rvnpu.boards.top import pll_frequency
+    if engine_clock_hz:
+        try:
+            pll_frequency(board.platform(), clock_hz, engine_clock_hz)
+        except ValueError as error:
+            raise ConfigError(f"{board.name}: {error}") from None
+        return
     try:
         made = pll_frequency(board.platform(), clock_hz)
     except ValueError as error:
@@ -93,18 +100,26 @@ def record_failure(out_dir, board, engine, clock_hz, error):
 def _unbuilt(board):
     e = board.engine
     return {"board": board.name, "device": board.platform.device,
-            "array": f"{e.rows}x{e.cols}", "target_mhz": board.clock_hz / 1e6}
+            "array": f"{e.rows}x{e.cols}", "target_mhz": board.clock_hz / 1e6,
+            "engine_target_mhz": (board.engine_clock_hz or board.clock_hz) / 1e6}
 
 
 def saved_reports(root=DEFAULT_OUTPUT):
     """Every board's ``root/<board>/report.json``, or the record of a design that did not
-    fit, or for a board never built its name, device, array and target clock alone."""
+    fit, or for a board never built its name, device, array and target clock alone. A
+    report's ``demo`` is the board bench's measurement of the demo's GEMM on that build
+    (``demo.json`` beside it, :mod:`rvnpu.bench.boards`), if it was made after the build."""
     from rvnpu.boards import BOARDS
     reports = []
     for name, b in BOARDS.items():
-        for p in (Path(root) / name / "report.json", failure_path(Path(root) / name)):
+        directory = Path(root) / name
+        for p in (directory / "report.json", failure_path(directory)):
             if p.is_file():
                 reports.append(json.loads(p.read_text()))
+                demo = directory / "demo.json"
+                if p.name == "report.json" and demo.is_file() and \
+                        demo.stat().st_mtime >= p.stat().st_mtime:
+                    reports[-1]["demo"] = json.loads(demo.read_text())
                 break
         else:
             reports.append(_unbuilt(b))
@@ -145,10 +160,11 @@ def toolchain_options(platform, nextpnr_options=(), *, netlist=False):
     return dict(nextpnr_opts=nextpnr, script_after_synth=stat, ecppack_opts="--compress")
 
 
-def build_board(board, engine=None, *, clock_hz=None, out_dir=None, firmware=None,
-                progress=None, netlist=False):
+def build_board(board, engine=None, *, clock_hz=None, engine_clock_hz=None, out_dir=None,
+                firmware=None, progress=None, netlist=False):
     """Build ``board``'s bitstream with the demo firmware (or ``firmware``) in RAM; with
     ``netlist``, write the synthesised netlist as Verilog too (``out_dir/top.gate.v``).
+    ``engine_clock_hz``: the engine's own clock (``None``: the board's; 0: the SoC's clock).
 
     Returns the report (the dictionary :func:`~rvnpu.boards.report.parse_report` makes), also
     written to ``out_dir/report.json``. Raises :class:`DoesNotFit` if the design is too large
@@ -162,8 +178,10 @@ def build_board(board, engine=None, *, clock_hz=None, out_dir=None, firmware=Non
     clock_hz = board.clock_hz if clock_hz is None else clock_hz
     out_dir = Path(out_dir if out_dir is not None else DEFAULT_OUTPUT / board.name)
     progress = progress or (lambda text: None)
-    config = board.soc_config(engine, clock_hz)
+    config = board.soc_config(engine, clock_hz, engine_clock_hz)
     sources = firmware or [EXAMPLES[DEMO_FIRMWARE]]
+    engine_clock = ("" if not config.split_clocks
+                    else f", engine at {config.engine_clock_hz / 1e6:g} MHz")
 
     with replace_directory(out_dir) as staging:
         start = time.monotonic()
@@ -173,14 +191,14 @@ def build_board(board, engine=None, *, clock_hz=None, out_dir=None, firmware=Non
         except FirmwareError as error:
             raise BuildError(str(error)) from None
         progress(f"[{time.monotonic() - start:5.0f}s] {board.name}: elaborating "
-                 f"{engine.rows}x{engine.cols} array at {clock_hz / 1e6:g} MHz")
+                 f"{engine.rows}x{engine.cols} array at {clock_hz / 1e6:g} MHz{engine_clock}")
         nextpnr_report, stat = implement(board.platform(), BoardTop(config, image=image.image),
                                          staging, label=board.name, start=start,
                                          progress=progress,
                                          nextpnr_options=board.nextpnr_options,
                                          netlist=netlist)
         report = parse_report(nextpnr_report, board=board, engine=engine, clock_hz=clock_hz,
-                              stat=stat)
+                              engine_clock_hz=config.engine_clock_hz, stat=stat)
         report["firmware"] = {"name": image.name, "image_bytes": image.image_bytes,
                               "ram_bytes_used": image.ram_bytes_used}
         if config.flash_offset is not None:

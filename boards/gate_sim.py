@@ -47,10 +47,11 @@ _PLL_BOXES = {"ice40": "ice40/cells_sim.v", "ecp5": "ecp5/cells_bb.v",
               "gowin": "gowin/cells_sim.v"}
 
 #: The PLL cells BoardTop instantiates: (cell, clock in, clock outs). In simulation the clock
-#: passes straight through and the PLL is locked: the bench's clock is the SoC's.
+#: passes straight through and the PLL is locked: the bench's clock is the SoC's (and, with
+#: the engine on a second output, the engine's too: the clocks cross at 1:1).
 _PLLS = {"ice40": ("SB_PLL40_PAD", "PACKAGEPIN", ("PLLOUTGLOBAL", "PLLOUTCORE")),
-         "ecp5": ("EHXPLLL", "CLKI", ("CLKOP",)),
-         "gowin": ("rPLL", "CLKIN", ("CLKOUT",))}
+         "ecp5": ("EHXPLLL", "CLKI", ("CLKOP", "CLKOS")),
+         "gowin": ("rPLL", "CLKIN", ("CLKOUT", "CLKOUTD", "CLKOUTD3"))}
 
 #: Rewrites of the models for Verilator, which has no high-impedance value: each must match
 #: (so a change of the models is noticed), and each keeps the model's behaviour for a netlist

@@ -5,7 +5,7 @@ import re
 
 
 __all__ = ["TABLE_COLUMNS", "parse_report", "format_table", "critical_path", "fit_failure",
-           "ff_memories"]
+           "ff_memories", "clock_domains"]
 
 
 #: nextpnr's cell types, as the table names them.
@@ -84,21 +84,63 @@ def _ff_count(stat):
     return sum(n for cell, n in cells.items() if _FF_CELL.match(cell))
 
 
-def _fmax(report, clock_hz):
-    """The achieved Fmax of the clock constrained nearest ``clock_hz``, in MHz."""
-    clocks = report.get("fmax") or {}
-    if not clocks:
-        return None
-    target = clock_hz / 1e6
-    nearest = min(clocks.values(), key=lambda c: abs(c.get("constraint", 0) - target))
-    return nearest.get("achieved")
+def _net_name(net):
+    """A clock net as nextpnr names it in ``fmax`` and in paths' ends, without the global
+    buffer's prefix or the edge: ``"posedge $glbnet$engine_clk"`` is ``"engine_clk"``."""
+    return net.split(" ")[-1].removeprefix("$glbnet$")
 
 
-def critical_path(report):
+def _domain_of(net):
+    """The clock domain an Amaranth clock net belongs to (``clk`` is ``sync``'s)."""
+    name = _net_name(net)
+    return "sync" if name == "clk" else name.removesuffix("_clk")
+
+
+def clock_domains(report, targets):
+    """Each clock domain's target and achieved Fmax from nextpnr's ``--report`` JSON.
+
+    ``targets`` maps a domain's name (``"sync"``, ``"engine"``) to its target clock in Hz.
+    nextpnr lists an Fmax for each clock net; a domain's net is the one Amaranth named after
+    it (``clk`` for ``sync``, ``engine_clk`` for ``engine``) or else the unclaimed one
+    constrained nearest its target. Returns a list, in the order of ``targets``, of
+    dictionaries: ``name``, ``net`` (``None`` if nextpnr gave no figure), ``target_mhz``,
+    ``fmax_mhz``, ``met`` (``None`` without a figure) and ``critical_path``
+    (:func:`critical_path` of the paths within that clock).
+    """
+    clocks = dict(report.get("fmax") or {})
+    nets = {}
+    for name in targets:
+        named = [net for net in clocks if _domain_of(net) == name and net not in nets.values()]
+        if named:
+            nets[name] = named[0]
+    for name, hz in targets.items():
+        free = [net for net in clocks if net not in nets.values()]
+        if name not in nets and free:
+            nets[name] = min(free, key=lambda net: abs(clocks[net].get("constraint", 0)
+                                                       - hz / 1e6))
+    domains = []
+    for name, hz in targets.items():
+        net = nets.get(name)
+        fmax = None if net is None else clocks[net].get("achieved")
+        domains.append({
+            "name": name, "net": None if net is None else _net_name(net),
+            "target_mhz": hz / 1e6, "fmax_mhz": None if fmax is None else round(fmax, 2),
+            "met": None if fmax is None else fmax >= hz / 1e6,
+            # With one clock every register-to-register path is that clock's.
+            "critical_path": critical_path(report, None if len(targets) == 1 else net),
+        })
+    return domains
+
+
+def critical_path(report, net=None):
     """The blocks nextpnr's worst register-to-register path runs through, in order (cell
-    names without their last part, e.g. ``soc.engine.load``), or ``None``."""
+    names without their last part, e.g. ``soc.engine.load``), or ``None``. With ``net``, the
+    worst path launched and captured by that clock net (paths between two clocks pass
+    through the clock crossing's synchronisers and do not set a domain's Fmax)."""
     paths = [p for p in report.get("critical_paths", [])
-             if "async" not in f"{p.get('from')}{p.get('to')}"]
+             if "async" not in f"{p.get('from')}{p.get('to')}"
+             and (net is None or _net_name(p.get("from", "")) == _net_name(net)
+                  == _net_name(p.get("to", "")))]
     if not paths:
         return None
     blocks = []
@@ -116,8 +158,14 @@ def critical_path(report):
     return blocks or None
 
 
-def parse_report(report, *, board, engine, clock_hz, stat=None):
-    """The table's figures from nextpnr's ``--report`` JSON (and Yosys's ``stat -json``)."""
+def parse_report(report, *, board, engine, clock_hz, engine_clock_hz=None, stat=None):
+    """The table's figures from nextpnr's ``--report`` JSON (and Yosys's ``stat -json``).
+
+    ``clock_hz`` is the core's (``sync``) target; with ``engine_clock_hz`` the engine has a
+    clock of its own and each domain gets its target and Fmax (``clock_domains``), ``misses``
+    names the domains below their targets, the peak throughput is at the engine's Fmax, and
+    ``critical_path`` is that of the domain furthest below (or least above) its target.
+    """
     util = dict(report.get("utilization") or report.get("utilisation") or {})
     if "MULT18X18" in util and "MULT9X9" in util:
         whole, halves = util["MULT18X18"], util["MULT9X9"]
@@ -136,20 +184,33 @@ def parse_report(report, *, board, engine, clock_hz, stat=None):
                 resources[label] = {"used": _ff_count(stat),
                                     "available": lc["available"] if lc else None,
                                     "cell": "yosys stat"}
-    fmax = _fmax(report, clock_hz)
+    targets = {"sync": clock_hz}
+    if engine_clock_hz:
+        targets["engine"] = engine_clock_hz
+    domains = clock_domains(report, targets)
+    core, engine_domain = domains[0], domains[-1]
     macs = engine.rows * engine.cols
+    fmax = engine_domain["fmax_mhz"]
+    # The domain furthest below (or least above) its target limits the design.
+    measured = [d for d in domains if d["fmax_mhz"] is not None]
+    limiting = min(measured, key=lambda d: d["fmax_mhz"] / d["target_mhz"], default=core)
     return {
         "board": board.name,
         "device": board.platform.device,
         "array": f"{engine.rows}x{engine.cols}",
         "macs": macs,
-        "target_mhz": clock_hz / 1e6,
-        "fmax_mhz": None if fmax is None else round(fmax, 2),
-        "timing_met": None if fmax is None else fmax >= clock_hz / 1e6,
+        "target_mhz": core["target_mhz"],
+        "fmax_mhz": core["fmax_mhz"],
+        "engine_target_mhz": engine_domain["target_mhz"],
+        "engine_fmax_mhz": engine_domain["fmax_mhz"],
+        "split_clocks": len(domains) > 1,
+        "clock_domains": domains,
+        "timing_met": None if not measured else all(d["met"] for d in measured),
+        "misses": [d["name"] for d in domains if d["met"] is False],
         "peak_gops_at_fmax": None if fmax is None else round(2 * macs * fmax / 1e3, 3),
-        "peak_gops_at_target": round(2 * macs * clock_hz / 1e9, 3),
+        "peak_gops_at_target": round(2 * macs * engine_domain["target_mhz"] / 1e3, 3),
         "resources": resources,
-        "critical_path": critical_path(report),
+        "critical_path": limiting["critical_path"],
         "engine": engine.to_dict(),
     }
 
@@ -163,10 +224,13 @@ def format_table(report):
         available = r["available"]
         share = f"{100 * r['used'] / available:5.1f}%" if available else ""
         rows.append((label, f"{r['used']}", f"{available if available else '?'}", share))
-    fmax = report["fmax_mhz"]
-    met = "" if fmax is None else ("met" if report["timing_met"] else "NOT MET")
-    rows.append(("Fmax (MHz)", "?" if fmax is None else f"{fmax:.1f}",
-                 f"{report['target_mhz']:g} target", met))
+    split = len(report["clock_domains"]) > 1
+    for domain in report["clock_domains"]:
+        fmax = domain["fmax_mhz"]
+        met = "" if fmax is None else ("met" if domain["met"] else "NOT MET")
+        label = f"Fmax {domain['name']} (MHz)" if split else "Fmax (MHz)"
+        rows.append((label, "?" if fmax is None else f"{fmax:.1f}",
+                     f"{domain['target_mhz']:g} target", met))
     gops = report["peak_gops_at_fmax"]
     rows.append(("peak GOPS", "?" if gops is None else f"{gops:.2f}",
                  f"{report['peak_gops_at_target']:.2f} at target", ""))
@@ -174,6 +238,13 @@ def format_table(report):
     lines.append(f"{'resource':{width}}  {'used':>8}  {'of':>15}")
     for label, used, of, note in rows:
         lines.append(f"{label:{width}}  {used:>8}  {of:>15}  {note}".rstrip())
-    if report.get("critical_path"):
+    if report["misses"]:
+        lines += ["", "misses timing: " + ", ".join(
+            f"the {name} domain" for name in report["misses"])]
+    if split:
+        lines.append("")
+        lines += [f"critical path ({d['name']}): " + " -> ".join(d["critical_path"])
+                  for d in report["clock_domains"] if d["critical_path"]]
+    elif report.get("critical_path"):
         lines += ["", "critical path: " + " -> ".join(report["critical_path"])]
     return "\n".join(lines)

@@ -24,6 +24,10 @@ def add_arguments(parser):
                         help=f"one of: {', '.join(BOARDS)}; or 'all' to build every board")
     parser.add_argument("--clock-mhz", type=float, default=None,
                         help="target clock in MHz (default: the board's)")
+    parser.add_argument("--engine-clock-hz", type=int, default=None, metavar="HZ",
+                        help="the engine's own clock, from a second output of the board's PLL "
+                             "(ECP5, Gowin); 0 puts it on the SoC's clock (default: the "
+                             "board's)")
     parser.add_argument("--firmware", type=Path, nargs="+", default=None, metavar="SOURCE",
                         help=f"C sources baked into RAM (default: the {DEMO_FIRMWARE} example)")
     parser.add_argument("-o", "--output", type=Path, default=None,
@@ -64,14 +68,22 @@ def run(args):
         clock_hz = b.clock_hz if args.clock_mhz is None else round(args.clock_mhz * 1e6)
         if args.clock_mhz is not None and not 1 <= args.clock_mhz <= 500:
             raise ConfigError(f"--clock-mhz must be from 1 to 500, not {args.clock_mhz:g}")
-        check_clock(b, clock_hz)
+        engine_clock_hz = (b.engine_clock_hz if args.engine_clock_hz is None
+                           else args.engine_clock_hz)
+        if engine_clock_hz and engine_clock_hz < 0:
+            raise ConfigError(f"--engine-clock-hz must be positive (or 0: the SoC's clock), "
+                              f"not {engine_clock_hz}")
+        # The SoC's own checks (a second clock needs block RAM ...), before any PLL search.
+        b.soc_config(_engine(b, args), clock_hz, engine_clock_hz)
+        check_clock(b, clock_hz, engine_clock_hz)
         out = (args.output / b.name if args.output and len(chosen) > 1
                else args.output or DEFAULT_OUTPUT / b.name)
-        plans.append((b, _engine(b, args), clock_hz, out))
+        plans.append((b, _engine(b, args), clock_hz, engine_clock_hz or 0, out))
     status = 0
-    for b, engine, clock_hz, out in plans:
+    for b, engine, clock_hz, engine_clock_hz, out in plans:
         try:
-            result = build_board(b, engine, clock_hz=clock_hz, out_dir=out,
+            result = build_board(b, engine, clock_hz=clock_hz, engine_clock_hz=engine_clock_hz,
+                                 out_dir=out,
                                  firmware=args.firmware, progress=_progress,
                                  netlist=args.gate_sim)
         except BuildError as error:
@@ -82,13 +94,16 @@ def run(args):
             continue
         failure_path(out).unlink(missing_ok=True)
         print(format_table(result))
-        if result["timing_met"] is False:
-            print(f"rvnpu: warning: Fmax {result['fmax_mhz']:.1f} MHz is below the "
-                  f"{result['target_mhz']:g} MHz target; the board may not work at that "
-                  f"clock (try --clock-mhz)", file=sys.stderr)
+        for domain in result["clock_domains"]:
+            if domain["met"] is False:
+                option = "--engine-clock-hz" if domain["name"] == "engine" else "--clock-mhz"
+                print(f"rvnpu: warning: the {domain['name']} domain's Fmax "
+                      f"{domain['fmax_mhz']:.1f} MHz is below its {domain['target_mhz']:g} MHz "
+                      f"target; the board may not work at that clock (try {option})",
+                      file=sys.stderr)
         print(f"\nwrote {out / ('top' + b.bitstream)} and {out / 'report.json'}")
         if args.gate_sim:
-            status = max(status, _gate_sim(b, engine, clock_hz, out, args))
+            status = max(status, _gate_sim(b, engine, clock_hz, engine_clock_hz, out, args))
         if args.program:
             status = max(status, _program(b, out / ("top" + b.bitstream)))
     if args.doc:
@@ -100,13 +115,14 @@ def run(args):
     return status
 
 
-def _gate_sim(board, engine, clock_hz, out, args):
+def _gate_sim(board, engine, clock_hz, engine_clock_hz, out, args):
     """Simulate the netlist just built; prints the verdict, returns the exit status."""
     from rvnpu.boards.flow import NETLIST
     from rvnpu.boards.gate_sim import DEFAULT_MAX_CYCLES, GateSimError, gate_simulate
     images = sorted((out / "firmware").glob("*.bin"))
     try:
-        result = gate_simulate(board, board.soc_config(engine, clock_hz), out / "gate_sim",
+        result = gate_simulate(board, board.soc_config(engine, clock_hz, engine_clock_hz),
+                               out / "gate_sim",
                                netlist=out / NETLIST, image=images[0],
                                max_cycles=args.gate_sim_cycles or DEFAULT_MAX_CYCLES,
                                progress=_progress)

@@ -1,0 +1,157 @@
+"""``python -m rvnpu.bench.boards``: what each built board achieves on the demo's GEMM.
+
+A board's build report (``build/boards/<board>/report.json``) gives each clock domain's Fmax
+and the peak throughput, ``2 x rows x cols`` operations an engine cycle at the engine's Fmax.
+What the board delivers is less: the demo (``firmware/examples/board_demo.c``) times its
+benchmark GEMM (``BENCH`` cubed MACs, requantised stores and the core's command issue
+included) with the TIMER, in core cycles. This bench runs the demo on the board's design, as
+built (its array, its clocks at their targets), in Verilator, checks its self-test passes,
+and turns the cycles into achieved throughput at the engine's Fmax:
+
+* engine cycles = core cycles x engine clock / core clock (both targets, as simulated);
+* achieved GOPS = 2 x MACs x engine Fmax / engine cycles.
+
+With one clock the two clocks are the same and this is the GEMM's MACs a cycle times the
+Fmax. With two it assumes the ratio of the clocks stays as built, so the core's share of the
+time (command issue) scales with the engine's.
+
+Each board's figures go to ``demo.json`` beside its report, which ``rvnpu build --doc`` reads
+into the table of ``docs/boards.md``, and all of them to ``build/bench/boards.json``.
+"""
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+from pathlib import Path
+
+from rvnpu.boards.flow import DEFAULT_OUTPUT, DEMO_FIRMWARE
+from rvnpu.gen.files import write_file
+
+
+__all__ = ["DemoGemm", "BenchBoardsError", "parse_demo_output", "achieved_gops", "demo_config",
+           "measure_demo", "main", "DEMO_JSON"]
+
+#: The demo's figures, beside a board's ``report.json``.
+DEMO_JSON = "demo.json"
+
+#: Core cycles the demo may take to print its benchmark (the iCEBreaker's, which requantises
+#: in software, takes the longest).
+MAX_CYCLES = 30_000_000
+
+_GEMM = re.compile(r"gemm (\d+)x(\d+)x(\d+) int\d+ on a (\d+)x(\d+) array: (\d+) cycles")
+
+
+class BenchBoardsError(Exception):
+    """The demo failed or printed no benchmark; the message says what it printed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoGemm:
+    """The demo's benchmark GEMM as measured: ``m x n x k`` on a ``rows x cols`` array in
+    ``cycles`` core cycles."""
+
+    m: int
+    n: int
+    k: int
+    rows: int
+    cols: int
+    cycles: int
+
+    @property
+    def macs(self):
+        return self.m * self.n * self.k
+
+
+def parse_demo_output(text):
+    """The benchmark line of the demo's UART output as a :class:`DemoGemm`; a
+    :class:`BenchBoardsError` if the self-test did not pass or there is no such line."""
+    if "self-test: PASS" not in text or "FAIL" in text:
+        raise BenchBoardsError("the board demo's self-test did not pass: "
+                               + " | ".join(text.strip().splitlines()[-4:]))
+    match = _GEMM.search(text)
+    if match is None:
+        raise BenchBoardsError("the board demo printed no benchmark line")
+    return DemoGemm(*(int(g) for g in match.groups()))
+
+
+def achieved_gops(demo, report):
+    """Achieved throughput of ``demo`` (a :class:`DemoGemm`) on the design of ``report`` (a
+    build report), at the engine's Fmax; ``None`` without an Fmax. A dictionary: the engine
+    cycles, the MACs an engine cycle, and GOPS achieved and peak."""
+    core_mhz = report["target_mhz"]
+    engine_mhz = report.get("engine_target_mhz") or core_mhz
+    fmax = report.get("engine_fmax_mhz", report.get("fmax_mhz"))
+    engine_cycles = demo.cycles * engine_mhz / core_mhz
+    per_cycle = demo.macs / engine_cycles
+    return {
+        "gemm": f"{demo.m}x{demo.n}x{demo.k}", "macs": demo.macs, "core_cycles": demo.cycles,
+        "engine_cycles": round(engine_cycles), "macs_per_engine_cycle": round(per_cycle, 3),
+        "utilisation": round(per_cycle / (demo.rows * demo.cols), 4),
+        "achieved_gops_at_fmax": None if fmax is None else round(2 * per_cycle * fmax / 1e3, 3),
+        "peak_gops_at_fmax": report.get("peak_gops_at_fmax"),
+    }
+
+
+def demo_config(board, report):
+    """The SoC ``report`` was built from, as the simulator runs it: a fast UART, so printing
+    does not dominate, and the RAM as block RAM holding the image (as the board demo test
+    does: the boot paths are tested apart)."""
+    from rvnpu.spec.config import EngineConfig
+    engine = EngineConfig(**report["engine"])
+    clock_hz = round(report["target_mhz"] * 1e6)
+    engine_clock_hz = (round(report["engine_target_mhz"] * 1e6) if report.get("split_clocks")
+                       else 0)
+    config = board.soc_config(engine, clock_hz, engine_clock_hz)
+    return dataclasses.replace(config, uart_baud=clock_hz // 8, ram_style="block",
+                               flash_offset=None)
+
+
+def measure_demo(board, report, work_dir, *, max_cycles=MAX_CYCLES):
+    """Run the demo on ``report``'s design in Verilator; returns its :class:`DemoGemm`."""
+    from rvnpu.firmware.build import EXAMPLES, build_firmware
+    from rvnpu.sim.soc_sim import SocSimulator
+    config = demo_config(board, report)
+    image = build_firmware([EXAMPLES[DEMO_FIRMWARE]], Path(work_dir) / "firmware", config)
+    result = SocSimulator(config).run(image, max_cycles=max_cycles)
+    return parse_demo_output(result.text)
+
+
+def main(argv=None):
+    from rvnpu.boards import BOARDS, board as find_board
+    parser = argparse.ArgumentParser(prog="python -m rvnpu.bench.boards",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--board", nargs="+", default=None, metavar="BOARD",
+                        help="boards to measure (default: every board with a build report)")
+    parser.add_argument("--root", type=Path, default=DEFAULT_OUTPUT,
+                        help=f"where the builds are (default: {DEFAULT_OUTPUT})")
+    parser.add_argument("-o", "--output", type=Path, default=Path("build/bench/boards.json"))
+    args = parser.parse_args(argv)
+    names = args.board or [n for n in BOARDS if (args.root / n / "report.json").is_file()]
+    results = {}
+    for name in names:
+        b = find_board(name)
+        directory = args.root / name
+        try:
+            report = json.loads((directory / "report.json").read_text())
+        except OSError:
+            parser.exit(2, f"{name}: no build report in {directory}; run rvnpu build first\n")
+        print(f"{name}: simulating the demo ...", file=sys.stderr, flush=True)
+        try:
+            demo = measure_demo(b, report, directory / "bench")
+        except BenchBoardsError as error:
+            parser.exit(1, f"{name}: {error}\n")
+        results[name] = achieved_gops(demo, report)
+        write_file(directory / DEMO_JSON, json.dumps(results[name], indent=2) + "\n")
+        r = results[name]
+        print(f"{name}: {r['gemm']} in {r['core_cycles']:,} core cycles, "
+              f"{r['macs_per_engine_cycle']} MACs an engine cycle: "
+              f"{r['achieved_gops_at_fmax']} GOPS achieved, {r['peak_gops_at_fmax']} peak")
+    write_file(args.output, json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
