@@ -53,7 +53,7 @@ BOARDS = (
           engine=EngineConfig(rows=1, cols=1, dataflow="ws", spad_depth=256, acc_depth=256,
                               qp_depth=256, bus_width=32, mem_bytes=64 << 10, queue_depth=1,
                               requant_modes="none", hazards="serial",
-                              command_fetch=False, post_unit=False),
+                              command_fetch=False, post_unit=False, store_pool=False),
           ram_style="spram", flash_offset=0x2_0000, with_m=False,
           program=("iceprog", "{bitstream}"), bitstream=".bin",
           doc="iCEBreaker (iCE40UP5K-SG48), 12 MHz oscillator, FTDI UART"),

@@ -138,13 +138,23 @@ def test_windows_that_do_not_fit_the_accumulators_are_refused():
         _compile(spec, 16, 1, (16, 1), config)        # wider than the window's field
 
 
+def test_engine_without_store_pool_is_refused_the_fusion():
+    config = EngineConfig(rows=2, cols=2, spad_depth=64, acc_depth=64, qp_depth=4,
+                          store_pool=False)
+    spec = ConvSpec(np.ones((1, 1, 2, 2), np.int64), stride=1)
+    with pytest.raises(GemmError, match="without STORE_POOL"):
+        _compile(spec, 4, 6, (2, 2), config)
+
+
 def _lists(ir, config):
     steps, _, _ = plan_lists(ir, plan_memory(ir, config), config)
     return steps
 
 
 @pytest.mark.parametrize("config", [EngineConfig(), EngineConfig(rows=4, cols=4),
-                                    EngineConfig(post_unit=False)], ids=["8x8", "4x4", "no-post"])
+                                    EngineConfig(post_unit=False),
+                                    EngineConfig(store_pool=False)],
+                         ids=["8x8", "4x4", "no-post", "no-store-pool"])
 @pytest.mark.parametrize("fmt, activations", [("QDQ", "QUInt8"), ("QOperator", "QInt8")])
 def test_onnx_conv_then_maxpool_is_fused(tmp_path, config, fmt, activations):
     model, shape = float_model("cnn", 0)
@@ -155,8 +165,12 @@ def test_onnx_conv_then_maxpool_is_fused(tmp_path, config, fmt, activations):
     pools = [i for i, layer in enumerate(ir.layers) if isinstance(layer, PoolLayer)]
     assert pools and all(isinstance(ir.layers[i - 1], ConvLayer) for i in pools)
     functs = [f for step in steps.values() for f, _, _ in step.commands]
-    assert Funct.MAXPOOL not in functs and Funct.STORE_POOL in functs
-    for i in pools:
+    if not config.store_pool:
+        # Pooled separately, by the post unit, and still bit-exact below.
+        assert Funct.STORE_POOL not in functs and Funct.MAXPOOL in functs
+    else:
+        assert Funct.MAXPOOL not in functs and Funct.STORE_POOL in functs
+    for i in pools if config.store_pool else ():
         assert i in steps and not steps[i].commands
         # No command writes the convolution's output: its STOREs are pooled.
         assert Funct.STORE not in [f for f, _, _ in steps[i - 1].commands]

@@ -211,6 +211,26 @@ def test_engine_without_requantisation_refuses_store_pool():
     assert model.error_code == ErrorCode.BAD_FUNCT
 
 
+def test_engine_without_store_pool_refuses_both_commands():
+    """store_pool=0 (the iCEBreaker's engine): CONFIG_STORE_POOL and STORE_POOL are unknown
+    commands, in the golden model and in the RTL alike, and change nothing."""
+    config = dataclasses.replace(CONFIGS["4x4-bus32"], store_pool=False)
+    rng = np.random.default_rng(SEED + 20)
+    image, setup, mode = _setup(config, rng, 0, config.acc_depth * config.cols * 4)
+    program = setup + [
+        encode(Funct.CONFIG_REQUANT, out_zero=0, mode=mode, clamp_min=-128, clamp_max=127),
+        encode(Funct.CONFIG_STORE_POOL, kernel_h=2, kernel_w=1, step=2, pitch=0),
+        encode(Funct.STORE_POOL, dram_addr=2500, acc_row=0, rows=2, cols=config.cols),
+        encode(Funct.STORE, dram_addr=2600, acc_row=0, rows=2, cols=config.cols),
+        encode(Funct.STATUS, clear=1)]
+    answers = _compare(config, image, program)
+    status = unpack_status(answers[0])
+    assert status["error_code"] == ErrorCode.BAD_FUNCT and status["error_count"] == 2
+    mem, _ = run_golden(config, image, program)
+    assert not mem[2500:2500 + 2 * config.cols].any(), "a refused STORE_POOL writes nothing"
+    assert mem[2600:2600 + 2 * config.cols].any()
+
+
 # -- The RTL -----------------------------------------------------------------------------------
 
 def _compare(config, image, program):

@@ -111,6 +111,7 @@ class _ConfigRegisters:
     def __init__(self, config):
         c = config
         self._mb = mb = dram_addr_bits(c)
+        self._store_pool = c.store_pool
         self.dataflow = Signal(init=Dataflow.OS if c.with_os else Dataflow.WS)
         self.a_signed = Signal(init=1)
         self.b_signed = Signal(init=1)
@@ -151,9 +152,10 @@ class _ConfigRegisters:
             with m.Case(Funct.CONFIG_REQUANT):
                 m.d.sync += [getattr(self, n).eq(fld(Funct.CONFIG_REQUANT, n)) for n in
                              ("out_zero", "mode", "clamp_min", "clamp_max")]
-            with m.Case(Funct.CONFIG_STORE_POOL):
-                m.d.sync += [getattr(self, n).eq(fld(Funct.CONFIG_STORE_POOL, n)) for n in
-                             ("kernel_h", "kernel_w", "step", "pitch")]
+            if self._store_pool:
+                with m.Case(Funct.CONFIG_STORE_POOL):
+                    m.d.sync += [getattr(self, n).eq(fld(Funct.CONFIG_STORE_POOL, n)) for n in
+                                 ("kernel_h", "kernel_w", "step", "pitch")]
 
 
 class _Decoded:
@@ -381,12 +383,15 @@ class Frontend(wiring.Component):
         with m.Switch(funct):
             with m.Case(Funct.LOAD):
                 self._check_load(m, fld, now, transfer)
-            with m.Case(Funct.STORE, Funct.STORE_ACC, Funct.STORE_POOL):
+            with m.Case(Funct.STORE, Funct.STORE_ACC,
+                        *((Funct.STORE_POOL,) if c.store_pool else ())):
                 self._check_store(m, funct, fld, regs, now, transfer)
-            with m.Case(Funct.CONFIG_STORE_POOL):
-                bad = ((fld(Funct.CONFIG_STORE_POOL, "kernel_h") == 0) |
-                       (fld(Funct.CONFIG_STORE_POOL, "kernel_w") == 0))
-                m.d.comb += [now.front.eq(1), now.code.eq(Mux(bad, ErrorCode.BAD_CONFIG, 0))]
+            if c.store_pool:
+                with m.Case(Funct.CONFIG_STORE_POOL):
+                    bad = ((fld(Funct.CONFIG_STORE_POOL, "kernel_h") == 0) |
+                           (fld(Funct.CONFIG_STORE_POOL, "kernel_w") == 0))
+                    m.d.comb += [now.front.eq(1),
+                                 now.code.eq(Mux(bad, ErrorCode.BAD_CONFIG, 0))]
             with m.Case(Funct.COMPUTE):
                 self._check_compute(m, fld, regs, now)
             with m.Case(Funct.CONFIG_EXEC):
@@ -464,9 +469,12 @@ class Frontend(wiring.Component):
         m.d.comb += row_bytes.eq(cols * es)
         # ACC rows read: a STORE_POOL's windows reach past its rows (EngineModel.store_extent).
         extent = Signal(ROW_BITS + 6)
-        m.d.comb += extent.eq(Mux(funct == Funct.STORE_POOL,
-                                  (rows - 1) * regs.step + (regs.kernel_h - 1) * regs.pitch
-                                  + regs.kernel_w, rows))
+        if c.store_pool:
+            m.d.comb += extent.eq(Mux(funct == Funct.STORE_POOL,
+                                      (rows - 1) * regs.step + (regs.kernel_h - 1) * regs.pitch
+                                      + regs.kernel_w, rows))
+        else:
+            m.d.comb += extent.eq(rows)
         with m.If((rows != 0) & (cols != 0)):
             with m.If(row + extent > c.acc_depth):
                 m.d.comb += now.code.eq(ErrorCode.BAD_LOCAL)
@@ -598,10 +606,11 @@ class Frontend(wiring.Component):
         ]
         m.d.comb += [getattr(sp, n).eq(getattr(regs, n)) for n in
                      ("qp_row", "out_zero", "mode", "clamp_min", "clamp_max")]
-        pool = funct == Funct.STORE_POOL
-        m.d.comb += [sp.kernel_h.eq(Mux(pool, regs.kernel_h, 1)),
-                     sp.kernel_w.eq(Mux(pool, regs.kernel_w, 1)),
-                     sp.step.eq(Mux(pool, regs.step, 1)), sp.pitch.eq(regs.pitch)]
+        if self._config.store_pool:
+            pool = funct == Funct.STORE_POOL
+            m.d.comb += [sp.kernel_h.eq(Mux(pool, regs.kernel_h, 1)),
+                         sp.kernel_w.eq(Mux(pool, regs.kernel_w, 1)),
+                         sp.step.eq(Mux(pool, regs.step, 1)), sp.pitch.eq(regs.pitch)]
 
     def _status(self, m, busy, errors, lists):
         """The status word FENCE and STATUS answer."""

@@ -93,32 +93,15 @@ class StoreUnit(wiring.Component):
         popped = Signal()
         gap = Signal(range(groups))
 
-        # The window's taps: tap (dy, dx) of output row j reads ACC row acc_row + j * step +
-        # dy * pitch + dx, kept in `tap_row`; `line_row` is the first of its window row and
-        # `window_row` the window's first. Only a window's last tap makes an output row, so
-        # only it counts against the output FIFO.
-        rb = len(cmd.acc_row)
-        dx = Signal.like(cmd.kernel_w)
-        dy = Signal.like(cmd.kernel_h)
-        tap_row, line_row, window_row = (Signal(rb, name=n)
-                                         for n in ("tap_row", "line_row", "window_row"))
-        last_x = dx == cmd.kernel_w - 1
-        last_tap = last_x & (dy == cmd.kernel_h - 1)
+        # The window's taps (engines built with STORE_POOL): tap (dy, dx) of output row j
+        # reads ACC row acc_row + j * step + dy * pitch + dx, kept in `tap_row`; `line_row` is
+        # the first of its window row and `window_row` the window's first. Only a window's
+        # last tap makes an output row, so only it counts against the output FIFO.
+        if c.store_pool:
+            last_tap, tap_row = self._window(m, cmd, active, issue)
+        else:
+            last_tap, tap_row = Const(1), cmd.acc_row + row_i
         m.d.sync += in_flight.eq(in_flight + (issue & last_tap) - popped)
-        with m.If(self.cmd.valid & ~active):
-            first = self.cmd.payload.acc_row
-            m.d.sync += [dx.eq(0), dy.eq(0), tap_row.eq(first), line_row.eq(first),
-                         window_row.eq(first)]
-        with m.Elif(issue):
-            with m.If(~last_x):
-                m.d.sync += [dx.eq(dx + 1), tap_row.eq(tap_row + 1)]
-            with m.Elif(~last_tap):
-                m.d.sync += [dx.eq(0), dy.eq(dy + 1), line_row.eq(line_row + cmd.pitch),
-                             tap_row.eq(line_row + cmd.pitch)]
-            with m.Else():
-                next_window = window_row + cmd.step
-                m.d.sync += [dx.eq(0), dy.eq(0), window_row.eq(next_window),
-                             line_row.eq(next_window), tap_row.eq(next_window)]
         with m.If(issue & ~cmd.raw):
             m.d.sync += gap.eq(groups - 1)
         with m.Elif(gap != 0):
@@ -197,7 +180,9 @@ class StoreUnit(wiring.Component):
                 with m.If(lanes[0].o_valid & (out_slice == g)):
                     m.d.sync += reg.eq(lane_bytes)
             row_done = lanes[0].o_valid & (out_slice == groups - 1)
-            q_bytes, row_done = self._pooled(m, cmd, Cat(*done_slices, lane_bytes), row_done)
+            q_bytes = Cat(*done_slices, lane_bytes)
+            if c.store_pool:
+                q_bytes, row_done = self._pooled(m, cmd, q_bytes, row_done)
         else:
             q_bytes, row_done = 0, Const(0)
 
@@ -241,6 +226,32 @@ class StoreUnit(wiring.Component):
 
         m.d.comb += self.busy.eq(active)
         return m
+
+    def _window(self, m, cmd, active, issue):
+        """The ACC row of each tap of a STORE_POOL's windows; returns ``(last_tap, tap_row)``,
+        ``last_tap`` marking a window's last tap."""
+        rb = len(cmd.acc_row)
+        dx = Signal.like(cmd.kernel_w)
+        dy = Signal.like(cmd.kernel_h)
+        tap_row, line_row, window_row = (Signal(rb, name=n)
+                                         for n in ("tap_row", "line_row", "window_row"))
+        last_x = dx == cmd.kernel_w - 1
+        last_tap = last_x & (dy == cmd.kernel_h - 1)
+        with m.If(self.cmd.valid & ~active):
+            first = self.cmd.payload.acc_row
+            m.d.sync += [dx.eq(0), dy.eq(0), tap_row.eq(first), line_row.eq(first),
+                         window_row.eq(first)]
+        with m.Elif(issue):
+            with m.If(~last_x):
+                m.d.sync += [dx.eq(dx + 1), tap_row.eq(tap_row + 1)]
+            with m.Elif(~last_tap):
+                m.d.sync += [dx.eq(0), dy.eq(dy + 1), line_row.eq(line_row + cmd.pitch),
+                             tap_row.eq(line_row + cmd.pitch)]
+            with m.Else():
+                next_window = window_row + cmd.step
+                m.d.sync += [dx.eq(0), dy.eq(0), window_row.eq(next_window),
+                             line_row.eq(next_window), tap_row.eq(next_window)]
+        return last_tap, tap_row
 
     def _pooled(self, m, cmd, row, row_done):
         """The requantised rows of a window folded into their lane-wise max: returns the

@@ -78,10 +78,12 @@ def store_op(config):
         "qp_row":    _narrowed(Funct.CONFIG_STORE, "qp_row", row),
         **{name: _shape(Funct.CONFIG_REQUANT, name)
            for name in ("out_zero", "mode", "clamp_min", "clamp_max")},
-        # STORE_POOL's window; a 1 x 1 window of step 1 for STORE and STORE_ACC.
-        **{name: _shape(Funct.CONFIG_STORE_POOL, name)
-           for name in ("kernel_h", "kernel_w", "step")},
-        "pitch":     _narrowed(Funct.CONFIG_STORE_POOL, "pitch", row),
+        # STORE_POOL's window; a 1 x 1 window of step 1 for STORE and STORE_ACC. An engine
+        # built without STORE_POOL carries none of it.
+        **({name: _shape(Funct.CONFIG_STORE_POOL, name)
+            for name in ("kernel_h", "kernel_w", "step")} if config.store_pool else {}),
+        **({"pitch": _narrowed(Funct.CONFIG_STORE_POOL, "pitch", row)}
+           if config.store_pool else {}),
     })
 
 

@@ -467,7 +467,8 @@ def compile_conv(spec, x, y, *, weights_addr, qp_addr, pad_addr=None, config=Eng
     With ``pool = (kh, kw)`` a max-pool of that window and stride, without padding, follows
     the convolution and is fused into its stores (STORE_POOL): ``y`` is the pooled map, and
     the convolution's output is never written. Raises :class:`GemmError` if the schedule
-    cannot hold the pool's windows (the caller then pools separately).
+    cannot hold the pool's windows or the engine was built without STORE_POOL (the caller then
+    pools separately).
 
     Without ``pad_addr`` the input buffer's border must hold the padding (the input zero point);
     with it, padded taps read the zero-point row there instead (build the constants with
@@ -475,6 +476,9 @@ def compile_conv(spec, x, y, *, weights_addr, qp_addr, pad_addr=None, config=Eng
     cannot be mapped.
     """
     c = config
+    if pool is not None and not c.store_pool:
+        raise GemmError("the engine was built without STORE_POOL (store_pool=0): the max-pool "
+                        "runs separately")
     padded = pad_addr is None
     plan = _plan(spec, c, x.pitch, pack, padded, x.w)
     _check_maps(spec, x, y, c, padded, pool)

@@ -191,7 +191,8 @@ COMMANDS = {c.funct: c for c in [
     ), "Set the max-pool window of later STORE_POOLs, as ACC row offsets: a weight-stationary "
        "tile holds output pixels in ACC rows, so a window of conv output pixels is kernel_h "
        "runs of kernel_w consecutive rows, pitch rows apart. A zero kernel is refused "
-       "(BAD_CONFIG). Reset: 1 x 1, step 1, pitch 0 (STORE_POOL is then STORE)."),
+       "(BAD_CONFIG). Reset: 1 x 1, step 1, pitch 0 (STORE_POOL is then STORE). An engine "
+       "built without store_pool refuses it and STORE_POOL as unknown commands."),
     Command(Funct.STORE_POOL, Unit.STORE, (
         _f("dram_addr", 1, 0, 32, doc="byte address of the first output element"),
         _f("acc_row", 2, 0, ROW_BITS, doc="first ACC row of the first window"),
@@ -375,6 +376,8 @@ def is_built(funct, config):
         return bool(config.post_unit)
     if cmd.funct == Funct.RUN:
         return bool(config.command_fetch)
+    if cmd.funct in (Funct.CONFIG_STORE_POOL, Funct.STORE_POOL):
+        return bool(config.store_pool)
     return True
 
 

@@ -116,6 +116,12 @@ class EngineConfig:
         tensors in main memory instead of on the core. Without it the five post-processing
         commands (CONFIG_POST, CONFIG_POST_ADD, CONFIG_POST_OUT, MAXPOOL, QLINEAR_ADD) are
         unknown commands.
+    store_pool : bool
+        Build STORE_POOL (default True): the store unit max-pools the requantised rows of a
+        window, so a max-pool after a convolution never writes the convolution's output.
+        Without it CONFIG_STORE_POOL and STORE_POOL are unknown commands and the compiler
+        pools separately; the window's counters and range arithmetic cost about 600 logic
+        cells, which the iCE40 UP5K lacks.
     logic_macs : int
         Processing elements (of ``rows * cols``, the last in row order) whose multiplier is
         built from LUTs and adders instead of a DSP block (default 0: none). An array may then
@@ -147,6 +153,8 @@ class EngineConfig:
                                        "from main memory): 1 or 0")
     post_unit: bool = _param(True, "build the post-processing unit (MAXPOOL, QLINEAR_ADD in "
                                    "main memory): 1 or 0")
+    store_pool: bool = _param(True, "build STORE_POOL (a max-pool fused into the store): "
+                                    "1 or 0")
 
     def __post_init__(self):
         check_int("rows", self.rows, 1, 32)
@@ -176,7 +184,7 @@ class EngineConfig:
         check_choice("requant_modes", self.requant_modes, REQUANT_MODES)
         check_choice("hazards", self.hazards, HAZARDS)
         check_int("logic_macs", self.logic_macs, 0, self.rows * self.cols)
-        for name in ("command_fetch", "post_unit"):
+        for name in ("command_fetch", "post_unit", "store_pool"):
             value = getattr(self, name)
             if isinstance(value, bool):
                 continue

@@ -131,6 +131,8 @@ class EngineModel:
                 return ErrorCode.BAD_SIZE
             return self._check_dram(f["dram_addr"], f["rows"], self.load_stride,
                                     f["cols"] * self._elem_bytes(f["space"]))
+        if funct in (Funct.CONFIG_STORE_POOL, Funct.STORE_POOL) and not c.store_pool:
+            return ErrorCode.BAD_FUNCT          # built without STORE_POOL
         if funct in (Funct.STORE, Funct.STORE_ACC, Funct.STORE_POOL):
             if funct != Funct.STORE_ACC and not c.with_requant:
                 return ErrorCode.BAD_FUNCT      # built without requantisation
