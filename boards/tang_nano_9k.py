@@ -47,7 +47,7 @@ BOARDS = (
           engine=EngineConfig(rows=2, cols=2, dataflow="ws", spad_depth=256, acc_depth=256,
                               qp_depth=16, bus_width=32, mem_bytes=16 << 10, queue_depth=1,
                               requant_modes="none", hazards="serial", command_fetch=False,
-                              post_unit=False),
+                              post_unit=False, store_pool=False),
           program=("openFPGALoader", "--board", "tangnano9k", "{bitstream}"), bitstream=".fs",
           doc="Sipeed Tang Nano 9K (GW1NR-LV9QN88PC6/I5), 27 MHz oscillator, BL702 UART"),
 )

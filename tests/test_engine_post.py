@@ -23,6 +23,7 @@ from rvnpu.spec.commands import (ErrorCode, Funct, LIST_ENTRY_BYTES, PostConstan
                                  decode, encode, pack_list, unpack_status)
 from rvnpu.spec.config import EngineConfig
 
+from long_runs import long_case
 from test_engine_fetch import run_golden, run_rtl
 
 
@@ -198,8 +199,8 @@ def post_rich_program(config, seed):
 
 
 @pytest.mark.parametrize("name, seed, latency", [("4x4-bus32", 11, 0),
-                                                 ("2x4-bus128-serial", 12, 1),
-                                                 ("3x3-bus64-nofetch", 13, 2)])
+                                                 long_case("2x4-bus128-serial", 12, 1),
+                                                 long_case("3x3-bus64-nofetch", 13, 2)])
 def test_random_programs_with_post_commands_match_the_golden_model(name, seed, latency):
     config = CONFIGS[name]
     program = post_rich_program(config, seed)

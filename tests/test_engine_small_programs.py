@@ -23,6 +23,7 @@ from rvnpu.spec.commands import (Dataflow, ErrorCode, Funct, LIST_ENTRY_BYTES, Q
                                  encode, pack_list, unpack_status)
 from rvnpu.spec.config import EngineConfig
 
+from long_runs import long_case
 from test_engine_fetch import run_golden, run_rtl
 
 
@@ -144,7 +145,7 @@ def edge_probes(config):
     return image, program
 
 
-@pytest.mark.parametrize("name", ["2x2-ranges", "2x2-serial-bus64"])
+@pytest.mark.parametrize("name", ["2x2-ranges", long_case("2x2-serial-bus64")])
 def test_refusals_at_their_edges_on_a_small_engine(name):
     config = CONFIGS[name]
     image, program = edge_probes(config)
