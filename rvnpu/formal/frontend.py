@@ -46,7 +46,7 @@ from rvnpu.spec.config import EngineConfig
 from rvnpu.spec.requant import reset_mode
 
 
-__all__ = ["FRONTEND_ENGINE", "FRONTEND_SERIAL_ENGINE", "GROUPS", "drive_units",
+__all__ = ["FRONTEND_ENGINE", "FRONTEND_SERIAL_ENGINE", "GROUPS", "drive_units", "free_frontend",
            "frontend_harness", "range_ring_harness", "status_field"]
 
 #: A small engine, so that the solver's problem stays small: 2x2, shallow memories, two
@@ -312,6 +312,18 @@ def drive_units(m, dut, units):
     return fire, dispatched, retired
 
 
+def free_frontend(m, config, frontend_class=None):
+    """The front end under check (``frontend_class`` replaces it: a mutated copy), out of reset,
+    fed any commands the stream rules allow and any answer readiness: the set-up every
+    front-end harness shares."""
+    m.d.comb += Assume(~ResetSignal())
+    dut = (frontend_class or frontend.Frontend)(config)
+    m.submodules.dut = dut
+    _drive_stream(m, dut.cmd, CommandLayout.size)
+    m.d.comb += dut.rsp.ready.eq(AnySeq(1))
+    return dut
+
+
 def frontend_harness(groups=GROUPS[:4], *, frontend_class=None, config=FRONTEND_ENGINE):
     """A :class:`~rvnpu.hdl.engine.frontend.Frontend` for ``config`` with the properties of
     ``groups``; ``frontend_class`` replaces it (a mutated copy, to show they can fail)."""
@@ -319,11 +331,7 @@ def frontend_harness(groups=GROUPS[:4], *, frontend_class=None, config=FRONTEND_
         raise ValueError("frontend_harness checks engines without command_fetch and post_unit")
     c = config
     m = Module()
-    m.d.comb += Assume(~ResetSignal())
-    dut = (frontend_class or frontend.Frontend)(c)
-    m.submodules.dut = dut
-    _drive_stream(m, dut.cmd, CommandLayout.size)
-    m.d.comb += dut.rsp.ready.eq(AnySeq(1))
+    dut = free_frontend(m, c, frontend_class)
 
     fire, dispatched, retired = drive_units(m, dut, UNITS)
     answered = Signal()

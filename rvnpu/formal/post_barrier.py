@@ -15,14 +15,11 @@ rules here are about when and where they run.
 
 from dataclasses import replace
 
-from amaranth.asserts import AnySeq
-from amaranth.hdl import Assume, Cat, Module, ResetSignal, Signal
+from amaranth.hdl import Cat, Module, Signal
 
-from rvnpu.formal.frontend import FRONTEND_ENGINE, UNITS, drive_units
+from rvnpu.formal.frontend import FRONTEND_ENGINE, UNITS, drive_units, free_frontend
 from rvnpu.formal.properties import Properties
-from rvnpu.formal.streams import _drive_stream
 from rvnpu.hdl.command_port import CommandLayout
-from rvnpu.hdl.engine import frontend
 from rvnpu.hdl.engine.post_config import POST_OPS
 from rvnpu.spec.commands import Funct
 
@@ -43,11 +40,7 @@ def post_harness(frontend_class=None, *, config=FRONTEND_POST_ENGINE):
     if not config.post_unit:
         raise ValueError("post_harness checks engines with post_unit")
     m = Module()
-    m.d.comb += Assume(~ResetSignal())
-    dut = (frontend_class or frontend.Frontend)(config)
-    m.submodules.dut = dut
-    _drive_stream(m, dut.cmd, CommandLayout.size)
-    m.d.comb += dut.rsp.ready.eq(AnySeq(1))
+    dut = free_frontend(m, config, frontend_class)
     if config.command_fetch:
         m.d.comb += [dut.start.ready.eq(0), dut.list.valid.eq(0), dut.fetch_busy.eq(0)]
     units = (*UNITS, "post")
