@@ -48,7 +48,7 @@ _PROGRAM = ("openFPGALoader", "--board", "ulx3s", "{bitstream}")
 BOARDS = (
     Board(name="ulx3s-85f", platform=ULX3S85FPlatform, clock_hz=30_000_000,
           engine=EngineConfig(rows=8, cols=8, spad_depth=1024, acc_depth=512, qp_depth=16,
-                              mem_bytes=64 << 10, requant_lanes=1),
+                              mem_bytes=64 << 10, requant_lanes=1, store_add=False),
           program=_PROGRAM, bitstream=".bit",
           # router1, nextpnr-ecp5's default, had not converged after 30 minutes (64,000 wires
           # overused); router2 routes this design in 79 iterations. On the 25F design it
@@ -57,7 +57,8 @@ BOARDS = (
           doc="ULX3S with an LFE5U-85F, 25 MHz oscillator, FTDI UART"),
     Board(name="ulx3s-25f", platform=ULX3S25FPlatform, clock_hz=40_000_000,
           engine=EngineConfig(rows=4, cols=4, spad_depth=512, acc_depth=256, qp_depth=16,
-                              mem_bytes=32 << 10, requant_lanes=1, requant_modes="tflite"),
+                              mem_bytes=32 << 10, requant_lanes=1, requant_modes="tflite",
+                              store_add=False),
           program=_PROGRAM, bitstream=".bit",
           doc="ULX3S with an LFE5U-25F, 25 MHz oscillator, FTDI UART"),
 )

@@ -57,11 +57,13 @@ def ratios(names, in_suite):
 
 
 #: An engine of the lists tests (tests/test_engine_fetch.py), without the post unit.
+# Built without STORE_ADD (store_add=False): its QLinearAdd lanes make Amaranth's simulator
+# half again slower, and tests/test_store_add.py covers it with the rest of the store.
 ENGINE = EngineConfig(rows=4, cols=4, spad_depth=64, acc_depth=32, qp_depth=8, bus_width=32,
-                      mem_bytes=1 << 12, post_unit=False)
+                      mem_bytes=1 << 12, post_unit=False, store_add=False)
 ENGINE_OS = EngineConfig(rows=3, cols=2, dataflow="os", spad_depth=32, acc_depth=16,
                          qp_depth=4, mem_bytes=1 << 12, requant_modes="tflite",
-                         post_unit=False)
+                         post_unit=False, store_add=False)
 
 
 def simulate(dut, periods, testbench, limit_ns):
@@ -160,7 +162,8 @@ def test_lists_racing_the_load_unit_match_the_golden_model(config, ratio):
 
 #: A small SoC: a 2x2 engine with the command fetcher; the UART at 4 cycles a bit.
 SOC = SocConfig(engine=EngineConfig(rows=2, cols=2, spad_depth=64, acc_depth=32, qp_depth=8,
-                                    bus_width=32, mem_bytes=1 << 14, post_unit=False),
+                                    bus_width=32, mem_bytes=1 << 14, post_unit=False,
+                                    store_add=False),
                 clock_hz=24_000_000, uart_baud=6_000_000, engine_clock_hz=36_000_000)
 
 

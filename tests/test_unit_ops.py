@@ -20,7 +20,10 @@ def _written_out(config):
         store_op: {"raw": 1, "dram_addr": addr, "acc_row": row, "rows": 8, "cols": 8,
                    "stride": addr, "qp_row": row, "out_zero": signed(16), "mode": 1,
                    "clamp_min": signed(16), "clamp_max": signed(16),
-                   "kernel_h": 4, "kernel_w": 4, "step": 8, "pitch": row},
+                   "kernel_h": 4, "kernel_w": 4, "step": 8, "pitch": row,
+                   **({"add": 1, "skip_addr": addr, "add_clamp_min": signed(9),
+                       "add_clamp_max": signed(9), "elem_signed": 1, "skip_first": 1,
+                       "constants": 96} if config.with_store_add else {})},
     }
 
 

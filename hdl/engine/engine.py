@@ -1,5 +1,7 @@
 """The matrix engine: front end, its units, their local memories and the bus arbiter."""
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -15,6 +17,7 @@ from rvnpu.hdl.engine.frontend import Frontend
 from rvnpu.spec.commands import Space
 from rvnpu.hdl.engine.load import LoadUnit
 from rvnpu.hdl.engine.post import PostUnit
+from rvnpu.hdl.engine.skip_reader import SkipReader, row_words
 from rvnpu.hdl.engine.store import StoreUnit
 from rvnpu.hdl.engine.unit_ops import exec_op, load_op, post_op, store_op
 
@@ -169,20 +172,25 @@ class MatrixEngine(wiring.Component):
         return m
 
     def _arbiter(self, m, ld, st, fetch, post):
-        """Bus: the fetcher goes first, then loads and stores take turns, then the post unit.
+        """Bus: the fetcher goes first, then loads and stores take turns, then a STORE_ADD's
+        skip reads, then the post unit.
 
         Reads answer in request order, so only one reader (the load unit, the fetcher or the
         post unit) has reads in flight at a time, and answers go to the one that issued the
         reads still in flight: another reader waits until they are answered. The load unit and
         the post unit stop reading while the fetcher waits, so it gets in within a few cycles.
         The load unit and the post unit never wait for each other (the front end never runs
-        them at once). Writes (the store unit's, the post unit's) need no answer and no turn.
+        them at once). The skip reader may wait for the load unit's reads, which never wait
+        for the store. Writes (the store unit's, the post unit's) need no answer and no turn.
         """
         bus = self.bus
         m.d.comb += bus.rsp.ready.eq(1)
         readers = {"load": ld}
         if fetch is not None:
             readers["fetch"] = fetch
+        skip = None
+        if self._config.with_store_add:
+            readers["skip"] = skip = SimpleNamespace(req=st.skip_req, rsp=st.skip_rsp)
         if post is not None:
             readers["post"] = post
         last_load = Signal()
@@ -195,7 +203,9 @@ class MatrixEngine(wiring.Component):
             to_reader = {"load": bus.rsp.valid}
         else:
             credits = (LoadUnit.credits + (PostUnit.credits if post is not None else 0) +
-                       (CommandFetcher.depth * 4 if fetch is not None else 0))
+                       (CommandFetcher.depth * 4 if fetch is not None else 0) +
+                       (SkipReader.depth * row_words(self._config)
+                        if skip is not None else 0))
             reads = Signal(range(credits + 2))       # in flight, all the owner's
             owner = Signal(range(len(readers)))
             codes = {name: i for i, name in enumerate(readers)}
@@ -222,11 +232,17 @@ class MatrixEngine(wiring.Component):
             grants["load"].eq(~grants["fetch"] & load_ok & (~st.req.valid | ~last_load)),
             grants["store"].eq(~grants["fetch"] & ~grants["load"] & st.req.valid),
         ]
+        skip_granted = Const(0)
+        if skip is not None:
+            skip_ok = skip.req.valid & ~fetch_waits & may_read["skip"]
+            m.d.comb += grants["skip"].eq(~grants["fetch"] & ~grants["load"] &
+                                          ~grants["store"] & skip_ok)
+            skip_granted = grants["skip"]
         if post is not None:
             post_ok = post.req.valid & (post.req.payload.write |
                                         (~fetch_waits & may_read["post"]))
             m.d.comb += grants["post"].eq(~grants["fetch"] & ~grants["load"] &
-                                          ~grants["store"] & post_ok)
+                                          ~grants["store"] & ~skip_granted & post_ok)
         m.d.comb += bus.req.valid.eq(Cat(*grants.values()).any())
         for name, unit in (*readers.items(), ("store", st)):
             m.d.comb += unit.req.ready.eq(grants[name] & bus.req.ready)

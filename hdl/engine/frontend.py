@@ -6,8 +6,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from rvnpu.spec.commands import (Funct, Space, ErrorCode, Dataflow, QP_ROWS, ROW_BITS,
-                                 LIST_ENTRY_BYTES, STATUS_FIELDS, field_of)
+from rvnpu.spec.commands import (Funct, Space, ErrorCode, Dataflow, PostConstant, QP_ROWS,
+                                 ROW_BITS, LIST_ENTRY_BYTES, STATUS_FIELDS, field_of)
 from rvnpu.spec.requant import reset_mode
 from rvnpu.hdl.command_port import CommandLayout
 from rvnpu.hdl.engine.fetch import ListEntry, ListStart
@@ -132,6 +132,14 @@ class _ConfigRegisters:
         self.kernel_w = Signal(field_of(Funct.CONFIG_STORE_POOL, "kernel_w").width, init=1)
         self.step = Signal(field_of(Funct.CONFIG_STORE_POOL, "step").width, init=1)
         self.pitch = Signal(field_of(Funct.CONFIG_STORE_POOL, "pitch").width)
+        # STORE_ADD's settings, all 0 at reset.
+        self._store_add = c.with_store_add
+        self.add_constants = [Signal(32, name=f"add_{k.name.lower()}") for k in PostConstant]
+        self.skip_offset = Signal(32)
+        self.add_clamp_min = Signal(signed(field_of(Funct.CONFIG_STORE_SKIP, "clamp_min").width))
+        self.add_clamp_max = Signal(signed(field_of(Funct.CONFIG_STORE_SKIP, "clamp_max").width))
+        self.elem_signed = Signal()
+        self.skip_first = Signal()
 
     def _saturated(self, stride):
         return Cat(stride[:self._mb], stride[self._mb:].any())
@@ -156,6 +164,26 @@ class _ConfigRegisters:
                 with m.Case(Funct.CONFIG_STORE_POOL):
                     m.d.sync += [getattr(self, n).eq(fld(Funct.CONFIG_STORE_POOL, n)) for n in
                                  ("kernel_h", "kernel_w", "step", "pitch")]
+            if self._store_add:
+                with m.Case(Funct.CONFIG_STORE_ADD):
+                    index = fld(Funct.CONFIG_STORE_ADD, "index")
+                    for k, reg in zip(PostConstant, self.add_constants):
+                        with m.If(index == k):
+                            m.d.sync += reg.eq(fld(Funct.CONFIG_STORE_ADD, "value"))
+                with m.Case(Funct.CONFIG_STORE_SKIP):
+                    f = partial(fld, Funct.CONFIG_STORE_SKIP)
+                    m.d.sync += [self.skip_offset.eq(f("offset")),
+                                 self.add_clamp_min.eq(f("clamp_min")),
+                                 self.add_clamp_max.eq(f("clamp_max")),
+                                 self.elem_signed.eq(f("elem_signed")),
+                                 self.skip_first.eq(f("skip_first"))]
+
+    def add_ok(self):
+        """STORE_ADD's constants are finite and its clamp fits its element type."""
+        lo, hi = Mux(self.elem_signed, -128, 0), Mux(self.elem_signed, 127, 255)
+        finite = Cat(*(reg[23:31] != 0xFF for reg in self.add_constants)).all()
+        return finite & (lo <= self.add_clamp_min) & (self.add_clamp_min <= self.add_clamp_max) \
+            & (self.add_clamp_max <= hi)
 
 
 class _Decoded:
@@ -375,10 +403,17 @@ class Frontend(wiring.Component):
         rows = fld(Funct.LOAD, "rows")
         stride = Mux(now.to_load, regs.load_stride, regs.store_stride)
         row_bytes = Signal(11)
-        end = Signal(mb + 10)
-        m.d.comb += end.eq(addr[:mb] + (rows - 1) * stride[:mb] + row_bytes)
-        outside = (addr[mb:] != 0) | ((rows > 1) & (stride[mb:] != 0)) | (end > c.mem_bytes)
+        span, end = Signal(mb + 10), Signal(mb + 10)
+        m.d.comb += [span.eq((rows - 1) * stride[:mb] + row_bytes), end.eq(addr[:mb] + span)]
+        far_rows = (rows > 1) & (stride[mb:] != 0)
+        outside = (addr[mb:] != 0) | far_rows | (end > c.mem_bytes)
         transfer = (row_bytes, end, outside)
+        if c.with_store_add:
+            # A STORE_ADD's skip rows: the same span from dram_addr + offset.
+            skip = Signal(32)
+            skip_end = Signal(mb + 10)
+            m.d.comb += [skip.eq(addr + regs.skip_offset), skip_end.eq(skip[:mb] + span)]
+            skip_outside = (skip[mb:] != 0) | far_rows | (skip_end > c.mem_bytes)
 
         with m.Switch(funct):
             with m.Case(Funct.LOAD):
@@ -386,6 +421,16 @@ class Frontend(wiring.Component):
             with m.Case(Funct.STORE, Funct.STORE_ACC,
                         *((Funct.STORE_POOL,) if c.store_pool else ())):
                 self._check_store(m, funct, fld, regs, now, transfer)
+            if c.with_store_add:
+                with m.Case(Funct.STORE_ADD):
+                    self._check_store(m, funct, fld, regs, now, transfer,
+                                      add=(regs.add_ok(), skip_outside))
+                with m.Case(Funct.CONFIG_STORE_ADD):
+                    bad = fld(Funct.CONFIG_STORE_ADD, "index") >= len(PostConstant)
+                    m.d.comb += [now.front.eq(1),
+                                 now.code.eq(Mux(bad, ErrorCode.BAD_CONFIG, 0))]
+                with m.Case(Funct.CONFIG_STORE_SKIP):
+                    m.d.comb += now.front.eq(1)
             if c.store_pool:
                 with m.Case(Funct.CONFIG_STORE_POOL):
                     bad = ((fld(Funct.CONFIG_STORE_POOL, "kernel_h") == 0) |
@@ -457,7 +502,9 @@ class Frontend(wiring.Component):
             m.d.comb += [now.ranges.w_lo.eq(flat), now.ranges.w_hi.eq(flat + rows),
                          now.ranges.d_lo.eq(addr), now.ranges.d_hi.eq(end)]
 
-    def _check_store(self, m, funct, fld, regs, now, transfer):
+    def _check_store(self, m, funct, fld, regs, now, transfer, add=None):
+        """A STORE, STORE_ACC or STORE_POOL; with ``add``, ``(config_ok, skip_outside)``,
+        a STORE_ADD."""
         c = self._config
         lb = local_row_bits(c)
         row_bytes, end, outside = transfer
@@ -480,6 +527,11 @@ class Frontend(wiring.Component):
                 m.d.comb += now.code.eq(ErrorCode.BAD_LOCAL)
             with m.Elif(cols > c.cols):
                 m.d.comb += now.code.eq(ErrorCode.BAD_SIZE)
+            if add is not None:
+                config_ok, skip_outside = add
+                with m.Elif(~config_ok):
+                    m.d.comb += now.code.eq(ErrorCode.BAD_CONFIG)
+                outside = outside | skip_outside
             with m.Elif(outside):
                 m.d.comb += now.code.eq(ErrorCode.BAD_MEMORY)
             flat = (Space.ACC << lb) + row
@@ -606,6 +658,15 @@ class Frontend(wiring.Component):
         ]
         m.d.comb += [getattr(sp, n).eq(getattr(regs, n)) for n in
                      ("qp_row", "out_zero", "mode", "clamp_min", "clamp_max")]
+        if self._config.with_store_add:
+            mb = dram_addr_bits(self._config)
+            m.d.comb += [
+                sp.add.eq(funct == Funct.STORE_ADD),
+                sp.skip_addr.eq((fld(Funct.STORE, "dram_addr") + regs.skip_offset)[:mb]),
+                sp.add_clamp_min.eq(regs.add_clamp_min), sp.add_clamp_max.eq(regs.add_clamp_max),
+                sp.elem_signed.eq(regs.elem_signed), sp.skip_first.eq(regs.skip_first),
+                *(sp.constants[i].eq(reg) for i, reg in enumerate(regs.add_constants)),
+            ]
         if self._config.store_pool:
             pool = funct == Funct.STORE_POOL
             m.d.comb += [sp.kernel_h.eq(Mux(pool, regs.kernel_h, 1)),

@@ -6,6 +6,8 @@ from amaranth.lib.wiring import In, Out
 
 from rvnpu.hdl.bus import unit_request_signature
 from rvnpu.hdl.engine.delay import delayed
+from rvnpu.hdl.engine.qadd import ELEMENT, QLinearAddPipeline
+from rvnpu.hdl.engine.skip_reader import SkipReader
 from rvnpu.spec.commands import ROW_BITS, QP_ROWS
 from rvnpu.hdl.engine.requant import RequantLane
 from rvnpu.hdl.engine.unit_ops import dram_addr_bits, store_op
@@ -16,6 +18,10 @@ __all__ = ["StoreUnit"]
 
 class StoreUnit(wiring.Component):
     """Reads accumulator rows, requantises them and writes them to main memory.
+
+    A STORE_ADD (engines built with it) sends each requantised slice, with the skip tensor's
+    elements a :class:`.skip_reader.SkipReader` read ahead, through a QLinearAdd pipeline a
+    lane, and writes its results; a row is issued only once its skip row is in.
 
     A STORE_POOL reads each output row's window, ``kernel_h * kernel_w`` accumulator rows, one
     a cycle, and writes the lane-wise max of their requantised values; a STORE is the same
@@ -34,6 +40,8 @@ class StoreUnit(wiring.Component):
     qp_addr, qp_data : requantisation-parameter read port (one cycle latency)
     req : Out(stream)
         This unit's side of the main-memory bus (writes only).
+    skip_req : Out(stream), skip_rsp : In(stream)
+        With STORE_ADD: the skip reader's side of the bus (reads only).
     retire, busy : Out
     """
 
@@ -41,7 +49,12 @@ class StoreUnit(wiring.Component):
 
     def __init__(self, config):
         self._config = c = config
+        skip = {}
+        if c.with_store_add:
+            skip = {"skip_req": Out(unit_request_signature(c.bus_bytes, c.bus_width)),
+                    "skip_rsp": In(stream.Signature(c.bus_width, always_ready=True))}
         super().__init__({
+            **skip,
             "cmd":      In(stream.Signature(store_op(config))),
             "acc_addr": Out(ROW_BITS),
             "acc_data": In(data.ArrayLayout(signed(c.acc_width), c.cols)),
@@ -101,6 +114,11 @@ class StoreUnit(wiring.Component):
             last_tap, tap_row = self._window(m, cmd, active, issue)
         else:
             last_tap, tap_row = Const(1), cmd.acc_row + row_i
+        # A STORE_ADD issues a row only once its skip row is in (`skip_ok`).
+        if c.with_store_add:
+            skip, skip_ok, skip_used = self._skip_rows(m, cmd, active, issue & last_tap)
+        else:
+            skip_ok = Const(1)
         m.d.sync += in_flight.eq(in_flight + (issue & last_tap) - popped)
         with m.If(issue & ~cmd.raw):
             m.d.sync += gap.eq(groups - 1)
@@ -120,7 +138,7 @@ class StoreUnit(wiring.Component):
             with m.State("Rows"):
                 with m.If(empty | (row_i == cmd.rows)):
                     m.next = "Drain"
-                with m.Elif((in_flight < self.fifo_depth) & (gap == 0)):
+                with m.Elif((in_flight < self.fifo_depth) & (gap == 0) & skip_ok):
                     m.d.comb += issue.eq(1)
                     with m.If(last_tap):
                         m.d.sync += row_i.eq(row_i + 1)
@@ -183,6 +201,11 @@ class StoreUnit(wiring.Component):
             q_bytes = Cat(*done_slices, lane_bytes)
             if c.store_pool:
                 q_bytes, row_done = self._pooled(m, cmd, q_bytes, row_done)
+            if c.with_store_add:
+                m.d.comb += skip_used.eq(cmd.add & row_done)
+                sums, sums_done = self._added(m, cmd, lanes, out_slice, skip)
+                q_bytes = Mux(cmd.add, sums, q_bytes)
+                row_done = Mux(cmd.add, sums_done, row_done)
         else:
             q_bytes, row_done = 0, Const(0)
 
@@ -281,3 +304,59 @@ class StoreUnit(wiring.Component):
         with m.If(row_done):
             m.d.sync += best.eq(merged)
         return merged, row_done & last
+
+    def _skip_rows(self, m, cmd, active, row_issued):
+        """The skip reader, started with each STORE_ADD. Returns ``(row, ok, used)``: the skip
+        row of the oldest row in the lanes, whether one more row may be issued (its skip row
+        is in), and the signal to drive when that oldest row is done with its skip row."""
+        c = self._config
+        m.submodules.skip = reader = SkipReader(c)
+        wiring.connect(m, reader.req, wiring.flipped(self.skip_req))
+        wiring.connect(m, wiring.flipped(self.skip_rsp), reader.rsp)
+        new = self.cmd.payload
+        m.d.comb += [
+            reader.start.valid.eq(self.cmd.valid & ~active & new.add),
+            reader.start.payload.addr.eq(new.skip_addr),
+            reader.start.payload.stride.eq(new.stride),
+            reader.start.payload.rows.eq(new.rows),
+            reader.start.payload.nbytes.eq(Mux(new.cols > c.cols, 0, new.cols)),
+        ]
+        # Rows issued whose skip row has not been used yet: each needs a row of its own.
+        claimed = Signal(range(SkipReader.depth + self.fifo_depth + 1))
+        used = Signal()
+        m.d.sync += claimed.eq(claimed + (row_issued & cmd.add) - used)
+        m.d.comb += reader.rows.ready.eq(used)
+        return reader.rows.payload, ~cmd.add | (claimed < reader.level), used
+
+    def _added(self, m, cmd, lanes, out_slice, skip):
+        """Each lane's requantised value and its skip element through a QLinearAdd pipeline;
+        returns the output row and its valid pulse, as the requantised rows have them."""
+        c = self._config
+        L = len(lanes)
+        groups = c.cols // L
+        adders = []
+        for i, lane in enumerate(lanes):
+            adder = QLinearAddPipeline(tag_width=max(1, (groups - 1).bit_length()))
+            m.submodules[f"add{i}"] = adder
+            column = Array(skip.word_select(g * L + i, 8) for g in range(groups))[out_slice]
+            elem = Signal(ELEMENT, name=f"skip_elem{i}")
+            m.d.comb += elem.eq(Mux(cmd.elem_signed, column.as_signed(), column))
+            value = lane.o_value
+            m.d.comb += [
+                adder.i_valid.eq(lane.o_valid & cmd.add),
+                adder.a.eq(Mux(cmd.skip_first, elem, value)),
+                adder.b.eq(Mux(cmd.skip_first, value, elem)),
+                adder.tag.eq(out_slice),
+                adder.constants.eq(cmd.constants),
+                adder.clamp_min.eq(cmd.add_clamp_min),
+                adder.clamp_max.eq(cmd.add_clamp_max),
+            ]
+            adders.append(adder)
+        sums = Cat(*(adder.value[:8] for adder in adders))
+        done_slices = [Signal(8 * L, name=f"sum_slice{g}", reset_less=True)
+                       for g in range(groups - 1)]
+        for g, reg in enumerate(done_slices):
+            with m.If(adders[0].o_valid & (adders[0].o_tag == g)):
+                m.d.sync += reg.eq(sums)
+        done = adders[0].o_valid & (adders[0].o_tag == groups - 1)
+        return Cat(*done_slices, sums), done

@@ -84,7 +84,23 @@ def store_op(config):
             for name in ("kernel_h", "kernel_w", "step")} if config.store_pool else {}),
         **({"pitch": _narrowed(Funct.CONFIG_STORE_POOL, "pitch", row)}
            if config.store_pool else {}),
+        # STORE_ADD's skip tensor and addition, on engines built with it.
+        **(_store_add_fields(addr) if config.with_store_add else {}),
     })
+
+
+def _store_add_fields(addr):
+    return {
+        "add":       unsigned(1),    # STORE_ADD: add the skip tensor after requantising
+        "skip_addr": unsigned(addr),  # dram_addr + offset, checked inside the window
+        # The addition's clamp, beside the requantisation's.
+        "add_clamp_min": _shape(Funct.CONFIG_STORE_SKIP, "clamp_min"),
+        "add_clamp_max": _shape(Funct.CONFIG_STORE_SKIP, "clamp_max"),
+        **{name: _shape(Funct.CONFIG_STORE_SKIP, name) for name in ("elem_signed", "skip_first")},
+        # Float32 bit patterns, in rvnpu.spec.commands.PostConstant order.
+        "constants": data.ArrayLayout(_shape(Funct.CONFIG_STORE_ADD, "value"),
+                                      len(PostConstant)),
+    }
 
 
 def post_op(config):

@@ -18,6 +18,7 @@ __all__ = [
     "ROW_BITS", "encode", "decode", "field_of", "pack_fields", "IsaError",
     "PostConstant",
     "LIST_ENTRY", "LIST_ENTRY_BYTES", "pack_list", "unpack_list", "is_built",
+    "STORE_ADD_FUNCTS",
 ]
 
 
@@ -44,6 +45,9 @@ class Funct(enum.IntEnum):
     STORE_ACC      = 0x19
     CONFIG_STORE_POOL = 0x1A
     STORE_POOL     = 0x1B
+    CONFIG_STORE_ADD  = 0x1C
+    CONFIG_STORE_SKIP = 0x1D
+    STORE_ADD      = 0x1E
     FENCE          = 0x20
     STATUS         = 0x21
     RUN            = 0x22
@@ -202,6 +206,37 @@ COMMANDS = {c.funct: c for c in [
         "for y < kernel_h, x < kernel_w, so the pooled tensor is written and the conv output "
         "never is. The window's last row must lie in ACC (BAD_LOCAL). An engine built "
         "without requantisation refuses it as an unknown command."),
+    Command(Funct.CONFIG_STORE_ADD, Unit.STORE, (
+        _f("value", 1, 0, 32, doc="the constant's float32 bit pattern (finite when a STORE_ADD "
+                                  "runs)"),
+        _f("index", 2, 0, 2, doc="0: ratio_a, 1: ratio_b, 2: fixed (as CONFIG_POST_ADD's)"),
+    ), "Set one float32 constant of later STORE_ADDs (index 3 is refused, BAD_CONFIG). Reset: "
+       "all three 0. An engine built without store_add refuses CONFIG_STORE_ADD, "
+       "CONFIG_STORE_SKIP and STORE_ADD as unknown commands."),
+    Command(Funct.CONFIG_STORE_SKIP, Unit.STORE, (
+        _f("offset", 1, 0, 32, doc="bytes from a STORE_ADD's dram_addr to its skip tensor "
+                                   "(modulo 2**32); skip row j is at dram_addr + offset + j * "
+                                   "stride, stride being CONFIG_STORE's"),
+        _f("clamp_min", 2, 0, 9, True, doc="lowest output value"),
+        _f("clamp_max", 2, 9, 9, True, doc="highest output value"),
+        _f("elem_signed", 2, 18, 1, doc="skip elements and outputs are int8 (else uint8)"),
+        _f("skip_first", 2, 19, 1, doc="the skip tensor is QLinearAdd's a and the requantised "
+                                       "values its b (else the other way round)"),
+    ), "Set where later STORE_ADDs read their skip tensor, its element type, the operand "
+       "order and the output clamp (a ReLU after the Add). Reset: all 0."),
+    Command(Funct.STORE_ADD, Unit.STORE, (
+        _f("dram_addr", 1, 0, 32, doc="byte address of the first output element"),
+        _f("acc_row", 2, 0, ROW_BITS, doc="first ACC row read"),
+    ) + _LOCAL_TRANSFER,
+        "A QLinearAdd fused into the store: ACC rows are requantised as by STORE (to the "
+        "convolution's output, never written), then each element is added to the skip "
+        "tensor's with QLINEAR_ADD's arithmetic, c = clamp(rint(fma(a, ratio_a, fma(b, "
+        "ratio_b, fixed)))), and c is written like STORE's output. Elements are 8-bit. "
+        "Refused: a constant that is not finite or a clamp outside elem_signed's element "
+        "type or min > max (BAD_CONFIG), skip rows outside the window (BAD_MEMORY). The "
+        "output may be the skip tensor itself (offset 0) but must not overlap it otherwise. "
+        "An engine built without requantisation or store_add refuses it as an unknown "
+        "command."),
     Command(Funct.FENCE, Unit.FRONT, (),
         "Wait until every earlier command has finished, then answer the status word. Issue it "
         "with an rd other than x0: the engine holds its answer until the core takes it, and "
@@ -368,6 +403,10 @@ def unpack_status(word):
     return {f.name: _unpack(f, (word, 0)) for f in STATUS_FIELDS}
 
 
+#: The commands an engine built with ``store_add`` adds.
+STORE_ADD_FUNCTS = (Funct.CONFIG_STORE_ADD, Funct.CONFIG_STORE_SKIP, Funct.STORE_ADD)
+
+
 def is_built(funct, config):
     """Whether an engine built with ``config`` (an ``EngineConfig``) has the unit that runs
     command ``funct``: without it the command is refused as an unknown function."""
@@ -378,6 +417,8 @@ def is_built(funct, config):
         return bool(config.command_fetch)
     if cmd.funct in (Funct.CONFIG_STORE_POOL, Funct.STORE_POOL):
         return bool(config.store_pool)
+    if cmd.funct in STORE_ADD_FUNCTS:
+        return config.with_store_add
     return True
 
 

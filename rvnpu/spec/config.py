@@ -122,6 +122,13 @@ class EngineConfig:
         Without it CONFIG_STORE_POOL and STORE_POOL are unknown commands and the compiler
         pools separately; the window's counters and range arithmetic cost about 600 logic
         cells, which the iCE40 UP5K lacks.
+    store_add : bool
+        Build STORE_ADD (default True): the store unit adds a skip tensor read from main memory
+        to the requantised rows with QLinearAdd's arithmetic, so a residual Add after a
+        convolution never writes the convolution's output nor reads it back. It takes a
+        QLinearAdd pipeline a requantisation lane and a bus reader in the store. Only 8-bit
+        elements with requantisation have it: otherwise, as without it, CONFIG_STORE_ADD,
+        CONFIG_STORE_SKIP and STORE_ADD are unknown commands (see :attr:`with_store_add`).
     logic_macs : int
         Processing elements (of ``rows * cols``, the last in row order) whose multiplier is
         built from LUTs and adders instead of a DSP block (default 0: none). An array may then
@@ -155,6 +162,8 @@ class EngineConfig:
                                    "main memory): 1 or 0")
     store_pool: bool = _param(True, "build STORE_POOL (a max-pool fused into the store): "
                                     "1 or 0")
+    store_add: bool = _param(True, "build STORE_ADD (a QLinearAdd fused into the store, 8-bit "
+                                   "elements only): 1 or 0")
 
     def __post_init__(self):
         check_int("rows", self.rows, 1, 32)
@@ -184,7 +193,7 @@ class EngineConfig:
         check_choice("requant_modes", self.requant_modes, REQUANT_MODES)
         check_choice("hazards", self.hazards, HAZARDS)
         check_int("logic_macs", self.logic_macs, 0, self.rows * self.cols)
-        for name in ("command_fetch", "post_unit", "store_pool"):
+        for name in ("command_fetch", "post_unit", "store_pool", "store_add"):
             value = getattr(self, name)
             if isinstance(value, bool):
                 continue
@@ -211,6 +220,11 @@ class EngineConfig:
     @property
     def with_ws(self):
         return self.dataflow in ("ws", "both")
+
+    @property
+    def with_store_add(self):
+        """STORE_ADD is built: asked for, with 8-bit elements and requantisation."""
+        return self.store_add and self.in_width == 8 and self.with_requant
 
     @property
     def lanes(self):

@@ -12,9 +12,10 @@ import numpy as np
 from rvnpu.spec.config import EngineConfig
 from rvnpu.spec.commands import (Funct, Space, ErrorCode, Dataflow, RequantMode, QP_ROWS,
                                  LIST_ENTRY_BYTES, IsaError, Unit, decode, pack_fields,
-                                 STATUS_FIELDS, unpack_list)
+                                 PostConstant, STATUS_FIELDS, STORE_ADD_FUNCTS, unpack_list)
 from rvnpu.spec.requant import mode_coded, reset_mode
-from rvnpu.sim.golden.post import PostRegisters, check_post, execute_post
+from rvnpu.sim.golden.eltwise import qlinear_add_scaled
+from rvnpu.sim.golden.post import PostRegisters, check_post, execute_post, float_of_bits
 from rvnpu.sim.golden.requant import qp_values, requantize
 
 
@@ -93,6 +94,11 @@ class EngineModel:
         self.clamp_min, self.clamp_max = output_range(c.in_width)
         #: STORE_POOL's window (CONFIG_STORE_POOL): a 1 x 1 window at reset
         self.pool_kernel_h, self.pool_kernel_w, self.pool_step, self.pool_pitch = 1, 1, 1, 0
+        #: STORE_ADD's settings (CONFIG_STORE_ADD, CONFIG_STORE_SKIP), all 0 at reset
+        self.add_constants = [0] * len(PostConstant)        # float32 bit patterns
+        self.skip_offset = 0
+        self.add_clamp_min = self.add_clamp_max = 0
+        self.add_elem_signed = self.add_skip_first = 0
         #: the post-processing unit's registers (CONFIG_POST, CONFIG_POST_ADD, CONFIG_POST_OUT)
         self.post = PostRegisters()
         # Status.
@@ -133,7 +139,11 @@ class EngineModel:
                                     f["cols"] * self._elem_bytes(f["space"]))
         if funct in (Funct.CONFIG_STORE_POOL, Funct.STORE_POOL) and not c.store_pool:
             return ErrorCode.BAD_FUNCT          # built without STORE_POOL
-        if funct in (Funct.STORE, Funct.STORE_ACC, Funct.STORE_POOL):
+        if funct in STORE_ADD_FUNCTS and not c.with_store_add:
+            return ErrorCode.BAD_FUNCT          # built without STORE_ADD
+        if funct == Funct.CONFIG_STORE_ADD:
+            return ErrorCode.BAD_CONFIG if f["index"] >= len(PostConstant) else ErrorCode.NONE
+        if funct in (Funct.STORE, Funct.STORE_ACC, Funct.STORE_POOL, Funct.STORE_ADD):
             if funct != Funct.STORE_ACC and not c.with_requant:
                 return ErrorCode.BAD_FUNCT      # built without requantisation
             if f["rows"] == 0 or f["cols"] == 0:
@@ -142,9 +152,15 @@ class EngineModel:
                 return ErrorCode.BAD_LOCAL
             if f["cols"] > c.cols:
                 return ErrorCode.BAD_SIZE
+            if funct == Funct.STORE_ADD and not self._add_config_ok():
+                return ErrorCode.BAD_CONFIG
             es = 4 if funct == Funct.STORE_ACC else c.elem_bytes
-            return self._check_dram(f["dram_addr"], f["rows"], self.store_stride,
+            code = self._check_dram(f["dram_addr"], f["rows"], self.store_stride,
                                     f["cols"] * es)
+            if funct == Funct.STORE_ADD and code == ErrorCode.NONE:
+                code = self._check_dram(self.skip_addr(f["dram_addr"]), f["rows"],
+                                        self.store_stride, f["cols"] * es)
+            return code
         if funct == Funct.COMPUTE:
             if f["steps"] == 0:
                 return ErrorCode.NONE
@@ -185,6 +201,16 @@ class EngineModel:
                 return ErrorCode.BAD_MEMORY
             return ErrorCode.NONE
         return ErrorCode.NONE
+
+    def _add_config_ok(self):
+        """STORE_ADD's constants are finite and its clamp fits its element type."""
+        lo, hi = element_range(8, self.add_elem_signed)
+        finite = all((bits >> 23) & 0xFF != 0xFF for bits in self.add_constants)
+        return finite and lo <= self.add_clamp_min <= self.add_clamp_max <= hi
+
+    def skip_addr(self, dram_addr):
+        """Where the skip tensor of a STORE_ADD writing at ``dram_addr`` starts."""
+        return (dram_addr + self.skip_offset) & 0xFFFFFFFF
 
     def _check_dram(self, addr, rows, stride, row_bytes):
         end = addr + (rows - 1) * stride + row_bytes
@@ -270,6 +296,14 @@ class EngineModel:
     def _config_store_pool(self, kernel_h, kernel_w, step, pitch):
         self.pool_kernel_h, self.pool_kernel_w = kernel_h, kernel_w
         self.pool_step, self.pool_pitch = step, pitch
+
+    def _config_store_add(self, value, index):
+        self.add_constants[index] = value
+
+    def _config_store_skip(self, offset, clamp_min, clamp_max, elem_signed, skip_first):
+        self.skip_offset = offset
+        self.add_clamp_min, self.add_clamp_max = clamp_min, clamp_max
+        self.add_elem_signed, self.add_skip_first = elem_signed, skip_first
 
     def _config_requant(self, out_zero, mode, clamp_min, clamp_max):
         self.out_zero, self.mode = out_zero, RequantMode(mode)
@@ -372,4 +406,19 @@ class EngineModel:
                 for x in range(self.pool_kernel_w)]
         out = np.max([self._requantised(self.acc[rows_of_tap, :cols], cols)
                       for rows_of_tap in taps], axis=0)
+        self._store_rows(dram_addr, rows, cols, self.config.elem_bytes, out)
+
+    def _store_add(self, dram_addr, acc_row, rows, cols):
+        """Requantise, then QLinearAdd with the skip tensor: what a STORE then a QLINEAR_ADD
+        would leave, without the STORE's tensor."""
+        if rows == 0 or cols == 0:
+            return
+        q = self._requantised(self.acc[acc_row:acc_row + rows, :cols], cols)
+        skip = self._rows_of_bytes(self.skip_addr(dram_addr), rows, self.store_stride,
+                                   cols).astype(np.int64)
+        if self.add_elem_signed:
+            skip = np.where(skip > 127, skip - 256, skip)
+        a, b = (skip, q) if self.add_skip_first else (q, skip)
+        out = qlinear_add_scaled(a, b, *(float_of_bits(v) for v in self.add_constants),
+                                 (self.add_clamp_min, self.add_clamp_max))
         self._store_rows(dram_addr, rows, cols, self.config.elem_bytes, out)
