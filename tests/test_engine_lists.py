@@ -11,7 +11,7 @@ import pytest
 
 from onnx_models import calibration, float_model, qoperator_model, quantise
 from rvnpu.compiler.onnx.codegen import generate_c
-from rvnpu.compiler.onnx.engine_lists import fusable_pool
+from rvnpu.compiler.onnx.engine_lists import fusable_add, fusable_pool
 from rvnpu.compiler.onnx.golden_chip import run_on_golden_engine
 from rvnpu.compiler.onnx.exact_average import engine_average_scale
 from rvnpu.compiler.onnx.importer import import_model
@@ -59,10 +59,11 @@ def test_lists_match_the_reference(tmp_path, kind, fmt, per_channel, activations
     mapped = [i for i, layer in enumerate(ir.layers) if isinstance(layer, (ConvLayer, GemmLayer))
               and layer.scale is not None or _global(ir, layer)
               or post and isinstance(layer, (AddLayer, PoolLayer))
-              or i and fusable_pool(ir, i - 1) is layer]
+              or i and fusable_pool(ir, i - 1) is layer
+              or i and ENGINES[engine].with_store_add and fusable_add(ir, i - 1) is layer]
     assert used == mapped, "every requantised convolution, GEMM, exact average pool, max-pool " \
-                           "fused into a convolution's stores (and with the post-processing " \
-                           "unit, max-pool and QLinearAdd) runs from a list"
+                           "or QLinearAdd fused into a convolution's stores (and with the " \
+                           "post-processing unit, max-pool and QLinearAdd) runs from a list"
 
 
 def _global(model, layer):

@@ -25,6 +25,10 @@ A max-pool whose window is its stride can follow in the stores (``pool``): the b
 whole bands of the window's height in output rows, so a window's pixels are accumulator rows at
 fixed offsets, and one STORE_POOL a pooled row writes the max of their requantised values. The
 convolution's output is never written to main memory, nor read back by a MAXPOOL.
+
+A QLinearAdd of the output and a skip tensor can follow in the stores too (``add``, a
+:class:`~rvnpu.compiler.conv_add.SkipAdd`): each STORE becomes a STORE_ADD, which adds the skip
+tensor's elements before writing, so a residual block's Add costs no pass of its own.
 """
 
 from dataclasses import dataclass, field
@@ -38,13 +42,14 @@ from rvnpu.sim.golden.engine import EngineModel, element_range, clamp_ok
 from rvnpu.sim.golden.gemm import Requant
 from rvnpu.sim.golden.conv import pads_of, window_count
 from rvnpu.compiler.gemm import GemmError
+from rvnpu.compiler.conv_add import SkipAdd, skip_add_commands, skip_offset
 from rvnpu.compiler.conv_os import OsSchedule, os_applies
 from rvnpu.compiler.conv_os_pool import (OsPoolSchedule, pool_applies, pool_block_image,
                                          shared_taps)
 
 
 __all__ = ["FeatureMap", "ConvSpec", "ConvProgram", "conv_constant_sizes", "conv_constants",
-           "compile_conv", "auto_pack", "holds_padding", "run_conv_on_model"]
+           "compile_conv", "auto_pack", "holds_padding", "run_conv_on_model", "SkipAdd"]
 
 
 def _ceil(a, b):
@@ -459,7 +464,7 @@ def _check_maps(spec, x, y, config, padded=True, pool=None):
 
 
 def compile_conv(spec, x, y, *, weights_addr, qp_addr, pad_addr=None, config=EngineConfig(),
-                 pack=None, pool=None):
+                 pack=None, pool=None, add=None):
     """The :class:`ConvProgram` computing ``spec`` from input map ``x`` into the interior of
     output map ``y``, reading the constants of :func:`conv_constants` at ``weights_addr``,
     ``qp_addr`` and ``pad_addr``.
@@ -470,6 +475,13 @@ def compile_conv(spec, x, y, *, weights_addr, qp_addr, pad_addr=None, config=Eng
     cannot hold the pool's windows or the engine was built without STORE_POOL (the caller then
     pools separately).
 
+    With ``add`` (a :class:`SkipAdd`) a QLinearAdd of the convolution's output and the skip
+    tensor ``add.skip`` follows in the stores (STORE_ADD): ``y`` is the Add's output, and the
+    convolution's output is never written. The skip tensor must lie as ``y`` does (the same
+    buffer width and pitch) and not overlap it unless it is ``y`` itself. Raises
+    :class:`GemmError` where it cannot be fused, with ``pool``, or on an engine without
+    STORE_ADD (the caller then adds separately).
+
     Without ``pad_addr`` the input buffer's border must hold the padding (the input zero point);
     with it, padded taps read the zero-point row there instead (build the constants with
     ``padded=False``). Raises :class:`GemmError` with a one-line reason when the convolution
@@ -479,9 +491,16 @@ def compile_conv(spec, x, y, *, weights_addr, qp_addr, pad_addr=None, config=Eng
     if pool is not None and not c.store_pool:
         raise GemmError("the engine was built without STORE_POOL (store_pool=0): the max-pool "
                         "runs separately")
+    if add is not None and pool is not None:
+        raise GemmError("a max-pool and an Add cannot both be fused into the stores")
+    if add is not None and not c.with_store_add:
+        raise GemmError("the engine was built without STORE_ADD (store_add=0, or not 8-bit "
+                        "with requantisation): the Add runs separately")
     padded = pad_addr is None
     plan = _plan(spec, c, x.pitch, pack, padded, x.w)
     _check_maps(spec, x, y, c, padded, pool)
+    add_config = None if add is None else skip_add_commands(
+        add, skip_offset(add, x, y, spec, c))
     sizes = plan.sizes()
     for name, addr in (("weights", weights_addr), ("qp", qp_addr), ("pad", pad_addr)):
         if addr is None:
@@ -493,7 +512,8 @@ def compile_conv(spec, x, y, *, weights_addr, qp_addr, pad_addr=None, config=Eng
     if plan.pad_row:
         images.append((pad_addr, plan.pad_image()))
     program = ConvProgram([], images, spec.macs(x.h, x.w), plan.mapping)
-    schedule = _Schedule(plan, x, y, weights_addr, qp_addr, program.commands, pad_addr, pool)
+    schedule = _Schedule(plan, x, y, weights_addr, qp_addr, program.commands, pad_addr, pool,
+                         add_config)
     if pool is None and pool_applies(plan, schedule.oh * schedule.ow):
         # Few pixels of many taps shared by every channel: the taps run through the array.
         schedule = OsPoolSchedule(schedule)
@@ -506,6 +526,8 @@ def compile_conv(spec, x, y, *, weights_addr, qp_addr, pad_addr=None, config=Eng
         program.mapping += f", input strips of {schedule.strip_rows} output row(s)"
     if pool is not None:
         program.mapping += f", {pool[0]}x{pool[1]} max-pool fused into the stores"
+    if add is not None:
+        program.mapping += ", Add fused into the stores"
     schedule.run()
     return program
 
@@ -516,13 +538,15 @@ class _Schedule:
     in one half of the accumulators while the other half is stored."""
 
     def __init__(self, plan, x, y, weights_addr, qp_addr, commands, pad_addr=None,
-                 pool=None):
+                 pool=None, add_config=None):
         self.plan, self.x, self.y = plan, x, y
         self.pad_addr = pad_addr
         self.c = c = plan.config
         self.weights_addr, self.qp_addr, self.commands = weights_addr, qp_addr, commands
         self.oh, self.ow = plan.spec.out_size(x.h, x.w)
         self.pool = pool
+        # A fused Add's CONFIG_STORE_ADD / CONFIG_STORE_SKIP; its stores are STORE_ADDs.
+        self.add_config = add_config
         if pool is not None:
             # Conv rows below the last whole window row are never pooled: not computed.
             self.oh -= self.oh % pool[0]
@@ -712,8 +736,9 @@ class _Schedule:
         if self.pool is not None:
             self.emit_pooled_store(unit, t, acc_base, m0, rows, cols)
             return
+        store = Funct.STORE if self.add_config is None else Funct.STORE_ADD
         for i, oy, ox, n in self.runs(m0, rows, across=y.width == y.w):
-            self.cmd(Funct.STORE, dram_addr=y.addr(y.top + oy, y.left + ox, unit.co0 + t * C, eb),
+            self.cmd(store, dram_addr=y.addr(y.top + oy, y.left + ox, unit.co0 + t * C, eb),
                      acc_row=acc_base + i, rows=n, cols=cols)
 
     def emit_pooled_store(self, unit, t, acc_base, m0, rows, cols):
@@ -755,6 +780,7 @@ class _Schedule:
                  a_zero=a[1], b_zero=b[1])
         self.cmd(Funct.CONFIG_REQUANT, out_zero=rq.out_zero, mode=mode_named(rq.mode).code,
                  clamp_min=rq.clamp_min, clamp_max=rq.clamp_max)
+        self.commands += self.add_config or []
         if self.qp_resident:
             self.load(self.qp_addr, Space.QP, 0, plan.qp_tiles * QP_ROWS, c.cols, c.cols * 4)
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from rvnpu.compiler.onnx.emit import CContext, c_array, c_comment
 from rvnpu.compiler.onnx.engine_lists import (AddressSpace, EngineStep, address_operands,
-                                              engine_step, fusable_pool, input_border,
-                                              post_step)
+                                              engine_step, fusable_add, fusable_pool,
+                                              input_border, post_step)
 from rvnpu.compiler.onnx.planner import ALIGN
 from rvnpu.spec.commands import LIST_ENTRY_BYTES
 from rvnpu.spec.config import EngineConfig
@@ -51,15 +51,20 @@ def _engine_steps(model, plan, engine, border):
     steps = {}
     for i, layer in enumerate(model.layers):
         if i in steps:
-            continue                    # a max-pool fused into the convolution before it
+            continue                    # a max-pool or Add fused into the convolution before it
         reads_input = chip_input in (model.storage(name) for name in layer.inputs)
         layer_border = border if reads_input else (0, 0, 0, 0)
         pool = fusable_pool(model, i)
+        add = fusable_add(model, i) if getattr(engine, "with_store_add", False) else None
         step = pool and engine_step(layer, model, engine, space, addr_of, f"l{i}",
                                     layer_border, pool)
         if step:
             # The convolution's stores write the pooled tensor; the pool has nothing left.
             steps[i + 1] = EngineStep([], {}, 0, "max-pool fused into the stores above")
+        elif add and (step := engine_step(layer, model, engine, space, addr_of, f"l{i}",
+                                          layer_border, add=add)):
+            # The stores add the skip tensor and write the sum; the Add has nothing left.
+            steps[i + 1] = EngineStep([], {}, 0, "QLinearAdd fused into the stores above")
         else:
             step = engine_step(layer, model, engine, space, addr_of, f"l{i}", layer_border) \
                 or post_step(layer, model, engine, space, addr_of, f"l{i}")

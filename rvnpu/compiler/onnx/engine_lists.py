@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rvnpu.compiler.conv import (ConvSpec, FeatureMap, compile_conv, conv_constant_sizes,
-                                 conv_constants, holds_padding)
+from rvnpu.compiler.conv import (ConvSpec, FeatureMap, SkipAdd, compile_conv,
+                                 conv_constant_sizes, conv_constants, holds_padding)
 from rvnpu.compiler.gemm import GemmError
 from rvnpu.compiler.onnx.exact_average import engine_average_scale
 from rvnpu.compiler.onnx.planner import ALIGN
@@ -28,7 +28,7 @@ from rvnpu.spec.commands import COMMANDS, Funct, PostConstant, encode
 
 
 __all__ = ["AddressSpace", "EngineStep", "engine_step", "input_border", "tensor_map",
-           "compile_config", "address_operands", "fusable_pool"]
+           "compile_config", "address_operands", "fusable_pool", "fusable_add", "fused_after"]
 
 def address_operands(funct):
     """The operands (1, 2) of command ``funct`` that are wholly a main-memory byte address: a
@@ -170,26 +170,88 @@ def fusable_pool(model, index):
     return pool
 
 
+def fusable_add(model, index):
+    """The QLinearAdd layer after layer ``index`` that its convolution's stores can take, or
+    ``None``: the convolution's output is read by nothing else, is not the chip output, and
+    is one operand of the Add; the other, the skip tensor, of the same shape (no broadcast)
+    and element type, is the chip input or an earlier layer's output, so it is in memory
+    when the convolution stores."""
+    from rvnpu.compiler.onnx.layers import AddLayer, ConvLayer
+
+    layers = model.layers
+    if index + 1 >= len(layers):
+        return None
+    conv, add = layers[index], layers[index + 1]
+    if not isinstance(conv, ConvLayer) or not isinstance(add, AddLayer) \
+            or add.constant is not None:
+        return None
+    out = model.storage(conv.output)
+    operands = [model.storage(name) for name in add.inputs]
+    if len(operands) != 2 or operands.count(out) != 1:
+        return None
+    readers = [layer for layer in layers if out in (model.storage(n) for n in layer.inputs)]
+    skip = operands[1 - operands.index(out)]
+    earlier = {model.storage(model.chip_input)} | {model.storage(layer.output)
+                                                   for layer in layers[:index]}
+    tensors = [model.tensors[name] for name in (conv.output, skip, add.output)]
+    if (readers != [add] or out == model.storage(model.chip_output) or skip not in earlier
+            or len(tensors[0].shape) != 4
+            or len({tuple(t.shape) for t in tensors}) != 1
+            or len({t.dtype for t in tensors}) != 1):
+        return None
+    return add
+
+
+def fused_after(model, index):
+    """The layer after layer ``index`` that its stores may take (:func:`fusable_pool` or
+    :func:`fusable_add`), or ``None``. Its output is written while layer ``index`` runs, so
+    the memory planner keeps it apart from what that layer reads."""
+    return fusable_pool(model, index) or fusable_add(model, index)
+
+
+def _skip_add(model, conv, add, skip):
+    """The :class:`SkipAdd` of a :func:`fusable_add` layer, its constants and operand order
+    those of its separate QLINEAR_ADD (:func:`post_step`, the firmware's kernel)."""
+    from rvnpu.compiler.onnx.layers.add import qlinear_add_constants
+
+    ta, tb = (model.tensors[name] for name in add.inputs)
+    y = model.tensors[add.output]
+    ratio_a, ratio_b, fixed = qlinear_add_constants(ta, tb, y)
+    skip_first = model.storage(add.inputs[0]) != model.storage(conv.output)
+    return SkipAdd(skip, ratio_a, ratio_b, fixed, tuple(add.clamp), y.signed, skip_first)
+
+
 def engine_step(layer, model, engine, space, addr_of, prefix, border=(0, 0, 0, 0),
-                pool=None):
+                pool=None, add=None):
     """The :class:`EngineStep` of a convolution, GEMM or average pool, or ``None`` when
     the layer cannot run from a list (raw int32 outputs, a requantisation the engine lacks): it
     then keeps the firmware library's path. ``addr_of(name)`` is a tensor's virtual address;
     constants are added to ``space`` as ``<prefix>_weights`` and so on. With ``pool`` (a
     :func:`fusable_pool` layer) the convolution writes the pool's output through its stores,
-    or, where it cannot, the result is ``None`` and ``space`` is unchanged."""
+    or, where it cannot, the result is ``None`` and ``space`` is unchanged; so with ``add`` (a
+    :func:`fusable_add` layer), whose QLinearAdd the stores then perform (STORE_ADD)."""
     from rvnpu.compiler.onnx.layers import ConvLayer
 
     engine = compile_config(engine)
     conv = isinstance(layer, ConvLayer)
     trial = AddressSpace(list(space.regions), space.end)
+    fused = pool or add
     try:
         spec = _conv_spec(layer, model)
         if spec is None:
             return None
         x = tensor_map(model, layer.inputs[0], addr_of(layer.inputs[0]), border)
-        out = layer.output if pool is None else pool.output
+        out = layer.output if fused is None else fused.output
         y = tensor_map(model, out, addr_of(out))
+        skip_add = None
+        if add is not None:
+            name = next(n for n in add.inputs
+                        if model.storage(n) != model.storage(layer.output))
+            # One offset reaches the skip tensor only if both lie in one region (the arena):
+            # the linker places the regions.
+            if space.resolve(addr_of(name))[0] != space.resolve(y.base)[0]:
+                return None
+            skip_add = _skip_add(model, layer, add, tensor_map(model, name, addr_of(name)))
         padded = holds_padding(spec, x)
         sizes = conv_constant_sizes(spec, engine, x.pitch, padded=padded, in_width=x.w)
         constants = conv_constants(spec, engine, x.pitch, padded=padded, in_width=x.w)
@@ -199,9 +261,9 @@ def engine_step(layer, model, engine, space, addr_of, prefix, border=(0, 0, 0, 0
                 addrs[kind] = trial.add(f"{prefix}_{kind}", size)
         program = compile_conv(spec, x, y, weights_addr=addrs["weights"], qp_addr=addrs["qp"],
                                pad_addr=addrs.get("pad"), config=engine,
-                               pool=None if pool is None else tuple(pool.kernel))
+                               pool=None if pool is None else tuple(pool.kernel), add=skip_add)
     except GemmError:
-        if pool is None and conv and (layer.groups != 1 or tuple(layer.dilation) != (1, 1) or
+        if fused is None and conv and (layer.groups != 1 or tuple(layer.dilation) != (1, 1) or
                                       layer.pads[:2] != layer.pads[2:]):
             raise           # the firmware's path cannot take it either
         return None

@@ -2,7 +2,8 @@
 
 Weights and requantisation constants are read-only data of the firmware image. Activations
 and the layers' workspaces (the GEMM's requantisation table, the convolution's patch matrix)
-share one arena: each buffer is live from the layer that writes it to the last layer that
+share one arena: each buffer is live from the layer that writes it (or the layer before, whose
+stores may write it: a max-pool or an Add fused into a convolution) to the last layer that
 reads it, and buffers whose lifetimes overlap never share bytes. Buffers are placed largest
 first at the lowest offset that fits (a greedy first fit, as TFLite Micro's planner does).
 """
@@ -55,6 +56,12 @@ def plan_memory(model, engine):
             touch(name, i)
         touch(layer.output, i)
     touch(model.chip_output, last)
+    from rvnpu.compiler.onnx.engine_lists import fused_after     # it imports ALIGN from here
+    for i in range(len(model.layers)):
+        fused = fused_after(model, i)
+        if fused is not None:
+            # Written by layer i's stores if the fusion compiles: apart from what i reads.
+            touch(fused.output, i)
     for i, layer in enumerate(model.layers):
         size = workspace_bytes(layer, model, engine)
         if size:
