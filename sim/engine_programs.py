@@ -298,6 +298,70 @@ class _Generator:
         self.emit(Funct.STORE_POOL, dram_addr=self.dram(span),
                   acc_row=self.local(c.acc_depth, extent, self.hot_acc), rows=rows, cols=cols)
 
+    def store_add_constant(self, index=None):
+        """A CONFIG_STORE_ADD: a ratio or a fixed term, rarely an infinity or a NaN (refused
+        at the next STORE_ADD) or index 3 (refused at once)."""
+        value = float(self.rng.uniform(-2, 2)) if index != PostConstant.FIXED else \
+            float(self.rng.uniform(-60, 60))
+        bits = int(np.array([value], np.float32).view(np.uint32)[0])
+        if self.chance(0.04):
+            bits = (0x7F800000 | self.pick(0, 1) << 31 | self.pick(0, 1) << 22)  # inf, NaN
+        if index is None:
+            index = self.pick(0, 3)                                      # 3: refused
+        self.emit(Funct.CONFIG_STORE_ADD, value=bits, index=index)
+
+    def store_skip(self, offset):
+        """A CONFIG_STORE_SKIP with ``offset``: the element type, the operand order and a
+        clamp, sometimes one a STORE_ADD refuses (outside the element type, or min > max)."""
+        elem_signed = self.pick(0, 1)
+        lo, hi = (-128, 127) if elem_signed else (0, 255)
+        cmin, cmax = lo, hi
+        if self.chance(0.4):
+            cmin, cmax = sorted((self.pick(lo, hi), self.pick(lo, hi)))
+        if self.chance(0.05):
+            cmin, cmax = (lo - 1, hi) if self.chance(0.5) else (hi, lo)    # refused
+        self.emit(Funct.CONFIG_STORE_SKIP, offset=offset % (1 << 32), clamp_min=cmin,
+                  clamp_max=cmax, elem_signed=elem_signed, skip_first=self.pick(0, 1))
+
+    def store_add(self):
+        """A STORE_ADD, often after new constants and a new skip tensor. Its output never
+        overlaps its skip tensor, except exactly (offset 0) with rows that do not overlap one
+        another, as the command requires; both are mostly in the hot window, where earlier
+        stores may still be writing what it reads."""
+        c, m = self.c, self.model
+        for index in PostConstant:
+            if self.chance(0.3):
+                self.store_add_constant(index)
+        if self.chance(0.05):
+            self.store_add_constant()
+        rows, cols = self.pick(1, 6), self.pick(1, c.cols)
+        if self.chance(0.04):
+            cols = self.pick(c.cols + 1, c.cols + 3)
+        if self.chance(0.04):
+            rows, cols = (0, cols) if self.chance(0.5) else (rows, 0)
+        stride = m.store_stride
+        span = max(0, rows - 1) * stride + cols * self.es
+        in_place = rows <= 1 or stride >= cols * self.es
+
+        def apart(out, skip):
+            return out + span <= skip or skip + span <= out
+
+        if self.chance(0.7) or (m.skip_offset == 0 and not in_place):
+            out = self.dram(span)
+            if in_place and self.chance(0.25):
+                skip = out
+            else:
+                skips = [self.dram(span) for _ in range(20)]
+                skip = next((s for s in skips if apart(out, s)), out + span + self.pick(0, 16))
+            self.store_skip(skip - out)
+        else:
+            offset = m.skip_offset
+            outs = [self.dram(span) for _ in range(20)]
+            out = next((o for o in outs if offset == 0 or apart(o, (o + offset) % (1 << 32))),
+                       2 * c.mem_bytes)                                  # else refused
+        self.emit(Funct.STORE_ADD, dram_addr=min(out, (1 << 32) - 1),
+                  acc_row=self.local(c.acc_depth, rows, self.hot_acc), rows=rows, cols=cols)
+
     def dram_pair(self):
         """A STORE and a LOAD of nearly the same main-memory bytes, in either order, so that
         the load unit's reads and the store unit's writes race unless the front end holds the
@@ -600,6 +664,7 @@ def random_program(config, seed, length=None):
              (gen.edge_pair, 8), (gen.store_pool, 4)]
     # Without the unit, its commands are refused as unknown: rarer, but still there.
     kinds.append((gen.post, 6 if config.post_unit else 1))
+    kinds.append((gen.store_add, 4 if config.with_store_add else 1))
     kinds.append((lambda: gen.run_list(kinds), 4))
     weights = np.array([w for _, w in kinds], float)
     length = length or gen.pick(40, 100)

@@ -84,9 +84,12 @@ _FRONTEND_TESTS = _ENGINE_TESTS + (
     "test_engine_small_programs.py::test_refusals_at_their_edges_on_a_small_engine[2x2-ranges]",
     f"{_SMALL}[2x2-serial-bus64-103-0]", f"{_SMALL}[2x2-ranges-102-1]")
 #: Rows passing one requantisation lane in three slices; pooled stores (STORE_POOL) with
-#: windows of every shape against the golden model.
+#: windows of every shape, and stores adding a skip tensor (STORE_ADD, its rows read ahead),
+#: against the golden model.
 _STORE_TESTS = _ENGINE_TESTS + (f"{_SMALL}[2x3-one-lane-104-0]",
-                                "test_store_pool.py::test_rtl_store_pool_matches_golden[3x3-ort]")
+                                "test_store_pool.py::test_rtl_store_pool_matches_golden[3x3-ort]",
+                                "test_store_add.py::test_rtl_store_add_matches_golden"
+                                "[2x4-bus64-lanes2-seeds1417-1419]")
 #: An output-stationary-only engine running a compiled GEMM (the cells' OS sums).
 _OS_GEMM = ("test_engine_fetch.py::test_gemm_run_as_a_list_equals_the_core_issued_gemm"
             "[3x2-bus64-os]",)
@@ -102,7 +105,8 @@ BLOCKS = {b.name: b for b in (
                 for name in ("random", "edges_both_modes", "ort_rounding_ties")),
           "from rvnpu.hdl.engine.requant import RequantLane\ntop = RequantLane()\n"),
     Block("load", ("rvnpu.hdl.engine.load",), _ENGINE_TESTS, _ENGINE_PROBE),
-    Block("store", ("rvnpu.hdl.engine.store",), _STORE_TESTS, _ENGINE_PROBE),
+    Block("store", ("rvnpu.hdl.engine.store", "rvnpu.hdl.engine.skip_reader"), _STORE_TESTS,
+          _ENGINE_PROBE),
     Block("execute", ("rvnpu.hdl.engine.execute",), _ENGINE_TESTS, _ENGINE_PROBE),
     Block("frontend", ("rvnpu.hdl.engine.frontend",), _FRONTEND_TESTS, _ENGINE_PROBE),
     Block("post", ("rvnpu.hdl.engine.post", "rvnpu.hdl.engine.qadd"),

@@ -30,6 +30,7 @@ from rvnpu.spec.commands import (Funct, IsaError, Space, encode, field_of, pack_
 from rvnpu.spec.config import EngineConfig
 from rvnpu.spec.memory_map import ConfigError, SocConfig
 
+from sim_until import run_until_done
 from test_engine_fetch import (_busy_list, _refusal_program, gemm_job, program_testbench,
                                run_golden)
 
@@ -57,13 +58,11 @@ def ratios(names, in_suite):
 
 
 #: An engine of the lists tests (tests/test_engine_fetch.py), without the post unit.
-# Built without STORE_ADD (store_add=False): its QLinearAdd lanes make Amaranth's simulator
-# half again slower, and tests/test_store_add.py covers it with the rest of the store.
 ENGINE = EngineConfig(rows=4, cols=4, spad_depth=64, acc_depth=32, qp_depth=8, bus_width=32,
-                      mem_bytes=1 << 12, post_unit=False, store_add=False)
+                      mem_bytes=1 << 12, post_unit=False)
 ENGINE_OS = EngineConfig(rows=3, cols=2, dataflow="os", spad_depth=32, acc_depth=16,
                          qp_depth=4, mem_bytes=1 << 12, requant_modes="tflite",
-                         post_unit=False, store_add=False)
+                         post_unit=False)
 
 
 def simulate(dut, periods, testbench, limit_ns):
@@ -71,8 +70,7 @@ def simulate(dut, periods, testbench, limit_ns):
     sim = Simulator(dut)
     sim.add_clock(core_ns * 1e-9)
     sim.add_clock(engine_ns * 1e-9, domain=ENGINE_DOMAIN)
-    sim.add_testbench(testbench)
-    sim.run_until(limit_ns * 1e-9)
+    run_until_done(sim, testbench, limit_ns * 1e-9, 1000 * max(periods) * 1e-9)
 
 
 # -- The engine alone ------------------------------------------------------------------------
@@ -162,8 +160,7 @@ def test_lists_racing_the_load_unit_match_the_golden_model(config, ratio):
 
 #: A small SoC: a 2x2 engine with the command fetcher; the UART at 4 cycles a bit.
 SOC = SocConfig(engine=EngineConfig(rows=2, cols=2, spad_depth=64, acc_depth=32, qp_depth=8,
-                                    bus_width=32, mem_bytes=1 << 14, post_unit=False,
-                                    store_add=False),
+                                    bus_width=32, mem_bytes=1 << 14, post_unit=False),
                 clock_hz=24_000_000, uart_baud=6_000_000, engine_clock_hz=36_000_000)
 
 

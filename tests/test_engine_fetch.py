@@ -24,21 +24,17 @@ from rvnpu.spec.commands import (ErrorCode, Funct, LIST_ENTRY, LIST_ENTRY_BYTES,
                                  pack_list, unpack_list, unpack_status)
 from rvnpu.spec.config import EngineConfig
 
-from long_runs import long_case
+from sim_until import run_until_done
 
 
-# Built without STORE_ADD (store_add=False): its QLinearAdd lanes make Amaranth's simulator
-# half again slower, and tests/test_store_add.py covers it with the rest of the store.
 CONFIGS = {
     "4x4-bus32": EngineConfig(rows=4, cols=4, spad_depth=64, acc_depth=32, qp_depth=8,
-                              bus_width=32, mem_bytes=1 << 12, store_add=False),
+                              bus_width=32, mem_bytes=1 << 12),
     "2x4-bus128-serial": EngineConfig(rows=2, cols=4, spad_depth=64, acc_depth=32,
                                       qp_depth=8, bus_width=128, mem_bytes=1 << 12,
-                                      queue_depth=1, hazards="serial", requant_lanes=2,
-                                      store_add=False),
+                                      queue_depth=1, hazards="serial", requant_lanes=2),
     "3x2-bus64-os": EngineConfig(rows=3, cols=2, dataflow="os", spad_depth=32, acc_depth=16,
-                                 qp_depth=4, mem_bytes=1 << 12, requant_modes="tflite",
-                                 store_add=False),
+                                 qp_depth=4, mem_bytes=1 << 12, requant_modes="tflite"),
 }
 
 STATUS_MASK_BUSY = ~1 & 0xffffffff
@@ -130,9 +126,8 @@ def run_rtl(config, image, program, *, latency=0):
     testbench, out = program_testbench(bench, config, image, program)
     sim = Simulator(bench)
     sim.add_clock(1e-6)
-    sim.add_testbench(testbench)
     max_cycles = 20_000 + 2_000 * len(program)
-    sim.run_until(max_cycles * 1e-6)
+    run_until_done(sim, testbench, max_cycles * 1e-6, 1000e-6)
     assert out["memory"] is not None, f"the engine hung: no end within {max_cycles} cycles"
     return out["memory"], out["answers"], out["irq"]
 
@@ -186,8 +181,7 @@ def test_as_command_list_refuses_what_does_not_fit():
 
 # -- A compiled GEMM as one list ---------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["3x2-bus64-os", long_case("4x4-bus32"),
-                                  long_case("2x4-bus128-serial")])
+@pytest.mark.parametrize("name", list(CONFIGS))
 def test_gemm_run_as_a_list_equals_the_core_issued_gemm(name):
     config = CONFIGS[name]
     job, expected = gemm_job(config, 7, (2 * config.rows + 1, config.cols + 3, 11))

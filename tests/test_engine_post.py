@@ -23,22 +23,17 @@ from rvnpu.spec.commands import (ErrorCode, Funct, LIST_ENTRY_BYTES, PostConstan
                                  decode, encode, pack_list, unpack_status)
 from rvnpu.spec.config import EngineConfig
 
-from long_runs import long_case
 from test_engine_fetch import run_golden, run_rtl
 
 
-# Built without STORE_ADD (store_add=False): its QLinearAdd lanes make Amaranth's simulator
-# half again slower, and tests/test_store_add.py covers it with the rest of the store.
 CONFIGS = {
     "4x4-bus32": EngineConfig(rows=4, cols=4, spad_depth=64, acc_depth=32, qp_depth=8,
-                              bus_width=32, mem_bytes=1 << 12, store_add=False),
+                              bus_width=32, mem_bytes=1 << 12),
     "2x4-bus128-serial": EngineConfig(rows=2, cols=4, spad_depth=64, acc_depth=32,
                                       qp_depth=8, bus_width=128, mem_bytes=1 << 12,
-                                      queue_depth=1, hazards="serial", requant_lanes=2,
-                                      store_add=False),
+                                      queue_depth=1, hazards="serial", requant_lanes=2),
     "3x3-bus64-nofetch": EngineConfig(rows=3, cols=3, spad_depth=32, acc_depth=16,
-                                      qp_depth=4, mem_bytes=1 << 12, command_fetch=False,
-                                      store_add=False),
+                                      qp_depth=4, mem_bytes=1 << 12, command_fetch=False),
 }
 
 
@@ -102,8 +97,7 @@ def compare(config, image, program, **kwargs):
     return mem
 
 
-@pytest.mark.parametrize("name", [long_case("4x4-bus32"), long_case("2x4-bus128-serial"),
-                                  "3x3-bus64-nofetch"])
+@pytest.mark.parametrize("name", list(CONFIGS))
 def test_post_commands_after_a_gemm_see_its_output(name):
     config = CONFIGS[name]
     image, commands, out_addrs = gemm_then_post(config, 1)
@@ -204,8 +198,8 @@ def post_rich_program(config, seed):
 
 
 @pytest.mark.parametrize("name, seed, latency", [("4x4-bus32", 11, 0),
-                                                 long_case("2x4-bus128-serial", 12, 1),
-                                                 long_case("3x3-bus64-nofetch", 13, 2)])
+                                                 ("2x4-bus128-serial", 12, 1),
+                                                 ("3x3-bus64-nofetch", 13, 2)])
 def test_random_programs_with_post_commands_match_the_golden_model(name, seed, latency):
     config = CONFIGS[name]
     program = post_rich_program(config, seed)

@@ -16,21 +16,17 @@ from rvnpu.sim.golden.requant import quantize_multiplier
 from rvnpu.spec.commands import ErrorCode, Funct, RequantMode, Space, encode, unpack_status
 from rvnpu.spec.config import EngineConfig
 
-from long_runs import long_case
 from test_engine_fetch import run_golden, run_rtl
 
 
-# Built without STORE_ADD (store_add=False): its QLinearAdd lanes make Amaranth's simulator
-# half again slower, and tests/test_store_add.py covers it with the rest of the store.
 CONFIGS = {
     "4x4-bus32": EngineConfig(rows=4, cols=4, spad_depth=32, acc_depth=32, qp_depth=8,
-                              bus_width=32, mem_bytes=1 << 12, store_add=False),
+                              bus_width=32, mem_bytes=1 << 12),
     "2x4-lanes2-serial": EngineConfig(rows=2, cols=4, spad_depth=32, acc_depth=32, qp_depth=8,
                                       bus_width=64, mem_bytes=1 << 12, queue_depth=1,
-                                      hazards="serial", requant_lanes=2, store_add=False),
+                                      hazards="serial", requant_lanes=2),
     "3x3-ort": EngineConfig(rows=3, cols=3, spad_depth=32, acc_depth=16, qp_depth=4,
-                            mem_bytes=1 << 12, requant_modes="ort", post_unit=False,
-                            store_add=False),
+                            mem_bytes=1 << 12, requant_modes="ort", post_unit=False),
 }
 
 SEED = 1401
@@ -249,8 +245,7 @@ def _compare(config, image, program):
     return want_answers
 
 
-@pytest.mark.parametrize("name", [long_case("4x4-bus32"), long_case("2x4-lanes2-serial"),
-                                  "3x3-ort"])
+@pytest.mark.parametrize("name", list(CONFIGS))
 def test_rtl_store_pool_matches_golden(name):
     config = CONFIGS[name]
     refused = stored = 0

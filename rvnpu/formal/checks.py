@@ -67,8 +67,7 @@ def _stream_check(name, summary, harness, module_name, attribute, old, new, dept
 
 
 _FRONTEND = "rvnpu.hdl.engine.frontend"
-_OUTSIDE = ("outside = (addr[mb:] != 0) | ((rows > 1) & (stride[mb:] != 0)) | "
-            "(end > c.mem_bytes)")
+_OUTSIDE = "outside = (addr[mb:] != 0) | far_rows | (end > c.mem_bytes)"
 
 
 def _frontend_check(name, group, summary, old, new, test_depth=6, depth=7,

@@ -27,7 +27,8 @@ Groups (each proved on its own, a smaller problem for the solver):
     nothing unfinished.
 ``window``
     No LOAD or STORE reaching outside ``[0, mem_bytes)`` is dispatched, whether reckoned from
-    the command's fields or from the narrowed payload the unit runs.
+    the command's fields or from the narrowed payload the unit runs; nor a STORE_ADD whose
+    skip tensor does.
 """
 
 from dataclasses import replace
@@ -40,8 +41,8 @@ from rvnpu.formal.properties import Properties
 from rvnpu.formal.streams import _drive_stream
 from rvnpu.hdl.command_port import CommandLayout
 from rvnpu.hdl.engine import frontend
-from rvnpu.spec.commands import (Dataflow, ErrorCode, Funct, QP_ROWS, STATUS_FIELDS, Space,
-                                 field_of)
+from rvnpu.spec.commands import (Dataflow, ErrorCode, Funct, PostConstant, QP_ROWS,
+                                 STATUS_FIELDS, Space, field_of)
 from rvnpu.spec.config import EngineConfig
 from rvnpu.spec.requant import reset_mode
 
@@ -96,8 +97,17 @@ def _conflict(a, b):
     return Cat(*local, *memory).any()
 
 
+#: CONFIG_STORE_SKIP's fields under the names of the registers (and store payload members)
+#: that hold them: its clamp is the addition's, beside CONFIG_REQUANT's.
+_SKIP_KEYS = {"offset": "skip_offset", "clamp_min": "add_clamp_min",
+              "clamp_max": "add_clamp_max", "elem_signed": "elem_signed",
+              "skip_first": "skip_first"}
+
+
 class _Configuration:
-    """The configuration registers, full width, at their reset values (as the golden model's)."""
+    """The configuration registers, full width, at their reset values (as the golden model's).
+    With STORE_ADD built, also its registers: ``add_constants`` (CONFIG_STORE_ADD's three
+    float32 bit patterns, by index) and those of :data:`_SKIP_KEYS`."""
 
     NAMES = {Funct.CONFIG_EXEC: ("dataflow", "a_signed", "b_signed", "a_zero", "b_zero"),
              Funct.CONFIG_LOAD: ("stride",),
@@ -106,6 +116,7 @@ class _Configuration:
              Funct.CONFIG_REQUANT: ("out_zero", "mode", "clamp_min", "clamp_max")}
 
     def __init__(self, c):
+        self._store_add = c.with_store_add
         w = c.in_width
         init = {"dataflow": Dataflow.OS if c.with_os else Dataflow.WS, "a_signed": 1,
                 "b_signed": 1, "mode": reset_mode(c.built_requant_modes).code,
@@ -119,6 +130,14 @@ class _Configuration:
                     "store_stride" if name == "stride" else name)
                 self.regs[key] = Signal(signed(f.width) if f.signed else f.width,
                                         init=int(init.get(name, 0)), name=f"ref_{key}")
+        if self._store_add:
+            # All 0 at reset.
+            for name, key in _SKIP_KEYS.items():
+                f = field_of(Funct.CONFIG_STORE_SKIP, name)
+                self.regs[key] = Signal(signed(f.width) if f.signed else f.width,
+                                        name=f"ref_{key}")
+            self.regs["add_constants"] = [Signal(32, name=f"ref_add_{k.name.lower()}")
+                                          for k in PostConstant]
 
     def __getattr__(self, name):
         return self.__dict__["regs"][name]
@@ -131,14 +150,34 @@ class _Configuration:
                     key = "load_stride" if funct == Funct.CONFIG_LOAD else (
                         "store_stride" if name == "stride" else name)
                     m.d.sync += self.regs[key].eq(_field(cmd, funct, name))
+        if self._store_add:
+            with m.If(cmd.funct == Funct.CONFIG_STORE_SKIP):
+                m.d.sync += [self.regs[key].eq(_field(cmd, Funct.CONFIG_STORE_SKIP, name))
+                             for name, key in _SKIP_KEYS.items()]
+            with m.If(cmd.funct == Funct.CONFIG_STORE_ADD):
+                index = _field(cmd, Funct.CONFIG_STORE_ADD, "index")
+                for k, reg in zip(PostConstant, self.add_constants):
+                    with m.If(index == k):
+                        m.d.sync += reg.eq(_field(cmd, Funct.CONFIG_STORE_ADD, "value"))
+
+    def add_ok(self):
+        """A STORE_ADD may run: its constants are finite (exponent not all ones) and its clamp
+        is ordered and inside its element type (``EngineModel._add_config_ok``)."""
+        lo = Mux(self.elem_signed, -128, 0)
+        hi = Mux(self.elem_signed, 127, 255)
+        finite = Cat(*(reg[23:31] != 0xFF for reg in self.add_constants)).all()
+        return (finite & (lo <= self.add_clamp_min) & (self.add_clamp_min <= self.add_clamp_max)
+                & (self.add_clamp_max <= hi))
 
 
 class _Reference:
     """What command ``cmd`` must do in configuration ``cfg``: ``code`` (its ErrorCode),
     ``to`` (the unit it goes to, if any), ``answers`` (FENCE, STATUS), ``configures``,
-    ``ranges`` (what it touches), ``end`` (LOAD/STORE: past the last byte) and ``acc_rows``
-    (a store's ACC rows from its first to past the last it reads: a STORE_POOL's windows
-    reach past its rows, as ``EngineModel.store_extent`` says)."""
+    ``ranges`` (what it touches), ``end`` (LOAD/STORE: past the last byte), ``skip_end``
+    (STORE_ADD: past the last byte of its skip tensor, which starts at ``skip_addr``,
+    ``dram_addr + offset`` modulo 2**32) and ``acc_rows`` (a store's ACC rows from its first
+    to past the last it reads: a STORE_POOL's windows reach past its rows, as
+    ``EngineModel.store_extent`` says)."""
 
     def __init__(self, m, c, cmd, cfg):
         self.code = Signal(4, name="ref_code")
@@ -147,6 +186,8 @@ class _Reference:
         self.configures = Signal(name="ref_configures")
         self.ranges = Signal(_RANGES, name="ref_ranges")
         self.end = Signal(42, name="ref_end")
+        self.skip_addr = Signal(32, name="ref_skip_addr")
+        self.skip_end = Signal(42, name="ref_skip_end")
         self.transfer = Signal(name="ref_transfer")     # LOAD/STORE moving some bytes
         self.acc_rows = Signal(20, name="ref_acc_rows")
         fld = lambda funct, name: _field(cmd, funct, name)
@@ -163,8 +204,11 @@ class _Reference:
 
         def transfer(rows, cols, addr, stride, row_bytes):
             short = Mux(stride >= far, far, stride[:far.bit_length()])
-            m.d.comb += [self.end.eq(addr + Mux(rows > 1, (rows - 1) * short, 0) + row_bytes),
+            span = Mux(rows > 1, (rows - 1) * short, 0) + row_bytes
+            m.d.comb += [self.end.eq(addr + span),
                          self.transfer.eq((rows != 0) & (cols != 0))]
+            if c.with_store_add:
+                m.d.comb += self.skip_end.eq(self.skip_addr + span)
 
         with m.Switch(cmd.funct):
             with m.Case(Funct.LOAD):
@@ -190,12 +234,16 @@ class _Reference:
                     m.d.comb += [ranges.lw.space.eq(space), ranges.lw.lo.eq(row),
                                  ranges.lw.hi.eq(row + rows),
                                  ranges.mr.lo.eq(addr), ranges.mr.hi.eq(self.end)]
-            with m.Case(Funct.STORE, Funct.STORE_ACC, Funct.STORE_POOL):
+            with m.Case(Funct.STORE, Funct.STORE_ACC, Funct.STORE_POOL,
+                        *((Funct.STORE_ADD,) if c.with_store_add else ())):
                 m.d.comb += self.to["store"].eq(1)
                 raw = cmd.funct == Funct.STORE_ACC
+                add = (cmd.funct == Funct.STORE_ADD) if c.with_store_add else Const(0)
                 row = fld(Funct.STORE, "acc_row")
                 rows, cols = fld(Funct.STORE, "rows"), fld(Funct.STORE, "cols")
                 addr = fld(Funct.STORE, "dram_addr")
+                if c.with_store_add:
+                    m.d.comb += self.skip_addr.eq((addr + cfg.skip_offset)[:32])
                 transfer(rows, cols, addr, cfg.store_stride, cols * Mux(raw, 4, c.elem_bytes))
                 # Output row j's window reads rows row + j * step + y * pitch + x.
                 window = ((rows - 1) * cfg.step + (cfg.kernel_h - 1) * cfg.pitch
@@ -209,12 +257,21 @@ class _Reference:
                         m.d.comb += code.eq(ErrorCode.BAD_LOCAL)
                     with m.Elif(cols > c.cols):
                         m.d.comb += code.eq(ErrorCode.BAD_SIZE)
+                    if c.with_store_add:
+                        with m.Elif(add & ~cfg.add_ok()):
+                            m.d.comb += code.eq(ErrorCode.BAD_CONFIG)
+                        with m.Elif(add & (self.skip_end > c.mem_bytes)):
+                            m.d.comb += code.eq(ErrorCode.BAD_MEMORY)
                     with m.Elif(self.end > c.mem_bytes):
                         m.d.comb += code.eq(ErrorCode.BAD_MEMORY)
                 with m.If(self.transfer):
                     m.d.comb += [ranges.lr1.space.eq(Space.ACC), ranges.lr1.lo.eq(row),
                                  ranges.lr1.hi.eq(row + acc_rows),
                                  ranges.mw.lo.eq(addr), ranges.mw.hi.eq(self.end)]
+                    with m.If(add):
+                        # The skip tensor: main memory the store unit reads.
+                        m.d.comb += [ranges.mr.lo.eq(self.skip_addr),
+                                     ranges.mr.hi.eq(self.skip_end)]
                     with m.If(~raw):
                         m.d.comb += [ranges.lr2.space.eq(Space.QP), ranges.lr2.lo.eq(cfg.qp_row),
                                      ranges.lr2.hi.eq(cfg.qp_row + QP_ROWS)]
@@ -261,6 +318,13 @@ class _Reference:
                          (fld(Funct.CONFIG_STORE_POOL, "kernel_w") == 0))
                 m.d.comb += [self.configures.eq(1),
                              code.eq(Mux(empty, ErrorCode.BAD_CONFIG, 0))]
+            if c.with_store_add:
+                with m.Case(Funct.CONFIG_STORE_ADD):
+                    bad = fld(Funct.CONFIG_STORE_ADD, "index") >= len(PostConstant)
+                    m.d.comb += [self.configures.eq(1),
+                                 code.eq(Mux(bad, ErrorCode.BAD_CONFIG, 0))]
+                with m.Case(Funct.CONFIG_STORE_SKIP):
+                    m.d.comb += self.configures.eq(1)
             with m.Case(Funct.CONFIG_STORE):
                 bad = fld(Funct.CONFIG_STORE, "qp_row") + QP_ROWS > c.qp_depth
                 m.d.comb += [self.configures.eq(1),
@@ -278,6 +342,26 @@ class _Reference:
                 m.d.comb += self.answers.eq(1)
             with m.Default():
                 m.d.comb += code.eq(ErrorCode.BAD_FUNCT)
+
+
+def _store_add_configuration(c, sp, cfg):
+    """The store payload carries STORE_ADD's registers, whatever the command (none without
+    STORE_ADD built)."""
+    if not c.with_store_add:
+        return []
+    return [*(getattr(sp, key) == getattr(cfg, key) for key in _SKIP_KEYS.values()
+              if key != "skip_offset"),
+            *(sp.constants[i] == reg for i, reg in enumerate(cfg.add_constants))]
+
+
+def _store_add_payload(c, sp, cur, cfg, ref):
+    """What a store payload must say about STORE_ADD: whether the command is one, where its
+    skip tensor starts (all of it where it moves bytes) and its registers."""
+    if not c.with_store_add:
+        return []
+    add = cur.funct == Funct.STORE_ADD
+    return [sp.add == add, _same(sp.skip_addr, ref.skip_addr, add & ref.transfer),
+            *_store_add_configuration(c, sp, cfg)]
 
 
 def status_field(word, name):
@@ -407,7 +491,8 @@ def frontend_harness(groups=GROUPS[:4], *, frontend_class=None, config=FRONTEND_
             # between the rows of a taller window.
             *(getattr(sp, n) == Mux(pool, getattr(cfg, n), 1)
               for n in ("kernel_h", "kernel_w", "step")),
-            _same(sp.pitch, cfg.pitch, pool & ref.transfer & (cfg.kernel_h > 1))).all())
+            _same(sp.pitch, cfg.pitch, pool & ref.transfer & (cfg.kernel_h > 1)),
+            *_store_add_payload(c, sp, cur, cfg, ref)).all())
 
     if "refusal" in groups:
         word = dut.rsp.payload
@@ -431,7 +516,8 @@ def frontend_harness(groups=GROUPS[:4], *, frontend_class=None, config=FRONTEND_
             *(getattr(dut.store.payload, n) == Mux(cur.funct == Funct.STORE_POOL,
                                                    getattr(cfg, n), 1)
               for n in ("kernel_h", "kernel_w", "step")),
-            dut.store.payload.pitch == cfg.pitch[:len(dut.store.payload.pitch)]).all())
+            dut.store.payload.pitch == cfg.pitch[:len(dut.store.payload.pitch)],
+            *_store_add_configuration(c, dut.store.payload, cfg)).all())
         p.reach("dispatch_after_refused_configuration", dispatch & refused_config)
 
     if "window" in groups:
@@ -444,6 +530,13 @@ def frontend_harness(groups=GROUPS[:4], *, frontend_class=None, config=FRONTEND_
             p.check(f"{u}_inside_window", fire[u] & moves,
                     (ref.end <= mem) & (payload_end <= mem))
             p.reach(f"{u}_up_to_the_end", fire[u] & moves & (ref.end == mem))
+        if c.with_store_add:
+            # A STORE_ADD's skip tensor is read from the same span at skip_addr.
+            pl = dut.store.payload
+            moves = fire["store"] & pl.add & (pl.rows != 0) & (pl.cols != 0)
+            skip_end = pl.skip_addr + (pl.rows - 1) * pl.stride + pl.cols * c.elem_bytes
+            p.check("store_skip_inside_window", moves, (ref.skip_end <= mem) & (skip_end <= mem))
+            p.reach("store_skip_up_to_the_end", moves & (ref.skip_end == mem))
 
     if "hazards" in groups:
         # The solver picks one command to track: the k-th dispatched to unit t.

@@ -31,7 +31,7 @@ FRONTEND_POST_ENGINE = replace(FRONTEND_ENGINE, post_unit=True)
 
 #: What each unit runs, for the covers that show one held back.
 _UNIT_FUNCTS = {"load": (Funct.LOAD,), "exec": (Funct.COMPUTE,),
-                "store": (Funct.STORE, Funct.STORE_ACC, Funct.STORE_POOL)}
+                "store": (Funct.STORE, Funct.STORE_ACC, Funct.STORE_POOL, Funct.STORE_ADD)}
 
 
 def post_harness(frontend_class=None, *, config=FRONTEND_POST_ENGINE):

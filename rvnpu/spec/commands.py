@@ -234,7 +234,8 @@ COMMANDS = {c.funct: c for c in [
         "ratio_b, fixed)))), and c is written like STORE's output. Elements are 8-bit. "
         "Refused: a constant that is not finite or a clamp outside elem_signed's element "
         "type or min > max (BAD_CONFIG), skip rows outside the window (BAD_MEMORY). The "
-        "output may be the skip tensor itself (offset 0) but must not overlap it otherwise. "
+        "output may be the skip tensor itself (offset 0) if its rows do not overlap one "
+        "another (stride >= cols, or one row), but must not overlap it otherwise. "
         "An engine built without requantisation or store_add refuses it as an unknown "
         "command."),
     Command(Funct.FENCE, Unit.FRONT, (),
