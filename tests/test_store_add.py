@@ -630,6 +630,38 @@ def test_rtl_store_add_reads_the_store_just_made_and_adds_in_place():
     assert unpack_status(answers[0])["error_count"] == 0
 
 
+@pytest.mark.parametrize("latency", [0, 3])
+def test_rtl_long_store_add_beside_loads_waits_for_its_skip_rows(latency):
+    """STORE_ADDs of many rows on one requantisation lane (a row every four cycles), each
+    issued just after a long LOAD that keeps the bus busy, on a bus answering at once or
+    three cycles late: the skip reader runs its whole row FIFO ahead, waits behind the load's
+    reads and the store's own writes, and the store must issue no row before its skip row
+    is in."""
+    config = EngineConfig(rows=4, cols=4, spad_depth=64, acc_depth=64, qp_depth=8,
+                          bus_width=32, mem_bytes=1 << 13, requant_lanes=1)
+    C = config.cols
+    rng = np.random.default_rng(SEED + 9)
+    memory, program, mode, free = _image(config, rng)
+    program += [encode(Funct.CONFIG_REQUANT, out_zero=-3, mode=mode, clamp_min=-128,
+                       clamp_max=127),
+                encode(Funct.CONFIG_STORE, stride=C + 1, qp_row=0)]
+    program += _configure_add([0.8, -1.1, 5.0], 3000 - 5000, (-128, 127), 1, 0)
+    for i, (rows, acc_row, out) in enumerate([(40, 2, 5000), (60, 0, 5400), (23, 33, 5800)]):
+        program += [encode(Funct.CONFIG_LOAD, stride=C),
+                    encode(Funct.LOAD, dram_addr=free + 64 * i, local_row=0,
+                           space=Space.SPAD_A, rows=60, cols=C),
+                    encode(Funct.STORE_ADD, dram_addr=out, acc_row=acc_row, rows=rows,
+                           cols=C)]
+    program += [encode(Funct.STATUS, clear=0), encode(Funct.FENCE)]
+    image = [(0, memory.tobytes())]
+    mem, answers, _ = run_rtl(config, image, program, latency=latency)
+    model = _model(config, memory)
+    want = model.run(program)
+    assert unpack_status(want[0])["error_count"] == 0
+    diff = np.argwhere(mem != model.memory)
+    assert not diff.size, f"{len(diff)} bytes differ; first at {int(diff[0][0])}"
+
+
 def test_rtl_engine_without_store_add_refuses_its_commands():
     config = dataclasses.replace(CONFIGS["3x3-ort-serial-lanes1"], store_add=False)
     rng = np.random.default_rng(SEED + 7)

@@ -319,7 +319,7 @@ class StoreUnit(wiring.Component):
             reader.start.payload.addr.eq(new.skip_addr),
             reader.start.payload.stride.eq(new.stride),
             reader.start.payload.rows.eq(new.rows),
-            reader.start.payload.nbytes.eq(Mux(new.cols > c.cols, 0, new.cols)),
+            reader.start.payload.nbytes.eq(new.cols),     # checked: at most cols
         ]
         # Rows issued whose skip row has not been used yet: each needs a row of its own.
         claimed = Signal(range(SkipReader.depth + self.fifo_depth + 1))
@@ -336,7 +336,7 @@ class StoreUnit(wiring.Component):
         groups = c.cols // L
         adders = []
         for i, lane in enumerate(lanes):
-            adder = QLinearAddPipeline(tag_width=max(1, (groups - 1).bit_length()))
+            adder = QLinearAddPipeline(tag_width=len(out_slice))
             m.submodules[f"add{i}"] = adder
             column = Array(skip.word_select(g * L + i, 8) for g in range(groups))[out_slice]
             elem = Signal(ELEMENT, name=f"skip_elem{i}")
