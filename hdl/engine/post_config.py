@@ -4,8 +4,11 @@ sizes derived from them, and the refusals of ``sim/golden/post.check_post`` in h
 Why sizes are derived from the registers, not from the command: the sizes a MAXPOOL or
 QLINEAR_ADD checks against the memory window take divisions and multiplications
 (``(height - kernel_h) // stride_h + 1``, ``height * width * channels``). Worked out from the
-registers in a short pipeline of their own, they stay off the decoder's path; a post command
-waits out the few cycles after a configuration command (:attr:`PostRegisters.settling`).
+registers in a pipeline of their own, they stay off the decoder's path; a post command waits
+out the cycles after a configuration command (:attr:`PostRegisters.settling`). The divisions
+take a quotient bit a cycle: done in one cycle, they set the engine's clock on ECP5 (19 MHz,
+docs/boards.md), and post commands are rare enough that waiting a dozen cycles more after
+a configuration command goes unseen.
 """
 
 from amaranth.hdl import Cat, Const, Mux, Signal, signed
@@ -23,6 +26,29 @@ POST_OPS = (Funct.MAXPOOL, Funct.QLINEAR_ADD)
 
 _SHAPE = ("height", "width", "kernel_h", "kernel_w", "channels", "stride_h", "stride_w",
           "elem_signed")
+_SIZE_BITS = field_of(Funct.CONFIG_POST, "height").width
+assert field_of(Funct.CONFIG_POST, "width").width == _SIZE_BITS
+
+
+def _window_count(m, name, size, kernel, stride, load, step):
+    """``(size - kernel) // stride + 1`` (``window_count`` of sim/golden/conv.py: 0 unless
+    ``1 <= kernel <= size`` and ``stride >= 1``), registered, worked out by restoring division
+    a quotient bit a cycle: ``load`` starts it, each of the ``len(size)`` cycles with ``step``
+    after takes a bit, and the count is right two cycles after the last (the quotient, then
+    its register)."""
+    some = Signal(name=f"{name}_some")
+    bits = Signal(len(size), name=f"{name}_bits")  # dividend bits to come above, quotient below
+    rest = Signal(len(stride), name=f"{name}_rest")  # the remainder, below the stride
+    trial = Cat(bits[-1], rest)
+    fits = trial >= stride
+    with m.If(load):
+        m.d.sync += [some.eq((kernel != 0) & (kernel <= size) & (stride != 0)),
+                     bits.eq(size - kernel), rest.eq(0)]
+    with m.Elif(step):
+        m.d.sync += [rest.eq(Mux(fits, trial - stride, trial)), bits.eq(Cat(fits, bits[:-1]))]
+    count = Signal(len(size), name=name)
+    m.d.sync += count.eq(Mux(some, bits + 1, 0))
+    return count
 
 
 class PostRegisters:
@@ -34,8 +60,10 @@ class PostRegisters:
     """
 
     #: Cycles after a configuration command until the derived sizes (and a decoded command's
-    #: checks, registered once more) are those of the new registers.
-    settle_cycles = 4
+    #: checks, registered once more) are those of the new registers: one to load the dividers,
+    #: a quotient bit a cycle, then the window counts, their product, the element count and
+    #: the checks, a register each.
+    settle_cycles = _SIZE_BITS + 5
 
     def __init__(self, m, config):
         self._mb = mb = dram_addr_bits(config)
@@ -55,19 +83,21 @@ class PostRegisters:
             m.d.sync += settle.eq(settle - 1)
         self.settling = settle != 0
 
-        # Derived sizes, three register stages after the registers.
-        def windows(size, kernel, stride):
-            return Mux((kernel != 0) & (kernel <= size) & (stride != 0),
-                       (size - kernel) // stride + 1, 0)
+        # Derived sizes: MAXPOOL's output rows and columns _SIZE_BITS + 2 register stages after
+        # the registers and its output elements two more; the input's elements two after the
+        # registers.
+        load = settle == self.settle_cycles
+        step = (settle < self.settle_cycles) & (settle >= self.settle_cycles - _SIZE_BITS)
+        self.out_height = oh = _window_count(m, "post_oh", self.height, self.kernel_h,
+                                             self.stride_h, load, step)
+        self.out_width = ow = _window_count(m, "post_ow", self.width, self.kernel_w,
+                                            self.stride_w, load, step)
 
         # Every product is saturated too, which keeps the multipliers one DSP block wide.
-        oh, ow = Signal(12, name="post_oh"), Signal(12, name="post_ow")
         hw, ohw = Signal(mb + 2, name="post_hw"), Signal(mb + 2, name="post_ohw")
         self.count = Signal(mb + 2, name="post_count")          # height * width * channels
         self.out_count = Signal(mb + 2, name="post_out_count")  # MAXPOOL's output elements
         m.d.sync += [
-            oh.eq(windows(self.height, self.kernel_h, self.stride_h)),
-            ow.eq(windows(self.width, self.kernel_w, self.stride_w)),
             hw.eq(self._saturated(self.height * self.width, mb + 1)),
             ohw.eq(self._saturated(oh * ow, mb + 1)),
             self.count.eq(self._saturated(hw * self.channels, mb + 1)),
