@@ -186,6 +186,25 @@ class _ConfigRegisters:
             & (self.add_clamp_max <= hi)
 
 
+class _Early:
+    """What decoding needs that is worked out as a command is taken (``take``), from its
+    operands (``incoming``) and the configuration registers ``regs``: ``rows_stride``,
+    ``(rows - 1) * stride`` of a LOAD or a store below the window's size (garbage for no
+    rows, which no check uses), and with STORE_ADD, ``skip_addr``, dram_addr plus the skip
+    offset, modulo 2**32."""
+
+    def __init__(self, m, config, incoming, take, regs):
+        mb = dram_addr_bits(config)
+        f = partial(_field, incoming)
+        self.rows_stride = Signal(mb + 8, name="early_rows_stride")
+        self.skip_addr = Signal(32, name="early_skip_addr")
+        stride = Mux(incoming.funct == Funct.LOAD, regs.load_stride, regs.store_stride)
+        with m.If(take):
+            m.d.sync += self.rows_stride.eq((f(Funct.LOAD, "rows") - 1) * stride[:mb])
+            if config.with_store_add:
+                m.d.sync += self.skip_addr.eq(f(Funct.STORE, "dram_addr") + regs.skip_offset)
+
+
 class _Decoded:
     """What decoding the held command finds: its error code (0: none), the unit it goes to
     (``front``: the front end itself) and the address ranges it touches."""
@@ -315,12 +334,12 @@ class Frontend(wiring.Component):
         c = self._config
 
         lists = _ListState(m, c)
-        held, cmd, accept = self._input_register(m, lists)
-        fld = partial(_field, cmd)
         regs = _ConfigRegisters(c)
+        held, cmd, accept, early = self._input_register(m, lists, regs)
+        fld = partial(_field, cmd)
         post = PostRegisters(m, c) if c.post_unit else None
 
-        decoded, dec = self._decode(m, cmd.funct, fld, regs, post, held, accept, lists)
+        decoded, dec = self._decode(m, cmd.funct, fld, regs, post, held, accept, lists, early)
 
         ranges = dec.ranges if c.hazards == "ranges" else None
         queues = {unit: _UnitQueue(m, unit, c.queue_depth, getattr(self, f"{unit}_retire"),
@@ -352,35 +371,48 @@ class Frontend(wiring.Component):
                            accept, lists)
         return m
 
-    def _input_register(self, m, lists):
+    def _input_register(self, m, lists, regs):
         """Hold one command so that decoding reads a stable one; returns ``(held, cmd,
-        accept)``, ``accept`` meaning the held command is done with this cycle. While a list
-        runs, the command comes from the fetcher (``lists.from_list`` marks it)."""
+        accept, early)``, ``accept`` meaning the held command is done with this cycle. While a
+        list runs, the command comes from the fetcher (``lists.from_list`` marks it).
+
+        ``early`` holds what decoding needs of the command's operands and the configuration
+        that is worked out as the command is taken (:class:`_Early`): the configuration it
+        reads was set by commands accepted before, so it is already in place then, and the
+        multiplier and the adders are off the decoding cycle's path."""
+        c = self._config
         held = Signal()
         cmd = Signal(CommandLayout)
         accept = Signal()
+        incoming = Signal(CommandLayout)
+        take = Signal()
         # Ready only when empty, not when the held command leaves: that costs a cycle between
         # commands (the core needs many more to issue one) but keeps decoding, the range
         # arithmetic and the hazard checks out of the core's stall logic, the SoC's
         # critical path otherwise.
         take_core = ~held & ~lists.busy
+        m.d.comb += incoming.eq(self.cmd.payload)
         with m.If(self.cmd.valid & take_core):
-            m.d.sync += [held.eq(1), cmd.eq(self.cmd.payload), lists.from_list.eq(0)]
-        if self._config.command_fetch:
+            m.d.comb += take.eq(1)
+            m.d.sync += lists.from_list.eq(0)
+        if c.command_fetch:
             m.d.comb += [self.cmd.ready.eq(take_core | lists.side_take),
                          self.list.ready.eq(~held & lists.busy)]
             with m.If(self.list.valid & self.list.ready):
-                m.d.sync += [held.eq(1), cmd.eq(self.list.payload.cmd),
-                             lists.from_list.eq(1)]
+                m.d.comb += [take.eq(1), incoming.eq(self.list.payload.cmd)]
+                m.d.sync += lists.from_list.eq(1)
         else:
             m.d.comb += self.cmd.ready.eq(take_core)
+        early = _Early(m, c, incoming, take, regs)
+        with m.If(take):
+            m.d.sync += [held.eq(1), cmd.eq(incoming)]
         with m.If(accept):
             m.d.sync += held.eq(0)
-        return held, cmd, accept
+        return held, cmd, accept, early
 
     # -- Decoding: checks and ranges (mirroring EngineModel.check) ---------------------------
 
-    def _decode(self, m, funct, fld, regs, post, held, accept, lists):
+    def _decode(self, m, funct, fld, regs, post, held, accept, lists, early):
         """Check the held command and work out its ranges, then register both.
 
         Returns ``(decoded, dec)``: ``decoded`` is high once ``dec`` (a :class:`_Decoded`)
@@ -404,15 +436,15 @@ class Frontend(wiring.Component):
         stride = Mux(now.to_load, regs.load_stride, regs.store_stride)
         row_bytes = Signal(11)
         span, end = Signal(mb + 10), Signal(mb + 10)
-        m.d.comb += [span.eq((rows - 1) * stride[:mb] + row_bytes), end.eq(addr[:mb] + span)]
+        m.d.comb += [span.eq(early.rows_stride + row_bytes), end.eq(addr[:mb] + span)]
         far_rows = (rows > 1) & (stride[mb:] != 0)
         outside = (addr[mb:] != 0) | far_rows | (end > c.mem_bytes)
         transfer = (row_bytes, end, outside)
         if c.with_store_add:
             # A STORE_ADD's skip rows: the same span from dram_addr + offset.
-            skip = Signal(32)
+            skip = early.skip_addr
             skip_end = Signal(mb + 10)
-            m.d.comb += [skip.eq(addr + regs.skip_offset), skip_end.eq(skip[:mb] + span)]
+            m.d.comb += skip_end.eq(skip[:mb] + span)
             skip_outside = (skip[mb:] != 0) | far_rows | (skip_end > c.mem_bytes)
 
         with m.Switch(funct):

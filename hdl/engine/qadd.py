@@ -18,7 +18,8 @@ from amaranth.lib.wiring import In, Out
 from rvnpu.hdl.engine.delay import delayed
 
 
-__all__ = ["QLinearAddPipeline", "Float", "ELEMENT", "decode_float", "fused_multiply_add"]
+__all__ = ["QLinearAddPipeline", "Float", "ELEMENT", "FMA_STAGES", "decode_float",
+           "fused_multiply_add"]
 
 #: An element of either type: -128..255.
 ELEMENT = signed(10)
@@ -76,8 +77,13 @@ def _reg(m, value, name, shape=None):
     return reg
 
 
+#: Register stages of :func:`fused_multiply_add`.
+FMA_STAGES = 5
+
+
 def fused_multiply_add(m, name, n, r, c):
-    """``fma(n, r, c)`` rounded to 24 significant bits, half to even, four cycles after ``n``
+    """``fma(n, r, c)`` rounded to 24 significant bits, half to even, :data:`FMA_STAGES`
+    cycles after ``n``
     (an ``ELEMENT``) and ``c`` (a :data:`Float`); ``r`` (a :data:`Float`) is held. Returns the
     :data:`Float` result."""
     # 1: the exact product, |n| * significand < 2**32.
@@ -102,15 +108,18 @@ def fused_multiply_add(m, name, n, r, c):
     p_neg2 = _reg(m, p_neg, f"{name}_p_neg2")
     c_neg2 = _reg(m, c1.neg, f"{name}_c_neg2")
 
-    # 3: align the smaller-topped addend B under the other, A, and add. Bits of B shifted
-    # below the window are jammed into its lowest bit.
+    # 3: order the addends: A has the higher top, B is shifted under it by `gap` bits. The
+    # comparison and the gap's subtraction get a stage of their own, off the alignment's path.
     swap = c_top > p_top
-    a_norm, b_norm = Mux(swap, c_norm, p_norm), Mux(swap, p_norm, c_norm)
-    a_neg, b_neg = Mux(swap, c_neg2, p_neg2), Mux(swap, p_neg2, c_neg2)
-    a_top, b_top = Mux(swap, c_top, p_top), Mux(swap, p_top, c_top)
-    b_zero = Mux(swap, p_zero, c_zero)
-    gap = Signal(signed(13), name=f"{name}_gap")
-    m.d.comb += gap.eq(a_top - b_top)
+    a_norm = _reg(m, Mux(swap, c_norm, p_norm), f"{name}_a_norm", unsigned(_NORM))
+    b_norm = _reg(m, Mux(swap, p_norm, c_norm), f"{name}_b_norm", unsigned(_NORM))
+    a_neg = _reg(m, Mux(swap, c_neg2, p_neg2), f"{name}_a_neg")
+    b_neg = _reg(m, Mux(swap, p_neg2, c_neg2), f"{name}_b_neg")
+    a_top = _reg(m, Mux(swap, c_top, p_top), f"{name}_a_top", signed(12))
+    b_zero = _reg(m, Mux(swap, p_zero, c_zero), f"{name}_b_zero")
+    gap = _reg(m, Mux(swap, c_top - p_top, p_top - c_top), f"{name}_gap", signed(13))
+
+    # 4: align B and add. Bits of B shifted below the window are jammed into its lowest bit.
     far = _WINDOW + 1
     shifted = Signal(_WINDOW + far, name=f"{name}_b_shifted")
     m.d.comb += shifted.eq((b_norm << (_GUARD + far)) >> _amount(m, gap, far, f"{name}_align"))
@@ -122,7 +131,7 @@ def fused_multiply_add(m, name, n, r, c):
     s_neg = _reg(m, a_neg ^ (total < 0), f"{name}_s_neg")
     s_exp = _reg(m, a_top - _WINDOW, f"{name}_s_exp", signed(12))
 
-    # 4: round the sum to 24 significant bits, half to even.
+    # 5: round the sum to 24 significant bits, half to even.
     length = _bit_length(m, s_mag, f"{name}_s_len")
     max_drop = _WINDOW + 1 - 24
     drop = _amount(m, length - 24, max_drop, f"{name}_drop")
@@ -150,8 +159,8 @@ class QLinearAddPipeline(wiring.Component):
         The result, clamped (so it fits ``ELEMENT`` when the clamp does).
     """
 
-    #: Two fused multiply-adds of four stages each, then rounding and clamping.
-    latency = 10
+    #: Two fused multiply-adds, then rounding and clamping.
+    latency = 2 * FMA_STAGES + 2
 
     def __init__(self, tag_width=1):
         super().__init__({
@@ -175,7 +184,7 @@ class QLinearAddPipeline(wiring.Component):
                                    for bits, name in
                                    zip(self.constants, ("ratio_a", "ratio_b", "fixed")))
 
-        a_late = delayed(m, self.a, 4, name="a_late")
+        a_late = delayed(m, self.a, FMA_STAGES, name="a_late")
         t = fused_multiply_add(m, "fma_b", self.b, ratio_b, fixed)
         v = fused_multiply_add(m, "fma_a", a_late, ratio_a, t)
 
