@@ -301,14 +301,7 @@ class _Generator:
     def store_add_constant(self, index=None):
         """A CONFIG_STORE_ADD: a ratio or a fixed term, rarely an infinity or a NaN (refused
         at the next STORE_ADD) or index 3 (refused at once)."""
-        value = float(self.rng.uniform(-2, 2)) if index != PostConstant.FIXED else \
-            float(self.rng.uniform(-60, 60))
-        bits = int(np.array([value], np.float32).view(np.uint32)[0])
-        if self.chance(0.04):
-            bits = (0x7F800000 | self.pick(0, 1) << 31 | self.pick(0, 1) << 22)  # inf, NaN
-        if index is None:
-            index = self.pick(0, 3)                                      # 3: refused
-        self.emit(Funct.CONFIG_STORE_ADD, value=bits, index=index)
+        self.emit(Funct.CONFIG_STORE_ADD, **self._add_constant(index))
 
     def store_skip(self, offset):
         """A CONFIG_STORE_SKIP with ``offset``: the element type, the operand order and a
@@ -543,6 +536,12 @@ class _Generator:
         self.emit(Funct.CONFIG_POST, **fields)
 
     def post_constant(self, index=None):
+        self.emit(Funct.CONFIG_POST_ADD, **self._add_constant(index))
+
+    def _add_constant(self, index):
+        """The fields of a QLinearAdd constant command (CONFIG_POST_ADD's and
+        CONFIG_STORE_ADD's): a ratio or a fixed term, rarely an infinity or a NaN, and without
+        ``index`` a random one, 3 (refused) among them."""
         value = float(self.rng.uniform(-2, 2)) if index != PostConstant.FIXED else \
             float(self.rng.uniform(-60, 60))
         bits = int(np.array([value], np.float32).view(np.uint32)[0])
@@ -550,7 +549,7 @@ class _Generator:
             bits = (0x7F800000 | self.pick(0, 1) << 31 | self.pick(0, 1) << 22)  # inf, NaN
         if index is None:
             index = self.pick(0, 3)                                      # 3: refused
-        self.emit(Funct.CONFIG_POST_ADD, value=bits, index=index)
+        return {"value": bits, "index": index}
 
     def post_out(self, out_addr):
         lo, hi = (-128, 127) if self.model.post.elem_signed else (0, 255)

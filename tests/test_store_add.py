@@ -27,6 +27,7 @@ from rvnpu.spec.memory_map import SocConfig
 
 from long_runs import long_case
 from test_engine_fetch import run_rtl
+from test_store_pool import _setup
 
 
 CONFIGS = {
@@ -63,33 +64,14 @@ def _signed8(values):
 
 def _image(config, rng):
     """Random main memory holding ACC rows (some extreme) at 0 and a QP triple of the
-    engine's first mode after them; the commands loading both; the mode; the first byte past
-    them."""
-    C, A = config.cols, config.acc_depth
+    engine's first mode after them (test_store_pool's); the commands loading both; the mode;
+    the first byte past them."""
     memory = rng.integers(0, 256, config.mem_bytes, dtype=np.uint8)
-    acc = rng.integers(-4000, 4000, (A, C))
-    extreme = rng.random((A, C)) < 0.15
-    acc[extreme] = rng.choice([-(1 << 31), (1 << 31) - 1, -(1 << 20), 1 << 20],
-                              int(extreme.sum()))
-    mode = config.built_requant_modes[0].code
-    bias = rng.integers(-300, 300, C)
-    if mode == RequantMode.TFLITE:
-        mult, shift = quantize_multiplier(float(rng.uniform(0.005, 0.06)))
-        second, third = np.full(C, mult), np.full(C, shift)
-    else:
-        scales = rng.uniform(0.005, 0.06, C) * rng.choice([-1, 1], C)
-        second = np.asarray(scales, np.float32).view(np.int32)
-        third = np.zeros(C, np.int64)
-    qp_addr = A * C * 4
-    for addr, values in ((0, acc), (qp_addr, [bias, second, third])):
-        data = np.asarray(values, np.int64).astype("<u4").tobytes()
+    qp_addr = config.acc_depth * config.cols * 4
+    image, commands, mode = _setup(config, rng, 0, qp_addr)
+    for addr, data in image:
         memory[addr:addr + len(data)] = np.frombuffer(data, np.uint8)
-    commands = [encode(Funct.CONFIG_LOAD, stride=C * 4),
-                encode(Funct.LOAD, dram_addr=0, local_row=0, space=Space.ACC, rows=A, cols=C),
-                encode(Funct.LOAD, dram_addr=qp_addr, local_row=0, space=Space.QP, rows=3,
-                       cols=C),
-                encode(Funct.CONFIG_STORE, stride=C, qp_row=0)]
-    return memory, commands, mode, qp_addr + 3 * C * 4
+    return memory, commands, mode, qp_addr + 3 * config.cols * 4
 
 
 def _model(config, memory, commands=()):
