@@ -190,18 +190,21 @@ class _Early:
     """What decoding needs that is worked out as a command is taken (``take``), from its
     operands (``incoming``) and the configuration registers ``regs``: ``rows_stride``,
     ``(rows - 1) * stride`` of a LOAD or a store below the window's size (garbage for no
-    rows, which no check uses), and with STORE_ADD, ``skip_addr``, dram_addr plus the skip
-    offset, modulo 2**32."""
+    rows, which no check uses), ``far_stride``, that stride reaching past the window, and
+    with STORE_ADD, ``skip_addr``, dram_addr plus the skip offset, modulo 2**32."""
 
     def __init__(self, m, config, incoming, take, regs):
         mb = dram_addr_bits(config)
         f = partial(_field, incoming)
         self.rows_stride = Signal(mb + 8, name="early_rows_stride")
-        self.skip_addr = Signal(32, name="early_skip_addr")
+        self.far_stride = Signal(name="early_far_stride")
         stride = Mux(incoming.funct == Funct.LOAD, regs.load_stride, regs.store_stride)
         with m.If(take):
-            m.d.sync += self.rows_stride.eq((f(Funct.LOAD, "rows") - 1) * stride[:mb])
-            if config.with_store_add:
+            m.d.sync += [self.rows_stride.eq((f(Funct.LOAD, "rows") - 1) * stride[:mb]),
+                         self.far_stride.eq(stride[mb:] != 0)]
+        if config.with_store_add:
+            self.skip_addr = Signal(32, name="early_skip_addr")
+            with m.If(take):
                 m.d.sync += self.skip_addr.eq(f(Funct.STORE, "dram_addr") + regs.skip_offset)
 
 
@@ -433,11 +436,10 @@ class Frontend(wiring.Component):
         mb = dram_addr_bits(c)
         addr = fld(Funct.LOAD, "dram_addr")
         rows = fld(Funct.LOAD, "rows")
-        stride = Mux(now.to_load, regs.load_stride, regs.store_stride)
         row_bytes = Signal(11)
         span, end = Signal(mb + 10), Signal(mb + 10)
         m.d.comb += [span.eq(early.rows_stride + row_bytes), end.eq(addr[:mb] + span)]
-        far_rows = (rows > 1) & (stride[mb:] != 0)
+        far_rows = (rows > 1) & early.far_stride
         outside = (addr[mb:] != 0) | far_rows | (end > c.mem_bytes)
         transfer = (row_bytes, end, outside)
         if c.with_store_add:
