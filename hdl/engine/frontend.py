@@ -188,21 +188,59 @@ class _ConfigRegisters:
 
 class _Early:
     """What decoding needs that is worked out as a command is taken (``take``), from its
-    operands (``incoming``) and the configuration registers ``regs``: ``rows_stride``,
-    ``(rows - 1) * stride`` of a LOAD or a store below the window's size (garbage for no
-    rows, which no check uses), ``far_stride``, that stride reaching past the window, and
-    with STORE_ADD, ``skip_addr``, dram_addr plus the skip offset, modulo 2**32."""
+    operands (``incoming``) and the configuration registers ``regs``, so that no multiplier
+    and fewer adders lie on the decoding cycle's path:
+
+    * ``rows_stride``, ``(rows - 1) * stride`` of a LOAD or a store below the window's size
+      (garbage for no rows, which no check uses), and ``far_stride``, that stride reaching
+      past the window;
+    * ``row_bytes``, the bytes a row moves (``cols`` times the element's size: the space's
+      for a LOAD, four for STORE_ACC), and ``end_base``, ``dram_addr`` below the window's
+      size plus ``row_bytes``: the transfer's end is ``end_base + rows_stride``;
+    * with STORE_POOL, ``extent``, the accumulator rows a store reads (a STORE_POOL's windows
+      reach past its rows: :meth:`EngineModel.store_extent`);
+    * with STORE_ADD, ``skip_addr``, ``dram_addr`` plus the skip offset, modulo 2**32.
+    """
 
     def __init__(self, m, config, incoming, take, regs):
-        mb = dram_addr_bits(config)
+        c = config
+        mb = dram_addr_bits(c)
         f = partial(_field, incoming)
+        funct = incoming.funct
         self.rows_stride = Signal(mb + 8, name="early_rows_stride")
         self.far_stride = Signal(name="early_far_stride")
-        stride = Mux(incoming.funct == Funct.LOAD, regs.load_stride, regs.store_stride)
+        self.row_bytes = Signal(11, name="early_row_bytes")
+        self.end_base = Signal(mb + 10, name="early_end_base")
+        self.extent = Signal(ROW_BITS + 6, name="early_extent")
+        stride = Mux(funct == Funct.LOAD, regs.load_stride, regs.store_stride)
+        # Element sizes are powers of two: a shift, not a multiplier.
+        cols = f(Funct.LOAD, "cols")
+        shift = Signal(2)
+        with m.Switch(funct):
+            with m.Case(Funct.LOAD):
+                with m.Switch(f(Funct.LOAD, "space")):
+                    with m.Case(Space.SPAD_A, Space.SPAD_B):
+                        m.d.comb += shift.eq(c.elem_bytes.bit_length() - 1)
+                    with m.Default():
+                        m.d.comb += shift.eq(2)
+            with m.Case(Funct.STORE_ACC):
+                m.d.comb += shift.eq(2)
+            with m.Default():
+                m.d.comb += shift.eq(c.elem_bytes.bit_length() - 1)
+        row_bytes = cols << shift
+        rows = f(Funct.STORE, "rows")
+        extent = rows
+        if c.store_pool:
+            extent = Mux(funct == Funct.STORE_POOL,
+                         (rows - 1) * regs.step + (regs.kernel_h - 1) * regs.pitch
+                         + regs.kernel_w, rows)
         with m.If(take):
             m.d.sync += [self.rows_stride.eq((f(Funct.LOAD, "rows") - 1) * stride[:mb]),
-                         self.far_stride.eq(stride[mb:] != 0)]
-        if config.with_store_add:
+                         self.far_stride.eq(stride[mb:] != 0),
+                         self.row_bytes.eq(row_bytes),
+                         self.end_base.eq(f(Funct.LOAD, "dram_addr")[:mb] + row_bytes),
+                         self.extent.eq(extent)]
+        if c.with_store_add:
             self.skip_addr = Signal(32, name="early_skip_addr")
             with m.If(take):
                 m.d.sync += self.skip_addr.eq(f(Funct.STORE, "dram_addr") + regs.skip_offset)
@@ -436,12 +474,12 @@ class Frontend(wiring.Component):
         mb = dram_addr_bits(c)
         addr = fld(Funct.LOAD, "dram_addr")
         rows = fld(Funct.LOAD, "rows")
-        row_bytes = Signal(11)
         span, end = Signal(mb + 10), Signal(mb + 10)
-        m.d.comb += [span.eq(early.rows_stride + row_bytes), end.eq(addr[:mb] + span)]
+        m.d.comb += [span.eq(early.rows_stride + early.row_bytes),
+                     end.eq(early.end_base + early.rows_stride)]
         far_rows = (rows > 1) & early.far_stride
         outside = (addr[mb:] != 0) | far_rows | (end > c.mem_bytes)
-        transfer = (row_bytes, end, outside)
+        transfer = (end, outside)
         if c.with_store_add:
             # A STORE_ADD's skip rows: the same span from dram_addr + offset.
             skip = early.skip_addr
@@ -454,10 +492,10 @@ class Frontend(wiring.Component):
                 self._check_load(m, fld, now, transfer)
             with m.Case(Funct.STORE, Funct.STORE_ACC,
                         *((Funct.STORE_POOL,) if c.store_pool else ())):
-                self._check_store(m, funct, fld, regs, now, transfer)
+                self._check_store(m, funct, fld, regs, now, transfer, early.extent)
             if c.with_store_add:
                 with m.Case(Funct.STORE_ADD):
-                    self._check_store(m, funct, fld, regs, now, transfer,
+                    self._check_store(m, funct, fld, regs, now, transfer, early.extent,
                                       add=(regs.add_ok(), skip_outside))
                 with m.Case(Funct.CONFIG_STORE_ADD):
                     bad = fld(Funct.CONFIG_STORE_ADD, "index") >= len(PostConstant)
@@ -507,24 +545,22 @@ class Frontend(wiring.Component):
 
     def _check_load(self, m, fld, now, transfer):
         c = self._config
-        row_bytes, end, outside = transfer
+        end, outside = transfer
         m.d.comb += now.to_load.eq(1)
         space, row = fld(Funct.LOAD, "space"), fld(Funct.LOAD, "local_row")
         rows, cols = fld(Funct.LOAD, "rows"), fld(Funct.LOAD, "cols")
         addr = fld(Funct.LOAD, "dram_addr")
         depth = Signal(ROW_BITS + 1)
         cap = Signal(range(max(c.rows, c.cols) + 1))
-        es = Signal(3)
         with m.Switch(space):
             with m.Case(Space.SPAD_A):
-                m.d.comb += [depth.eq(c.spad_depth), cap.eq(c.rows), es.eq(c.elem_bytes)]
+                m.d.comb += [depth.eq(c.spad_depth), cap.eq(c.rows)]
             with m.Case(Space.SPAD_B):
-                m.d.comb += [depth.eq(c.spad_depth), cap.eq(c.cols), es.eq(c.elem_bytes)]
+                m.d.comb += [depth.eq(c.spad_depth), cap.eq(c.cols)]
             with m.Case(Space.ACC):
-                m.d.comb += [depth.eq(c.acc_depth), cap.eq(c.cols), es.eq(4)]
+                m.d.comb += [depth.eq(c.acc_depth), cap.eq(c.cols)]
             with m.Case(Space.QP):
-                m.d.comb += [depth.eq(c.qp_depth), cap.eq(c.cols), es.eq(4)]
-        m.d.comb += row_bytes.eq(cols * es)
+                m.d.comb += [depth.eq(c.qp_depth), cap.eq(c.cols)]
         with m.If((rows != 0) & (cols != 0)):
             with m.If(row + rows > depth):
                 m.d.comb += now.code.eq(ErrorCode.BAD_LOCAL)
@@ -536,26 +572,16 @@ class Frontend(wiring.Component):
             m.d.comb += [now.ranges.w_lo.eq(flat), now.ranges.w_hi.eq(flat + rows),
                          now.ranges.d_lo.eq(addr), now.ranges.d_hi.eq(end)]
 
-    def _check_store(self, m, funct, fld, regs, now, transfer, add=None):
-        """A STORE, STORE_ACC or STORE_POOL; with ``add``, ``(config_ok, skip_outside)``,
-        a STORE_ADD."""
+    def _check_store(self, m, funct, fld, regs, now, transfer, extent, add=None):
+        """A STORE, STORE_ACC or STORE_POOL reading ``extent`` accumulator rows; with ``add``,
+        ``(config_ok, skip_outside)``, a STORE_ADD."""
         c = self._config
         lb = local_row_bits(c)
-        row_bytes, end, outside = transfer
+        end, outside = transfer
         m.d.comb += now.to_store.eq(1)
         row = fld(Funct.STORE, "acc_row")
         rows, cols = fld(Funct.STORE, "rows"), fld(Funct.STORE, "cols")
         addr = fld(Funct.STORE, "dram_addr")
-        es = Mux(funct == Funct.STORE_ACC, 4, c.elem_bytes)
-        m.d.comb += row_bytes.eq(cols * es)
-        # ACC rows read: a STORE_POOL's windows reach past its rows (EngineModel.store_extent).
-        extent = Signal(ROW_BITS + 6)
-        if c.store_pool:
-            m.d.comb += extent.eq(Mux(funct == Funct.STORE_POOL,
-                                      (rows - 1) * regs.step + (regs.kernel_h - 1) * regs.pitch
-                                      + regs.kernel_w, rows))
-        else:
-            m.d.comb += extent.eq(rows)
         with m.If((rows != 0) & (cols != 0)):
             with m.If(row + extent > c.acc_depth):
                 m.d.comb += now.code.eq(ErrorCode.BAD_LOCAL)
