@@ -77,8 +77,10 @@ def _reg(m, value, name, shape=None):
     return reg
 
 
-#: Register stages of :func:`fused_multiply_add`.
-FMA_STAGES = 5
+#: Register stages of :func:`fused_multiply_add`. Each stage holds one carry chain or one
+#: shifter, not both: at 90 MHz and more on an ECP5 a priority encoder feeding a barrel
+#: shifter, or a shifter feeding a 38-bit adder, does not fit in a cycle.
+FMA_STAGES = 8
 
 
 def fused_multiply_add(m, name, n, r, c):
@@ -92,23 +94,25 @@ def fused_multiply_add(m, name, n, r, c):
     p_exp = _reg(m, r.exp, f"{name}_p_exp", signed(12))
     c1 = _reg(m, c, f"{name}_c1", Float)
 
-    # 2: both addends normalised to _NORM bits; `top` is the exponent just above the highest
-    # one (the value is below 2**top), and a zero gets the lowest top of all.
-    def normalise(mag, exp, tag):
+    # 2, 3: both addends normalised to _NORM bits, the leading one found in a stage before
+    # the shift; `top` is the exponent just above the highest one (the value is below
+    # 2**top), and a zero gets the lowest top of all.
+    def normalise(mag, exp, neg, tag):
         length = _bit_length(m, mag, f"{name}_{tag}_len")
-        return (_reg(m, mag << _amount(m, _NORM - length, _NORM, f"{name}_{tag}_up"),
-                     f"{name}_{tag}_norm",
-                     unsigned(_NORM)),
-                _reg(m, Mux(mag == 0, -(1 << 10), exp + length), f"{name}_{tag}_top",
-                     signed(12)),
-                _reg(m, mag == 0, f"{name}_{tag}_zero"))
+        up = _reg(m, _amount(m, _NORM - length, _NORM, f"{name}_{tag}_up_now"),
+                  f"{name}_{tag}_up")
+        mag1 = _reg(m, mag, f"{name}_{tag}_mag1")
+        top = _reg(m, Mux(mag == 0, -(1 << 10), exp + length), f"{name}_{tag}_top1",
+                   signed(12))
+        zero, neg1 = _reg(m, mag == 0, f"{name}_{tag}_zero1"), _reg(m, neg, f"{name}_{tag}_neg1")
+        return (_reg(m, mag1 << up, f"{name}_{tag}_norm", unsigned(_NORM)),
+                _reg(m, top, f"{name}_{tag}_top"), _reg(m, zero, f"{name}_{tag}_zero"),
+                _reg(m, neg1, f"{name}_{tag}_neg2"))
 
-    p_norm, p_top, p_zero = normalise(p_mag, p_exp, "p")
-    c_norm, c_top, c_zero = normalise(c1.mag, c1.exp, "c")
-    p_neg2 = _reg(m, p_neg, f"{name}_p_neg2")
-    c_neg2 = _reg(m, c1.neg, f"{name}_c_neg2")
+    p_norm, p_top, p_zero, p_neg2 = normalise(p_mag, p_exp, p_neg, "p")
+    c_norm, c_top, c_zero, c_neg2 = normalise(c1.mag, c1.exp, c1.neg, "c")
 
-    # 3: order the addends: A has the higher top, B is shifted under it by `gap` bits. The
+    # 4: order the addends: A has the higher top, B is shifted under it by `gap` bits. The
     # comparison and the gap's subtraction get a stage of their own, off the alignment's path.
     swap = c_top > p_top
     a_norm = _reg(m, Mux(swap, c_norm, p_norm), f"{name}_a_norm", unsigned(_NORM))
@@ -119,25 +123,34 @@ def fused_multiply_add(m, name, n, r, c):
     b_zero = _reg(m, Mux(swap, p_zero, c_zero), f"{name}_b_zero")
     gap = _reg(m, Mux(swap, c_top - p_top, p_top - c_top), f"{name}_gap", signed(13))
 
-    # 4: align B and add. Bits of B shifted below the window are jammed into its lowest bit.
+    # 5: align B. Bits of B shifted below the window are jammed into its lowest bit.
     far = _WINDOW + 1
     shifted = Signal(_WINDOW + far, name=f"{name}_b_shifted")
     m.d.comb += shifted.eq((b_norm << (_GUARD + far)) >> _amount(m, gap, far, f"{name}_align"))
-    b_window = Mux(b_zero, 0, shifted[far:] | (shifted[:far] != 0))
-    a_window = a_norm << _GUARD
-    total = Signal(signed(_WINDOW + 2), name=f"{name}_total")
-    m.d.comb += total.eq(Mux(a_neg == b_neg, a_window + b_window, a_window - b_window))
-    s_mag = _reg(m, abs(total), f"{name}_s_mag", unsigned(_WINDOW + 1))
-    s_neg = _reg(m, a_neg ^ (total < 0), f"{name}_s_neg")
-    s_exp = _reg(m, a_top - _WINDOW, f"{name}_s_exp", signed(12))
+    b_window = _reg(m, Mux(b_zero, 0, shifted[far:] | (shifted[:far] != 0)),
+                    f"{name}_b_window", unsigned(_WINDOW))
+    a_window = _reg(m, a_norm << _GUARD, f"{name}_a_window", unsigned(_WINDOW))
+    same = _reg(m, a_neg == b_neg, f"{name}_same")
+    a_neg5 = _reg(m, a_neg, f"{name}_a_neg5")
+    a_top5 = _reg(m, a_top, f"{name}_a_top5")
 
-    # 5: round the sum to 24 significant bits, half to even.
+    # 6: add.
+    total = Signal(signed(_WINDOW + 2), name=f"{name}_total")
+    m.d.comb += total.eq(Mux(same, a_window + b_window, a_window - b_window))
+    s_mag = _reg(m, abs(total), f"{name}_s_mag", unsigned(_WINDOW + 1))
+    s_neg = _reg(m, a_neg5 ^ (total < 0), f"{name}_s_neg")
+    s_exp = _reg(m, a_top5 - _WINDOW, f"{name}_s_exp", signed(12))
+
+    # 7, 8: round the sum to 24 significant bits, half to even, the bits to drop found in a
+    # stage before the shift.
     length = _bit_length(m, s_mag, f"{name}_s_len")
     max_drop = _WINDOW + 1 - 24
-    drop = _amount(m, length - 24, max_drop, f"{name}_drop")
+    drop = _reg(m, _amount(m, length - 24, max_drop, f"{name}_drop_now"), f"{name}_drop")
+    s_mag7 = _reg(m, s_mag, f"{name}_s_mag7")
+    s_neg7, s_exp7 = _reg(m, s_neg, f"{name}_s_neg7"), _reg(m, s_exp, f"{name}_s_exp7")
     out = Signal(Float, name=f"{name}_out")
-    m.d.sync += [out.mag.eq(_round_shift(m, s_mag, drop, max_drop, f"{name}_round")),
-                 out.exp.eq(s_exp + drop), out.neg.eq(s_neg)]
+    m.d.sync += [out.mag.eq(_round_shift(m, s_mag7, drop, max_drop, f"{name}_round")),
+                 out.exp.eq(s_exp7 + drop), out.neg.eq(s_neg7)]
     return out
 
 
@@ -159,8 +172,8 @@ class QLinearAddPipeline(wiring.Component):
         The result, clamped (so it fits ``ELEMENT`` when the clamp does).
     """
 
-    #: Two fused multiply-adds, then rounding and clamping.
-    latency = 2 * FMA_STAGES + 2
+    #: Two fused multiply-adds, then rounding, the sign and the clamp.
+    latency = 2 * FMA_STAGES + 3
 
     def __init__(self, tag_width=1):
         super().__init__({
@@ -189,12 +202,15 @@ class QLinearAddPipeline(wiring.Component):
         v = fused_multiply_add(m, "fma_a", a_late, ratio_a, t)
 
         # Round to an integer, half to even; 2**20 stands for whatever no clamp can reach.
+        # Then the sign, then the clamp, a stage each.
         shifted_left = Signal(36)
         m.d.comb += shifted_left.eq(v.mag << v.exp[:4])
         right = _round_shift(m, v.mag, _amount(m, -v.exp, 26, "to_int_drop"), 26, "to_int")
-        magnitude = Mux(v.mag == 0, 0,
-                        Mux(v.exp >= 0, Mux(v.exp >= 10, 1 << 20, shifted_left), right))
-        rounded = _reg(m, Mux(v.neg, -magnitude, magnitude), "rounded", signed(38))
+        magnitude = _reg(m, Mux(v.mag == 0, 0,
+                                Mux(v.exp >= 0, Mux(v.exp >= 10, 1 << 20, shifted_left), right)),
+                         "magnitude", unsigned(37))
+        negative = _reg(m, v.neg, "negative")
+        rounded = _reg(m, Mux(negative, -magnitude, magnitude), "rounded", signed(38))
         clamped = Mux(rounded < self.clamp_min, self.clamp_min,
                       Mux(rounded > self.clamp_max, self.clamp_max, rounded))
         m.d.sync += self.value.eq(clamped)
