@@ -55,6 +55,11 @@ class _UnitQueue:
     A ring of ``depth`` entries: ``push`` appends ``ranges`` (the decoded command's), the unit's
     ``retire`` pulse drops the oldest. With ``ranges`` None (``hazards="serial"``) only the count
     is kept, and any unfinished command conflicts.
+
+    The slot after the newest is written with ``ranges`` every cycle the ring is not full,
+    pushed or not: it is not live until a push counts it, and its write enable then depends
+    on nothing the hazard checks decide (that path, hazard to push to every range bit, was
+    the engine's slowest).
     """
 
     def __init__(self, m, name, depth, retire, ranges):
@@ -69,7 +74,7 @@ class _UnitQueue:
         tail = Signal(range(D), name=f"{name}_tail")
         m.d.comb += tail.eq(Mux(self.head + self.count >= D,
                                 self.head + self.count - D, self.head + self.count))
-        with m.If(self.push):
+        with m.If(~self.full):
             for i, e in enumerate(self.entries):
                 with m.If(tail == i):
                     m.d.sync += e.eq(ranges)

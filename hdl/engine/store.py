@@ -95,9 +95,11 @@ class StoreUnit(wiring.Component):
         # slices, one a cycle, so requantised rows are issued at most every `groups` cycles.
         L = c.lanes
         groups = C // L
-        es = Mux(cmd.raw, 4, c.elem_bytes)
+        # A row's bytes, worked out as the command is taken: element sizes are powers of two.
         nbytes = Signal(range(maxb + 1))
-        m.d.comb += nbytes.eq(cmd.cols * es)
+        new = self.cmd.payload
+        with m.If(self.cmd.valid & ~active):
+            m.d.sync += nbytes.eq(new.cols << Mux(new.raw, 2, c.elem_bytes.bit_length() - 1))
         empty = (cmd.rows == 0) | (cmd.cols == 0)
 
         row_i = Signal(9)
@@ -217,17 +219,25 @@ class StoreUnit(wiring.Component):
         ]
 
         # Rows leave in order, so the address of the row at the head is kept here rather than
-        # carried through the pipeline.
-        head_base = Signal(dram_addr_bits(c))
+        # carried through the pipeline: its first byte, its last byte (`head_end`) and the bus
+        # word being written (`word`), each a register, so that the end of a row is an
+        # equality of two registers, not an adder and a comparison.
+        mb = dram_addr_bits(c)
+        head_base, head_end = Signal(mb), Signal(mb)
+        word = Signal(mb - shift)
         with m.If(self.cmd.valid & ~active):
-            m.d.sync += head_base.eq(self.cmd.payload.dram_addr)
+            nbytes_new = new.cols << Mux(new.raw, 2, c.elem_bytes.bit_length() - 1)
+            m.d.sync += [head_base.eq(new.dram_addr), head_end.eq(new.dram_addr + nbytes_new - 1),
+                         word.eq(new.dram_addr[shift:])]
         with m.Elif(popped):
-            m.d.sync += head_base.eq(head_base + cmd.stride)
+            next_base = head_base + cmd.stride
+            m.d.sync += [head_base.eq(next_base), head_end.eq(head_end + cmd.stride),
+                         word.eq(next_base[shift:])]
+        with m.Elif(self.req.valid & self.req.ready):
+            m.d.sync += word.eq(word + 1)
 
         # -- Emit bus words -----------------------------------------------------------------------
         align = head_base[:shift]
-        first_word = head_base[shift:]
-        last_word = (head_base + nbytes - 1)[shift:]
         j = Signal(8)
         shifted = Signal(8 * (maxb + bb))
         mask = Signal(maxb + bb)
@@ -235,13 +245,13 @@ class StoreUnit(wiring.Component):
             shifted.eq(out_q.r_data << (align * 8)),
             mask.eq(((Const(1, maxb + bb) << nbytes) - 1) << align),
             self.req.valid.eq(out_q.r_rdy),
-            self.req.payload.addr.eq(first_word + j),
+            self.req.payload.addr.eq(word),
             self.req.payload.write.eq(1),
             self.req.payload.data.eq(shifted.word_select(j, 8 * bb)),
             self.req.payload.mask.eq(mask.word_select(j, bb)),
         ]
         with m.If(self.req.valid & self.req.ready):
-            with m.If(first_word + j == last_word):
+            with m.If(word == head_end[shift:]):
                 m.d.comb += [out_q.r_en.eq(1), popped.eq(1)]
                 m.d.sync += j.eq(0)
             with m.Else():
