@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from rvnpu.hdl.engine.array import SystolicArray
 from rvnpu.hdl.engine.delay import delayed
+from rvnpu.hdl.engine.pe import ProcessingElement
 from rvnpu.spec.commands import ROW_BITS, Dataflow, Funct, field_of
 from rvnpu.hdl.engine.unit_ops import exec_op
 
@@ -63,7 +64,7 @@ class ExecuteUnit(wiring.Component):
     def latency(self):
         """Cycles from a WS step's scratchpad read to its result at the accumulator write."""
         c = self._config
-        return c.rows + c.cols + 2
+        return c.rows + c.cols + 2 + ProcessingElement.latency
 
     def elaborate(self, platform):
         m = Module()
@@ -288,7 +289,10 @@ class ExecuteUnit(wiring.Component):
             meta.accumulate.eq(s.cmd.accumulate),
             meta.addr.eq(Mux(s.os, s.cmd.c_row, s.cmd.c_row + s.k)),
         ]
-        meta_ws = data.View(meta_layout, delayed(m, meta.as_value(), R + C + 1, name="meta"))
+        # The cells' arithmetic runs ProcessingElement.latency cycles behind their operands.
+        meta_ws = data.View(meta_layout, delayed(m, meta.as_value(),
+                                                 R + C + 1 + ProcessingElement.latency,
+                                                 name="meta"))
         meta_os = data.View(meta_layout, delayed(m, meta_ws.as_value(), 1, name="meta_os"))
 
         # OS results leave the array bottom row first, one row a cycle.

@@ -1,9 +1,10 @@
 """One processing element of the systolic array."""
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from rvnpu.hdl.engine.delay import delayed
 from rvnpu.hdl.engine.logic_multiplier import ShiftAddMultiplier
 
 
@@ -23,6 +24,11 @@ class ProcessingElement(wiring.Component):
     * Weight-stationary: ``b`` shifts weights down the column into ``b_reg`` while the previous
       tile computes; ``mark`` (the tile's first row) swaps them into ``weight``. The partial sum
       ``p_in + a * weight`` moves down one cell a cycle.
+
+    The multiplier's operands and its product are registered (:attr:`latency` cycles from an
+    operand to its product), so that the multiplier, a DSP block where the part has them, is
+    a path of its own: the arithmetic of every cell runs that many cycles behind its operands,
+    which shifts the whole array's results by as many cycles and changes nothing else.
 
     Parameters
     ----------
@@ -54,6 +60,10 @@ class ProcessingElement(wiring.Component):
     os : In
         1 for output-stationary.
     """
+
+    #: Cycles from the operands on ``a_in`` and ``b_in`` to their product: one register before
+    #: the multiplier, one after.
+    latency = 2
 
     def __init__(self, *, op_width, acc_width, with_os=True, with_ws=True,
                  logic_multiplier=False):
@@ -94,27 +104,34 @@ class ProcessingElement(wiring.Component):
             with m.If(self.mark_in & ~os):
                 m.d.sync += weight.eq(b_reg)
         # On the swap cycle the new weight is used at once.
-        operand = Mux(os, self.b_in, Mux(self.mark_in, b_reg, weight))
-        product = Signal(signed(2 * self._op_width))
+        a_reg, operand = Signal(op), Signal(op)
+        m.d.sync += [a_reg.eq(self.a_in),
+                     operand.eq(Mux(os, self.b_in, Mux(self.mark_in, b_reg, weight)))]
+        product_now = Signal(signed(2 * self._op_width))
         if self._logic_multiplier:
             m.submodules.multiplier = multiplier = ShiftAddMultiplier(self._op_width)
-            m.d.comb += [multiplier.a.eq(self.a_in), multiplier.b.eq(operand),
-                         product.eq(multiplier.p)]
+            m.d.comb += [multiplier.a.eq(a_reg), multiplier.b.eq(operand),
+                         product_now.eq(multiplier.p)]
         else:
-            m.d.comb += product.eq(self.a_in * operand)
+            m.d.comb += product_now.eq(a_reg * operand)
+        product = Signal(signed(2 * self._op_width))
+        m.d.sync += product.eq(product_now)
+        # The flags as they were when the product's operands came in.
+        flags = delayed(m, Cat(self.valid_in, self.mark_in), self.latency, name="flags")
+        valid, mark = flags[0], flags[1]
 
         if self._with_os:
             acc = Signal(acc_shape)
             o2 = Signal(acc_shape)
             total = Signal(acc_shape)
             # lab 1 hole begin: the multiply-accumulate (output-stationary)
-            m.d.comb += total.eq(acc + Mux(self.valid_in, product, 0))
+            m.d.comb += total.eq(acc + Mux(valid, product, 0))
             # lab 1 starter:
             # m.d.comb += total.eq(acc)
             # lab 1 hole end
             with m.If(os):
                 # lab 3 hole begin: start a new sum after the tile's last step
-                m.d.sync += acc.eq(Mux(self.mark_in, 0, total))
+                m.d.sync += acc.eq(Mux(mark, 0, total))
                 # lab 3 starter:
                 # m.d.sync += acc.eq(total)
                 # lab 3 hole end
@@ -123,7 +140,7 @@ class ProcessingElement(wiring.Component):
         with m.If(os):
             if self._with_os:
                 # lab 3 hole begin: the finished sum enters the result chain
-                m.d.sync += o1.eq(Mux(self.mark_in, total, self.p_in))
+                m.d.sync += o1.eq(Mux(mark, total, self.p_in))
                 # lab 3 starter:
                 # m.d.sync += o1.eq(self.p_in)
                 # lab 3 hole end
@@ -131,7 +148,7 @@ class ProcessingElement(wiring.Component):
         with m.Else():
             if self._with_ws:
                 # lab 1 hole begin: the multiply-accumulate (weight-stationary)
-                m.d.sync += o1.eq(self.p_in + Mux(self.valid_in, product, 0))
+                m.d.sync += o1.eq(self.p_in + Mux(valid, product, 0))
                 # lab 1 starter:
                 # m.d.sync += o1.eq(self.p_in)
                 # lab 1 hole end
