@@ -29,15 +29,16 @@ class SystolicArray(wiring.Component):
         1 for output-stationary.
 
     ``logic_macs`` cells multiply in logic rather than in DSP blocks: the last ones in row
-    order, so a part's multipliers serve whole rows from the top.
+    order, so a part's multipliers serve whole rows from the top. Every cell's product comes
+    ``mac_latency`` cycles after its operands (:class:`.pe.ProcessingElement`).
     """
 
     def __init__(self, *, rows, cols, op_width, acc_width, with_os=True, with_ws=True,
-                 logic_macs=0):
+                 logic_macs=0, mac_latency=2):
         self._rows, self._cols = rows, cols
         self._logic_macs = logic_macs
         self._pe_args = dict(op_width=op_width, acc_width=acc_width,
-                             with_os=with_os, with_ws=with_ws)
+                             with_os=with_os, with_ws=with_ws, latency=mac_latency)
         op, acc = signed(op_width), signed(acc_width)
         super().__init__({
             "a":     In(data.ArrayLayout(op, rows)),

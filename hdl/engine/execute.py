@@ -8,7 +8,6 @@ from amaranth.lib.wiring import In, Out
 
 from rvnpu.hdl.engine.array import SystolicArray
 from rvnpu.hdl.engine.delay import delayed
-from rvnpu.hdl.engine.pe import ProcessingElement
 from rvnpu.spec.commands import ROW_BITS, Dataflow, Funct, field_of
 from rvnpu.hdl.engine.unit_ops import exec_op
 
@@ -64,7 +63,7 @@ class ExecuteUnit(wiring.Component):
     def latency(self):
         """Cycles from a WS step's scratchpad read to its result at the accumulator write."""
         c = self._config
-        return c.rows + c.cols + 2 + ProcessingElement.latency
+        return c.rows + c.cols + 2 + c.mac_latency
 
     def elaborate(self, platform):
         m = Module()
@@ -72,7 +71,8 @@ class ExecuteUnit(wiring.Component):
 
         m.submodules.array = array = SystolicArray(
             rows=c.rows, cols=c.cols, op_width=c.in_width + 1, acc_width=c.acc_width,
-            with_os=c.with_os, with_ws=c.with_ws, logic_macs=c.logic_macs)
+            with_os=c.with_os, with_ws=c.with_ws, logic_macs=c.logic_macs,
+            mac_latency=c.mac_latency)
 
         # 1 while the array runs output-stationary. Only changed with the pipeline empty.
         os_mode = Signal(init=int(c.with_os))
@@ -289,9 +289,9 @@ class ExecuteUnit(wiring.Component):
             meta.accumulate.eq(s.cmd.accumulate),
             meta.addr.eq(Mux(s.os, s.cmd.c_row, s.cmd.c_row + s.k)),
         ]
-        # The cells' arithmetic runs ProcessingElement.latency cycles behind their operands.
+        # The cells' arithmetic runs mac_latency cycles behind their operands.
         meta_ws = data.View(meta_layout, delayed(m, meta.as_value(),
-                                                 R + C + 1 + ProcessingElement.latency,
+                                                 R + C + 1 + c.mac_latency,
                                                  name="meta"))
         meta_os = data.View(meta_layout, delayed(m, meta_ws.as_value(), 1, name="meta_os"))
 

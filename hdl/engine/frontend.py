@@ -687,16 +687,15 @@ class Frontend(wiring.Component):
         write what they read or write, or read what they write. A post command conflicts with
         any unfinished command, and any command with an unfinished post command."""
         loads, execs, stores = queues["load"], queues["exec"], queues["store"]
+        # One flat OR (a command goes to one unit), not a chain of multiplexers.
         ranged = Signal()
-        with m.If(dec.to_load):
-            m.d.comb += ranged.eq(execs.conflicts([(_W, _W), (_W, _R1), (_W, _R2)]) |
-                                  stores.conflicts([(_W, _R1), (_W, _R2), (_D, _D)]))
-        with m.If(dec.to_exec):
-            m.d.comb += ranged.eq(loads.conflicts([(_W, _W), (_R1, _W), (_R2, _W)]) |
-                                  stores.conflicts([(_W, _R1)]))
-        with m.If(dec.to_store):
-            m.d.comb += ranged.eq(loads.conflicts([(_R1, _W), (_R2, _W), (_D, _D)]) |
-                                  execs.conflicts([(_R1, _W)]))
+        m.d.comb += ranged.eq(
+            (dec.to_load & (execs.conflicts([(_W, _W), (_W, _R1), (_W, _R2)]) |
+                            stores.conflicts([(_W, _R1), (_W, _R2), (_D, _D)]))) |
+            (dec.to_exec & (loads.conflicts([(_W, _W), (_R1, _W), (_R2, _W)]) |
+                            stores.conflicts([(_W, _R1)]))) |
+            (dec.to_store & (loads.conflicts([(_R1, _W), (_R2, _W), (_D, _D)]) |
+                             execs.conflicts([(_R1, _W)]))))
         if "post" not in queues:
             return ranged
         hazard = Signal()

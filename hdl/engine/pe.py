@@ -25,8 +25,8 @@ class ProcessingElement(wiring.Component):
       tile computes; ``mark`` (the tile's first row) swaps them into ``weight``. The partial sum
       ``p_in + a * weight`` moves down one cell a cycle.
 
-    The multiplier's operands and its product are registered (:attr:`latency` cycles from an
-    operand to its product), so that the multiplier, a DSP block where the part has them, is
+    By default the multiplier's operands and its product are registered (:attr:`latency` cycles
+    from an operand to its product), so that the multiplier, a DSP block where the part has them, is
     a path of its own: the arithmetic of every cell runs that many cycles behind its operands,
     which shifts the whole array's results by as many cycles and changes nothing else.
 
@@ -41,6 +41,8 @@ class ProcessingElement(wiring.Component):
     logic_multiplier : bool
         Multiply with adders (:class:`ShiftAddMultiplier`) rather than leave the product to a
         DSP block: for the cells of an array larger than the part's supply of multipliers.
+    latency : int
+        2 (the default): the multiplier's operands and product are registered; 0: not.
 
     Members
     -------
@@ -61,12 +63,13 @@ class ProcessingElement(wiring.Component):
         1 for output-stationary.
     """
 
-    #: Cycles from the operands on ``a_in`` and ``b_in`` to their product: one register before
-    #: the multiplier, one after.
-    latency = 2
-
     def __init__(self, *, op_width, acc_width, with_os=True, with_ws=True,
-                 logic_multiplier=False):
+                 logic_multiplier=False, latency=2):
+        if latency not in (0, 2):
+            raise ValueError(f"latency must be 0 or 2, not {latency!r}")
+        #: Cycles from the operands on ``a_in`` and ``b_in`` to their product: 2 with a
+        #: register before the multiplier and one after, 0 without.
+        self.latency = latency
         self._op_width = op_width
         self._logic_multiplier = logic_multiplier
         self._acc_width = acc_width
@@ -104,9 +107,12 @@ class ProcessingElement(wiring.Component):
             with m.If(self.mark_in & ~os):
                 m.d.sync += weight.eq(b_reg)
         # On the swap cycle the new weight is used at once.
-        a_reg, operand = Signal(op), Signal(op)
-        m.d.sync += [a_reg.eq(self.a_in),
-                     operand.eq(Mux(os, self.b_in, Mux(self.mark_in, b_reg, weight)))]
+        # Without a reset, so that synthesis can take them into the DSP block's own input and
+        # output registers (SB_MAC16's on iCE40).
+        a_reg, operand = Signal(op, reset_less=True), Signal(op, reset_less=True)
+        registered = m.d.sync if self.latency else m.d.comb
+        registered += [a_reg.eq(self.a_in),
+                       operand.eq(Mux(os, self.b_in, Mux(self.mark_in, b_reg, weight)))]
         product_now = Signal(signed(2 * self._op_width))
         if self._logic_multiplier:
             m.submodules.multiplier = multiplier = ShiftAddMultiplier(self._op_width)
@@ -114,8 +120,8 @@ class ProcessingElement(wiring.Component):
                          product_now.eq(multiplier.p)]
         else:
             m.d.comb += product_now.eq(a_reg * operand)
-        product = Signal(signed(2 * self._op_width))
-        m.d.sync += product.eq(product_now)
+        product = Signal(signed(2 * self._op_width), reset_less=True)
+        registered += product.eq(product_now)
         # The flags as they were when the product's operands came in.
         flags = delayed(m, Cat(self.valid_in, self.mark_in), self.latency, name="flags")
         valid, mark = flags[0], flags[1]

@@ -8,6 +8,8 @@ floating-point core, because only one float operation is needed and exact IEEE r
 whole point.
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Module, Signal, Const, Cat, Mux, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -111,15 +113,21 @@ class RequantLane(wiring.Component):
         m.d.sync += valid.eq(Cat(self.i_valid, valid[:-1]))
         m.d.comb += self.o_valid.eq(valid[-1])
 
-        # -- Stage 1: the wrapped sum (each path registers its own inputs beside it) ------------
+        # -- Stage 1: the wrapped sum and its magnitude (each path registers its own inputs
+        # beside them) -------------------------------------------------------------------------
         x1 = reg(signed(32), "x1")
-        m.d.sync += x1.eq(self.acc + self.bias)    # truncated to 32 bits: the int32 wrap
+        x = Signal(signed(32))
+        m.d.comb += x.eq(self.acc + self.bias)     # truncated to 32 bits: the int32 wrap
+        neg1, mag1 = reg(1, "neg1"), reg(32, "mag1")
+        m.d.sync += [x1.eq(x), neg1.eq(x < 0),
+                     mag1.eq(Mux(x < 0, -x, x))]   # |INT32_MIN| fits 32 bits
+        sum1 = SimpleNamespace(value=x1, neg=neg1, mag=mag1)
 
         results = []
         for name in self._modes:
             mode = mode_named(name)
             params = {p.name: self.params[p.row - 1] for p in mode.params}
-            results.append((mode.code, PATHS[name](m, reg, x1, params)))
+            results.append((mode.code, PATHS[name](m, reg, sum1, params)))
 
         # -- Stage 5: the chosen int32 result; the first path unless ``mode`` names another --
         y = results[0][1]
@@ -143,13 +151,15 @@ class RequantLane(wiring.Component):
 
 # -- The paths -----------------------------------------------------------------------------------
 #
-# A path is ``path(m, reg, x1, params) -> y``. ``x1`` is the stage-1 register of the wrapped sum;
+# A path is ``path(m, reg, sum1, params) -> y``. ``sum1`` holds the stage-1 registers of the
+# wrapped sum: ``value``, and its sign ``neg`` and magnitude ``mag``;
 # ``params`` maps the names of the mode's parameters (:attr:`rvnpu.spec.requant.Mode.params`) to
 # the lane's inputs, which the path registers in stage 1 as it needs them. ``y`` is the int32
 # result, combinational from registers of stage 4, so that every path has the lane's latency.
 
-def _tflite(m, reg, x1, params):
+def _tflite(m, reg, sum1, params):
     """The gemmlowp path: ``MultiplyByQuantizedMultiplier``."""
+    x1 = sum1.value
     # Stage 1: the multiplier, and the shift split into two 5-bit amounts.
     mult1 = reg(32, "t_mult1")
     left1 = reg(5, "t_left1")
@@ -207,7 +217,7 @@ def _tflite(m, reg, x1, params):
     return y
 
 
-def _ort(m, reg, x1, params):
+def _ort(m, reg, sum1, params):
     """The ONNX Runtime (MLAS) path: a float32 multiply, rounded half to even."""
     # Stage 1: the float32 scale's bit pattern.
     scale1 = reg(32, "o_scale1")
@@ -215,12 +225,11 @@ def _ort(m, reg, x1, params):
 
     # Stage 2: int32 -> float32 (round to nearest even) and the scale's fields.
     #
-    # |x| is normalised so that its top set bit is bit 31; the top 24 bits are the
+    # |x| (worked out in stage 1, which leaves this stage the leading zeros, the shift and
+    # the rounding) is normalised so that its top set bit is bit 31; the top 24 bits are the
     # mantissa, bit 7 the round bit and bits 0-6 the sticky bits. Then x = xm * 2**xq.
     # Values below 2**24 have lz >= 8, so nothing is rounded away and the conversion is exact.
-    neg_x = Signal()
-    mag = Signal(32)
-    m.d.comb += [neg_x.eq(x1 < 0), mag.eq(Mux(neg_x, -x1, x1))]   # |INT32_MIN| fits 32 bits
+    neg_x, mag = sum1.neg, sum1.mag
     lz = Signal(range(32))
     for i in range(32):      # the highest set bit wins, so the last assignment sets lz
         with m.If(mag[i]):

@@ -219,39 +219,34 @@ class StoreUnit(wiring.Component):
         ]
 
         # Rows leave in order, so the address of the row at the head is kept here rather than
-        # carried through the pipeline: its first byte, its last byte (`head_end`) and the bus
-        # word being written (`word`), each a register, so that the end of a row is an
-        # equality of two registers, not an adder and a comparison.
-        mb = dram_addr_bits(c)
-        head_base, head_end = Signal(mb), Signal(mb)
-        word = Signal(mb - shift)
+        # carried through the pipeline. A row ends at its `last_j`-th bus word: a narrow sum
+        # of the row's alignment and its bytes, not the row's end address compared with the
+        # word's.
+        head_base = Signal(dram_addr_bits(c))
         with m.If(self.cmd.valid & ~active):
-            nbytes_new = new.cols << Mux(new.raw, 2, c.elem_bytes.bit_length() - 1)
-            m.d.sync += [head_base.eq(new.dram_addr), head_end.eq(new.dram_addr + nbytes_new - 1),
-                         word.eq(new.dram_addr[shift:])]
+            m.d.sync += head_base.eq(self.cmd.payload.dram_addr)
         with m.Elif(popped):
-            next_base = head_base + cmd.stride
-            m.d.sync += [head_base.eq(next_base), head_end.eq(head_end + cmd.stride),
-                         word.eq(next_base[shift:])]
-        with m.Elif(self.req.valid & self.req.ready):
-            m.d.sync += word.eq(word + 1)
+            m.d.sync += head_base.eq(head_base + cmd.stride)
 
         # -- Emit bus words -----------------------------------------------------------------------
         align = head_base[:shift]
+        first_word = head_base[shift:]
         j = Signal(8)
+        last_j = Signal(8)
+        m.d.comb += last_j.eq((align + nbytes - 1) >> shift)
         shifted = Signal(8 * (maxb + bb))
         mask = Signal(maxb + bb)
         m.d.comb += [
             shifted.eq(out_q.r_data << (align * 8)),
             mask.eq(((Const(1, maxb + bb) << nbytes) - 1) << align),
             self.req.valid.eq(out_q.r_rdy),
-            self.req.payload.addr.eq(word),
+            self.req.payload.addr.eq(first_word + j),
             self.req.payload.write.eq(1),
             self.req.payload.data.eq(shifted.word_select(j, 8 * bb)),
             self.req.payload.mask.eq(mask.word_select(j, bb)),
         ]
         with m.If(self.req.valid & self.req.ready):
-            with m.If(word == head_end[shift:]):
+            with m.If(j == last_j):
                 m.d.comb += [out_q.r_en.eq(1), popped.eq(1)]
                 m.d.sync += j.eq(0)
             with m.Else():

@@ -134,6 +134,11 @@ class EngineConfig:
         built from LUTs and adders instead of a DSP block (default 0: none). An array may then
         hold more MACs than the FPGA has multipliers, as a 16x16 array on an LFE5U-85F (156
         MULT18X18D) must. Results are the same either way.
+    mac_registers : bool
+        Register each cell's multiplier operands and product (default True): the multiplier,
+        a DSP block where the part has them, is then a path of its own, which the engine's
+        clock needs at 50 MHz and more; every result of the array comes
+        :attr:`mac_latency` cycles later. The iCE40 UP5K lacks the room for the flip-flops.
     """
 
     # Each field's one-line help (and allowed words) is what `rvnpu` shows for its option.
@@ -164,6 +169,8 @@ class EngineConfig:
                                     "1 or 0")
     store_add: bool = _param(True, "build STORE_ADD (a QLinearAdd fused into the store, 8-bit "
                                    "elements only): 1 or 0")
+    mac_registers: bool = _param(True, "register each cell's multiplier operands and product "
+                                       "(2 cycles more): 1 or 0")
 
     def __post_init__(self):
         check_int("rows", self.rows, 1, 32)
@@ -193,7 +200,7 @@ class EngineConfig:
         check_choice("requant_modes", self.requant_modes, REQUANT_MODES)
         check_choice("hazards", self.hazards, HAZARDS)
         check_int("logic_macs", self.logic_macs, 0, self.rows * self.cols)
-        for name in ("command_fetch", "post_unit", "store_pool", "store_add"):
+        for name in ("command_fetch", "post_unit", "store_pool", "store_add", "mac_registers"):
             value = getattr(self, name)
             if isinstance(value, bool):
                 continue
@@ -203,6 +210,11 @@ class EngineConfig:
                 raise ConfigError(f"{name} must be true or false (1 or 0), not {value!r}")
 
     # Derived sizes: properties, so that nothing derivable is stored twice.
+
+    @property
+    def mac_latency(self):
+        """Cycles from a cell's operands to its product: its multiplier's registers."""
+        return 2 if self.mac_registers else 0
 
     @property
     def elem_bytes(self):

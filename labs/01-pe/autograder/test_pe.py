@@ -27,8 +27,7 @@ def make_pe():
 
 def latency():
     """Cycles from a cell's operands to its product (the multiplier's registers)."""
-    from rvnpu.hdl.engine.pe import ProcessingElement
-    return ProcessingElement.latency
+    return make_pe().latency
 
 
 def operands(rng, n):
