@@ -25,10 +25,11 @@ class ProcessingElement(wiring.Component):
       tile computes; ``mark`` (the tile's first row) swaps them into ``weight``. The partial sum
       ``p_in + a * weight`` moves down one cell a cycle.
 
-    By default the multiplier's operands and its product are registered (:attr:`latency` cycles
-    from an operand to its product), so that the multiplier, a DSP block where the part has them, is
-    a path of its own: the arithmetic of every cell runs that many cycles behind its operands,
-    which shifts the whole array's results by as many cycles and changes nothing else.
+    By default the multiplier's operands and its product are registered (:attr:`latency`
+    cycles from an operand to its product), so that the multiplier, a DSP block where the part
+    has them, is a path of its own: the arithmetic of every cell runs that many cycles behind
+    its operands, which shifts the whole array's results by as many cycles and changes nothing
+    else.
 
     Parameters
     ----------
@@ -107,8 +108,7 @@ class ProcessingElement(wiring.Component):
             with m.If(self.mark_in & ~os):
                 m.d.sync += weight.eq(b_reg)
         # On the swap cycle the new weight is used at once.
-        # Without a reset, so that synthesis can take them into the DSP block's own input and
-        # output registers (SB_MAC16's on iCE40).
+        # Data registers carry no reset: only the flags must start clear.
         a_reg, operand = Signal(op, reset_less=True), Signal(op, reset_less=True)
         registered = m.d.sync if self.latency else m.d.comb
         registered += [a_reg.eq(self.a_in),
