@@ -13,7 +13,7 @@ from rvnpu.hdl.command_port import CommandLayout
 from rvnpu.hdl.engine.fetch import ListEntry, ListStart
 from rvnpu.hdl.engine.post_config import POST_CONFIGS, POST_OPS, PostRegisters
 from rvnpu.hdl.engine.unit_ops import (local_row_bits, dram_addr_bits, load_op, exec_op,
-                                       store_op, post_op)
+                                       store_op, post_op, row_bytes as unit_row_bytes)
 
 
 __all__ = ["Frontend", "UnitQueue", "RANGE_PAIRS", "ranges_overlap"]
@@ -218,21 +218,10 @@ class _Early:
         self.end_base = Signal(mb + 10, name="early_end_base")
         self.extent = Signal(ROW_BITS + 6, name="early_extent")
         stride = Mux(funct == Funct.LOAD, regs.load_stride, regs.store_stride)
-        # Element sizes are powers of two: a shift, not a multiplier.
-        cols = f(Funct.LOAD, "cols")
-        shift = Signal(2)
-        with m.Switch(funct):
-            with m.Case(Funct.LOAD):
-                with m.Switch(f(Funct.LOAD, "space")):
-                    with m.Case(Space.SPAD_A, Space.SPAD_B):
-                        m.d.comb += shift.eq(c.elem_bytes.bit_length() - 1)
-                    with m.Default():
-                        m.d.comb += shift.eq(2)
-            with m.Case(Funct.STORE_ACC):
-                m.d.comb += shift.eq(2)
-            with m.Default():
-                m.d.comb += shift.eq(c.elem_bytes.bit_length() - 1)
-        row_bytes = cols << shift
+        space = f(Funct.LOAD, "space")
+        to_words = (space != Space.SPAD_A) & (space != Space.SPAD_B)
+        row_bytes = unit_row_bytes(c, f(Funct.LOAD, "cols"),
+                                   Mux(funct == Funct.LOAD, to_words, funct == Funct.STORE_ACC))
         rows = f(Funct.STORE, "rows")
         extent = rows
         if c.store_pool:

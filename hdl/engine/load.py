@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from rvnpu.hdl.bus import unit_request_signature
 from rvnpu.spec.commands import ROW_BITS, Space
-from rvnpu.hdl.engine.unit_ops import dram_addr_bits, load_op
+from rvnpu.hdl.engine.unit_ops import dram_addr_bits, load_op, row_bytes
 
 
 __all__ = ["LoadUnit", "LocalWrite", "load_row_bytes"]
@@ -103,8 +103,8 @@ class LoadUnit(wiring.Component):
             self.req.payload.addr.eq(word), self.req.payload.write.eq(0),
         ]
 
-        es = Mux((self.cmd.payload.space == Space.SPAD_A) |
-                 (self.cmd.payload.space == Space.SPAD_B), c.elem_bytes, 4)
+        to_words = ((self.cmd.payload.space != Space.SPAD_A) &
+                    (self.cmd.payload.space != Space.SPAD_B))
         cmd_empty = (self.cmd.payload.rows == 0) | (self.cmd.payload.cols == 0)
         with m.If(~g_active):
             with m.If(cmd_empty):
@@ -120,7 +120,7 @@ class LoadUnit(wiring.Component):
                         rows_left.eq(self.cmd.payload.rows),
                         base.eq(self.cmd.payload.dram_addr),
                         word.eq(self.cmd.payload.dram_addr[shift:]),
-                        nbytes.eq(self.cmd.payload.cols * es), first.eq(1),
+                        nbytes.eq(row_bytes(c, self.cmd.payload.cols, to_words)), first.eq(1),
                     ]
         with m.Else():
             can = (pending < self.credits) & (~first | rows_q.w_rdy)

@@ -10,7 +10,7 @@ from rvnpu.hdl.engine.qadd import ELEMENT, QLinearAddPipeline
 from rvnpu.hdl.engine.skip_reader import SkipReader
 from rvnpu.spec.commands import ROW_BITS, QP_ROWS
 from rvnpu.hdl.engine.requant import RequantLane
-from rvnpu.hdl.engine.unit_ops import dram_addr_bits, store_op
+from rvnpu.hdl.engine.unit_ops import dram_addr_bits, row_bytes, store_op
 
 
 __all__ = ["StoreUnit"]
@@ -95,11 +95,11 @@ class StoreUnit(wiring.Component):
         # slices, one a cycle, so requantised rows are issued at most every `groups` cycles.
         L = c.lanes
         groups = C // L
-        # A row's bytes, worked out as the command is taken: element sizes are powers of two.
+        # A row's bytes, worked out as the command is taken.
         nbytes = Signal(range(maxb + 1))
         new = self.cmd.payload
         with m.If(self.cmd.valid & ~active):
-            m.d.sync += nbytes.eq(new.cols << Mux(new.raw, 2, c.elem_bytes.bit_length() - 1))
+            m.d.sync += nbytes.eq(row_bytes(c, new.cols, new.raw))
         empty = (cmd.rows == 0) | (cmd.cols == 0)
 
         row_i = Signal(9)

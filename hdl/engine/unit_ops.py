@@ -12,13 +12,14 @@ than one row (with one row the stride is never used). Every register slice and u
 narrower for it.
 """
 
-from amaranth.hdl import signed, unsigned
+from amaranth.hdl import Mux, signed, unsigned
 from amaranth.lib import data
 
 from rvnpu.spec.commands import Funct, PostConstant, field_of
 
 
-__all__ = ["local_row_bits", "dram_addr_bits", "load_op", "exec_op", "store_op", "post_op"]
+__all__ = ["local_row_bits", "dram_addr_bits", "row_bytes", "load_op", "exec_op", "store_op",
+           "post_op"]
 
 
 def local_row_bits(config):
@@ -29,6 +30,13 @@ def local_row_bits(config):
 def dram_addr_bits(config):
     """Bits of a byte address in the engine's main-memory window."""
     return config.mem_bytes.bit_length() - 1
+
+
+def row_bytes(config, cols, wide):
+    """Bytes a row of ``cols`` elements takes in main memory: four an element where ``wide``
+    (accumulator and QP words), the operands' ``elem_bytes`` otherwise. Both are powers of
+    two, so this is a shift, not a multiplier."""
+    return cols << Mux(wide, 2, config.elem_bytes.bit_length() - 1)
 
 
 def _shape(funct, name):
