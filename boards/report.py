@@ -247,4 +247,6 @@ def format_table(report):
                   for d in report["clock_domains"] if d["critical_path"]]
     elif report.get("critical_path"):
         lines += ["", "critical path: " + " -> ".join(report["critical_path"])]
+    if report.get("toolchain"):
+        lines += ["", f"built with {report['toolchain']['summary']}"]
     return "\n".join(lines)

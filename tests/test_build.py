@@ -381,3 +381,8 @@ def test_icebreaker_default_design_fits_and_closes_timing(tmp_path):
     flash = (out / "top.bin").read_bytes()
     assert flash[offset:] == image and len(image) == report["firmware"]["image_bytes"]
     assert flash[:4] == b"\xff\x00\x00\xff"      # the iCE40 bitstream's preamble
+    # Which tools ran (the wheels, unless native ones are installed), as the table says.
+    tools = report["toolchain"]
+    assert set(tools["commands"]) == {"YOSYS", "NEXTPNR_ICE40", "ICEPACK"}
+    assert tools["kind"] in ("native", "yowasp") and tools["summary"].startswith(tools["kind"])
+    assert f"built with {tools['summary']}" in reports.format_table(report)

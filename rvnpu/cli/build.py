@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from rvnpu.boards.flow import DEFAULT_OUTPUT, DEMO_FIRMWARE
+from rvnpu.boards.toolchain import TOOL_CHOICES
 from rvnpu.cli.options import add_engine_options, engine_options_given
 from rvnpu.spec.config import ConfigError
 
@@ -41,6 +42,10 @@ def add_arguments(parser):
     parser.add_argument("--gate-sim-cycles", type=int, default=None, metavar="N",
                         help="clock cycles the gate-level simulation may take before it fails "
                              "(default: 30 million)")
+    parser.add_argument("--tools", choices=TOOL_CHOICES, default="auto",
+                        help="Yosys and nextpnr: native ones where all of the family's are on "
+                             "PATH, else the yowasp wheels (auto, the default); or only one "
+                             "kind. The report says which ran")
     parser.add_argument("--doc", type=Path, default=None, metavar="PATH",
                         help="afterwards write the table of every built board to PATH "
                              "(docs/boards.md)")
@@ -56,7 +61,7 @@ def run(args):
     before anything is built."""
     from rvnpu.boards import BOARDS, board as find_board
     from rvnpu.boards.flow import BuildError, DoesNotFit, build_board, check_clock, \
-        failure_path, record_failure
+        failure_path, platform_toolchain, record_failure
     from rvnpu.boards.report import format_table
 
     names = list(BOARDS) if args.board == "all" else [args.board]
@@ -78,14 +83,16 @@ def run(args):
         check_clock(b, clock_hz, engine_clock_hz)
         out = (args.output / b.name if args.output and len(chosen) > 1
                else args.output or DEFAULT_OUTPUT / b.name)
-        plans.append((b, _engine(b, args), clock_hz, engine_clock_hz or 0, out))
+        # Missing native tools (--tools native) are refused before anything is built.
+        toolchain = platform_toolchain(b.platform(), args.tools)
+        plans.append((b, _engine(b, args), clock_hz, engine_clock_hz or 0, out, toolchain))
     status = 0
-    for b, engine, clock_hz, engine_clock_hz, out in plans:
+    for b, engine, clock_hz, engine_clock_hz, out, toolchain in plans:
         try:
             result = build_board(b, engine, clock_hz=clock_hz, engine_clock_hz=engine_clock_hz,
                                  out_dir=out,
                                  firmware=args.firmware, progress=_progress,
-                                 netlist=args.gate_sim)
+                                 netlist=args.gate_sim, toolchain=toolchain)
         except BuildError as error:
             print(f"rvnpu: error: {error}", file=sys.stderr)
             if isinstance(error, DoesNotFit):
