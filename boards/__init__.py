@@ -78,6 +78,17 @@ class Board:
                          flash_offset=self.flash_offset, regfile_style=self.regfile_style,
                          engine_clock_hz=engine_clock_hz or None)
 
+    def simulated_config(self, engine=None, clock_hz=None, engine_clock_hz=None):
+        """:meth:`soc_config` as simulations of the whole design run it: a UART eight clocks
+        a bit, so that printing does not set the pace, and the RAM holding the firmware from
+        the start (booting from a ROM or the flash is tested on its own), with as many ports
+        as on the board: SPRAM becomes one port of RAM that holds the image."""
+        import dataclasses
+        config = self.soc_config(engine, clock_hz, engine_clock_hz)
+        ram_style = "single" if config.ram_style == "spram" else config.ram_style
+        return dataclasses.replace(config, uart_baud=config.clock_hz // 8, ram_style=ram_style,
+                                   flash_offset=None)
+
     def program_command(self, bitstream):
         return [arg.format(bitstream=bitstream) for arg in self.program]
 

@@ -1,7 +1,6 @@
 """The boards' demo firmware on a board's default design, simulated: what a user with the board
 should see over its UART."""
 
-import dataclasses
 import re
 
 import pytest
@@ -28,10 +27,9 @@ pytestmark = pytest.mark.skipif("verilator" not in toolchain.available_simulator
 ])
 def test_board_demo_passes_on_the_board_design(name, bench, max_cycles, tmp_path):
     b = board(name)
-    # A fast UART keeps printing from dominating the run. The RAM is simulated as block RAM
-    # holding the image: booting from ROM or flash is tested in test_boot and test_flash_boot.
-    config = dataclasses.replace(b.soc_config(), uart_baud=b.clock_hz // 8, ram_style="block",
-                                 flash_offset=None)
+    # A fast UART, and the RAM holding the image: booting from ROM or flash is tested in
+    # test_boot and test_flash_boot.
+    config = b.simulated_config()
     e = config.engine
     image = build_firmware([EXAMPLES["board_demo"]], tmp_path / "fw", config)
     # The demo waits for a button after its report; the run ends at the cycle limit.

@@ -106,8 +106,13 @@ def test_soc_boots_from_rom_into_single_port_ram():
     assert run_to_exit(dut, 400) == [42]
 
 
+def test_soc_runs_from_single_port_block_ram_without_a_boot_copy():
+    dut = Soc(SocConfig(engine=TINY, ram_style="single"), image=_program())
+    assert run_to_exit(dut, 400) == [42]
+
+
 def test_ram_style_is_checked():
-    with pytest.raises(ConfigError, match="ram_style must be one of block, spram"):
+    with pytest.raises(ConfigError, match="ram_style must be one of block, single, spram"):
         SocConfig(ram_style="sram")
 
 

@@ -1,7 +1,6 @@
 """An engine built without requantisation (the iCEBreaker's): the C library runs the GEMM raw
 and the core requantises, bit-exact with the golden model all the same."""
 
-import dataclasses
 import re
 
 import pytest
@@ -19,9 +18,8 @@ pytestmark = pytest.mark.skipif("verilator" not in toolchain.available_simulator
 
 def test_matmul_requantised_by_the_core_matches_the_golden_model(tmp_path):
     b = board("icebreaker")
-    # The board's design (the same simulation build as its demo test), RAM as block RAM.
-    config = dataclasses.replace(b.soc_config(), uart_baud=b.clock_hz // 8, ram_style="block",
-                                 flash_offset=None)
+    # The board's design (the same simulation build as its demo test).
+    config = b.simulated_config()
     assert not config.engine.with_requant
     m, n, k, seed = 9, 13, 11, 5
     image = build_firmware([EXAMPLES["matmul"]], tmp_path / "fw", config,

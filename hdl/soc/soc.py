@@ -107,7 +107,8 @@ class Soc(wiring.Component):
             m.submodules.engine = engine = MatrixEngine(e)
             m.submodules.ram = ram = BusSram(
                 depth=depth, data_width=e.bus_width, addr_width=engine.bus_signature.addr_width,
-                with_host=True, single_port=spram, init=() if spram else self._words)
+                with_host=True, single_port=c.ram_style != "block",
+                init=() if spram else self._words)
         m.submodules.decoder = decoder = AddressDecoder(ram_bytes=c.ram_bytes,
                                                         ram_width=e.bus_width)
         m.submodules.uart = uart = Uart(divisor=c.uart_divisor)

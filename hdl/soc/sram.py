@@ -31,15 +31,14 @@ class BusSram(wiring.Component):
     single_port : bool
         One address for everything: the host is busy (neither reads nor writes) whenever
         the bus makes a request, so the memory has one read/write port, the shape of the
-        iCE40 UP5K's single-port SPRAM (which Yosys infers with ``synth_ice40 -spram``). Such
-        memories take no initial contents; see :class:`.boot.BootCopier`.
+        iCE40 UP5K's single-port SPRAM, which it is built from on iCE40 unless it has initial
+        contents (SPRAM takes none; see :class:`.boot.BootCopier`). Elsewhere, and with
+        ``init``, it is one block RAM port: half the block RAM of two read ports.
     init : iterable of int
     """
 
     def __init__(self, *, depth, data_width, addr_width, with_host=False, single_port=False,
                  init=()):
-        if single_port and init:
-            raise ValueError("a single-port RAM (SPRAM) takes no initial contents")
         self._depth, self._init, self._with_host = depth, list(init), with_host
         self._single_port = single_port
         ports = {"bus": In(BusSignature(addr_width, data_width))}
@@ -55,7 +54,8 @@ class BusSram(wiring.Component):
         super().__init__(ports)
 
     def elaborate(self, platform):
-        if self._single_port and str(getattr(platform, "family", "")).lower() == "ice40":
+        if (self._single_port and not self._init
+                and str(getattr(platform, "family", "")).lower() == "ice40"):
             return self._elaborate_spram()
         m = Module()
         m.submodules.mem = mem = Memory(shape=self._data_width, depth=self._depth,

@@ -95,17 +95,14 @@ def achieved_gops(demo, report):
 
 
 def demo_config(board, report):
-    """The SoC ``report`` was built from, as the simulator runs it: a fast UART, so printing
-    does not dominate, and the RAM as block RAM holding the image (as the board demo test
-    does: the boot paths are tested apart)."""
+    """The SoC ``report`` was built from, as the simulator runs it
+    (:meth:`~rvnpu.boards.Board.simulated_config`)."""
     from rvnpu.spec.config import EngineConfig
     engine = EngineConfig(**report["engine"])
     clock_hz = round(report["target_mhz"] * 1e6)
     engine_clock_hz = (round(report["engine_target_mhz"] * 1e6) if report.get("split_clocks")
                        else 0)
-    config = board.soc_config(engine, clock_hz, engine_clock_hz)
-    return dataclasses.replace(config, uart_baud=clock_hz // 8, ram_style="block",
-                               flash_offset=None)
+    return board.simulated_config(engine, clock_hz, engine_clock_hz)
 
 
 def measure_demo(board, report, work_dir, *, max_cycles=MAX_CYCLES):

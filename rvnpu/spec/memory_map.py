@@ -189,7 +189,7 @@ def peripheral_at(address):
 # -- Configuration ------------------------------------------------------------------------------
 
 #: Kinds of main RAM (:attr:`SocConfig.ram_style`).
-RAM_STYLES = ("block", "spram")
+RAM_STYLES = ("block", "single", "spram")
 
 #: Where the core's registers live (:attr:`SocConfig.regfile_style`).
 REGFILE_STYLES = ("block", "lut")
@@ -215,7 +215,10 @@ class SocConfig:
         The control core implements the M extension (and the firmware is built for it).
     ram_style : str
         ``"block"`` (the default): block RAM holding the firmware from configuration, with a
-        read port for the core and one for the engine. ``"spram"``: a single-port RAM that
+        read port for the core and one for the engine. ``"single"``: block RAM holding the
+        firmware, with one port that the core and the engine take turns at (the engine
+        first): one copy of the RAM where two read ports take two, for parts whose block RAM
+        runs out first (the GW1NR-9). ``"spram"``: a single-port RAM that
         the core and the engine take turns at (the engine first), with no initial contents:
         the firmware sits in a ROM and is copied into it at reset. That is the shape of the
         iCE40 UP5K's 128 KiB of SPRAM, which leaves its 15 KiB of block RAM to the engine.
