@@ -339,6 +339,19 @@ def test_doc_table_gives_both_domains_and_achieved_gops():
     assert "- **ulx3s-85f**: the engine domain" in markdown
 
 
+def test_doc_table_shows_small_throughputs_in_significant_digits():
+    """A 1x1 array requantising on the core achieves about 1e-4 GOPS: not "0.00"."""
+    from rvnpu.bench.boards import DemoGemm, achieved_gops
+    from rvnpu.boards.report import TABLE_COLUMNS
+    from rvnpu.gen.boards_doc import boards_markdown
+    report = _split_report()
+    report["demo"] = achieved_gops(DemoGemm(16, 16, 16, 1, 1, 1_144_484), report)
+    achieved = report["demo"]["achieved_gops_at_fmax"]
+    assert achieved == pytest.approx(2 * 16 ** 3 / (3 * 1_144_484) * 95e6 / 1e9, rel=1e-3)
+    assert 1e-4 < achieved < 1e-3
+    assert f"| {achieved:.2g} (16x16x16) |" in boards_markdown([report], TABLE_COLUMNS)
+
+
 def test_doc_reads_the_demo_measured_after_the_build(tmp_path):
     directory = tmp_path / "ulx3s-85f"
     directory.mkdir()

@@ -28,7 +28,10 @@ def _fmax_cell(fmax, target):
 
 
 def _gops_cell(gops):
-    return "?" if gops is None else f"{gops:.2f}"
+    if gops is None:
+        return "?"
+    # Two decimals, or two significant digits below 0.1, where two decimals would read 0.00.
+    return f"{gops:.2f}" if gops >= 0.1 or gops == 0 else f"{gops:.2g}"
 
 
 def boards_table(reports, columns, previous=None):
