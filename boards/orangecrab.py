@@ -32,13 +32,14 @@ class OrangeCrabPlatform(LatticeECP5Platform):
     connectors = []
 
 
-# Sized like the ULX3S-25F (same part): its 28 DSPs hold a 4x4 array and one TFLite lane.
+# Sized like the ULX3S-25F (same part): its 28 DSPs hold a 4x4 array and one TFLite lane,
+# with no post unit.
 # The bootloader takes the bitstream over USB DFU (hold the button while plugging in).
 BOARDS = (
     Board(name="orangecrab", platform=OrangeCrabPlatform, clock_hz=30_000_000,
           engine=EngineConfig(rows=4, cols=4, spad_depth=512, acc_depth=256, qp_depth=16,
                               mem_bytes=32 << 10, requant_lanes=1, requant_modes="tflite",
-                              store_add=False),
+                              store_add=False, post_unit=False),
           program=("dfu-util", "--alt", "0", "--download", "{bitstream}"), bitstream=".bit",
           doc="OrangeCrab r0.2 (LFE5U-25F), 48 MHz oscillator, UART on Feather pins 0/1"),
 )

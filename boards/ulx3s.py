@@ -41,8 +41,9 @@ class ULX3S25FPlatform(_ULX3SPlatform):
 
 # Sized by the 18x18 multipliers (the 85F has 156, the 25F 28): one each array cell, 4 for
 # the TFLite requantisation lane and 4 for the ONNX Runtime one (a single lane, shared by the
-# columns), a few for address arithmetic. The 25F builds only the TFLite path; 16x16 on the
-# 85F needs the cells' products packed or in logic (256 multipliers).
+# columns), a few for address arithmetic. The 25F builds only the TFLite path and no post
+# unit (its QLinearAdd and window arithmetic take 10 more, 34 of 28: the core pools and adds
+# there); 16x16 on the 85F needs the cells' products packed or in logic (256 multipliers).
 _PROGRAM = ("openFPGALoader", "--board", "ulx3s", "{bitstream}")
 
 BOARDS = (
@@ -58,7 +59,7 @@ BOARDS = (
     Board(name="ulx3s-25f", platform=ULX3S25FPlatform, clock_hz=40_000_000,
           engine=EngineConfig(rows=4, cols=4, spad_depth=512, acc_depth=256, qp_depth=16,
                               mem_bytes=32 << 10, requant_lanes=1, requant_modes="tflite",
-                              store_add=False),
+                              store_add=False, post_unit=False),
           program=_PROGRAM, bitstream=".bit",
           doc="ULX3S with an LFE5U-25F, 25 MHz oscillator, FTDI UART"),
 )

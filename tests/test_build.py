@@ -386,3 +386,22 @@ def test_icebreaker_default_design_fits_and_closes_timing(tmp_path):
     assert set(tools["commands"]) == {"YOSYS", "NEXTPNR_ICE40", "ICEPACK"}
     assert tools["kind"] in ("native", "yowasp") and tools["summary"].startswith(tools["kind"])
     assert f"built with {tools['summary']}" in reports.format_table(report)
+
+
+@pytest.mark.skipif(os.environ.get("RVNPU_SKIP_SYNTH") == "1", reason="RVNPU_SKIP_SYNTH=1")
+def test_lfe5u_25f_default_design_fits_its_multipliers(tmp_path):
+    """The LFE5U-25F boards' design against the part's 28 MULT18X18D, from Yosys alone (about
+    a minute; CI does not place and route the ECP5 boards). The post unit's arithmetic once
+    took it to 34, which only a board build had shown."""
+    from rvnpu.boards.top import BoardTop
+    from rvnpu.firmware.build import EXAMPLES, build_firmware
+    b = board("ulx3s-25f")
+    # The OrangeCrab has the same part and the same design.
+    assert board("orangecrab").engine == b.engine
+    config = b.soc_config()
+    image = build_firmware([EXAMPLES[flow.DEMO_FIRMWARE]], tmp_path / "fw", config)
+    flow.synthesise(b.platform(), BoardTop(config, image=image.image), tmp_path / "synth")
+    stat = json.loads((tmp_path / "synth" / "top.stat.json").read_text())
+    multipliers = stat["design"]["num_cells_by_type"].get("MULT18X18D", 0)
+    array = b.engine.rows * b.engine.cols - b.engine.logic_macs
+    assert array <= multipliers <= 28
