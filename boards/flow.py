@@ -24,8 +24,8 @@ from rvnpu.spec.config import ConfigError
 
 
 __all__ = ["BuildError", "DoesNotFit", "build_board", "implement", "append_firmware",
-           "check_clock", "toolchain_options", "platform_toolchain", "failure_path", "record_failure",
-           "saved_reports", "synthesise", "DEFAULT_OUTPUT", "DEMO_FIRMWARE", "NETLIST"]
+           "check_clock", "toolchain_options", "platform_toolchain", "failure_path",
+           "record_failure", "saved_reports", "synthesise", "DEFAULT_OUTPUT", "DEMO_FIRMWARE", "NETLIST"]
 
 
 #: Where ``rvnpu build`` puts each board's results: ``<DEFAULT_OUTPUT>/<board>/``.
@@ -321,8 +321,8 @@ def _run_script(directory, label, device, start, progress, toolchain):
                                daemon=True)
     watcher.start()
     try:
-        result = subprocess.run(["sh", "build_top.sh"], cwd=directory, env=_toolchain_env(toolchain),
-                                capture_output=True, text=True)
+        result = subprocess.run(["sh", "build_top.sh"], cwd=directory,
+                                env=_toolchain_env(toolchain), capture_output=True, text=True)
     finally:
         done.set()
         watcher.join()

@@ -58,9 +58,9 @@ class Toolchain:
 
     ``kind`` is ``"native"`` or ``"yowasp"``; ``commands`` maps each of Amaranth's tool
     variables to its command; ``origins`` says for each where it came from (``"native"``,
-    ``"yowasp"``, ``"pip"`` for Apicula's packer, or ``"environment"``); ``versions`` gives the versions known without running
-    a tool (the wheels') or found by running it (native Yosys); ``note`` says why ``auto``
-    did not take the native tools, if it did not.
+    ``"yowasp"``, ``"pip"`` for Apicula's packer, or ``"environment"``); ``versions`` gives
+    the versions known without running a tool (the wheels') or found by running it (native
+    Yosys); ``note`` says why ``auto`` did not take the native tools, if it did not.
     """
 
     kind: str
