@@ -389,6 +389,29 @@ def test_bench_reads_the_demo_gemm_and_refuses_a_failed_self_test():
         parse_demo_output(_DEMO_TEXT.splitlines()[3])
 
 
+def test_bench_reads_the_replayed_gemm_and_refuses_a_wrong_replay():
+    from rvnpu.bench.boards import BenchBoardsError, DemoGemm, achieved_gops, parse_demo_output
+    from rvnpu.boards.report import TABLE_COLUMNS
+    from rvnpu.gen.boards_doc import boards_markdown
+    text = _DEMO_TEXT + "ok   replayed from a list of 97 commands: 4100 cycles, utilisation 12.5%\n"
+    demo = parse_demo_output(text)
+    assert demo == DemoGemm(32, 32, 32, 8, 8, 12345, replayed_cycles=4100)
+    skipped = _DEMO_TEXT + "replayed: skipped, the core requantises on this engine\n"
+    assert parse_demo_output(skipped).replayed_cycles is None
+    with pytest.raises(BenchBoardsError, match="self-test did not pass"):
+        parse_demo_output(text.replace("ok   replayed", "FAIL replayed"))
+    report = _split_report()
+    report["demo"] = figures = achieved_gops(demo, report)
+    # 4,100 core cycles at 30 MHz beside the engine's 90: 12,300 engine cycles.
+    assert figures["replayed_engine_cycles"] == 12300
+    assert figures["replayed_gops_at_fmax"] == pytest.approx(2 * 32 ** 3 / 12300 * 95e6 / 1e9,
+                                                           rel=1e-3)
+    assert figures["replayed_gops_at_fmax"] > figures["achieved_gops_at_fmax"]
+    assert (f"| {figures['achieved_gops_at_fmax']:.2f} (32x32x32); "
+            f"{figures['replayed_gops_at_fmax']:.2f} replayed |") in boards_markdown(
+                [report], TABLE_COLUMNS)
+
+
 def test_bench_simulates_the_design_as_built():
     from rvnpu.bench.boards import demo_config
     config = demo_config(board("ulx3s-85f"), _split_report())

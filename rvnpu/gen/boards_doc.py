@@ -77,6 +77,8 @@ def boards_table(reports, columns, previous=None):
         demo = r.get("demo") or {}
         achieved = (f"{_gops_cell(demo.get('achieved_gops_at_fmax'))} ({demo['gemm']})"
                     if demo else "-")
+        if demo.get("replayed_gops_at_fmax") is not None:
+            achieved += f"; {_gops_cell(demo['replayed_gops_at_fmax'])} replayed"
         lines.append(f"| {r['board']} | {r['device']} | {r['array']} | " + " | ".join(cells)
                      + f" | {core} | {engine} | {_gops_cell(r['peak_gops_at_fmax'])} "
                        f"| {achieved} |")
