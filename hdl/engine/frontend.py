@@ -98,6 +98,30 @@ class _UnitQueue:
                                             *(getattr(e, n) for n in theirs)))
         return Cat(*hits).any()
 
+    def conflicts_ahead(self, m, name, ranges, rules):
+        """:meth:`conflicts` worked out a cycle ahead: ``ranges`` are the ranges of the command
+        being decoded (not yet registered) and ``rules`` pair a condition on that decoding
+        with the range pairs it checks. Each entry's comparisons are registered, one bit an
+        entry, and read the next cycle with the entries still live then, so that dispatch
+        reads a bit an entry instead of comparing ranges.
+
+        Sound because an entry live next cycle is live this cycle with the same ranges: only
+        the front end pushes, and it pushes nothing while a command decodes (the cycle after a
+        command is taken) or waits (every later cycle until it is dispatched); the slot
+        written every cycle is the one after the newest, not live.
+        """
+        assert self._ranges is not None, "a ring without ranges (hazards='serial') only counts"
+        hits = []
+        for i, (live, e) in enumerate(zip(self.live, self.entries)):
+            hit = Signal(name=f"{name}_hit{i}")
+            m.d.sync += hit.eq(Cat(
+                condition & Cat(_overlap(*(getattr(ranges, n) for n in mine),
+                                         *(getattr(e, n) for n in theirs))
+                                for mine, theirs in checks).any()
+                for condition, checks in rules).any())
+            hits.append(live & hit)
+        return Cat(*hits).any()
+
 
 #: The ring and its range comparisons under public names, for checking the ring on its own
 #: (rvnpu/formal/frontend.py): the range field pairs of :func:`_ranges_layout` by meaning.
@@ -374,7 +398,8 @@ class Frontend(wiring.Component):
         fld = partial(_field, cmd)
         post = PostRegisters(m, c) if c.post_unit else None
 
-        decoded, dec = self._decode(m, cmd.funct, fld, regs, post, held, accept, lists, early)
+        decoded, now, dec = self._decode(m, cmd.funct, fld, regs, post, held, accept, lists,
+                                         early)
 
         ranges = dec.ranges if c.hazards == "ranges" else None
         queues = {unit: _UnitQueue(m, unit, c.queue_depth, getattr(self, f"{unit}_retire"),
@@ -383,7 +408,7 @@ class Frontend(wiring.Component):
         if post is not None:
             # Only counted: a post command is a barrier whatever it touches.
             queues["post"] = _UnitQueue(m, "post", c.queue_depth, self.post_retire, None)
-        hazard = self._hazard(m, dec, queues)
+        hazard = self._hazard(m, now, dec, queues)
 
         busy = Signal()
         m.d.comb += [busy.eq(Cat(q.count != 0 for q in queues.values()).any()),
@@ -450,8 +475,9 @@ class Frontend(wiring.Component):
     def _decode(self, m, funct, fld, regs, post, held, accept, lists, early):
         """Check the held command and work out its ranges, then register both.
 
-        Returns ``(decoded, dec)``: ``decoded`` is high once ``dec`` (a :class:`_Decoded`)
-        describes the held command. The range arithmetic (a multiplier among it) and the checks
+        Returns ``(decoded, now, dec)``: ``decoded`` is high once ``dec`` (a
+        :class:`_Decoded`) describes the held command; ``now`` is the same decoding before
+        its register. The range arithmetic (a multiplier among it) and the checks
         are registered before the hazard comparisons use them; otherwise the two in series set
         the SoC's clock. The held command and the configuration it reads do not change
         meanwhile.
@@ -535,7 +561,7 @@ class Frontend(wiring.Component):
         if c.hazards == "ranges":
             names.append("ranges")
         m.d.sync += [getattr(dec, n).eq(getattr(now, n)) for n in names]
-        return decoded, dec
+        return decoded, now, dec
 
     def _check_load(self, m, fld, now, transfer):
         c = self._config
@@ -671,20 +697,33 @@ class Frontend(wiring.Component):
 
     # -- Hazards, payloads, status, dispatch ------------------------------------------------
 
-    def _hazard(self, m, dec, queues):
+    def _hazard(self, m, now, dec, queues):
         """The decoded command conflicts with an unfinished command of another unit: it would
         write what they read or write, or read what they write. A post command conflicts with
-        any unfinished command, and any command with an unfinished post command."""
+        any unfinished command, and any command with an unfinished post command.
+
+        The range comparisons are made as the command is decoded (``now``) and registered, a
+        bit a ring entry (:meth:`_UnitQueue.conflicts_ahead`): compared at dispatch, they
+        were the engine's slowest path."""
         loads, execs, stores = queues["load"], queues["exec"], queues["store"]
-        # One flat OR (a command goes to one unit), not a chain of multiplexers.
         ranged = Signal()
-        m.d.comb += ranged.eq(
-            (dec.to_load & (execs.conflicts([(_W, _W), (_W, _R1), (_W, _R2)]) |
-                            stores.conflicts([(_W, _R1), (_W, _R2), (_D, _D)]))) |
-            (dec.to_exec & (loads.conflicts([(_W, _W), (_R1, _W), (_R2, _W)]) |
-                            stores.conflicts([(_W, _R1)]))) |
-            (dec.to_store & (loads.conflicts([(_R1, _W), (_R2, _W), (_D, _D)]) |
-                             execs.conflicts([(_R1, _W)]))))
+        if self._config.hazards == "serial":
+            m.d.comb += ranged.eq((dec.to_load & ((execs.count != 0) | (stores.count != 0))) |
+                                  (dec.to_exec & ((loads.count != 0) | (stores.count != 0))) |
+                                  (dec.to_store & ((loads.count != 0) | (execs.count != 0))))
+        else:
+            r = now.ranges
+            # For each ring, the decoded command's unit and the range pairs it checks there.
+            m.d.comb += ranged.eq(
+                execs.conflicts_ahead(m, "exec", r, [
+                    (now.to_load, [(_W, _W), (_W, _R1), (_W, _R2)]),
+                    (now.to_store, [(_R1, _W)])]) |
+                stores.conflicts_ahead(m, "store", r, [
+                    (now.to_load, [(_W, _R1), (_W, _R2), (_D, _D)]),
+                    (now.to_exec, [(_W, _R1)])]) |
+                loads.conflicts_ahead(m, "load", r, [
+                    (now.to_exec, [(_W, _W), (_R1, _W), (_R2, _W)]),
+                    (now.to_store, [(_R1, _W), (_R2, _W), (_D, _D)])]))
         if "post" not in queues:
             return ranged
         hazard = Signal()
