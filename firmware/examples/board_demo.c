@@ -94,7 +94,7 @@ static int self_test(void)
 static void replay(const rvnpu_gemm_t *direct, uint64_t macs)
 {
 #if !RVNPU_ENGINE_WITH_REQUANT
-    /* Left out of the build: the Tang Nano's 16 KiB hold the demo with 0.2 KiB to spare. */
+    /* Not built where it cannot run: with it the Tang Nano's demo would not fit its 16 KiB. */
     (void)direct;
     (void)macs;
     printf("replayed: skipped, the core requantises on this engine\n");
