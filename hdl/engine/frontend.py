@@ -477,10 +477,10 @@ class Frontend(wiring.Component):
 
         Returns ``(decoded, now, dec)``: ``decoded`` is high once ``dec`` (a
         :class:`_Decoded`) describes the held command; ``now`` is the same decoding before
-        its register. The range arithmetic (a multiplier among it) and the checks
-        are registered before the hazard comparisons use them; otherwise the two in series set
-        the SoC's clock. The held command and the configuration it reads do not change
-        meanwhile.
+        its register. The checks are registered before dispatch reads them, and so are the
+        hazard comparisons made on ``now``'s ranges (:meth:`_hazard`); in series with
+        dispatch either set the engine's clock. The held command and the configuration it
+        reads do not change meanwhile.
         """
         c = self._config
         now = _Decoded(c)
