@@ -6,7 +6,7 @@ adding one file; nothing here names a board.
 
 import importlib
 import pkgutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rvnpu.spec.config import ConfigError, EngineConfig
 
@@ -83,11 +83,10 @@ class Board:
         a bit, so that printing does not set the pace, and the RAM holding the firmware from
         the start (booting from a ROM or the flash is tested on its own), with as many ports
         as on the board: SPRAM becomes one port of RAM that holds the image."""
-        import dataclasses
         config = self.soc_config(engine, clock_hz, engine_clock_hz)
         ram_style = "single" if config.ram_style == "spram" else config.ram_style
-        return dataclasses.replace(config, uart_baud=config.clock_hz // 8, ram_style=ram_style,
-                                   flash_offset=None)
+        return replace(config, uart_baud=config.clock_hz // 8, ram_style=ram_style,
+                       flash_offset=None)
 
     def program_command(self, bitstream):
         return [arg.format(bitstream=bitstream) for arg in self.program]
