@@ -50,6 +50,9 @@ class Board:
     engine_clock_hz : int or None
         The engine's own clock, from a second output of the PLL
         (:attr:`rvnpu.spec.memory_map.SocConfig.engine_clock_hz`); ``None``: the SoC's clock.
+    command_slice : bool
+        Commands pass a register between the core and the engine
+        (:attr:`rvnpu.spec.memory_map.SocConfig.command_slice`).
     """
 
     name: str
@@ -65,6 +68,7 @@ class Board:
     regfile_style: str = "block"
     nextpnr_options: tuple = ()
     engine_clock_hz: int | None = None
+    command_slice: bool = True
 
     def soc_config(self, engine=None, clock_hz=None, engine_clock_hz=None):
         """The SoC built for this board (its defaults, or ``engine``, ``clock_hz`` and
@@ -76,7 +80,8 @@ class Board:
                          clock_hz=self.clock_hz if clock_hz is None else clock_hz,
                          ram_style=self.ram_style, with_m=self.with_m,
                          flash_offset=self.flash_offset, regfile_style=self.regfile_style,
-                         engine_clock_hz=engine_clock_hz or None)
+                         engine_clock_hz=engine_clock_hz or None,
+                         command_slice=self.command_slice)
 
     def simulated_config(self, engine=None, clock_hz=None, engine_clock_hz=None):
         """:meth:`soc_config` as simulations of the whole design run it: a UART eight clocks

@@ -44,9 +44,11 @@ uint32_t rvnpu_host_issue(uint32_t funct, uint32_t op1, uint32_t op2);
  * Issue one command; returns the engine's answer for FENCE and STATUS (the core waits for it),
  * 0 for the others. The instruction's funct7 is an immediate, so the switch over the known
  * function codes folds to a single instruction when cmd.funct is a constant. An unknown
- * function code issues nothing and returns 0xFFFFFFFF.
+ * function code issues nothing and returns 0xFFFFFFFF. Always inlined: at -Os the switch
+ * grows with the engine's command set, and once clang stops inlining it every command pays
+ * a call, its operands spilled to the stack and a jump table (tens of cycles a command).
  */
-static inline uint32_t rvnpu_issue(rvnpu_cmd_t cmd)
+static inline __attribute__((always_inline)) uint32_t rvnpu_issue(rvnpu_cmd_t cmd)
 {
 #ifdef RVNPU_HOST
     return rvnpu_host_issue(cmd.funct, cmd.op1, cmd.op2);

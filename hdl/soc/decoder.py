@@ -30,11 +30,18 @@ class RamPortSignature(wiring.Signature):
 class AddressDecoder(wiring.Component):
     """Decodes the memory map of :mod:`.memory_map` for the core's bus.
 
-    Writes complete in the cycle they appear, unless the RAM is busy with the engine's
-    access, when the core waits (for a single-port RAM, reads wait too). Reads take two cycles: the RAM and the registers
-    answer a cycle after the address, and the read strobe goes out once, in the first, so a
-    read with side effects (the UART's receive FIFO) happens once. Addresses outside the map
-    read 0 and ignore writes.
+    Writes complete in the cycle they appear, unless the RAM is busy with the engine's write,
+    when the core waits (for a single-port RAM, with any access of the engine's, and reads wait
+    too). RAM reads take two cycles: the RAM answers a cycle after the address. Addresses
+    outside the map read 0 (in two cycles) and ignore writes.
+
+    A peripheral's request is registered before the peripheral sees it, so that the address,
+    which comes from the core's adder late in the cycle, does not run on through a
+    peripheral's register selection or into the core's retirement (a write's ``ready``): on
+    the ECP5 boards those paths set the core's clock. A peripheral write is posted (the
+    peripheral takes it the next cycle, while the core fetches its next instruction); a read
+    takes three cycles (the strobe in the second, the answer in the third), and its strobe goes
+    out once, so a read with side effects (the UART's receive FIFO) happens once.
 
     The RAM's words may be wider than the core's (the engine's bus width): the core reaches
     one 32-bit lane of a word, chosen by the low address bits.
@@ -79,23 +86,43 @@ class AddressDecoder(wiring.Component):
 
         write = cpu.we != 0
         read = cpu.re & ~write
-        pending = Signal()              # second cycle of a read: the answer is on rdata
         # Targets: RAM at 0, then one block each peripheral.
         is_ram = cpu.addr[ram_word_bits:] == (RAM_BASE >> 2 + ram_word_bits)
-        first = read & ~pending & ~(is_ram & self.ram.busy)
-        m.d.sync += pending.eq(first)
-
         is_peripheral = {}
         for p in PERIPHERALS:
             is_peripheral[p.name] = cpu.addr[block_bits:] == (p.base >> 2 + block_bits)
         assert ADDR_WIDTH == block_bits
-        m.d.comb += cpu.ready.eq((write & ~(is_ram & self.ram.busy)) | pending)
+        to_peripheral = Const(0)
+        for hit in is_peripheral.values():
+            to_peripheral = to_peripheral | hit
 
-        # The answer comes from the target of the read, registered in its first cycle.
+        # RAM, or nothing: the address goes straight to the RAM.
+        pending = Signal()              # second cycle of a read: the answer is on rdata
+        first = read & ~to_peripheral & ~pending & ~(is_ram & self.ram.busy)
+        m.d.sync += pending.eq(first)
+
+        # A peripheral: the request is registered (``issued``: the port sees it this cycle);
+        # a read's answer is on the port's r_data the cycle after (``answer``).
+        issued, answer = Signal(), Signal()
+        p_addr, p_wdata, p_write = Signal(block_bits), Signal(32), Signal()
+        p_hit = {p.name: Signal(name=f"hit_{p.name.lower()}") for p in PERIPHERALS}
+        start_write = write & to_peripheral & ~self.ram.busy       # as ``ready``, or twice
+        start = start_write | (read & to_peripheral & ~issued & ~answer)
+        with m.If(start):
+            m.d.sync += [issued.eq(1), p_addr.eq(cpu.addr[:block_bits]),
+                         p_wdata.eq(cpu.wdata), p_write.eq(write)]
+            m.d.sync += [p_hit[n].eq(hit) for n, hit in is_peripheral.items()]
+        with m.Else():
+            m.d.sync += issued.eq(0)
+        m.d.sync += answer.eq(issued & ~p_write)
+
+        m.d.comb += cpu.ready.eq((write & ~self.ram.busy) | pending | answer)
+
+        # The answer comes from the target of the read, registered as it starts.
         read_ram = Signal()
         read_lane = Signal(max(lane_bits, 1))
         read_peripheral = {p.name: Signal(name=f"read_{p.name.lower()}") for p in PERIPHERALS}
-        with m.If(first):
+        with m.If(first | (start & ~write)):
             m.d.sync += [read_ram.eq(is_ram), read_lane.eq(cpu.addr[:lane_bits])]
             m.d.sync += [read_peripheral[n].eq(hit) for n, hit in is_peripheral.items()]
 
@@ -113,12 +140,11 @@ class AddressDecoder(wiring.Component):
                                  else self.ram.rdata)
         for p in PERIPHERALS:
             port = getattr(self, p.name.lower())
-            hit = is_peripheral[p.name]
             m.d.comb += [
-                port.addr.eq(cpu.addr[:block_bits]),
-                port.w_data.eq(cpu.wdata),
-                port.w_en.eq(write & hit),
-                port.r_en.eq(first & hit),
+                port.addr.eq(p_addr),
+                port.w_data.eq(p_wdata),
+                port.w_en.eq(issued & p_write & p_hit[p.name]),
+                port.r_en.eq(issued & ~p_write & p_hit[p.name]),
             ]
             with m.If(read_peripheral[p.name]):
                 m.d.comb += rdata.eq(port.r_data)

@@ -1,8 +1,9 @@
 """The peripherals' register port: one 32-bit word a cycle, read data a cycle later.
 
 Why not Wishbone or amaranth-soc's CSR bus: the peripherals have a handful of registers each,
-and the address decoder already spends a cycle on every CPU read (the RAM is synchronous), so a
-strobe-and-answer port with the same one-cycle read latency is all they need.
+and the address decoder registers the core's request before it strobes the port (so that the
+core's address does not run on into a peripheral's register selection), so a
+strobe-and-answer port with a one-cycle read latency is all they need.
 
 * ``addr``: word offset inside the peripheral's block.
 * ``r_en``: a read this cycle; ``r_data`` holds its answer in the next cycle. Reads may have

@@ -10,6 +10,8 @@ from rvnpu.hdl.soc.dual_clock_ram import DualClockSram
 from rvnpu.hdl.soc.flash_boot import FlashBootCopier, FlashSignature
 from rvnpu.hdl.core.cpu import RiscvCore
 from rvnpu.hdl.soc.decoder import AddressDecoder
+from rvnpu.hdl.command_port import CommandLayout
+from rvnpu.hdl.engine.command_slice import CommandSlice
 from rvnpu.hdl.engine.engine import MatrixEngine
 from rvnpu.hdl.soc.gpio import Gpio
 from rvnpu.spec.memory_map import GPIO, RAM_BASE, SIM, SocConfig
@@ -40,7 +42,8 @@ class Soc(wiring.Component):
     The RAM has two read ports: the engine's DMA uses one at its full bus width, the core the
     other through the address decoder, so DMA and the core's fetches never wait for each other.
     They share one write port (block RAM allows no more); the engine's writes come first and
-    the core waits a cycle when both write.
+    the core waits a cycle when both write. Commands pass a register on their way to the engine
+    (``config.command_slice``).
 
     With ``config.engine_clock_hz`` the engine runs in the ``engine`` clock domain, which the
     top level provides beside ``sync`` (:class:`.clock_crossing.ClockCrossedEngine`), and
@@ -117,7 +120,12 @@ class Soc(wiring.Component):
         m.submodules.sim = sim = SimControl()
 
         connect(m, core.bus, decoder.cpu)
-        connect(m, core.cmd, engine.cmd)
+        if c.command_slice and not c.split_clocks:
+            m.submodules.cmd_slice = cmd_slice = CommandSlice(CommandLayout)
+            connect(m, core.cmd, cmd_slice.i)
+            connect(m, cmd_slice.o, engine.cmd)
+        else:
+            connect(m, core.cmd, engine.cmd)
         connect(m, engine.rsp, core.rsp)
         connect(m, engine.bus, ram.bus)
         m.d.comb += [decoder.ram.rdata.eq(ram.host_rdata), decoder.ram.busy.eq(ram.host_busy)]

@@ -238,6 +238,15 @@ class SocConfig:
         commands, answers and status cross between the clocks (:mod:`rvnpu.hdl.soc.clock_crossing`)
         and the RAM has a port in each (true dual-port block RAM). Needs ``ram_style="block"``.
         ``clock_hz`` stays the core's clock (TIMER, UART).
+    command_slice : bool
+        With one clock: a register between the core and the engine on the command stream
+        (default True). A command then reaches the engine a cycle later, and the engine's
+        front end, which decodes a command's fields (products, extents) as it takes it, no
+        longer does so in the cycle the core reads them from its register file: that path set
+        the clock of the ECP5 boards. The core issues a command every three cycles at most, so
+        only the latency of a command with an answer grows, by a cycle. False saves the
+        register's flip-flops (about 70) where logic cells run out (the iCE40 UP5K). With
+        ``engine_clock_hz`` the clock crossing registers commands anyway.
     """
 
     engine: EngineConfig = EngineConfig()
@@ -249,6 +258,7 @@ class SocConfig:
     flash_offset: int | None = None
     regfile_style: str = "block"
     engine_clock_hz: int | None = None
+    command_slice: bool = True
 
     def __post_init__(self):
         if not isinstance(self.engine, EngineConfig):
@@ -277,6 +287,9 @@ class SocConfig:
             if self.ram_style != "spram":
                 raise ConfigError("flash_offset needs ram_style 'spram' (a RAM the firmware "
                                   "is copied into)")
+        if not isinstance(self.command_slice, bool):
+            raise ConfigError(f"command_slice must be True or False, "
+                              f"not {self.command_slice!r}")
         if self.engine_clock_hz is not None:
             check_int("engine_clock_hz", self.engine_clock_hz, 1_000, 2_000_000_000)
             if self.ram_style != "block":
@@ -301,7 +314,8 @@ class SocConfig:
                 "regfile_style": self.regfile_style,
                 # Only when set: a one-clock configuration keeps the dictionary (and the hash
                 # of it that names its simulator builds) it had before the option existed.
-                **({"engine_clock_hz": self.engine_clock_hz} if self.split_clocks else {})}
+                **({"engine_clock_hz": self.engine_clock_hz} if self.split_clocks else {}),
+                **({} if self.command_slice else {"command_slice": False})}
 
     @classmethod
     def from_dict(cls, data):
