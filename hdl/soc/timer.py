@@ -26,11 +26,8 @@ class Timer(wiring.Component):
     sleeping : In
         Counted into ``SLEEP``: the core waits in WFI this cycle.
     irq : Out
-        The machine timer interrupt: ``CYCLE >= MTIMECMP`` (unsigned, 64 bits) as of the cycle
-        before, held until software moves ``MTIMECMP`` past the count. A register, so that
-        the comparison's 64-bit carry chain ends there and does not run on into the core's
-        decision to take an interrupt (on the iCE40 it began the SoC's critical path); an
-        interrupt a cycle late is one no program can tell from an on-time one.
+        The machine timer interrupt: ``CYCLE >= MTIMECMP`` (unsigned, 64 bits), held until
+        software moves ``MTIMECMP`` past the count.
     """
 
     bus: In(RegisterSignature())
@@ -66,5 +63,5 @@ class Timer(wiring.Component):
                 m.d.sync += word.eq(bus.w_data)
             with m.If(bus.r_en & (bus.addr == register.word)):
                 m.d.sync += bus.r_data.eq(word)
-        m.d.sync += self.irq.eq(self._counts["CYCLE"] >= compare)
+        m.d.comb += self.irq.eq(self._counts["CYCLE"] >= compare)
         return m
