@@ -430,7 +430,7 @@ def test_decoder_peripherals():
         lo0 = (await cpu_access(ctx, cpu, TIMER.address("CYCLE_LO")))[0]
         lo1 = (await cpu_access(ctx, cpu, TIMER.address("CYCLE_LO")))[0]
         assert lo1 - lo0 == 3
-        # A read held for two cycles takes one byte from the FIFO: EMPTY both times.
+        # A read held for three cycles takes one byte from the FIFO: EMPTY both times.
         assert (await cpu_access(ctx, cpu, UART.address("DATA")))[0] == EMPTY
         assert (await cpu_access(ctx, cpu, UART.address("STATUS")))[0] == TX_READY | TX_IDLE
         await cpu_access(ctx, cpu, UART.address("DATA"), write=ord("A"))
@@ -461,7 +461,7 @@ def test_decoder_posted_writes_keep_their_order():
 
 
 def test_decoder_rx_read_pops_once():
-    """The read strobe reaches the UART once even though the request lasts two cycles."""
+    """The read strobe reaches the UART once even though the request lasts three cycles."""
     dut = Fabric(loopback=True)
 
     async def testbench(ctx):
