@@ -412,6 +412,27 @@ def test_bench_reads_the_replayed_gemm_and_refuses_a_wrong_replay():
                 [report], TABLE_COLUMNS)
 
 
+def test_bench_of_some_boards_keeps_the_others_in_its_summary(tmp_path, monkeypatch):
+    """``--board X`` measures X and leaves the other boards' figures in the output file."""
+    from rvnpu.bench import boards as bench
+    (tmp_path / "ulx3s-85f").mkdir()
+    (tmp_path / "ulx3s-85f" / "report.json").write_text(json.dumps(_split_report()))
+    output = tmp_path / "boards.json"
+    output.write_text(json.dumps({"orangecrab": {"gemm": "32x32x32"},
+                                  "ulx3s-85f": {"gemm": "old"}}))
+    monkeypatch.setattr(bench, "measure_demo",
+                        lambda b, report, work_dir: bench.DemoGemm(32, 32, 32, 8, 8, 6000))
+    assert bench.main(["--board", "ulx3s-85f", "--root", str(tmp_path), "-o", str(output)]) == 0
+    summary = json.loads(output.read_text())
+    assert summary["orangecrab"] == {"gemm": "32x32x32"}
+    assert summary["ulx3s-85f"]["engine_cycles"] == 18000
+    assert json.loads((tmp_path / "ulx3s-85f" / "demo.json").read_text()) == \
+        summary["ulx3s-85f"]
+    output.write_text("not json")
+    assert bench.main(["--board", "ulx3s-85f", "--root", str(tmp_path), "-o", str(output)]) == 0
+    assert list(json.loads(output.read_text())) == ["ulx3s-85f"]
+
+
 def test_bench_simulates_the_design_as_built():
     from rvnpu.bench.boards import demo_config
     config = demo_config(board("ulx3s-85f"), _split_report())

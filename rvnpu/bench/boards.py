@@ -16,7 +16,8 @@ Fmax. With two it assumes the ratio of the clocks stays as built, so the core's 
 time (command issue) scales with the engine's.
 
 Each board's figures go to ``demo.json`` beside its report, which ``rvnpu build --doc`` reads
-into the table of ``docs/boards.md``, and all of them to ``build/bench/boards.json``.
+into the table of ``docs/boards.md``, and to ``build/bench/boards.json``, where the figures
+of boards not measured this time stay.
 """
 
 import argparse
@@ -170,9 +171,19 @@ def main(argv=None):
               f"{r['achieved_gops_at_fmax']} GOPS achieved, {r['peak_gops_at_fmax']} peak"
               + (f"; replayed from a recorded list {r['replayed_core_cycles']:,} core cycles, "
                  f"{r['replayed_gops_at_fmax']} GOPS" if "replayed_core_cycles" in r else ""))
-    write_file(args.output, json.dumps(results, indent=2) + "\n")
+    # Measuring some boards keeps the others' figures in the summary.
+    write_file(args.output, json.dumps({**_previous(args.output), **results}, indent=2) + "\n")
     print(f"wrote {args.output}")
     return 0
+
+
+def _previous(path):
+    """The boards' figures already in ``path`` (none if it is missing or not such a file)."""
+    try:
+        previous = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return previous if isinstance(previous, dict) else {}
 
 
 if __name__ == "__main__":
