@@ -11,7 +11,21 @@ from amaranth.lib.wiring import In, Out
 from rvnpu.hdl.engine.pe import ProcessingElement
 
 
-__all__ = ["SystolicArray"]
+__all__ = ["SystolicArray", "ws_sum_width"]
+
+
+def ws_sum_width(rows, in_width, acc_width):
+    """Bits of a weight-stationary partial sum: no more than its largest value needs.
+
+    A column sums at most ``rows`` products, each of two operands with their zero points off;
+    the front end refuses a zero point outside the elements' range, so an operand's magnitude
+    is below ``2**in_width`` and the sum's is at most ``rows * (2**in_width - 1)**2``. Kept
+    that narrow, and sign-extended to ``acc_width`` below the array, the sum is the same, and
+    a column's adders and registers are half as wide (17 bits against 32 for one row of
+    8-bit operands). Output-stationary sums run over a whole tile and wrap at ``acc_width``.
+    """
+    largest = rows * ((1 << in_width) - 1) ** 2
+    return min(acc_width, largest.bit_length() + 1)
 
 
 class SystolicArray(wiring.Component):
@@ -31,15 +45,22 @@ class SystolicArray(wiring.Component):
     ``logic_macs`` cells multiply in logic rather than in DSP blocks: the last ones in row
     order, so a part's multipliers serve whole rows from the top. Every cell's product comes
     ``mac_latency`` cycles after its operands (:class:`.pe.ProcessingElement`).
+
+    The operands are ``in_width``-bit elements with their zero points off (one bit wider).
+    Partial sums, and ``out``, are ``acc_width`` bits wide where the array can run
+    output-stationary, and :func:`ws_sum_width` wide where it runs weight-stationary only.
     """
 
-    def __init__(self, *, rows, cols, op_width, acc_width, with_os=True, with_ws=True,
+    def __init__(self, *, rows, cols, in_width, acc_width, with_os=True, with_ws=True,
                  logic_macs=0, mac_latency=2):
         self._rows, self._cols = rows, cols
         self._logic_macs = logic_macs
-        self._pe_args = dict(op_width=op_width, acc_width=acc_width,
+        op_width = in_width + 1
+        #: Width of the partial sums and of ``out``.
+        self.sum_width = acc_width if with_os else ws_sum_width(rows, in_width, acc_width)
+        self._pe_args = dict(op_width=op_width, acc_width=self.sum_width,
                              with_os=with_os, with_ws=with_ws, latency=mac_latency)
-        op, acc = signed(op_width), signed(acc_width)
+        op, acc = signed(op_width), signed(self.sum_width)
         super().__init__({
             "a":     In(data.ArrayLayout(op, rows)),
             "valid": In(rows),

@@ -70,7 +70,7 @@ class ExecuteUnit(wiring.Component):
         c = self._config
 
         m.submodules.array = array = SystolicArray(
-            rows=c.rows, cols=c.cols, op_width=c.in_width + 1, acc_width=c.acc_width,
+            rows=c.rows, cols=c.cols, in_width=c.in_width, acc_width=c.acc_width,
             with_os=c.with_os, with_ws=c.with_ws, logic_macs=c.logic_macs,
             mac_latency=c.mac_latency)
 
@@ -266,6 +266,7 @@ class ExecuteUnit(wiring.Component):
         each command after its last write."""
         c = self._config
         R, C = c.rows, c.cols
+        # Sign-extended to the accumulators' width (the array's sums may be narrower).
         bottom = Signal(data.ArrayLayout(signed(c.acc_width), C))
         # lab 2 hole begin: de-skew the results (column c leaves the array c cycles late)
         for col in range(C):
