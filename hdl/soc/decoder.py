@@ -118,13 +118,12 @@ class AddressDecoder(wiring.Component):
 
         m.d.comb += cpu.ready.eq((write & ~self.ram.busy) | pending | answer)
 
-        # The answer comes from the target of the read, registered as it starts.
+        # The answer comes from the target of the read: a RAM read's registered as it starts,
+        # a peripheral's is the one its request went to (``p_hit``, held while it answers).
         read_ram = Signal()
         read_lane = Signal(max(lane_bits, 1))
-        read_peripheral = {p.name: Signal(name=f"read_{p.name.lower()}") for p in PERIPHERALS}
-        with m.If(first | (start & ~write)):
+        with m.If(first):
             m.d.sync += [read_ram.eq(is_ram), read_lane.eq(cpu.addr[:lane_bits])]
-            m.d.sync += [read_peripheral[n].eq(hit) for n, hit in is_peripheral.items()]
 
         lane = cpu.addr[:lane_bits] if lane_bits else Const(0)
         m.d.comb += [
@@ -146,7 +145,7 @@ class AddressDecoder(wiring.Component):
                 port.w_en.eq(issued & p_write & p_hit[p.name]),
                 port.r_en.eq(issued & ~p_write & p_hit[p.name]),
             ]
-            with m.If(read_peripheral[p.name]):
+            with m.If(answer & p_hit[p.name]):
                 m.d.comb += rdata.eq(port.r_data)
         m.d.comb += cpu.rdata.eq(rdata)
         return m
