@@ -32,8 +32,8 @@ class ExecuteUnit(wiring.Component):
         Commands (:func:`.unit_ops.exec_op`) from the front end.
     retire : Out
         One pulse a command, in order, once all its accumulator writes are done.
-    busy, active : Out
-        Work in flight; a step entering the array this cycle (for utilisation counters).
+    active : Out
+        A step entering the array this cycle (for utilisation counters).
     spa_addr, spa_data, spb_addr, spb_data : scratchpad read ports (one cycle latency)
     acc_raddr, acc_rdata : accumulator read port (one cycle latency, transparent to writes)
     acc_waddr, acc_wdata, acc_we : accumulator write port (this unit has priority)
@@ -46,7 +46,6 @@ class ExecuteUnit(wiring.Component):
         super().__init__({
             "cmd":       In(stream.Signature(exec_op(config))),
             "retire":    Out(1),
-            "busy":      Out(1),
             "active":    Out(1),
             "spa_addr":  Out(ROW_BITS),
             "spa_data":  In(data.ArrayLayout(elem, c.rows)),
@@ -89,7 +88,6 @@ class ExecuteUnit(wiring.Component):
             self.spa_addr.eq(s.cmd.a_row + s.k),
             self.spb_addr.eq(Mux(p.preload, p.cmd.b_row + p.row, s.cmd.b_row + s.k)),
             self.active.eq(s.issue),
-            self.busy.eq(p.valid | s_valid | (inflight != 0)),
         ]
         self._feed_array(m, array, p, s, os_mode)
         self._write_results(m, array, s)
