@@ -94,9 +94,9 @@ def test_commands_issue_inline(tmp_path, config):
 
 def test_gemm_scheduler_is_compiled_for_speed():
     """The GEMM scheduler, which the core runs once a command, is built -O2 whatever the
-    firmware's flag but -O0 (for a debugger); the rest of the library follows the flag. (What it buys is measured by
-    ``python -m rvnpu.bench.boards``: the demo's GEMM on the 4x4 boards, 48,880 core cycles
-    at -Os, 30,479 so.)"""
+    firmware's flag but -O0 (for a debugger); the rest of the library follows the flag.
+    (What it buys is measured by ``python -m rvnpu.bench.boards``: the demo's GEMM on the
+    4x4 boards, 48,880 core cycles at -Os, 30,479 so.)"""
     lib = FIRMWARE_DIR / "lib"
     assert (lib / "gemm.c").is_file()
     assert library_opt(lib / "gemm.c", "-Os") == "-O2"
