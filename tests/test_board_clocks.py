@@ -482,3 +482,28 @@ def test_doc_keeps_the_previous_row_of_a_board_not_rebuilt(tmp_path):
     assert page.endswith("Prose.\n")
     # Regenerating the page from itself changes nothing.
     assert boards_markdown(flow.saved_reports(tmp_path), TABLE_COLUMNS, page) == page
+
+
+def test_bench_plots_every_board_in_its_summary(tmp_path, monkeypatch):
+    """``--plot`` draws the summary's boards (those measured before too); a summary without
+    achieved figures is a one-line error."""
+    from rvnpu.bench import boards as bench
+    (tmp_path / "ulx3s-85f").mkdir()
+    (tmp_path / "ulx3s-85f" / "report.json").write_text(json.dumps(_split_report()))
+    output = tmp_path / "boards.json"
+    # A board measured before, without a replayed figure (its core requantises).
+    output.write_text(json.dumps({"icebreaker": {"gemm": "16x16x16",
+                                                 "achieved_gops_at_fmax": 9.3e-05,
+                                                 "peak_gops_at_fmax": 0.026}}))
+    monkeypatch.setattr(bench, "measure_demo",
+                        lambda b, report, work_dir: bench.DemoGemm(32, 32, 32, 8, 8, 6000, 900))
+    png = tmp_path / "boards.png"
+    assert bench.main(["--board", "ulx3s-85f", "--root", str(tmp_path), "-o", str(output),
+                       "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    one = tmp_path / "one.png"
+    bench.plot_boards({"ulx3s-85f": json.loads(output.read_text())["ulx3s-85f"]}, one)
+    assert 0 < one.stat().st_size != png.stat().st_size
+    with pytest.raises(bench.BenchBoardsError, match="no board in the summary"):
+        bench.plot_boards({"orangecrab": {"gemm": "32x32x32"}}, tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()

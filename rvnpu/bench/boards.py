@@ -32,7 +32,7 @@ from rvnpu.gen.files import write_file
 
 
 __all__ = ["DemoGemm", "BenchBoardsError", "parse_demo_output", "achieved_gops", "demo_config",
-           "measure_demo", "main", "DEMO_JSON"]
+           "measure_demo", "plot_boards", "main", "DEMO_JSON"]
 
 #: The demo's figures, beside a board's ``report.json``.
 DEMO_JSON = "demo.json"
@@ -148,6 +148,8 @@ def main(argv=None):
     parser.add_argument("--root", type=Path, default=DEFAULT_OUTPUT,
                         help=f"where the builds are (default: {DEFAULT_OUTPUT})")
     parser.add_argument("-o", "--output", type=Path, default=Path("build/bench/boards.json"))
+    parser.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                        help="also draw every board's peak and achieved GOPS in the summary")
     args = parser.parse_args(argv)
     names = args.board or [n for n in BOARDS if (args.root / n / "report.json").is_file()]
     results = {}
@@ -172,9 +174,56 @@ def main(argv=None):
               + (f"; replayed from a recorded list {r['replayed_core_cycles']:,} core cycles, "
                  f"{r['replayed_gops_at_fmax']} GOPS" if "replayed_core_cycles" in r else ""))
     # Measuring some boards keeps the others' figures in the summary.
-    write_file(args.output, json.dumps({**_previous(args.output), **results}, indent=2) + "\n")
+    summary = {**_previous(args.output), **results}
+    write_file(args.output, json.dumps(summary, indent=2) + "\n")
     print(f"wrote {args.output}")
+    if args.plot is not None:
+        try:
+            print(f"wrote {plot_boards(summary, args.plot)}")
+        except BenchBoardsError as error:
+            parser.exit(1, f"{error}\n")
     return 0
+
+
+#: The bars of :func:`plot_boards`: a board's summary key, and its label.
+_BARS = (("peak_gops_at_fmax", "peak"), ("replayed_gops_at_fmax", "replayed list"),
+         ("achieved_gops_at_fmax", "issued by the core"))
+
+
+def plot_boards(summary, path):
+    """A PNG of each board's peak GOPS beside what the demo's GEMM achieves, issued by the
+    core and replayed from a recorded list, on a log scale (the boards span four decades).
+    ``summary``: the bench's summary (board name to :func:`achieved_gops`)."""
+    import io
+    try:
+        from matplotlib.figure import Figure    # drawn without pyplot: no display, no state
+    except ImportError:
+        raise BenchBoardsError("the plot needs matplotlib: pip install 'rvnpu[bench]'") \
+            from None
+    names = [n for n, r in sorted(summary.items())
+             if isinstance(r, dict) and r.get("achieved_gops_at_fmax")]
+    if not names:
+        raise BenchBoardsError("no board in the summary has achieved GOPS to plot")
+    fig = Figure(figsize=(7.5, 4.5), dpi=110)
+    ax = fig.add_subplot()
+    width = 0.8 / len(_BARS)
+    for i, (key, label) in enumerate(_BARS):
+        xs = [j + (i - 1) * width for j, n in enumerate(names) if summary[n].get(key)]
+        ys = [summary[n][key] for n in names if summary[n].get(key)]
+        bars = ax.bar(xs, ys, width, label=label)
+        ax.bar_label(bars, labels=[f"{y:.2g}" for y in ys], fontsize=7)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(names)), [f"{n}\n{summary[n]['gemm']}" for n in names],
+                  fontsize=8)
+    ax.set_ylabel("GOPS at the engine's Fmax")
+    ax.set_title("python -m rvnpu.bench.boards: the demo's GEMM on each board's design",
+                 fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return write_file(path, buffer.getvalue())
 
 
 def _previous(path):
