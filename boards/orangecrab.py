@@ -36,7 +36,7 @@ class OrangeCrabPlatform(LatticeECP5Platform):
 # with no post unit.
 # The bootloader takes the bitstream over USB DFU (hold the button while plugging in).
 # 48 MHz, the oscillator's, through the PLL. With the SoC's paths from the core registered
-# (the decoder's peripheral requests, the command slice) the design closes at 73 MHz and
+# (the decoder's peripheral requests, the command slice) the design closes at 69 to 73 MHz and
 # routes in about 4 minutes. Before, at about 60 MHz, 48 MHz builds routed once in 9 minutes
 # and once had not converged in router1 after 25, so the default had been 30 MHz.
 BOARDS = (

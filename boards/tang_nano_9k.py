@@ -42,7 +42,7 @@ class TangNano9kPlatform(HimbaechelGowinPlatform):
 # after 20 minutes and its SA placer stalled at 5,000 of 14,271 cells. The engine leaves
 # requantisation to the core.
 BOARDS = (
-    # 40.5 MHz from the 27 MHz oscillator by the rPLL (x3/2); the design closes at 45.9
+    # 40.5 MHz from the 27 MHz oscillator by the rPLL (x3/2); the design closes at 45.9 to 47.1
     # (at 36.7 to 37.4, and so at 30 MHz, before the SoC's paths from the core were
     # registered).
     Board(name="tang-nano-9k", platform=TangNano9kPlatform, clock_hz=40_500_000,

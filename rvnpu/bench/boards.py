@@ -208,8 +208,9 @@ def plot_boards(summary, path):
     ax = fig.add_subplot()
     width = 0.8 / len(_BARS)
     for i, (key, label) in enumerate(_BARS):
-        xs = [j + (i - 1) * width for j, n in enumerate(names) if summary[n].get(key)]
-        ys = [summary[n][key] for n in names if summary[n].get(key)]
+        shown = [(j + (i - 1) * width, summary[n][key]) for j, n in enumerate(names)
+                 if summary[n].get(key)]
+        xs, ys = zip(*shown) if shown else ((), ())
         bars = ax.bar(xs, ys, width, label=label)
         ax.bar_label(bars, labels=[f"{y:.2g}" for y in ys], fontsize=7)
     ax.set_yscale("log")
