@@ -1,9 +1,9 @@
 /*
  * Tiled GEMM on the engine, weight-stationary.
  *
- * This is rvnpu.compiler.gemm.compile_gemm (dataflow "ws") in C, statement for statement, so that
- * the command streams are identical (tests/test_firmware_build.py compares them): change one,
- * change the other.
+ * This is rvnpu.compiler.gemm.compile_gemm (dataflow "ws") in C, statement for statement but for
+ * the running values of schedule()'s loops, so that the command streams are identical
+ * (tests/test_firmware_build.py compares them): change one, change the other.
  */
 #include "rvnpu.h"
 
@@ -191,32 +191,39 @@ static int schedule(const rvnpu_gemm_t *g, rvnpu_program_t *program)
         }
     }
 
-    const uint32_t b_slots = RVNPU_ENGINE_SPAD_DEPTH / R;
-    uint32_t b_next = 0;
-    for (uint32_t bi = 0, m0 = 0; m0 < M; bi++, m0 += mb) {
+    /* The loops keep running values (addresses, rows, the weight slot) where compile_gemm
+     * multiplies and divides: on the core a multiplication costs 36 cycles and a shift 4 + n
+     * (docs/core.md), tens of cycles a command. The values, and so the commands, are the same. */
+    const uint32_t slot_end = RVNPU_ENGINE_SPAD_DEPTH / R * R;     /* b_slots * R */
+    const uint32_t a_chunk = R * EB, b_chunk = R * N * EB;
+    const uint32_t a_step = mb * K * EB;
+    uint32_t slot = 0;                                              /* b_next % b_slots * R */
+    uint32_t a_block = a_addr;
+    for (uint32_t bi = 0, m0 = 0; m0 < M; bi++, m0 += mb, a_block += a_step) {
         uint32_t rows = min_u32(mb, M - m0);
         uint32_t a_base = bi % 2 * kc * mb;
-        for (uint32_t n = 0; n < n_tiles; n++) {
+        for (uint32_t n = 0, b_tile = b_addr; n < n_tiles; n++, b_tile += C * EB) {
             uint32_t cols = min_u32(C, N - n * C);
             uint32_t acc_base = (bi * n_tiles + n) % 2 * mb;
+            uint32_t a_row = a_base, a_dram = a_block, b_dram = b_tile, k_left = K;
             for (uint32_t j = 0; j < kc; j++) {
-                uint32_t k_rows = min_u32(R, K - j * R);
+                uint32_t k_rows = min_u32(R, k_left);
                 /* Each K chunk of A just before its first use: the load unit is in order,
                  * so loading the whole block first would hold back the weights. */
                 if (n == 0)
-                    load(&p, a_addr + (m0 * K + j * R) * EB, RVNPU_SPACE_SPAD_A, a_base + j * mb,
-                         rows, k_rows, K * EB);
-                uint32_t slot = b_next % b_slots * R;
-                b_next++;
-                load(&p, b_addr + (j * R * N + n * C) * EB, RVNPU_SPACE_SPAD_B, slot, k_rows,
-                     cols, N * EB);
+                    load(&p, a_dram, RVNPU_SPACE_SPAD_A, a_row, rows, k_rows, K * EB);
+                load(&p, b_dram, RVNPU_SPACE_SPAD_B, slot, k_rows, cols, N * EB);
                 // lab 5 hole begin: which K chunks add to the accumulators
                 uint32_t accumulate = j > 0;
                 // lab 5 starter:
                 // uint32_t accumulate = 0;
                 // lab 5 hole end
-                emit(&p, rvnpu_encode_compute(a_base + j * mb, slot, acc_base, rows, k_rows,
-                                              accumulate));
+                emit(&p, rvnpu_encode_compute(a_row, slot, acc_base, rows, k_rows, accumulate));
+                slot = slot + R == slot_end ? 0 : slot + R;
+                a_row += mb;
+                a_dram += a_chunk;
+                b_dram += b_chunk;
+                k_left -= R;
             }
             store(&p, acc_base, m0, rows, n, cols);
         }
