@@ -45,6 +45,9 @@ class Board:
     regfile_style : str
         Where the core's registers go (:attr:`rvnpu.spec.memory_map.SocConfig.regfile_style`):
         ``"block"`` RAM, or ``"lut"`` RAM where block RAM is the scarcer.
+    shifter : str
+        The core's shifter (:attr:`rvnpu.spec.memory_map.SocConfig.shifter`): ``"serial"``,
+        or ``"barrel"`` where LUTs are to spare.
     nextpnr_options : tuple of str
         Options added to nextpnr's command line for this board's builds.
     engine_clock_hz : int or None
@@ -66,6 +69,7 @@ class Board:
     with_m: bool = True
     flash_offset: int | None = None
     regfile_style: str = "block"
+    shifter: str = "serial"
     nextpnr_options: tuple = ()
     engine_clock_hz: int | None = None
     command_slice: bool = True
@@ -80,7 +84,7 @@ class Board:
                          clock_hz=self.clock_hz if clock_hz is None else clock_hz,
                          ram_style=self.ram_style, with_m=self.with_m,
                          flash_offset=self.flash_offset, regfile_style=self.regfile_style,
-                         engine_clock_hz=engine_clock_hz or None,
+                         shifter=self.shifter, engine_clock_hz=engine_clock_hz or None,
                          command_slice=self.command_slice)
 
     def simulated_config(self, engine=None, clock_hz=None, engine_clock_hz=None):

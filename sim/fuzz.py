@@ -7,9 +7,9 @@ seed alone (``rvnpu fuzz core --seed S --cases 1``). Cases are numbered from the
 first seed up.
 
 - ``core``: a random instruction stream (:func:`rvnpu.sim.lockstep.random_program`, with
-  interrupts in half the cases) on the core's RTL in Amaranth's simulator, compared with the
-  ISS retired instruction by retired instruction; a run that does not reach its HALT within its
-  cycle budget is a hang.
+  interrupts in half the cases) on the core's RTL (either shifter) in Amaranth's simulator,
+  compared with the ISS retired instruction by retired instruction; a run that does not reach
+  its HALT within its cycle budget is a hang.
 - ``engine``: random command programs with refused commands among them
   (:func:`rvnpu.sim.engine_programs.random_program`) on the engine's RTL in Verilator, a batch
   per simulator start, compared with :class:`~rvnpu.sim.golden.engine.EngineModel`: the whole
@@ -33,6 +33,8 @@ import multiprocessing
 import random
 import resource
 import time
+
+from rvnpu.spec.memory_map import SHIFTERS
 
 
 __all__ = ["TARGETS", "Failure", "CampaignReport", "run_campaign", "core_case",
@@ -96,7 +98,8 @@ class CampaignReport:
 # -- One core case ---------------------------------------------------------------------------------
 
 def core_options(seed):
-    """The program length and the bench's behaviour for case ``seed``."""
+    """The program length and the bench's behaviour (and the core's shifter) for case
+    ``seed``."""
     rng = random.Random(seed ^ 0xC0DE)
     interrupts = rng.random() < 0.5
     options = dict(with_m=rng.random() < 0.9, mem_wait=rng.choice([0, 0, 1, 2, 3]),
@@ -104,7 +107,10 @@ def core_options(seed):
     if interrupts:
         options.update(irq_rate=rng.choice([0.02, 0.05, 0.1, 0.2]),
                        irq_hold=rng.choice([0.3, 0.5, 0.7, 0.9]), wake_delay=rng.randint(1, 8))
-    return rng.randint(800, 1600), interrupts, options
+    length = rng.randint(800, 1600)
+    # Drawn last, so that the options above stay those each seed had before the choice.
+    options["shifter"] = rng.choice(SHIFTERS)
+    return length, interrupts, options
 
 
 def core_case(seed):

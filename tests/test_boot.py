@@ -126,3 +126,17 @@ def test_regfile_style_puts_the_registers_in_lut_ram():
     with pytest.raises(ConfigError, match="regfile_style must be one of block, lut, not 'ff'"):
         SocConfig(regfile_style="ff")
     assert SocConfig(regfile_style="lut").to_dict()["regfile_style"] == "lut"
+
+
+def test_shifter_is_checked_and_described():
+    """A serial shifter leaves the SoC's description (and the simulator builds named by its
+    hash) as before the option; a barrel shifter is named in it and reaches the core."""
+    from rvnpu.hdl.core.cpu import RiscvCore
+    assert "shifter" not in SocConfig().to_dict()
+    barrel = SocConfig(shifter="barrel")
+    assert barrel.to_dict()["shifter"] == "barrel"
+    assert SocConfig.from_dict(barrel.to_dict()) == barrel
+    with pytest.raises(ConfigError, match="shifter must be one of serial, barrel, not 'fast'"):
+        SocConfig(shifter="fast")
+    with pytest.raises(ValueError, match="shifter must be one of serial, barrel"):
+        RiscvCore(shifter="fast")

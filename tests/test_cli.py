@@ -240,6 +240,22 @@ def test_generate_soc_refuses_bad_soc_parameter(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_generate_soc_takes_the_shifter(tmp_path, capsys):
+    """``--shifter barrel`` reaches the SoC's description; a word it does not know is a
+    one-line error that leaves nothing written."""
+    gen = tmp_path / "soc"
+    assert main(["generate", "--soc", "--rows", "2", "--cols", "2", "--spad-depth", "64",
+                 "--acc-depth", "32", "--qp-depth", "16", "--mem-bytes", "16384",
+                 "--shifter", "barrel", "-o", str(gen)]) == 0
+    assert json.loads((gen / "rvnpu_soc.json").read_text())["parameters"]["shifter"] == "barrel"
+    with pytest.raises(SystemExit) as exit:
+        main(["generate", "--soc", "--shifter", "fast", "-o", str(tmp_path / "out")])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "rvnpu: error: shifter must be one of serial, barrel, not 'fast'\n"
+    assert not (tmp_path / "out").exists()
+
+
 def test_sim_checks_the_conv_example_against_numpy(tmp_path):
     result = rvnpu("sim", str(REPO / "firmware" / "examples" / "conv.c"), "-D", "COUT=5",
                    "-D", "STRIDE=2", *FAST_UART, cwd=tmp_path)

@@ -18,6 +18,15 @@ def test_harness_has_two_pins_and_keeps_the_core():
     assert "\\top.core" in re.findall(r"^module (\S+)", text, re.M)
 
 
+def test_harness_builds_the_shifter_asked_for():
+    """The bench measures the barrel shifter's core when asked: its one right shifter's
+    ``shifted`` net is in that core only."""
+    def core_text(shifter):
+        harness = CoreHarness(with_m=False, shifter=shifter)
+        return verilog.convert(harness, name="top", ports=[harness.serial_in, harness.serial_out])
+    assert "shifted" in core_text("barrel") and "shifted" not in core_text("serial")
+
+
 def test_table_lists_cells_and_fmax_per_family_and_the_path():
     result = {"core": "RV32IM", "logic_cells": 1450, "fmax": {
         "ice40": {"fmax_mhz": 26.04, "critical_path": [

@@ -46,7 +46,8 @@ def li_pair(a, b):
     return [*asm.li(1, a), *asm.li(2, b)]
 
 
-def test_register_register_ops():
+@pytest.mark.parametrize("shifter", ["serial", "barrel"])
+def test_register_register_ops(shifter):
     ops = [asm.add, asm.sub, asm.sll, asm.slt, asm.sltu, asm.xor, asm.srl, asm.sra, asm.or_,
            asm.and_]
     rng = random.Random(1)
@@ -55,10 +56,11 @@ def test_register_register_ops():
     for a, b in pairs:
         words += li_pair(a, b) + [op(3 + i, 1, 2) for i, op in enumerate(ops)]
     words += [asm.add(0, 1, 2), asm.sub(4, 4, 4), asm.add(5, 5, 5)]     # x0, rd = rs1 = rs2
-    lockstep(program(*words))
+    lockstep(program(*words), shifter=shifter)
 
 
-def test_immediate_ops():
+@pytest.mark.parametrize("shifter", ["serial", "barrel"])
+def test_immediate_ops(shifter):
     imms = [0, 1, -1, 5, 31, 2047, -2048, 0x555, -0x556]
     words = []
     for a in EDGES[::2]:
@@ -70,7 +72,7 @@ def test_immediate_ops():
             words += [asm.slli(9, 1, shamt), asm.srli(10, 1, shamt), asm.srai(11, 1, shamt)]
     words += [asm.lui(12, 0xfffff), asm.lui(13, 0x80000), asm.lui(14, 1), asm.auipc(15, 0),
               asm.auipc(16, 0xfffff), asm.addi(0, 0, 1), asm.lui(0, 5)]
-    lockstep(program(*words))
+    lockstep(program(*words), shifter=shifter)
 
 
 def test_m_extension():
@@ -315,6 +317,17 @@ def test_lockstep_fuzz(seed, length, mem_wait, cmd_stall, rsp_delay):
     assert kinds[0b0001011] > 3 and kinds[0b0000011] > 10 and kinds[0b0100011] > 10
 
 
+@pytest.mark.parametrize("seed", [110, 111])
+def test_lockstep_fuzz_barrel_shifter(seed):
+    """The barrel shifter retires what the ISS does, with wait states and a stalling engine."""
+    image = random_program(seed, 500)
+    rtl, _ = lockstep(image, seed=seed, shifter="barrel", mem_wait=seed - 110, cmd_stall=0.3,
+                      rsp_delay=3, max_instructions=1000)
+    shifts = [r for r in rtl.records
+              if r.insn & 0x5f == 0x13 and r.insn >> 12 & 3 == 1 and r.insn >> 25 != 1]
+    assert len(rtl.records) > 250 and len(shifts) > 10
+
+
 IRQ_FUZZ = [  # (seed, instructions, memory wait states, line rise chance, line hold chance)
     (200, 500, 0, 0.05, 0.5),
     (201, 500, 2, 0.10, 0.7),
@@ -382,7 +395,12 @@ CPI = [  # (name, instruction words to time (the last one is timed), setup, cycl
 ]
 
 
-def test_cpi():
+#: What the barrel shifter changes in :data:`CPI`: a shift by n > 0 takes 5 cycles.
+BARREL_CPI = {"shift-1": 5, "shift-31": 5}
+
+
+@pytest.mark.parametrize("shifter", ["serial", "barrel"])
+def test_cpi(shifter):
     """Cycles from one instruction's retirement to the next one's, with a memory answering the
     cycle after each request and an engine that is always ready and answers a cycle later;
     the interrupt lines are high (but mstatus.MIE is clear), and for "interrupt" the timed
@@ -392,9 +410,12 @@ def test_cpi():
         words = with_mtvec(*asm.li(1, 0x1234), *asm.li(2, 77), *asm.li(9, DATA), *setup,
                            asm.nop(), *timed)
         image = program(*words, handler=[HALT])
-        rtl = RtlRun(image, max_instructions=len(words) + 2, irq_rate=1.0, irq_hold=1.0).run()
+        rtl = RtlRun(image, max_instructions=len(words) + 2, irq_rate=1.0, irq_hold=1.0,
+                     shifter=shifter).run()
         index = len(words) - (name != "interrupt")
         assert rtl.records[index].interrupt == (name == "interrupt")
         measured[name] = rtl.cycles[index] - rtl.cycles[index - 1]
     expected = {name: cycles for name, _, _, cycles in CPI}
+    if shifter == "barrel":
+        expected.update(BARREL_CPI)
     assert measured == expected

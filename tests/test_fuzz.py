@@ -78,6 +78,8 @@ def test_case_settings_follow_from_the_seed():
     assert fuzz.core_options(99) == fuzz.core_options(99)
     kinds = {fuzz.core_options(seed)[1] for seed in range(20)}
     assert kinds == {True, False}, "every case with (or without) interrupts"
+    shifters = {fuzz.core_options(seed)[2]["shifter"] for seed in range(20)}
+    assert shifters == {"serial", "barrel"}, "cases of either shifter"
 
 
 def test_bad_options_are_one_line_errors(capsys):

@@ -13,7 +13,7 @@ from rvnpu.hdl.core.csr import (LOGIC_CSRS, RAM_CSRS, RAM_WRITE_MASKS, Counters,
                                 read_logic_csr)
 from rvnpu.hdl.core.muldiv import MulDiv
 from rvnpu.hdl.core.trap import TrapEntry
-from rvnpu.spec.memory_map import REGFILE_STYLES
+from rvnpu.spec.memory_map import REGFILE_STYLES, SHIFTERS
 from rvnpu.spec.rv32 import (CSR_ACCESS_BITS, CSR_READ_ONLY, INSTRUCTIONS, Cause, Csr, Format,
                              Funct7, Interrupt, Opcode)
 
@@ -202,7 +202,7 @@ class RiscvCore(wiring.Component):
 
     Built to be small. One adder computes every address, comparison, sum and jump target; a
     logic unit (XOR, OR, AND, AND-NOT) also does the CSR read-modify-writes; shifts move one
-    bit per cycle through a register; multiply and divide are iterative
+    bit per cycle through a register (or all bits in one cycle, ``shifter="barrel"``); multiply and divide are iterative
     (:class:`~rvnpu.hdl.core.muldiv.MulDiv`). The registers sit in a block RAM with two synchronous
     read ports, read in the cycle the instruction arrives and held until it retires, and so do
     the CSRs that only software changes (``mtvec``, ``mscratch``, ``mepc``, ``mcause``,
@@ -227,6 +227,7 @@ class RiscvCore(wiring.Component):
     branch taken                                                4
     load, store                                                 4
     shift by ``n`` (register or immediate)                      4 + n
+    shift by ``n > 0``, ``shifter="barrel"``                    5
     CSR access                                                  4
     custom-0 with ``rd = x0`` / with an answer                  3 / 4
     MUL, MULH[[S]U], DIV[U], REM[U]                             36
@@ -261,6 +262,11 @@ class RiscvCore(wiring.Component):
     regfile_style : str
         ``"block"``: the registers are left to synthesis (block RAM); ``"lut"``: they are
         marked for distributed RAM, for parts short of block RAM.
+    shifter : str
+        ``"serial"``: a shift by ``n`` takes ``n`` cycles in the shift register, the smallest
+        shifter; ``"barrel"``: one cycle whatever ``n``, for about 190 more LUTs, where the
+        part has them. Firmware shifts a lot (encoding a command's fields, addressing), and
+        the serial shifter made shifts the largest share of the core's cycles issuing a GEMM.
 
     Members
     -------
@@ -279,7 +285,8 @@ class RiscvCore(wiring.Component):
         The core waits in WFI this cycle.
     """
 
-    def __init__(self, *, with_m=True, reset_vector=0, regfile_style="block"):
+    def __init__(self, *, with_m=True, reset_vector=0, regfile_style="block",
+                 shifter="serial"):
         if not isinstance(with_m, bool):
             raise TypeError(f"with_m must be a bool, not {with_m!r}")
         if (not isinstance(reset_vector, int) or not 0 <= reset_vector < 2**32
@@ -289,7 +296,10 @@ class RiscvCore(wiring.Component):
         if regfile_style not in REGFILE_STYLES:
             raise ValueError(f"regfile_style must be one of {', '.join(REGFILE_STYLES)}, "
                              f"not {regfile_style!r}")
+        if shifter not in SHIFTERS:
+            raise ValueError(f"shifter must be one of {', '.join(SHIFTERS)}, not {shifter!r}")
         self._with_m = with_m
+        self._shifter = shifter
         self._reset_vector = reset_vector
         self._regfile_style = regfile_style
         super().__init__({
@@ -691,11 +701,22 @@ class RiscvCore(wiring.Component):
                     retire()
                 with m.Else():
                     fill = funct7[5] & shreg[31]
-                    with m.If(funct3[2]):
-                        m.d.sync += shreg.eq(Cat(shreg[1:], fill))
-                    with m.Else():
-                        m.d.sync += shreg.eq(shreg << 1)
-                    m.d.sync += shamt.eq(shamt - 1)
+                    if self._shifter == "barrel":
+                        # One right shifter for all three: a left shift is a right shift of
+                        # the word reversed, reversed back (filled with zeros).
+                        left = ~funct3[2]
+                        fill = fill & ~left
+                        word = Mux(left, shreg[::-1], shreg)
+                        shifted = Signal(32)
+                        m.d.comb += shifted.eq(Cat(word, fill.replicate(32)) >> shamt)
+                        m.d.sync += [shreg.eq(Mux(left, shifted[::-1], shifted)),
+                                     shamt.eq(0)]
+                    else:
+                        with m.If(funct3[2]):
+                            m.d.sync += shreg.eq(Cat(shreg[1:], fill))
+                        with m.Else():
+                            m.d.sync += shreg.eq(shreg << 1)
+                        m.d.sync += shamt.eq(shamt - 1)
 
             with m.State("Csr"):
                 # rd <= old (plus a carry owed to mcycle's RAM word); flip-flop CSRs <= new.

@@ -97,7 +97,7 @@ class Soc(wiring.Component):
         c = self._config
         e = c.engine
         core = RiscvCore(with_m=c.with_m, reset_vector=RAM_BASE,
-                         regfile_style=c.regfile_style)
+                         regfile_style=c.regfile_style, shifter=c.shifter)
         spram = c.ram_style == "spram"
         depth = c.ram_bytes // e.bus_bytes
         if c.split_clocks:

@@ -62,6 +62,10 @@ def add_soc_options(parser, uart_baud=115_200):
                        help=f"UART baud rate at reset (default: {uart_baud})")
     group.add_argument("--no-m", action="store_true",
                        help="build the core (and the firmware) without the M extension")
+    # Checked by SocConfig, like the engine's words, so that a bad one is a one-line error.
+    group.add_argument("--shifter", default="serial", metavar="{serial,barrel}",
+                       help="the core's shifter: a bit a cycle, or all bits in one "
+                            "(default: serial)")
     group.add_argument("--engine-clock-hz", type=int, default=None,
                        help="run the engine on a clock of its own at this frequency "
                             "(default: the SoC clock)")
@@ -72,7 +76,7 @@ def soc_config(args):
     """The :class:`~rvnpu.spec.memory_map.SocConfig` the engine and SoC options describe."""
     from rvnpu.spec.memory_map import SocConfig
     return SocConfig(engine=engine_config(args), clock_hz=args.clock_hz,
-                     uart_baud=args.uart_baud, with_m=not args.no_m,
+                     uart_baud=args.uart_baud, with_m=not args.no_m, shifter=args.shifter,
                      engine_clock_hz=args.engine_clock_hz)
 
 

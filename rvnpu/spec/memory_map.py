@@ -16,7 +16,7 @@ from rvnpu.spec.config import ConfigError, EngineConfig, check_choice, check_int
 __all__ = [
     "RAM_BASE", "PERIPHERAL_BASE", "PERIPHERAL_SPAN", "CUSTOM0_OPCODE", "Access", "Bits",
     "Register", "Peripheral", "UART", "TIMER", "GPIO", "SIM", "PERIPHERALS", "SocConfig",
-    "ConfigError", "RAM_STYLES", "REGFILE_STYLES", "peripheral_at",
+    "ConfigError", "RAM_STYLES", "REGFILE_STYLES", "SHIFTERS", "peripheral_at",
 ]
 
 
@@ -194,6 +194,9 @@ RAM_STYLES = ("block", "single", "spram")
 #: Where the core's registers live (:attr:`SocConfig.regfile_style`).
 REGFILE_STYLES = ("block", "lut")
 
+#: How the core shifts (:attr:`SocConfig.shifter`): a bit a cycle, or all at once.
+SHIFTERS = ("serial", "barrel")
+
 
 @dataclass(frozen=True)
 class SocConfig:
@@ -231,6 +234,10 @@ class SocConfig:
         twice a cycle, are left to synthesis, which puts them in two block RAMs. ``"lut"``:
         they are asked for as distributed (LUT) RAM, which gives those two block RAMs back
         where the part has LUT RAM and block RAM is what runs out (the GW1NR-9).
+    shifter : str
+        ``"serial"`` (the default): the core shifts a bit a cycle, 4 + n cycles a shift by n,
+        the smallest shifter (where logic cells run out: the iCE40 UP5K). ``"barrel"``: 5
+        cycles whatever n, for about 190 LUTs more (:class:`rvnpu.hdl.core.cpu.RiscvCore`).
     engine_clock_hz : int or None
         ``None`` (the default): the engine runs on the core's clock, one clock domain. A
         frequency: the engine (array, units, local memories) runs on its own clock (the
@@ -257,6 +264,7 @@ class SocConfig:
     ram_style: str = "block"
     flash_offset: int | None = None
     regfile_style: str = "block"
+    shifter: str = "serial"
     engine_clock_hz: int | None = None
     command_slice: bool = True
 
@@ -282,6 +290,7 @@ class SocConfig:
             raise ConfigError(f"with_m must be True or False, not {self.with_m!r}")
         check_choice("ram_style", self.ram_style, RAM_STYLES)
         check_choice("regfile_style", self.regfile_style, REGFILE_STYLES)
+        check_choice("shifter", self.shifter, SHIFTERS)
         if self.flash_offset is not None:
             check_int("flash_offset", self.flash_offset, 0, (1 << 24) - self.ram_bytes)
             if self.ram_style != "spram":
@@ -315,7 +324,8 @@ class SocConfig:
                 # Only when set: a one-clock configuration keeps the dictionary (and the hash
                 # of it that names its simulator builds) it had before the option existed.
                 **({"engine_clock_hz": self.engine_clock_hz} if self.split_clocks else {}),
-                **({} if self.command_slice else {"command_slice": False})}
+                **({} if self.command_slice else {"command_slice": False}),
+                **({} if self.shifter == "serial" else {"shifter": self.shifter})}
 
     @classmethod
     def from_dict(cls, data):
