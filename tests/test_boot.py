@@ -128,6 +128,7 @@ def test_regfile_style_puts_the_registers_in_lut_ram():
     assert SocConfig(regfile_style="lut").to_dict()["regfile_style"] == "lut"
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_shifter_is_checked_and_described():
     """A serial shifter leaves the SoC's description (and the simulator builds named by its
     hash) as before the option; a barrel shifter is named in it and reaches the core."""
