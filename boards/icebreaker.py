@@ -56,7 +56,7 @@ BOARDS = (
                               command_fetch=False, post_unit=False, store_pool=False,
                               mac_registers=False),
           ram_style="spram", flash_offset=0x2_0000, with_m=False,
-          # No room for a command register (about 70 cells; 69 are free).
+          # No room for a command register (about 70 cells; 52 are free).
           command_slice=False,
           program=("iceprog", "{bitstream}"), bitstream=".bin",
           doc="iCEBreaker (iCE40UP5K-SG48), 12 MHz oscillator, FTDI UART"),

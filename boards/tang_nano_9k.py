@@ -50,6 +50,7 @@ BOARDS = (
                               qp_depth=16, bus_width=32, mem_bytes=16 << 10, queue_depth=1,
                               requant_modes="none", hazards="serial", command_fetch=False,
                               post_unit=False, store_pool=False),
+          shifter="barrel",
           program=("openFPGALoader", "--board", "tangnano9k", "{bitstream}"), bitstream=".fs",
           doc="Sipeed Tang Nano 9K (GW1NR-LV9QN88PC6/I5), 27 MHz oscillator, BL702 UART"),
 )

@@ -44,12 +44,15 @@ class ULX3S25FPlatform(_ULX3SPlatform):
 # columns), a few for address arithmetic. The 25F builds only the TFLite path and no post
 # unit (its QLinearAdd and window arithmetic take 10 more, 34 of 28: the core pools and adds
 # there); 16x16 on the 85F needs the cells' products packed or in logic (256 multipliers).
+# The core shifts with a barrel shifter on every ECP5 board: LUTs are to spare, and shifts by
+# a bit a cycle were the largest share of the core's cycles issuing a GEMM.
 _PROGRAM = ("openFPGALoader", "--board", "ulx3s", "{bitstream}")
 
 BOARDS = (
     Board(name="ulx3s-85f", platform=ULX3S85FPlatform, clock_hz=30_000_000,
           engine=EngineConfig(rows=8, cols=8, spad_depth=1024, acc_depth=512, qp_depth=16,
                               mem_bytes=64 << 10, requant_lanes=1, store_add=False),
+          shifter="barrel",
           program=_PROGRAM, bitstream=".bit",
           # router1, nextpnr-ecp5's default, had not converged after 30 minutes (64,000 wires
           # overused); router2 routes this design in 79 iterations. On the 25F design it
@@ -64,6 +67,7 @@ BOARDS = (
           engine=EngineConfig(rows=4, cols=4, spad_depth=512, acc_depth=256, qp_depth=16,
                               mem_bytes=32 << 10, requant_lanes=1, requant_modes="tflite",
                               store_add=False, post_unit=False),
+          shifter="barrel",
           program=_PROGRAM, bitstream=".bit",
           doc="ULX3S with an LFE5U-25F, 25 MHz oscillator, FTDI UART"),
 )
