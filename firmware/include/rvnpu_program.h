@@ -2,9 +2,10 @@
  * rvnpu_program.h: engine command lists, recorded once and replayed fast.
  *
  * Encoding a command takes the core many cycles (its serial shifter moves one bit a cycle; a
- * barrel shifter still leaves about a hundred a command), often more than the engine needs to run the command. A runtime that runs the same layer again and
- * again records its commands once, with their encodings, and replays them: replaying costs a
- * few loads and an indirect call a command, so the engine, not the core, sets the pace.
+ * barrel shifter still leaves about a hundred a command), often more than the engine needs to
+ * run the command. A runtime that runs the same layer again and again records its commands
+ * once, with their encodings, and replays them: replaying costs a few loads and an indirect
+ * call a command, so the engine, not the core, sets the pace.
  */
 #ifndef RVNPU_PROGRAM_H
 #define RVNPU_PROGRAM_H

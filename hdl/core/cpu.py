@@ -202,17 +202,18 @@ class RiscvCore(wiring.Component):
 
     Built to be small. One adder computes every address, comparison, sum and jump target; a
     logic unit (XOR, OR, AND, AND-NOT) also does the CSR read-modify-writes; shifts move one
-    bit per cycle through a register (or all bits in one cycle, ``shifter="barrel"``); multiply and divide are iterative
-    (:class:`~rvnpu.hdl.core.muldiv.MulDiv`). The registers sit in a block RAM with two synchronous
-    read ports, read in the cycle the instruction arrives and held until it retires, and so do
-    the CSRs that only software changes (``mtvec``, ``mscratch``, ``mepc``, ``mcause``,
-    ``mtval``) and the counters' high halves. Only ``mstatus`` (MIE, MPIE) and the counters' low
-    halves are flip-flops. Results reach the register file through one AND-OR multiplexer with
-    one-hot selects and a register: a write lands the cycle after it is decided. For the clock,
-    the execute cycle's operand selects, which CSR an instruction reads and its legality are
-    decoded from the fetched word and registered with it, ``minstret`` counts an instruction a
-    cycle after it retires, and the multiplier/divider decides a result's sign as it starts
-    (``docs/core.md``, "Timing"; ``python -m rvnpu.bench.core_fmax`` measures it).
+    bit per cycle through a register (or all bits in one cycle, ``shifter="barrel"``); multiply
+    and divide are iterative (:class:`~rvnpu.hdl.core.muldiv.MulDiv`). The registers sit in a
+    block RAM with two synchronous read ports, read in the cycle the instruction arrives and
+    held until it retires, and so do the CSRs that only software changes (``mtvec``,
+    ``mscratch``, ``mepc``, ``mcause``, ``mtval``) and the counters' high halves. Only
+    ``mstatus`` (MIE, MPIE) and the counters' low halves are flip-flops. Results reach the
+    register file through one AND-OR multiplexer with one-hot selects and a register: a write
+    lands the cycle after it is decided. For the clock, the execute cycle's operand selects,
+    which CSR an instruction reads and its legality are decoded from the fetched word and
+    registered with it, ``minstret`` counts an instruction a cycle after it retires, and the
+    multiplier/divider decides a result's sign as it starts (``docs/core.md``, "Timing";
+    ``python -m rvnpu.bench.core_fmax`` measures it).
 
     Each instruction is fetched (two cycles with a memory that answers the cycle after a
     request) and then executed. Cycles per instruction with such a memory, a ready engine

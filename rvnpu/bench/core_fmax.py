@@ -128,9 +128,9 @@ def measure(*, with_m=True, shifter="serial", families=tuple(FAMILIES), seed=SEE
     area = core_area(name, shifter=shifter, progress=progress)
     if shifter != "serial":
         name += f" ({shifter} shifter)"
-    result = {"core": name, "shifter": shifter, "logic_cells": area["logic_cells_packed"], "lut4": area["lut4"],
-              "carry": area["carry"], "ff": area["ff"], "ram": area["ram"], "seed": seed,
-              "fmax": {}, "goals": GOALS}
+    result = {"core": name, "shifter": shifter, "logic_cells": area["logic_cells_packed"],
+              "lut4": area["lut4"], "carry": area["carry"], "ff": area["ff"], "ram": area["ram"],
+              "seed": seed, "fmax": {}, "goals": GOALS}
     for family in families:
         result["fmax"][family] = core_fmax(family, with_m=with_m, shifter=shifter, seed=seed,
                                            progress=progress, keep=keep)
