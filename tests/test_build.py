@@ -48,6 +48,7 @@ def test_unknown_board_lists_the_known_ones():
     (("--dataflow", "diagonal"), "dataflow must be one of"),
     (("--clock-mhz", "0"), "--clock-mhz must be from 1 to 500"),
     (("--clock-mhz", "2"), "PLL cannot make 2 MHz; the nearest it can is 8.4"),
+    (("--shifter", "fast"), "shifter must be one of serial, barrel, not 'fast'"),
 ])
 def test_bad_parameters_are_config_errors(argv, message, tmp_path):
     with pytest.raises(ConfigError, match=message):
@@ -57,6 +58,10 @@ def test_bad_parameters_are_config_errors(argv, message, tmp_path):
 def test_options_override_the_board_design():
     engine = cli_build._engine(board("ulx3s-85f"), _args("--board", "ulx3s-85f", "--rows", "3"))
     assert engine.rows == 3 and engine.cols == board("ulx3s-85f").engine.cols
+    assert board("icebreaker").soc_config().shifter == "serial"
+    chosen = cli_build._board(board("icebreaker"), _args("--board", "icebreaker", "--shifter",
+                                                         "barrel"))
+    assert chosen.soc_config().shifter == "barrel" and chosen.name == "icebreaker"
 
 
 @pytest.mark.parametrize("f_in, f_out", [(12e6, 24e6), (12e6, 30e6), (12e6, 48e6)])

@@ -29,6 +29,10 @@ def add_arguments(parser):
                         help="the engine's own clock, from a second output of the board's PLL "
                              "(ECP5, Gowin); 0 puts it on the SoC's clock (default: the "
                              "board's)")
+    # Checked by SocConfig, so that a bad word is a one-line error naming the parameter.
+    parser.add_argument("--shifter", default=None, metavar="{serial,barrel}",
+                        help="the core's shifter: a bit a cycle, or all bits in one (default: "
+                             "the board's)")
     parser.add_argument("--firmware", type=Path, nargs="+", default=None, metavar="SOURCE",
                         help=f"C sources baked into RAM (default: the {DEMO_FIRMWARE} example)")
     parser.add_argument("-o", "--output", type=Path, default=None,
@@ -51,6 +55,11 @@ def add_arguments(parser):
                              "(docs/boards.md)")
 
 
+def _board(board, args):
+    """The board with the SoC options given on the command line."""
+    return board if args.shifter is None else replace(board, shifter=args.shifter)
+
+
 def _engine(board, args):
     """The board's design with the options given on the command line."""
     return replace(board.engine, **engine_options_given(args))
@@ -65,7 +74,7 @@ def run(args):
     from rvnpu.boards.report import format_table
 
     names = list(BOARDS) if args.board == "all" else [args.board]
-    chosen = [find_board(name) for name in names]
+    chosen = [_board(find_board(name), args) for name in names]
     if args.gate_sim_cycles is not None and args.gate_sim_cycles < 1:
         raise ConfigError(f"--gate-sim-cycles must be at least 1, not {args.gate_sim_cycles}")
     plans = []
