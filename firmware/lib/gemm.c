@@ -192,8 +192,8 @@ static int schedule(const rvnpu_gemm_t *g, rvnpu_program_t *program)
     }
 
     /* The loops keep running values (addresses, rows, the weight slot) where compile_gemm
-     * multiplies and divides: on the core a multiplication costs 36 cycles (a library call
-     * without M) and a shift 4 + n with the serial shifter (docs/core.md), tens of cycles a
+     * multiplies and divides: on the core a multiplication costs 36 cycles with M (a library
+     * call without) and a shift 4 + n with the serial shifter (docs/core.md), tens of cycles a
      * command. The values, and so the commands, are the same. */
     const uint32_t slot_end = RVNPU_ENGINE_SPAD_DEPTH / R * R;     /* b_slots * R */
     const uint32_t a_chunk = R * EB, b_chunk = R * N * EB;
