@@ -80,9 +80,8 @@ class RtlRun:
     """
 
     def __init__(self, image, *, with_m=True, shifter="serial", seed=0, mem_wait=0,
-                 cmd_stall=0.0, rsp_delay=1,
-                 irq_rate=0.0, irq_hold=0.0, wake_delay=4, max_instructions=10_000,
-                 max_cycles=400_000):
+                 cmd_stall=0.0, rsp_delay=1, irq_rate=0.0, irq_hold=0.0, wake_delay=4,
+                 max_instructions=10_000, max_cycles=400_000):
         self.memory = Memory(MEM_WORDS)
         for addr, words in image.items():
             self.memory.load(addr, words)

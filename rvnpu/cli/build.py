@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rvnpu.boards.flow import DEFAULT_OUTPUT, DEMO_FIRMWARE
 from rvnpu.boards.toolchain import TOOL_CHOICES
-from rvnpu.cli.options import add_engine_options, engine_options_given
+from rvnpu.cli.options import add_engine_options, add_shifter_option, engine_options_given
 from rvnpu.spec.config import ConfigError
 
 
@@ -29,10 +29,7 @@ def add_arguments(parser):
                         help="the engine's own clock, from a second output of the board's PLL "
                              "(ECP5, Gowin); 0 puts it on the SoC's clock (default: the "
                              "board's)")
-    # Checked by SocConfig, so that a bad word is a one-line error naming the parameter.
-    parser.add_argument("--shifter", default=None, metavar="{serial,barrel}",
-                        help="the core's shifter: a bit a cycle, or all bits in one (default: "
-                             "the board's)")
+    add_shifter_option(parser, default=None, default_text="the board's")
     parser.add_argument("--firmware", type=Path, nargs="+", default=None, metavar="SOURCE",
                         help=f"C sources baked into RAM (default: the {DEMO_FIRMWARE} example)")
     parser.add_argument("-o", "--output", type=Path, default=None,

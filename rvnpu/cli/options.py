@@ -12,8 +12,8 @@ from dataclasses import fields
 from rvnpu.spec.config import ConfigError, EngineConfig
 
 
-__all__ = ["add_engine_options", "engine_config", "add_soc_options", "soc_config",
-           "add_simulator_option", "int_list", "word_list", "run_reporting_errors"]
+__all__ = ["add_engine_options", "engine_config", "add_soc_options", "add_shifter_option",
+           "soc_config", "add_simulator_option", "int_list", "word_list", "run_reporting_errors"]
 
 
 def add_engine_options(parser, title="engine parameters", show_defaults=True):
@@ -62,14 +62,20 @@ def add_soc_options(parser, uart_baud=115_200):
                        help=f"UART baud rate at reset (default: {uart_baud})")
     group.add_argument("--no-m", action="store_true",
                        help="build the core (and the firmware) without the M extension")
-    # Checked by SocConfig, like the engine's words, so that a bad one is a one-line error.
-    group.add_argument("--shifter", default="serial", metavar="{serial,barrel}",
-                       help="the core's shifter: a bit a cycle, or all bits in one "
-                            "(default: serial)")
+    add_shifter_option(group, default="serial")
     group.add_argument("--engine-clock-hz", type=int, default=None,
                        help="run the engine on a clock of its own at this frequency "
                             "(default: the SoC clock)")
     return group
+
+
+def add_shifter_option(parser, default, default_text=None):
+    """``--shifter``, the core's (:attr:`~rvnpu.spec.memory_map.SocConfig.shifter`). The word
+    is checked by SocConfig, like the engine's words, so that a bad one is a one-line error."""
+    from rvnpu.spec.memory_map import SHIFTERS
+    parser.add_argument("--shifter", default=default, metavar="{" + ",".join(SHIFTERS) + "}",
+                        help="the core's shifter: a bit a cycle, or all bits in one "
+                             f"(default: {default_text or default})")
 
 
 def soc_config(args):
