@@ -161,6 +161,10 @@ class _ConfigRegisters:
         self.kernel_w = Signal(field_of(Funct.CONFIG_STORE_POOL, "kernel_w").width, init=1)
         self.step = Signal(field_of(Funct.CONFIG_STORE_POOL, "step").width, init=1)
         self.pitch = Signal(field_of(Funct.CONFIG_STORE_POOL, "pitch").width)
+        # What a STORE_POOL's windows reach past its rows times the step, set with the window:
+        # (kernel_h - 1) * pitch + kernel_w - step, so that a command's extent is one product
+        # and one sum as it is taken (_Early).
+        self.pool_reach = Signal(signed(20), init=0)
         # STORE_ADD's settings, all 0 at reset.
         self._store_add = c.with_store_add
         self.add_constants = [Signal(32, name=f"add_{k.name.lower()}") for k in PostConstant]
@@ -191,8 +195,11 @@ class _ConfigRegisters:
                              ("out_zero", "mode", "clamp_min", "clamp_max")]
             if self._store_pool:
                 with m.Case(Funct.CONFIG_STORE_POOL):
-                    m.d.sync += [getattr(self, n).eq(fld(Funct.CONFIG_STORE_POOL, n)) for n in
+                    f = partial(fld, Funct.CONFIG_STORE_POOL)
+                    m.d.sync += [getattr(self, n).eq(f(n)) for n in
                                  ("kernel_h", "kernel_w", "step", "pitch")]
+                    m.d.sync += self.pool_reach.eq((f("kernel_h") - 1) * f("pitch")
+                                                   + f("kernel_w") - f("step"))
             if self._store_add:
                 with m.Case(Funct.CONFIG_STORE_ADD):
                     index = fld(Funct.CONFIG_STORE_ADD, "index")
@@ -228,10 +235,15 @@ class _Early:
       size plus ``row_bytes``: the transfer's end is ``end_base + rows_stride``;
     * with STORE_POOL, ``extent``, the accumulator rows a store reads (a STORE_POOL's windows
       reach past its rows: :meth:`EngineModel.store_extent`);
-    * with STORE_ADD, ``skip_addr``, ``dram_addr`` plus the skip offset, modulo 2**32.
+    * with STORE_ADD, ``skip_addr``, ``dram_addr`` plus the skip offset, modulo 2**32;
+    * with range hazards, ``kinds``, a bit for each command function the engine has, set
+      for the command's own: decoding switches on them (:attr:`switch`, :meth:`cases`), so
+      that the function's comparisons and their fanout to every check and range are off the
+      path into the hazard bits. Serial hazards, built where cells are short and the clock
+      slow, decode the held function itself (``held_funct``).
     """
 
-    def __init__(self, m, config, incoming, take, regs):
+    def __init__(self, m, config, incoming, take, regs, held_funct):
         c = config
         mb = dram_addr_bits(c)
         f = partial(_field, incoming)
@@ -249,9 +261,7 @@ class _Early:
         rows = f(Funct.STORE, "rows")
         extent = rows
         if c.store_pool:
-            extent = Mux(funct == Funct.STORE_POOL,
-                         (rows - 1) * regs.step + (regs.kernel_h - 1) * regs.pitch
-                         + regs.kernel_w, rows)
+            extent = Mux(funct == Funct.STORE_POOL, rows * regs.step + regs.pool_reach, rows)
         with m.If(take):
             m.d.sync += [self.rows_stride.eq((f(Funct.LOAD, "rows") - 1) * stride[:mb]),
                          self.far_stride.eq(stride[mb:] != 0),
@@ -262,6 +272,33 @@ class _Early:
             self.skip_addr = Signal(32, name="early_skip_addr")
             with m.If(take):
                 m.d.sync += self.skip_addr.eq(f(Funct.STORE, "dram_addr") + regs.skip_offset)
+        if c.hazards != "ranges":
+            self.switch, self._kinds = held_funct, None
+            return
+        unbuilt = set()
+        if not c.store_pool:
+            unbuilt |= {Funct.CONFIG_STORE_POOL, Funct.STORE_POOL}
+        if not c.with_store_add:
+            unbuilt |= {Funct.CONFIG_STORE_ADD, Funct.CONFIG_STORE_SKIP, Funct.STORE_ADD}
+        if not c.command_fetch:
+            unbuilt.add(Funct.RUN)
+        if not c.post_unit:
+            unbuilt |= set(POST_CONFIGS + POST_OPS)
+        self._kinds = [code for code in Funct if code not in unbuilt]
+        #: What decoding switches on: the held function, or a bit a function.
+        self.switch = Signal(len(self._kinds), name="early_kinds")
+        with m.If(take):
+            m.d.sync += self.switch.eq(Cat(funct == code for code in self._kinds))
+
+    def cases(self, *functs):
+        """What ``m.Case`` takes for a command that is one of ``functs``: the functions, or
+        patterns of the bits (a function the engine lacks matches none, as its code would
+        match no case)."""
+        if self._kinds is None:
+            return functs
+        width = len(self._kinds)
+        return tuple("".join("1" if width - 1 - i == self._kinds.index(code) else "-"
+                             for i in range(width)) for code in functs if code in self._kinds)
 
 
 class _Decoded:
@@ -458,12 +495,17 @@ class Frontend(wiring.Component):
         if c.command_fetch:
             m.d.comb += [self.cmd.ready.eq(take_core | lists.side_take),
                          self.list.ready.eq(~held & lists.busy)]
+            # The source is chosen by `lists.busy` alone (a list's entry is taken only while
+            # it runs, the core's command only while none does), so that the fetcher's
+            # `valid` is no part of the operands' path into the early arithmetic.
+            with m.If(lists.busy):
+                m.d.comb += incoming.eq(self.list.payload.cmd)
             with m.If(self.list.valid & self.list.ready):
-                m.d.comb += [take.eq(1), incoming.eq(self.list.payload.cmd)]
+                m.d.comb += take.eq(1)
                 m.d.sync += lists.from_list.eq(1)
         else:
             m.d.comb += self.cmd.ready.eq(take_core)
-        early = _Early(m, c, incoming, take, regs)
+        early = _Early(m, c, incoming, take, regs, cmd.funct)
         with m.If(take):
             m.d.sync += [held.eq(1), cmd.eq(incoming)]
         with m.If(accept):
@@ -507,48 +549,48 @@ class Frontend(wiring.Component):
             m.d.comb += skip_end.eq(skip[:mb] + span)
             skip_outside = (skip[mb:] != 0) | far_rows | (skip_end > c.mem_bytes)
 
-        with m.Switch(funct):
-            with m.Case(Funct.LOAD):
+        with m.Switch(early.switch):
+            with m.Case(*early.cases(Funct.LOAD)):
                 self._check_load(m, fld, now, transfer)
-            with m.Case(Funct.STORE, Funct.STORE_ACC,
-                        *((Funct.STORE_POOL,) if c.store_pool else ())):
+            with m.Case(*early.cases(Funct.STORE, Funct.STORE_ACC,
+                                     *((Funct.STORE_POOL,) if c.store_pool else ()))):
                 self._check_store(m, funct, fld, regs, now, transfer, early.extent)
             if c.with_store_add:
-                with m.Case(Funct.STORE_ADD):
+                with m.Case(*early.cases(Funct.STORE_ADD)):
                     self._check_store(m, funct, fld, regs, now, transfer, early.extent,
                                       add=(regs.add_ok(), skip_outside))
-                with m.Case(Funct.CONFIG_STORE_ADD):
+                with m.Case(*early.cases(Funct.CONFIG_STORE_ADD)):
                     bad = fld(Funct.CONFIG_STORE_ADD, "index") >= len(PostConstant)
                     m.d.comb += [now.front.eq(1),
                                  now.code.eq(Mux(bad, ErrorCode.BAD_CONFIG, 0))]
-                with m.Case(Funct.CONFIG_STORE_SKIP):
+                with m.Case(*early.cases(Funct.CONFIG_STORE_SKIP)):
                     m.d.comb += now.front.eq(1)
             if c.store_pool:
-                with m.Case(Funct.CONFIG_STORE_POOL):
+                with m.Case(*early.cases(Funct.CONFIG_STORE_POOL)):
                     bad = ((fld(Funct.CONFIG_STORE_POOL, "kernel_h") == 0) |
                            (fld(Funct.CONFIG_STORE_POOL, "kernel_w") == 0))
                     m.d.comb += [now.front.eq(1),
                                  now.code.eq(Mux(bad, ErrorCode.BAD_CONFIG, 0))]
-            with m.Case(Funct.COMPUTE):
+            with m.Case(*early.cases(Funct.COMPUTE)):
                 self._check_compute(m, fld, regs, now)
-            with m.Case(Funct.CONFIG_EXEC):
+            with m.Case(*early.cases(Funct.CONFIG_EXEC)):
                 self._check_config_exec(m, fld, now)
-            with m.Case(Funct.CONFIG_REQUANT):
+            with m.Case(*early.cases(Funct.CONFIG_REQUANT)):
                 self._check_config_requant(m, fld, now)
-            with m.Case(Funct.CONFIG_STORE):
+            with m.Case(*early.cases(Funct.CONFIG_STORE)):
                 bad = fld(Funct.CONFIG_STORE, "qp_row") + QP_ROWS > c.qp_depth
                 m.d.comb += [now.front.eq(1), now.code.eq(Mux(bad, ErrorCode.BAD_LOCAL, 0))]
-            with m.Case(Funct.CONFIG_LOAD):
+            with m.Case(*early.cases(Funct.CONFIG_LOAD)):
                 m.d.comb += now.front.eq(1)
-            with m.Case(Funct.FENCE, Funct.STATUS):
+            with m.Case(*early.cases(Funct.FENCE, Funct.STATUS)):
                 m.d.comb += [now.front.eq(1),
                              now.code.eq(Mux(lists.from_list, ErrorCode.BAD_IN_LIST, 0))]
             if c.command_fetch:
-                with m.Case(Funct.RUN):
+                with m.Case(*early.cases(Funct.RUN)):
                     self._check_run(m, fld, now, lists)
             if post is not None:
                 for f in POST_CONFIGS + POST_OPS:
-                    with m.Case(f):
+                    with m.Case(*early.cases(f)):
                         m.d.comb += [now.code.eq(post.check(m, f, fld)),
                                      (now.to_post if f in POST_OPS else now.front).eq(1)]
             with m.Default():

@@ -46,9 +46,15 @@ def _round_shift(m, value, drop, max_drop, name):
     """``value >> drop`` rounded half to even, for ``drop <= max_drop``."""
     full = Signal(len(value) + max_drop, name=f"{name}_full")
     m.d.comb += full.eq((value << max_drop) >> drop)
+    return _rounded(full, max_drop)
+
+
+def _rounded(full, max_drop):
+    """``full``'s bits above the lowest ``max_drop``, rounded half to even by those bits. The
+    test for "above half" and "exactly half" is the dropped bits' top bit and an OR of the
+    others, not a comparison's carry chain, so that the increment is the stage's one chain."""
     kept, rest = full[max_drop:], full[:max_drop]
-    half = 1 << (max_drop - 1)
-    up = (rest > half) | ((rest == half) & kept[0])
+    up = rest[-1] & ((rest[:-1] != 0) | kept[0])
     return kept + up
 
 
@@ -83,14 +89,14 @@ def _reg(m, value, name, shape=None):
 FMA_STAGES = 8
 
 
-def fused_multiply_add(m, name, n, r, c):
+def fused_multiply_add(m, name, n_mag, n_neg, r, c):
     """``fma(n, r, c)`` rounded to 24 significant bits, half to even, :data:`FMA_STAGES`
-    cycles after ``n``
-    (an ``ELEMENT``) and ``c`` (a :data:`Float`); ``r`` (a :data:`Float`) is held. Returns the
+    cycles after ``n`` (an ``ELEMENT``, given as its magnitude ``n_mag`` and its sign
+    ``n_neg``) and ``c`` (a :data:`Float`); ``r`` (a :data:`Float`) is held. Returns the
     :data:`Float` result."""
     # 1: the exact product, |n| * significand < 2**32.
-    p_mag = _reg(m, abs(n) * r.mag, f"{name}_p_mag", unsigned(32))
-    p_neg = _reg(m, (n < 0) ^ r.neg, f"{name}_p_neg")
+    p_mag = _reg(m, n_mag * r.mag, f"{name}_p_mag", unsigned(32))
+    p_neg = _reg(m, n_neg ^ r.neg, f"{name}_p_neg")
     p_exp = _reg(m, r.exp, f"{name}_p_exp", signed(12))
     c1 = _reg(m, c, f"{name}_c1", Float)
 
@@ -112,21 +118,26 @@ def fused_multiply_add(m, name, n, r, c):
     p_norm, p_top, p_zero, p_neg2 = normalise(p_mag, p_exp, p_neg, "p")
     c_norm, c_top, c_zero, c_neg2 = normalise(c1.mag, c1.exp, c1.neg, "c")
 
-    # 4: order the addends: A has the higher top, B is shifted under it by `gap` bits. The
-    # comparison and the gap's subtraction get a stage of their own, off the alignment's path.
-    swap = c_top > p_top
+    # 4: order the addends: A has the higher top, B is shifted under it by `gap` bits, at most
+    # `far`. The comparison and the gap's subtraction get a stage of their own, off the
+    # alignment's path: four subtractions side by side, whose signs say which top is higher
+    # and whether the gap is past `far`, so that one carry chain is the stage's.
+    far = _WINDOW + 1
+    p_over, c_over = p_top - c_top, c_top - p_top
+    p_far, c_far = p_top - c_top - (far + 1), c_top - p_top - (far + 1)
+    swap = p_over < 0
     a_norm = _reg(m, Mux(swap, c_norm, p_norm), f"{name}_a_norm", unsigned(_NORM))
     b_norm = _reg(m, Mux(swap, p_norm, c_norm), f"{name}_b_norm", unsigned(_NORM))
     a_neg = _reg(m, Mux(swap, c_neg2, p_neg2), f"{name}_a_neg")
     b_neg = _reg(m, Mux(swap, p_neg2, c_neg2), f"{name}_b_neg")
     a_top = _reg(m, Mux(swap, c_top, p_top), f"{name}_a_top", signed(12))
     b_zero = _reg(m, Mux(swap, p_zero, c_zero), f"{name}_b_zero")
-    gap = _reg(m, Mux(swap, c_top - p_top, p_top - c_top), f"{name}_gap", signed(13))
+    align = _reg(m, Mux(swap, Mux(c_far < 0, c_over, far), Mux(p_far < 0, p_over, far)),
+                 f"{name}_align", range(far + 1))
 
     # 5: align B. Bits of B shifted below the window are jammed into its lowest bit.
-    far = _WINDOW + 1
     shifted = Signal(_WINDOW + far, name=f"{name}_b_shifted")
-    m.d.comb += shifted.eq((b_norm << (_GUARD + far)) >> _amount(m, gap, far, f"{name}_align"))
+    m.d.comb += shifted.eq((b_norm << (_GUARD + far)) >> align)
     b_window = _reg(m, Mux(b_zero, 0, shifted[far:] | (shifted[:far] != 0)),
                     f"{name}_b_window", unsigned(_WINDOW))
     a_window = _reg(m, a_norm << _GUARD, f"{name}_a_window", unsigned(_WINDOW))
@@ -165,15 +176,16 @@ class QLinearAddPipeline(wiring.Component):
     i_valid, a, b, tag : In
         A pair of elements (``ELEMENT``) and ``tag_width`` bits that come out with its result.
     constants : In
-        The float32 bit patterns ratio_a, ratio_b, fixed (``PostConstant`` order); held while
-        pairs are in flight, and for one cycle before.
+        The float32 bit patterns ratio_a, ratio_b, fixed (``PostConstant`` order); held from
+        the cycle a pair comes in until its result is out.
     clamp_min, clamp_max : In
     o_valid, value, o_tag : Out
         The result, clamped (so it fits ``ELEMENT`` when the clamp does).
     """
 
-    #: Two fused multiply-adds, then rounding, the sign and the clamp.
-    latency = 2 * FMA_STAGES + 3
+    #: The elements' magnitudes, two fused multiply-adds, then the rounding to an integer
+    #: (its shift amount, the shift, the increment), the sign and the clamp.
+    latency = 1 + 2 * FMA_STAGES + 5
 
     def __init__(self, tag_width=1):
         super().__init__({
@@ -197,19 +209,36 @@ class QLinearAddPipeline(wiring.Component):
                                    for bits, name in
                                    zip(self.constants, ("ratio_a", "ratio_b", "fixed")))
 
-        a_late = delayed(m, self.a, FMA_STAGES, name="a_late")
-        t = fused_multiply_add(m, "fma_b", self.b, ratio_b, fixed)
-        v = fused_multiply_add(m, "fma_a", a_late, ratio_a, t)
+        # 0: each element's magnitude and sign, registered, so that the multipliers' operands
+        # come from flip-flops, not from whatever chose the element (a lane, a skip column).
+        a_mag, b_mag = (_reg(m, abs(e), f"{n}_mag", unsigned(8))
+                        for e, n in ((self.a, "a"), (self.b, "b")))
+        a_neg, b_neg = (_reg(m, e < 0, f"{n}_neg") for e, n in ((self.a, "a"), (self.b, "b")))
+
+        a_mag_late = delayed(m, a_mag, FMA_STAGES, name="a_mag_late")
+        a_neg_late = delayed(m, a_neg, FMA_STAGES, name="a_neg_late")
+        t = fused_multiply_add(m, "fma_b", b_mag, b_neg, ratio_b, fixed)
+        v = fused_multiply_add(m, "fma_a", a_mag_late, a_neg_late, ratio_a, t)
 
         # Round to an integer, half to even; 2**20 stands for whatever no clamp can reach.
-        # Then the sign, then the clamp, a stage each.
-        shifted_left = Signal(36)
-        m.d.comb += shifted_left.eq(v.mag << v.exp[:4])
-        right = _round_shift(m, v.mag, _amount(m, -v.exp, 26, "to_int_drop"), 26, "to_int")
-        magnitude = _reg(m, Mux(v.mag == 0, 0,
-                                Mux(v.exp >= 0, Mux(v.exp >= 10, 1 << 20, shifted_left), right)),
+        # The bits to drop, the shift and the increment a stage each, then the sign, then the
+        # clamp.
+        max_drop = 26
+        drop = _reg(m, _amount(m, -v.exp, max_drop, "to_int_drop_now"), "to_int_drop")
+        mag1 = _reg(m, v.mag, "to_int_mag1")
+        left = _reg(m, v.mag << v.exp[:4], "to_int_left", unsigned(36))
+        # What the exponent says: 0, a left shift, past any clamp, or a right shift.
+        kind = _reg(m, Mux(v.mag == 0, 0, Mux(v.exp >= 0, Mux(v.exp >= 10, 2, 1), 3)),
+                    "to_int_kind", unsigned(2))
+        neg1 = _reg(m, v.neg, "to_int_neg1")
+        full = _reg(m, (mag1 << max_drop) >> drop, "to_int_full", unsigned(25 + max_drop))
+        left2, kind2, neg2 = (_reg(m, x, f"to_int_{n}2") for x, n in
+                              ((left, "left"), (kind, "kind"), (neg1, "neg")))
+        magnitude = _reg(m, Mux(kind2 == 0, 0, Mux(kind2 == 1, left2,
+                                                     Mux(kind2 == 2, 1 << 20,
+                                                         _rounded(full, max_drop)))),
                          "magnitude", unsigned(37))
-        negative = _reg(m, v.neg, "negative")
+        negative = _reg(m, neg2, "negative")
         rounded = _reg(m, Mux(negative, -magnitude, magnitude), "rounded", signed(38))
         clamped = Mux(rounded < self.clamp_min, self.clamp_min,
                       Mux(rounded > self.clamp_max, self.clamp_max, rounded))
