@@ -31,7 +31,7 @@ class RequantLane(wiring.Component):
     ``acc + bias`` wraps to int32 and is scaled by the path of the mode ``mode`` selects (TFLITE:
     gemmlowp's ``MultiplyByQuantizedMultiplier``; ORT: a float32 multiply with round half to
     even); then ``out_zero`` is added and the sum is clamped. All paths built run side by side
-    and ``mode`` picks one in stage 5; ``out_zero`` and the clamp act in stage 6.
+    and ``mode`` picks one in stage 6; ``out_zero`` and the clamp act in stage 7.
 
     Parameters
     ----------
@@ -75,10 +75,11 @@ class RequantLane(wiring.Component):
     o_valid: Out(1)
     o_value: Out(signed(17))
 
-    # Register stages: 1 the wrapped sum and each path's inputs; 2-4 the scaling (TFLite: shift,
-    # 32x32 product, high half; ORT: int -> float, 24x24 product, float32 rounding); 5 the
-    # chosen int32 result; 6 zero point and clamp.
-    _LATENCY = 6
+    # Register stages: 1 the wrapped sum and each path's inputs; 2-5 the scaling (TFLite: shift,
+    # 32x32 product, high half, rounding bias; ORT: int -> float in two, 24x24 product, float32
+    # rounding); 6 the chosen int32 result (its magnitude and sign on the ORT path); 7 zero
+    # point and clamp. One carry chain or one shifter a stage, as the engine's clock needs.
+    _LATENCY = 7
 
     def __init__(self, *, modes=MODE_NAMES):
         if isinstance(modes, str) or not all(isinstance(name, str) for name in modes):
@@ -129,22 +130,36 @@ class RequantLane(wiring.Component):
             params = {p.name: self.params[p.row - 1] for p in mode.params}
             results.append((mode.code, PATHS[name](m, reg, sum1, params)))
 
-        # -- Stage 5: the chosen int32 result; the first path unless ``mode`` names another --
-        y = results[0][1]
-        for code, y_mode in results[1:]:
-            y = Mux(self.mode == code, y_mode, y)
-        y5 = reg(signed(32), "y5")
-        m.d.sync += y5.eq(y)
+        # -- Stage 6: the chosen int32 result, as a value and whether to negate it (a path
+        # leaves its negation to stage 7's addition); the first path unless ``mode`` names
+        # another ---------------------------------------------------------------------------
+        y, y_neg = results[0][1]
+        for code, (y_mode, neg_mode) in results[1:]:
+            chosen = self.mode == code
+            y, y_neg = Mux(chosen, y_mode, y), Mux(chosen, neg_mode, y_neg)
+        y6, neg6 = reg(signed(33), "y6"), reg(1, "neg6")
+        m.d.sync += [y6.eq(y), neg6.eq(y_neg)]
 
-        # -- Stage 6: zero point and clamp -------------------------------------------------------
-        z = Signal(signed(34))
-        lo = Signal(signed(34))
-        m.d.comb += [
-            z.eq(y5 + self.out_zero),
-            lo.eq(Mux(z < self.clamp_min, self.clamp_min, z)),
-        ]
+        # -- Stage 7: zero point and clamp. The result ``v`` (``y6``, negated if ``neg6``) is
+        # compared with the clamp bounds less the zero point, worked out from the held
+        # configuration a cycle after it is set (so long before any value reaches this
+        # stage), beside the sum, so that the stage holds one carry chain and two multiplexers.
+        zero, cmin, cmax = self.out_zero, self.clamp_min, self.clamp_max
+        lo, hi, neg_lo, neg_hi = (reg(signed(18), name) for name in
+                                  ("lo", "hi", "neg_lo", "neg_hi"))
+        collapse = reg(1, "collapse")
+        m.d.sync += [lo.eq(cmin - zero), hi.eq(cmax - zero), neg_lo.eq(zero - cmin),
+                     neg_hi.eq(zero - cmax), collapse.eq(cmin > cmax)]
+        below = Mux(neg6, y6 > neg_lo, y6 < lo)        # v < clamp_min - out_zero
+        above = Mux(neg6, y6 < neg_hi, y6 > hi)        # v > clamp_max - out_zero
+        # out_zero + v in one carry chain: v = (y6 ^ -neg6) + neg6, the carry in as a low
+        # bit of both addends.
+        z = Signal(signed(35))
+        m.d.comb += z.eq((Cat(neg6, zero).as_signed() + Cat(neg6, y6 ^ -neg6).as_signed())
+                         >> 1)
+        # Max before min, as numpy.clip: with clamp_min > clamp_max every result is clamp_max.
         out = reg(signed(17), "out")
-        m.d.sync += out.eq(Mux(lo > self.clamp_max, self.clamp_max, lo))
+        m.d.sync += out.eq(Mux(collapse | above, cmax, Mux(below, cmin, z)))
         m.d.comb += self.o_value.eq(out)
         return m
 
@@ -154,8 +169,9 @@ class RequantLane(wiring.Component):
 # A path is ``path(m, reg, sum1, params) -> y``. ``sum1`` holds the stage-1 registers of the
 # wrapped sum: ``value``, and its sign ``neg`` and magnitude ``mag``;
 # ``params`` maps the names of the mode's parameters (:attr:`rvnpu.spec.requant.Mode.params`) to
-# the lane's inputs, which the path registers in stage 1 as it needs them. ``y`` is the int32
-# result, combinational from registers of stage 4, so that every path has the lane's latency.
+# the lane's inputs, which the path registers in stage 1 as it needs them. The path returns
+# ``(y, neg)``: the int32 result is ``-y`` if ``neg`` is set, else ``y`` (a signed(33) value),
+# combinational from registers of stage 5, so that every path has the lane's latency.
 
 def _tflite(m, reg, sum1, params):
     """The gemmlowp path: ``MultiplyByQuantizedMultiplier``."""
@@ -201,9 +217,10 @@ def _tflite(m, reg, sum1, params):
         right4.eq(right3),
     ]
 
-    # RoundingDivideByPOT, combinational into stage 5. gemmlowp adds 1 when the remainder
+    # Stage 5 and into stage 6: RoundingDivideByPOT. gemmlowp adds 1 when the remainder
     # exceeds half the divisor (minus one for negative x, so that ties go away from zero):
-    # that is floor((x + 2**(r-1) - [x < 0]) / 2**r) for r > 0, and x itself for r = 0.
+    # that is floor((x + 2**(r-1) - [x < 0]) / 2**r) for r > 0, and x itself for r = 0. The
+    # bias is registered, then added and the sum shifted.
     half = Signal(32)
     m.d.comb += half.eq((Const(1, 32) << right4) >> 1)
     bias = Signal(signed(34))
@@ -212,9 +229,11 @@ def _tflite(m, reg, sum1, params):
     # lab 4 starter:
     # m.d.comb += bias.eq(half)
     # lab 4 hole end
+    s5, bias5, right5 = reg(signed(32), "t_s5"), reg(signed(34), "t_bias5"), reg(5, "t_right5")
+    m.d.sync += [s5.eq(s4), bias5.eq(bias), right5.eq(right4)]
     y = Signal(signed(32))
-    m.d.comb += y.eq((s4 + bias) >> right4)
-    return y
+    m.d.comb += y.eq((s5 + bias5) >> right5)
+    return y, Const(0, 1)
 
 
 def _ort(m, reg, sum1, params):
@@ -223,23 +242,26 @@ def _ort(m, reg, sum1, params):
     scale1 = reg(32, "o_scale1")
     m.d.sync += scale1.eq(params["scale"])
 
-    # Stage 2: int32 -> float32 (round to nearest even) and the scale's fields.
+    # Stages 2 and 3: int32 -> float32 (round to nearest even) and the scale's fields.
     #
-    # |x| (worked out in stage 1, which leaves this stage the leading zeros, the shift and
-    # the rounding) is normalised so that its top set bit is bit 31; the top 24 bits are the
-    # mantissa, bit 7 the round bit and bits 0-6 the sticky bits. Then x = xm * 2**xq.
-    # Values below 2**24 have lz >= 8, so nothing is rounded away and the conversion is exact.
-    neg_x, mag = sum1.neg, sum1.mag
-    lz = Signal(range(32))
+    # |x| (worked out in stage 1) is normalised so that its top set bit is bit 31: its
+    # leading zeros are counted in stage 2, the shift and the rounding are stage 3's. The top
+    # 24 bits are the mantissa, bit 7 the round bit and bits 0-6 the sticky bits. Then
+    # x = xm * 2**xq. Values below 2**24 have lz >= 8, so nothing is rounded away and the
+    # conversion is exact.
+    lz_now = Signal(range(32))
     for i in range(32):      # the highest set bit wins, so the last assignment sets lz
-        with m.If(mag[i]):
-            m.d.comb += lz.eq(31 - i)
+        with m.If(sum1.mag[i]):
+            m.d.comb += lz_now.eq(31 - i)
+    lz, mag, neg_x = reg(range(32), "o_lz"), reg(32, "o_mag"), reg(1, "o_neg")
+    scale2 = reg(32, "o_scale2")
+    m.d.sync += [lz.eq(lz_now), mag.eq(sum1.mag), neg_x.eq(sum1.neg), scale2.eq(scale1)]
     norm = Signal(32)
     m.d.comb += norm.eq(mag << lz)
     rounded = Signal(25)
     m.d.comb += rounded.eq(norm[8:] + (norm[7] & (norm[:7].any() | norm[8])))
 
-    s_sign, s_exp, s_frac = scale1[31], scale1[23:31], scale1[:23]
+    s_sign, s_exp, s_frac = scale2[31], scale2[23:31], scale2[:23]
     s_nan = (s_exp == 0xFF) & s_frac.any()
     s_inf = (s_exp == 0xFF) & ~s_frac.any()
     # Zero and denormal scales give 0. A denormal s is below 2**-126 and |float32(x)| is at
@@ -250,68 +272,71 @@ def _ort(m, reg, sum1, params):
     s_small = s_exp == 0
     x_zero = mag == 0
 
-    sign2 = reg(1, "o_sign2")
-    xm2 = reg(24, "o_xm2")
-    xq2 = reg(signed(6), "o_xq2")        # -23 .. 9
-    sm2 = reg(24, "o_sm2")
-    sq2 = reg(signed(9), "o_sq2")        # -150 .. 104 (exp 255 never gets used)
-    zero2 = reg(1, "o_zero2")
-    sat2 = reg(1, "o_sat2")
-    m.d.sync += [
-        sign2.eq(neg_x ^ s_sign),
-        xm2.eq(Mux(rounded[24], 1 << 23, rounded[:24])),
-        xq2.eq(Mux(rounded[24], 9 - lz, 8 - lz)),
-        sm2.eq(Cat(s_frac, Const(1, 1))),
-        sq2.eq(s_exp - 150),
-        # NaN scale, 0 * inf, zero or denormal scale, or x = 0: the result is 0.
-        zero2.eq(s_nan | s_small | x_zero),
-        # inf * nonzero: saturate with the product's sign.
-        sat2.eq(s_inf & ~x_zero),
-    ]
-
-    # Stage 3: the 24x24 mantissa product, exact. |x * s| = p3 * 2**e3.
-    p3 = reg(48, "o_p3")
-    e3 = reg(signed(10), "o_e3")
     sign3 = reg(1, "o_sign3")
+    xm3 = reg(24, "o_xm3")
+    xq3 = reg(signed(6), "o_xq3")        # -23 .. 9
+    sm3 = reg(24, "o_sm3")
+    sq3 = reg(signed(9), "o_sq3")        # -150 .. 104 (exp 255 never gets used)
     zero3 = reg(1, "o_zero3")
     sat3 = reg(1, "o_sat3")
     m.d.sync += [
-        p3.eq(xm2 * sm2),
-        e3.eq(xq2 + sq2),
-        sign3.eq(sign2), zero3.eq(zero2), sat3.eq(sat2),
+        sign3.eq(neg_x ^ s_sign),
+        xm3.eq(Mux(rounded[24], 1 << 23, rounded[:24])),
+        xq3.eq(Mux(rounded[24], 9 - lz, 8 - lz)),
+        sm3.eq(Cat(s_frac, Const(1, 1))),
+        sq3.eq(s_exp - 150),
+        # NaN scale, 0 * inf, zero or denormal scale, or x = 0: the result is 0.
+        zero3.eq(s_nan | s_small | x_zero),
+        # inf * nonzero: saturate with the product's sign.
+        sat3.eq(s_inf & ~x_zero),
     ]
 
-    # Stage 4: round the product to a 24-bit mantissa, RNE: the float32 product pm * 2**k.
-    # Both mantissas have bit 23 set, so p3 lies in [2**46, 2**48): its top bit is 47 or 46.
-    top = p3[47]
-    mant = Signal(24)
-    rnd = Signal()
-    sticky = Signal()
-    m.d.comb += [
-        mant.eq(Mux(top, p3[24:48], p3[23:47])),
-        rnd.eq(Mux(top, p3[23], p3[22])),
-        sticky.eq(Mux(top, p3[:23].any(), p3[:22].any())),
-    ]
-    pr = Signal(25)
-    m.d.comb += pr.eq(mant + (rnd & (sticky | mant[0])))
-    pm4 = reg(24, "o_pm4")
-    k4 = reg(signed(10), "o_k4")
+    # Stage 4: the 24x24 mantissa product, exact. |x * s| = p4 * 2**e4.
+    p4 = reg(48, "o_p4")
+    e4 = reg(signed(10), "o_e4")
     sign4 = reg(1, "o_sign4")
     zero4 = reg(1, "o_zero4")
     sat4 = reg(1, "o_sat4")
     m.d.sync += [
-        pm4.eq(Mux(pr[24], 1 << 23, pr[:24])),
-        k4.eq(e3 + 23 + top + pr[24]),
+        p4.eq(xm3 * sm3),
+        e4.eq(xq3 + sq3),
         sign4.eq(sign3), zero4.eq(zero3), sat4.eq(sat3),
     ]
 
-    # float32 -> int32, round half to even, combinational into stage 5.
+    # Stage 5: round the product to a 24-bit mantissa, RNE: the float32 product pm * 2**k.
+    # Both mantissas have bit 23 set, so p4 lies in [2**46, 2**48): its top bit is 47 or 46.
+    top = p4[47]
+    mant = Signal(24)
+    rnd = Signal()
+    sticky = Signal()
+    m.d.comb += [
+        mant.eq(Mux(top, p4[24:48], p4[23:47])),
+        rnd.eq(Mux(top, p4[23], p4[22])),
+        sticky.eq(Mux(top, p4[:23].any(), p4[:22].any())),
+    ]
+    pr = Signal(25)
+    m.d.comb += pr.eq(mant + (rnd & (sticky | mant[0])))
+    pm5 = reg(24, "o_pm5")
+    k5 = reg(signed(10), "o_k5")
+    shift5 = reg(6, "o_shift5")          # k + 25, the next stage's shift, for -25 <= k <= 7
+    sign5 = reg(1, "o_sign5")
+    zero5 = reg(1, "o_zero5")
+    sat5 = reg(1, "o_sat5")
+    m.d.sync += [
+        pm5.eq(Mux(pr[24], 1 << 23, pr[:24])),
+        k5.eq(e4 + 23 + top + pr[24]),
+        shift5.eq(e4 + (23 + 25) + top + pr[24]),
+        sign5.eq(sign4), zero5.eq(zero4), sat5.eq(sat4),
+    ]
+
+    # float32 -> int32, round half to even, combinational into stage 6.
     # pm has bit 23 set, so k >= 8 means |f| >= 2**31: saturate (this also covers products
     # that overflowed float32 to inf). For k <= 7, |f| < 2**31 - 2**7 is exact or rounds
     # below 2**31. For k < -25, |f| < 2**24 * 2**-26 < 0.5 rounds to 0. In between, pm is
-    # placed with 25 fraction bits: fixed = pm * 2**(k + 25), shift 0..32.
+    # placed with 25 fraction bits: fixed = pm * 2**(k + 25), shift 0..32. The result's sign
+    # is stage 7's to apply.
     fixed = Signal(24 + 33)
-    m.d.comb += fixed.eq(pm4 << (k4 + 25)[:6])
+    m.d.comb += fixed.eq(pm5 << shift5)
     ip = fixed[25:]
     mag_y = Signal(32)
     # lab 4 hole begin: the lane's float32 to int32 rounding (half to even)
@@ -319,14 +344,14 @@ def _ort(m, reg, sum1, params):
     # lab 4 starter:
     # m.d.comb += mag_y.eq(ip + fixed[24])
     # lab 4 hole end
-    y = Signal(signed(32))
-    with m.If(zero4 | (k4 < -25)):
+    y = Signal(signed(33))
+    with m.If(zero5 | (k5 < -25)):
         m.d.comb += y.eq(0)
-    with m.Elif(sat4 | (k4 >= 8)):
-        m.d.comb += y.eq(Mux(sign4, _INT32_MIN, _INT32_MAX))
+    with m.Elif(sat5 | (k5 >= 8)):
+        m.d.comb += y.eq(Mux(sign5, -_INT32_MIN, _INT32_MAX))
     with m.Else():
-        m.d.comb += y.eq(Mux(sign4, -mag_y, mag_y))
-    return y
+        m.d.comb += y.eq(mag_y)
+    return y, sign5
 
 
 #: The hardware path of each mode, by the mode's name.
