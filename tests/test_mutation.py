@@ -58,8 +58,8 @@ def test_outcomes_and_the_checkout_is_untouched(tmp_path):
     rounding = mutant_replacing("requant", REQUANT, "fixed[24] & (fixed[:24].any() | ip[0])",
                                 "fixed[24]", root=tmp_path)
     # The same constant written another way: no test can catch it.
-    equivalent = mutant_replacing("requant", REQUANT, "xm2.eq(Mux(rounded[24], 1 << 23,",
-                                  "xm2.eq(Mux(rounded[24], 0x80_0000,", root=tmp_path)
+    equivalent = mutant_replacing("requant", REQUANT, "xm3.eq(Mux(rounded[24], 1 << 23,",
+                                  "xm3.eq(Mux(rounded[24], 0x80_0000,", root=tmp_path)
     # Not hardware at all: elaboration fails, which is no test's merit.
     broken = mutant_replacing("requant", REQUANT, "m.d.comb += norm.eq(mag << lz)",
                               "m.d.comb += norm.eq(mag << undefined_name)", root=tmp_path)
