@@ -38,3 +38,17 @@ def test_worst_path_names_its_ends_and_cells():
                           "seconds": {}, "worst_paths": [path]})
     assert "Fmax 21.5 MHz against 90" in text
     assert "frontend.post_height_FF -> frontend.post_ow_FF" in text
+
+
+def test_one_block_is_placed_alone():
+    """``--block lane``: the ULX3S-25F's requantisation lane (TFLite only) placed on its own,
+    its worst path inside the lane, its 32x32 product in DSP blocks."""
+    with pytest.raises(ValueError, match="block must be one of lane, qadd, not 'pe'"):
+        engine_timing("ulx3s-25f", block="pe")
+    result = engine_timing("ulx3s-25f", block="lane", freq_mhz=100, progress=lambda text: None)
+    assert result["block"] == "lane" and result["board"] == "ulx3s-25f"
+    assert 20 < result["fmax_mhz"] < 400
+    assert result["cells"]["MULT18X18D"] >= 4
+    path = result["worst_paths"][0]
+    assert path["clock"] == "posedge clk -> posedge clk" and path["ns"] > 1
+    assert format_result(result).startswith("ulx3s-25f lane (4x4, --25k, seed 1): Fmax")

@@ -42,6 +42,15 @@ def _overlap(a_lo, a_hi, b_lo, b_hi):
     return (a_lo < a_hi) & (b_lo < b_hi) & (a_lo < b_hi) & (b_lo < a_hi)
 
 
+def _compute_extents(rows, is_os, steps, k_valid):
+    """The rows a COMPUTE reads of SPAD_A and SPAD_B and writes of the accumulators: output-
+    stationary, ``steps`` rounded up to whole tiles of A, ``steps`` of B, a tile of C;
+    weight-stationary, ``steps`` of A, ``k_valid`` weight rows, ``steps`` of C."""
+    return (Mux(is_os, (steps + rows - 1) // rows * rows, steps),
+            Mux(is_os, steps, k_valid),
+            Mux(is_os, rows, steps))
+
+
 def _field(cmd, funct, name):
     """Field ``name`` of command ``funct`` in the held command ``cmd``, as the spec places it."""
     f = field_of(funct, name)
@@ -231,8 +240,8 @@ class _Early:
       (garbage for no rows, which no check uses), and ``far_stride``, that stride reaching
       past the window;
     * ``row_bytes``, the bytes a row moves (``cols`` times the element's size: the space's
-      for a LOAD, four for STORE_ACC), and ``end_base``, ``dram_addr`` below the window's
-      size plus ``row_bytes``: the transfer's end is ``end_base + rows_stride``;
+      for a LOAD, four for STORE_ACC), and ``end``, the transfer's end, ``dram_addr`` below
+      the window's size plus ``rows_stride`` and ``row_bytes`` (garbage for no rows);
     * with STORE_POOL, ``extent``, the accumulator rows a store reads (a STORE_POOL's windows
       reach past its rows: :meth:`EngineModel.store_extent`);
     * with STORE_ADD, ``skip_addr``, ``dram_addr`` plus the skip offset, modulo 2**32;
@@ -240,7 +249,9 @@ class _Early:
       for the command's own: decoding switches on them (:attr:`switch`, :meth:`cases`), so
       that the function's comparisons and their fanout to every check and range are off the
       path into the hazard bits. Serial hazards, built where cells are short and the clock
-      slow, decode the held function itself (``held_funct``).
+      slow, decode the held function itself (``held_funct``);
+    * with range hazards, ``ranges``, the address ranges the command touches (empty for one
+      that moves nothing), so that the hazard comparisons start from registers.
     """
 
     def __init__(self, m, config, incoming, take, regs, held_funct):
@@ -251,7 +262,7 @@ class _Early:
         self.rows_stride = Signal(mb + 8, name="early_rows_stride")
         self.far_stride = Signal(name="early_far_stride")
         self.row_bytes = Signal(11, name="early_row_bytes")
-        self.end_base = Signal(mb + 10, name="early_end_base")
+        self.end = Signal(mb + 10, name="early_end")
         self.extent = Signal(ROW_BITS + 6, name="early_extent")
         stride = Mux(funct == Funct.LOAD, regs.load_stride, regs.store_stride)
         space = f(Funct.LOAD, "space")
@@ -262,11 +273,16 @@ class _Early:
         extent = rows
         if c.store_pool:
             extent = Mux(funct == Funct.STORE_POOL, rows * regs.step + regs.pool_reach, rows)
+        addr = f(Funct.LOAD, "dram_addr")[:mb]
+        # (rows - 1) * stride + addr + row_bytes, one product and one sum after it.
+        end = Signal(mb + 10)
+        m.d.comb += end.eq(f(Funct.LOAD, "rows") * stride[:mb]
+                           + (addr + row_bytes - stride[:mb]).as_signed())
         with m.If(take):
             m.d.sync += [self.rows_stride.eq((f(Funct.LOAD, "rows") - 1) * stride[:mb]),
                          self.far_stride.eq(stride[mb:] != 0),
                          self.row_bytes.eq(row_bytes),
-                         self.end_base.eq(f(Funct.LOAD, "dram_addr")[:mb] + row_bytes),
+                         self.end.eq(end),
                          self.extent.eq(extent)]
         if c.with_store_add:
             self.skip_addr = Signal(32, name="early_skip_addr")
@@ -289,6 +305,48 @@ class _Early:
         self.switch = Signal(len(self._kinds), name="early_kinds")
         with m.If(take):
             m.d.sync += self.switch.eq(Cat(funct == code for code in self._kinds))
+        self.ranges = Signal(_ranges_layout(c), name="early_ranges")
+        with m.If(take):
+            m.d.sync += self.ranges.eq(self._ranges(m, c, f, funct, regs, end))
+
+    @staticmethod
+    def _ranges(m, c, f, funct, regs, end):
+        """The ranges of the command being taken, as :meth:`EngineModel.check` has them:
+        empty where it moves nothing, or for a function without ranges."""
+        lb = local_row_bits(c)
+        r = Signal(_ranges_layout(c))
+        rows, cols = f(Funct.LOAD, "rows"), f(Funct.LOAD, "cols")
+        moves = (rows != 0) & (cols != 0)
+        with m.Switch(funct):
+            with m.Case(Funct.LOAD):
+                w_lo = (f(Funct.LOAD, "space") << lb) + f(Funct.LOAD, "local_row")
+                with m.If(moves):
+                    m.d.comb += [r.w_lo.eq(w_lo), r.w_hi.eq(w_lo + rows),
+                                 r.d_lo.eq(f(Funct.LOAD, "dram_addr")), r.d_hi.eq(end)]
+            with m.Case(Funct.STORE, Funct.STORE_ACC, Funct.STORE_POOL, Funct.STORE_ADD):
+                r1_lo = (Space.ACC << lb) + f(Funct.STORE, "acc_row")
+                # r1_lo plus the extent (see __init__), one sum after the product.
+                r1_hi = r1_lo + rows
+                if c.store_pool:
+                    r1_hi = Mux(funct == Funct.STORE_POOL,
+                                rows * regs.step + (r1_lo + regs.pool_reach), r1_hi)
+                qp = (Space.QP << lb) + regs.qp_row
+                with m.If(moves):
+                    m.d.comb += [r.r1_lo.eq(r1_lo), r.r1_hi.eq(r1_hi),
+                                 r.r2_lo.eq(qp), r.r2_hi.eq(qp + QP_ROWS),
+                                 r.d_lo.eq(f(Funct.STORE, "dram_addr")), r.d_hi.eq(end)]
+            with m.Case(Funct.COMPUTE):
+                steps = f(Funct.COMPUTE, "steps")
+                a_n, b_n, c_n = _compute_extents(c.rows, regs.dataflow == Dataflow.OS, steps,
+                                                 f(Funct.COMPUTE, "k_valid"))
+                fa = (Space.SPAD_A << lb) + f(Funct.COMPUTE, "a_row")
+                fb = (Space.SPAD_B << lb) + f(Funct.COMPUTE, "b_row")
+                fc = (Space.ACC << lb) + f(Funct.COMPUTE, "c_row")
+                with m.If(steps != 0):
+                    m.d.comb += [r.r1_lo.eq(fa), r.r1_hi.eq(fa + a_n),
+                                 r.r2_lo.eq(fb), r.r2_hi.eq(fb + b_n),
+                                 r.w_lo.eq(fc), r.w_hi.eq(fc + c_n)]
+        return r
 
     def cases(self, *functs):
         """What ``m.Case`` takes for a command that is one of ``functs``: the functions, or
@@ -526,6 +584,8 @@ class Frontend(wiring.Component):
         """
         c = self._config
         now = _Decoded(c)
+        if c.hazards == "ranges":
+            m.d.comb += now.ranges.eq(early.ranges)
 
         # One main-memory range for LOAD and STORE (their transfer fields coincide), worked
         # out below the window's size: an address or a stride reaching past it is out at once.
@@ -536,12 +596,10 @@ class Frontend(wiring.Component):
         mb = dram_addr_bits(c)
         addr = fld(Funct.LOAD, "dram_addr")
         rows = fld(Funct.LOAD, "rows")
-        span, end = Signal(mb + 10), Signal(mb + 10)
-        m.d.comb += [span.eq(early.rows_stride + early.row_bytes),
-                     end.eq(early.end_base + early.rows_stride)]
+        span, end = Signal(mb + 10), early.end
+        m.d.comb += span.eq(early.rows_stride + early.row_bytes)
         far_rows = (rows > 1) & early.far_stride
         outside = (addr[mb:] != 0) | far_rows | (end > c.mem_bytes)
-        transfer = (end, outside)
         if c.with_store_add:
             # A STORE_ADD's skip rows: the same span from dram_addr + offset.
             skip = early.skip_addr
@@ -551,13 +609,13 @@ class Frontend(wiring.Component):
 
         with m.Switch(early.switch):
             with m.Case(*early.cases(Funct.LOAD)):
-                self._check_load(m, fld, now, transfer)
+                self._check_load(m, fld, now, outside)
             with m.Case(*early.cases(Funct.STORE, Funct.STORE_ACC,
                                      *((Funct.STORE_POOL,) if c.store_pool else ()))):
-                self._check_store(m, funct, fld, regs, now, transfer, early.extent)
+                self._check_store(m, funct, fld, now, outside, early.extent)
             if c.with_store_add:
                 with m.Case(*early.cases(Funct.STORE_ADD)):
-                    self._check_store(m, funct, fld, regs, now, transfer, early.extent,
+                    self._check_store(m, funct, fld, now, outside, early.extent,
                                       add=(regs.add_ok(), skip_outside))
                 with m.Case(*early.cases(Funct.CONFIG_STORE_ADD)):
                     bad = fld(Funct.CONFIG_STORE_ADD, "index") >= len(PostConstant)
@@ -605,13 +663,11 @@ class Frontend(wiring.Component):
         m.d.sync += [getattr(dec, n).eq(getattr(now, n)) for n in names]
         return decoded, now, dec
 
-    def _check_load(self, m, fld, now, transfer):
+    def _check_load(self, m, fld, now, outside):
         c = self._config
-        end, outside = transfer
         m.d.comb += now.to_load.eq(1)
         space, row = fld(Funct.LOAD, "space"), fld(Funct.LOAD, "local_row")
         rows, cols = fld(Funct.LOAD, "rows"), fld(Funct.LOAD, "cols")
-        addr = fld(Funct.LOAD, "dram_addr")
         depth = Signal(ROW_BITS + 1)
         cap = Signal(range(max(c.rows, c.cols) + 1))
         with m.Switch(space):
@@ -630,20 +686,14 @@ class Frontend(wiring.Component):
                 m.d.comb += now.code.eq(ErrorCode.BAD_SIZE)
             with m.Elif(outside):
                 m.d.comb += now.code.eq(ErrorCode.BAD_MEMORY)
-            flat = (space << local_row_bits(c)) + row
-            m.d.comb += [now.ranges.w_lo.eq(flat), now.ranges.w_hi.eq(flat + rows),
-                         now.ranges.d_lo.eq(addr), now.ranges.d_hi.eq(end)]
 
-    def _check_store(self, m, funct, fld, regs, now, transfer, extent, add=None):
+    def _check_store(self, m, funct, fld, now, outside, extent, add=None):
         """A STORE, STORE_ACC or STORE_POOL reading ``extent`` accumulator rows; with ``add``,
         ``(config_ok, skip_outside)``, a STORE_ADD."""
         c = self._config
-        lb = local_row_bits(c)
-        end, outside = transfer
         m.d.comb += now.to_store.eq(1)
         row = fld(Funct.STORE, "acc_row")
         rows, cols = fld(Funct.STORE, "rows"), fld(Funct.STORE, "cols")
-        addr = fld(Funct.STORE, "dram_addr")
         with m.If((rows != 0) & (cols != 0)):
             with m.If(row + extent > c.acc_depth):
                 m.d.comb += now.code.eq(ErrorCode.BAD_LOCAL)
@@ -656,11 +706,6 @@ class Frontend(wiring.Component):
                 outside = outside | skip_outside
             with m.Elif(outside):
                 m.d.comb += now.code.eq(ErrorCode.BAD_MEMORY)
-            flat = (Space.ACC << lb) + row
-            qp = (Space.QP << lb) + regs.qp_row
-            m.d.comb += [now.ranges.r1_lo.eq(flat), now.ranges.r1_hi.eq(flat + extent),
-                         now.ranges.r2_lo.eq(qp), now.ranges.r2_hi.eq(qp + QP_ROWS),
-                         now.ranges.d_lo.eq(addr), now.ranges.d_hi.eq(end)]
         if not c.with_requant:
             with m.If(funct != Funct.STORE_ACC):
                 m.d.comb += now.code.eq(ErrorCode.BAD_FUNCT)
@@ -680,7 +725,7 @@ class Frontend(wiring.Component):
 
     def _check_compute(self, m, fld, regs, now):
         c = self._config
-        R, lb = c.rows, local_row_bits(c)
+        R = c.rows
         is_os = regs.dataflow == Dataflow.OS
         m.d.comb += now.to_exec.eq(1)
         steps = fld(Funct.COMPUTE, "steps")
@@ -688,21 +733,13 @@ class Frontend(wiring.Component):
         a = fld(Funct.COMPUTE, "a_row")
         b = fld(Funct.COMPUTE, "b_row")
         cr = fld(Funct.COMPUTE, "c_row")
-        a_n = Mux(is_os, (steps + R - 1) // R * R, steps)
-        b_n = Mux(is_os, steps, k_valid)
-        c_n = Mux(is_os, R, steps)
+        a_n, b_n, c_n = _compute_extents(R, is_os, steps, k_valid)
         with m.If(steps != 0):
             with m.If((a + a_n > c.spad_depth) | (b + b_n > c.spad_depth) |
                       (cr + c_n > c.acc_depth)):
                 m.d.comb += now.code.eq(ErrorCode.BAD_LOCAL)
             with m.Elif(~is_os & (k_valid > R)):
                 m.d.comb += now.code.eq(ErrorCode.BAD_SIZE)
-            fa = (Space.SPAD_A << lb) + a
-            fb = (Space.SPAD_B << lb) + b
-            fc = (Space.ACC << lb) + cr
-            m.d.comb += [now.ranges.r1_lo.eq(fa), now.ranges.r1_hi.eq(fa + a_n),
-                         now.ranges.r2_lo.eq(fb), now.ranges.r2_hi.eq(fb + b_n),
-                         now.ranges.w_lo.eq(fc), now.ranges.w_hi.eq(fc + c_n)]
 
     def _element_ok(self, value, is_signed):
         """``value`` lies in the range of a (signed or unsigned) operand element."""

@@ -9,8 +9,13 @@ register to register inside the engine (or from a port, which the SoC registers)
 asked for the target clock with ``--timing-allow-fail`` so that a slow design still reports
 what it achieved. Placement depends on the seed; one fixed seed is used so that a change to
 the engine is what moves the figures. nextpnr names one worst path a clock: the next one shows
-once that one is shortened. The ULX3S-85F engine takes about 25 minutes on a busy 2-core
-machine (synthesis 5, place and route 15), the ULX3S-25F one (4x4) about 12.
+once that one is shortened. The ULX3S-85F engine takes about 12 minutes on a 2-core machine
+(synthesis 2, place and route 10), 25 on a busy one.
+
+``--block lane`` or ``--block qadd`` places one of the engine's arithmetic pipelines alone
+(a requantisation lane with the board's conventions, a QLinearAdd pipeline), in under a
+minute, for working on one block's stages; its worst path is the block's own, without the
+routing a whole engine adds (a few nanoseconds on the LFE5U-85F).
 """
 
 import argparse
@@ -72,15 +77,29 @@ def _signals(cells):
     return names
 
 
+def _block(name, config):
+    """One of the engine's pipelines (a name of :data:`BLOCKS`), as ``config`` builds it."""
+    if name == "lane":
+        from rvnpu.hdl.engine.requant import RequantLane
+        return RequantLane(modes=[mode.name for mode in config.built_requant_modes])
+    from rvnpu.hdl.engine.qadd import QLinearAddPipeline
+    return QLinearAddPipeline(tag_width=4)
+
+
+#: The blocks ``--block`` places alone.
+BLOCKS = ("lane", "qadd")
+
+
 def engine_timing(board, *, freq_mhz=90, seed=SEED, threads=1, device=None, abc9=True,
-                  verilog=True, progress=print, keep=None):
+                  verilog=True, progress=print, keep=None, block=None):
     """Place and route ``board``'s engine (a board name with an ECP5 part) out of context, on
     the board's part or ``device`` (a key of :data:`_DEVICES`); its Fmax in MHz, the cells it
     used, the worst paths and the time each tool took. Without ``abc9`` Yosys maps the logic
     with ABC's older flow (``-noabc9``), for designs on which ABC9 gives up inside the
     WebAssembly build. With ``verilog`` (the default) the engine reaches Yosys as Amaranth's
     Verilog, not its RTLIL: Yosys 0.70's ABC9 reintegration failed an assertion
-    (``GetSize(conn.first) == GetSize(conn.second)``) on the ULX3S-85F engine's RTLIL."""
+    (``GetSize(conn.first) == GetSize(conn.second)``) on the ULX3S-85F engine's RTLIL. With
+    ``block`` (one of :data:`BLOCKS`) only that pipeline is placed."""
     from amaranth.back import rtlil, verilog as to_verilog
     from rvnpu.hdl.engine.engine import MatrixEngine
 
@@ -88,18 +107,24 @@ def engine_timing(board, *, freq_mhz=90, seed=SEED, threads=1, device=None, abc9
     if board not in boards:
         raise ValueError(f"board must be one of {', '.join(sorted(boards))}, not {board!r}")
     config = boards[board].engine
+    if block is not None and block not in BLOCKS:
+        raise ValueError(f"block must be one of {', '.join(BLOCKS)}, not {block!r}")
+    if block == "lane" and not config.with_requant:
+        raise ValueError(f"{board}'s engine has no requantisation lane")
+    what = "the engine" if block is None else f"the {block} block"
     part = device or boards[board].platform.device
     if part not in _DEVICES:
         raise ValueError(f"device must be one of {', '.join(_DEVICES)}, not {part!r}")
     device = _DEVICES[part]
+    top = MatrixEngine(config) if block is None else _block(block, config)
     seconds = {}
     with tempfile.TemporaryDirectory(prefix="rvnpu-engine-timing-") as tmp:
         start = time.monotonic()
-        progress(f"{board}: elaborating the engine ({config.rows}x{config.cols})")
+        progress(f"{board}: elaborating {what} ({config.rows}x{config.cols})")
         if verilog:
-            Path(tmp, "top.v").write_text(to_verilog.convert(MatrixEngine(config), name="top"))
+            Path(tmp, "top.v").write_text(to_verilog.convert(top, name="top"))
         else:
-            Path(tmp, "top.il").write_text(rtlil.convert(MatrixEngine(config), name="top"))
+            Path(tmp, "top.il").write_text(rtlil.convert(top, name="top"))
         seconds["elaborate"] = time.monotonic() - start
         progress(f"{board}: yosys synth_ecp5")
         start = time.monotonic()
@@ -130,7 +155,8 @@ def engine_timing(board, *, freq_mhz=90, seed=SEED, threads=1, device=None, abc9
     clocks = report.get("fmax") or {}
     fmax = min((c["achieved"] for c in clocks.values()), default=None)
     util = report.get("utilization") or {}
-    return {"board": board, "rows": config.rows, "cols": config.cols, "device": device,
+    return {"board": board, "block": block, "rows": config.rows, "cols": config.cols,
+            "device": device,
             "target_mhz": freq_mhz, "seed": seed, "abc9": abc9, "verilog": verilog,
             "fmax_mhz": None if fmax is None else round(fmax, 2),
             "cells": {k: v["used"] for k, v in util.items() if v.get("used")},
@@ -140,7 +166,8 @@ def engine_timing(board, *, freq_mhz=90, seed=SEED, threads=1, device=None, abc9
 
 def format_result(result):
     """The Fmax, and the worst path's start, end and cells."""
-    lines = [f"{result['board']} engine ({result['rows']}x{result['cols']}, "
+    lines = [f"{result['board']} {result.get('block') or 'engine'} "
+             f"({result['rows']}x{result['cols']}, "
              f"{result['device']}, seed {result['seed']}): Fmax {result['fmax_mhz']} MHz "
              f"against {result['target_mhz']}",
              f"cells: {result['cells']}", f"tool seconds: {result['seconds']}"]
@@ -164,6 +191,8 @@ def main(argv=None, out=sys.stdout):
     parser.add_argument("--rtlil", action="store_true",
                         help="hand Yosys Amaranth's RTLIL instead of its Verilog")
     parser.add_argument("--threads", type=int, default=1, help="nextpnr threads (default 1)")
+    parser.add_argument("--block", choices=BLOCKS,
+                        help="place only this pipeline of the engine (under a minute)")
     parser.add_argument("-o", "--output", type=Path,
                         default=Path("build/bench/engine_timing.json"),
                         help="JSON results file (default: build/bench/engine_timing.json)")
@@ -176,7 +205,7 @@ def main(argv=None, out=sys.stdout):
         result = engine_timing(args.board, freq_mhz=args.freq, seed=args.seed,
                                threads=args.threads, device=args.device,
                                abc9=not args.noabc9, verilog=not args.rtlil, progress=progress,
-                               keep=args.keep)
+                               keep=args.keep, block=args.block)
     except ValueError as error:
         parser.error(str(error))
     print(format_result(result), file=out)
