@@ -245,11 +245,11 @@ class _Early:
     * with STORE_POOL, ``extent``, the accumulator rows a store reads (a STORE_POOL's windows
       reach past its rows: :meth:`EngineModel.store_extent`);
     * with STORE_ADD, ``skip_addr``, ``dram_addr`` plus the skip offset, modulo 2**32;
-    * with range hazards, ``kinds``, a bit for each command function the engine has, set
-      for the command's own: decoding switches on them (:attr:`switch`, :meth:`cases`), so
-      that the function's comparisons and their fanout to every check and range are off the
-      path into the hazard bits. Serial hazards, built where cells are short and the clock
-      slow, decode the held function itself (``held_funct``);
+    * ``switch``, what decoding switches on (with :meth:`cases`): with range hazards, a bit
+      for each command function the engine has, set for the command's own, so that the
+      function's comparisons and their fanout to every check and range are off the path
+      into the hazard bits; with serial hazards, built where cells are short and the clock
+      slow, the held function itself (``held_funct``);
     * with range hazards, ``ranges``, the address ranges the command touches (empty for one
       that moves nothing), so that the hazard comparisons start from registers.
     """
