@@ -25,7 +25,8 @@ from rvnpu.spec.config import ConfigError
 
 __all__ = ["BuildError", "DoesNotFit", "build_board", "implement", "append_firmware",
            "check_clock", "toolchain_options", "platform_toolchain", "failure_path",
-           "record_failure", "saved_reports", "synthesise", "DEFAULT_OUTPUT", "DEMO_FIRMWARE", "NETLIST"]
+           "record_failure", "saved_reports", "synthesise", "DEFAULT_OUTPUT", "DEMO_FIRMWARE",
+           "NETLIST", "THROUGH_VERILOG"]
 
 
 #: Where ``rvnpu build`` puts each board's results: ``<DEFAULT_OUTPUT>/<board>/``.
@@ -128,6 +129,16 @@ def platform_toolchain(platform, choice="auto"):
     return find_toolchain(fpga_family(platform), choice)
 
 
+#: Yosys 0.70's ABC9 fails an assertion when it puts the mapped logic back
+#: (``GetSize(conn.first) == GetSize(conn.second)``, in ``abc9_ops -reintegrate``) on the
+#: ULX3S-85F design read as RTLIL, and not on the same design read as the Verilog Amaranth's
+#: own backend writes (``proc``, ``memory_collect``, ``write_verilog``). ECP5 designs reach
+#: ``synth_ecp5`` that way.
+THROUGH_VERILOG = "\n".join(["proc -nomux -norom", "memory_collect",
+                             "write_verilog -norename top.via.v", "design -reset",
+                             "read_verilog top.via.v"])
+
+
 def toolchain_options(platform, nextpnr_options=(), *, netlist=False):
     """Amaranth's build options for ``platform``'s family: reports on, ``nextpnr_options``
     (a board's own) added, and with ``netlist`` the netlist also written as Verilog
@@ -146,7 +157,8 @@ def toolchain_options(platform, nextpnr_options=(), *, netlist=False):
         return dict(synth_opts="-dsp -spram", nextpnr_opts=nextpnr, script_after_synth=stat)
     if family == "gowin":
         return dict(nextpnr_opts=nextpnr, script_after_synth=stat)
-    return dict(nextpnr_opts=nextpnr, script_after_synth=stat, ecppack_opts="--compress")
+    return dict(nextpnr_opts=nextpnr, script_after_synth=stat, ecppack_opts="--compress",
+                script_after_read=THROUGH_VERILOG)
 
 
 def build_board(board, engine=None, *, clock_hz=None, engine_clock_hz=None, out_dir=None,

@@ -288,6 +288,14 @@ def test_gowin_flow_places_and_reports(tmp_path):
     assert (tmp_path / "top.fs").stat().st_size > 0
 
 
+def test_ecp5_designs_reach_synthesis_as_verilog():
+    """Yosys's ABC9 fails an assertion on the ULX3S-85F design read as RTLIL; ECP5 builds
+    read it back as Verilog first (the 25F's synthesis below runs that script)."""
+    options = flow.toolchain_options(board("ulx3s-85f").platform())
+    assert options["script_after_read"].endswith("design -reset\nread_verilog top.via.v")
+    assert "script_after_read" not in flow.toolchain_options(board("icebreaker").platform())
+
+
 def test_board_adds_its_nextpnr_options():
     """router1 did not converge on the LFE5U-85F's default design; router2 does."""
     b = board("ulx3s-85f")
