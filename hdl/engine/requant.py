@@ -166,7 +166,7 @@ class RequantLane(wiring.Component):
 
 # -- The paths -----------------------------------------------------------------------------------
 #
-# A path is ``path(m, reg, sum1, params) -> y``. ``sum1`` holds the stage-1 registers of the
+# A path is ``path(m, reg, sum1, params) -> (y, neg)``. ``sum1`` holds the stage-1 registers of the
 # wrapped sum: ``value``, and its sign ``neg`` and magnitude ``mag``;
 # ``params`` maps the names of the mode's parameters (:attr:`rvnpu.spec.requant.Mode.params`) to
 # the lane's inputs, which the path registers in stage 1 as it needs them. The path returns
