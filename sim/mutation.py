@@ -642,9 +642,6 @@ EQUIVALENT = {
     ("rvnpu.hdl.engine.requant", 202, "64", "65"):
         "t_ab3 signed(64) -> signed(65): a 32x32 signed product fits 64 bits; the extra bit is "
         "its sign extension",
-    ("rvnpu.hdl.engine.post", 272, "~tag.end | room", "1"):
-        "a read is issued only while the output queue is empty (writes go first) and at most "
-        "credits = out_depth = 8 ahead, so a max-pool output always finds room",
     ("rvnpu.hdl.engine.load", 72, 47, "1", "2"):
         "the row descriptor's byte count widened from range(maxb + 1) to range(maxb + 2): it "
         "holds cols * element bytes <= maxb (the front end refuses wider rows), which fits "

@@ -38,10 +38,13 @@ def payload(regs, funct, fields):
     }
 
 
-def run_unit(config, commands, memory, seed, ready_rate=0.75, max_latency=5):
+def run_unit(config, commands, memory, seed, ready_rate=0.75, max_latency=5, min_latency=0,
+             stall_chance=0.0, stall_cycles=0):
     """Run ``commands`` on the unit over ``memory`` (changed in place): the memory accepts a
-    request with probability ``ready_rate`` and answers a read 1 to ``max_latency + 1`` cycles
-    later. Returns the retire pulses counted, the cycles taken and the operations run."""
+    request with probability ``ready_rate`` and answers a read ``min_latency + 1`` to
+    ``max_latency + 1`` cycles later; offered a write, with ``stall_chance`` it refuses every
+    request for ``stall_cycles`` (another unit holding the bus). Returns the retire pulses
+    counted, the cycles taken and the operations run."""
     dut = PostUnit(config)
     layout = post_op(config)
     bb = config.bus_bytes
@@ -57,16 +60,19 @@ def run_unit(config, commands, memory, seed, ready_rate=0.75, max_latency=5):
     counts = {"retired": 0, "cycles": 0}
 
     async def bus(ctx):
-        now, due, queue = 0, 0, []
+        now, due, queue, stalled = 0, 0, [], 0
         while True:
-            ready = bool(rng.random() < ready_rate)
+            valid = ctx.get(dut.req.valid)
+            req = ctx.get(dut.req.payload)
+            if stalled == 0 and valid and req.write and rng.random() < stall_chance:
+                stalled = stall_cycles
+            ready = stalled == 0 and bool(rng.random() < ready_rate)
+            stalled = max(stalled - 1, 0)
             ctx.set(dut.req.ready, ready)
             answer = bool(queue) and queue[0][0] <= now
             ctx.set(dut.rsp.valid, answer)
             if answer:
                 ctx.set(dut.rsp.payload, queue.pop(0)[1])
-            valid = ctx.get(dut.req.valid)
-            req = ctx.get(dut.req.payload)
             await ctx.tick()
             now += 1
             if not (valid and ready):
@@ -78,7 +84,7 @@ def run_unit(config, commands, memory, seed, ready_rate=0.75, max_latency=5):
                     if req.mask >> i & 1:
                         memory[base + i] = req.data >> (8 * i) & 0xFF
             else:
-                due = max(due, now + int(rng.integers(0, max_latency + 1)))
+                due = max(due, now + int(rng.integers(min_latency, max_latency + 1)))
                 queue.append((due, int.from_bytes(memory[base:base + bb], "little")))
 
     async def retires(ctx):
@@ -170,6 +176,26 @@ def test_maxpool_random_shapes(bus_width):
         ]
         elements += h * w * ch
     check_against_golden(config, commands, memory, seed=bus_width)
+
+
+def test_maxpool_output_waits_for_room_in_long_stalls():
+    """Slow reads (a credit's worth in flight) and the bus then held for a while: the answers
+    all arrive, and each 1x1 window's output must wait for room in the output queue, which
+    also holds the word on its way in."""
+    config = EngineConfig(mem_bytes=MEM_BYTES)
+    rng = np.random.default_rng(77)
+    memory = random_memory(rng)
+    commands = []
+    for signed in (0, 1):
+        commands += [
+            encode(Funct.CONFIG_POST, height=8, width=16, kernel_h=1, kernel_w=1,
+                   channels=1, stride_h=1, stride_w=1, elem_signed=signed),
+            encode(Funct.CONFIG_POST_OUT, out_addr=MEM_BYTES // 2 + 3,
+                   clamp_min=-128 if signed else 0, clamp_max=127 if signed else 255),
+            encode(Funct.MAXPOOL, in_addr=5),
+        ]
+    check_against_golden(config, commands, memory, seed=3, ready_rate=1, min_latency=10,
+                         max_latency=12, stall_chance=0.5, stall_cycles=16)
 
 
 def test_maxpool_edges_and_empty_commands():

@@ -228,7 +228,11 @@ class PostUnit(wiring.Component):
         m.d.sync += reserved.eq(reserved + reserve - written)
         room = reserved < self.out_depth
 
-        # Max-pool: bytes compared as keys, the byte with its sign bit flipped if signed.
+        # Max-pool: bytes compared as keys, the byte with its sign bit flipped if signed. A
+        # chunk's maximum is clamped and written to the output FIFO the cycle after its last
+        # tap, from `best`, which holds it through that cycle (a new chunk's first tap
+        # overwrites it only at the cycle's end): the shift and the compares, and the clamp,
+        # are then in cycles of their own. `reserved` already counts the word in between.
         flip = Cat(Const(0, 7), op.elem_signed)
         key_min, key_max = op.clamp_min[:8] ^ flip, op.clamp_max[:8] ^ flip
         first = Signal(init=1)                          # the chunk's first tap
@@ -236,8 +240,11 @@ class PostUnit(wiring.Component):
         candidates = [Mux(first | ((b ^ flip) > best[j]), b ^ flip, best[j])
                       for j, b in enumerate(in_lanes)]
         pooled = Cat((Mux(k < key_min, key_min, Mux(k > key_max, key_max, k)) ^ flip)
-                     for k in candidates)
+                     for k in best)
         pool_push = Signal()
+        pooled_valid, pooled_mask, pooled_last = Signal(), Signal(bb), Signal()
+        m.d.sync += [pooled_valid.eq(pool_push), pooled_mask.eq(mask),
+                     pooled_last.eq(tag.last)]
 
         # QLINEAR_ADD: `a_lanes` holds a chunk's a until its b arrives, then both go to the
         # serialiser, which feeds the arithmetic a lane a cycle.
@@ -296,8 +303,8 @@ class PostUnit(wiring.Component):
             m.d.comb += [out_q.w_en.eq(qadd.o_valid & result.end), entry_in.data.eq(merged),
                          entry_in.mask.eq(merged_mask), entry_in.last.eq(result.last)]
         with m.Else():
-            m.d.comb += [out_q.w_en.eq(pool_push), entry_in.data.eq(pooled),
-                         entry_in.mask.eq(mask), entry_in.last.eq(tag.last)]
+            m.d.comb += [out_q.w_en.eq(pooled_valid), entry_in.data.eq(pooled),
+                         entry_in.mask.eq(pooled_mask), entry_in.last.eq(pooled_last)]
 
         # -- Bus: writes first ------------------------------------------------------------------
         out_word = Signal(addr_bits - shift)
