@@ -116,12 +116,15 @@ class RequantLane(wiring.Component):
 
         # -- Stage 1: the wrapped sum and its magnitude (each path registers its own inputs
         # beside them) -------------------------------------------------------------------------
+        # -x comes from a carry chain of its own beside x's, -(acc + bias) = ~acc + (1 - bias),
+        # rather than from negating x after it: the accumulator arrives late, from its memory.
         x1 = reg(signed(32), "x1")
-        x = Signal(signed(32))
-        m.d.comb += x.eq(self.acc + self.bias)     # truncated to 32 bits: the int32 wrap
+        x, minus_x = Signal(signed(32)), Signal(32)
+        m.d.comb += [x.eq(self.acc + self.bias),   # truncated to 32 bits: the int32 wrap
+                     minus_x.eq(~self.acc + (1 - self.bias))]
         neg1, mag1 = reg(1, "neg1"), reg(32, "mag1")
         m.d.sync += [x1.eq(x), neg1.eq(x < 0),
-                     mag1.eq(Mux(x < 0, -x, x))]   # |INT32_MIN| fits 32 bits
+                     mag1.eq(Mux(x < 0, minus_x, x))]   # |INT32_MIN| fits 32 bits
         sum1 = SimpleNamespace(value=x1, neg=neg1, mag=mag1)
 
         results = []
