@@ -76,6 +76,22 @@ class PostRegisters:
         self.clamp_min = Signal(signed(16), name="post_clamp_min")
         self.clamp_max = Signal(signed(16), name="post_clamp_max")
         self._updating = Signal(name="post_updating")
+        # The configuration's own checks, registered: they read the registers alone, which
+        # post commands wait out (`settling`) after every change, so a register more costs no
+        # cycle and keeps the comparisons off the decoding cycle's path.
+        lo = Mux(self.elem_signed, -128, 0)
+        hi = Mux(self.elem_signed, 127, 255)
+        clamp_ok = (lo <= self.clamp_min) & (self.clamp_min <= self.clamp_max) & \
+            (self.clamp_max <= hi)
+        self._pool_ok = Signal(name="post_pool_ok")             # at reset: no kernel
+        self._add_ok = Signal(name="post_add_ok", init=1)       # at reset: zeros, which pass
+        m.d.sync += [
+            self._pool_ok.eq(clamp_ok & (self.kernel_h != 0) & (self.kernel_h <= self.height) &
+                             (self.kernel_w != 0) & (self.kernel_w <= self.width) &
+                             (self.stride_h != 0) & (self.stride_w != 0)),
+            self._add_ok.eq(clamp_ok &
+                            Cat(*(reg[23:31] != 0xFF for reg in self.constants)).all()),
+        ]
         settle = Signal(range(self.settle_cycles + 1), name="post_settle")
         with m.If(self._updating):
             m.d.sync += settle.eq(self.settle_cycles)
@@ -142,19 +158,12 @@ class PostRegisters:
             return code
         if funct not in POST_OPS:
             return code
-        lo = Mux(self.elem_signed, -128, 0)
-        hi = Mux(self.elem_signed, 127, 255)
-        clamp_ok = (lo <= self.clamp_min) & (self.clamp_min <= self.clamp_max) & \
-            (self.clamp_max <= hi)
         if funct is Funct.MAXPOOL:
-            config_ok = clamp_ok & (self.kernel_h != 0) & (self.kernel_h <= self.height) & \
-                (self.kernel_w != 0) & (self.kernel_w <= self.width) & \
-                (self.stride_h != 0) & (self.stride_w != 0)
+            config_ok = self._pool_ok
             outside = self._outside(fld(funct, "in_addr"), self.count) | \
                 self._outside(self.out_addr, self.out_count)
         else:
-            finite = Cat(*(reg[23:31] != 0xFF for reg in self.constants)).all()
-            config_ok = clamp_ok & finite
+            config_ok = self._add_ok
             outside = Cat(self._outside(fld(funct, "a_addr"), self.count),
                           self._outside(fld(funct, "b_addr"), self.count),
                           self._outside(self.out_addr, self.count)).any()
