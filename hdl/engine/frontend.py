@@ -274,12 +274,17 @@ class _Early:
         if c.store_pool:
             extent = Mux(funct == Funct.STORE_POOL, rows * regs.step + regs.pool_reach, rows)
         addr = f(Funct.LOAD, "dram_addr")[:mb]
-        # (rows - 1) * stride + addr + row_bytes, one product and one sum after it.
+        # rows * stride, a product for each stride chosen after the multipliers, whose inputs
+        # are then the command's rows and a configuration register; (rows - 1) * stride and
+        # the end, (rows - 1) * stride + addr + row_bytes, one sum after it each.
+        product = Signal(mb + 8)
+        m.d.comb += product.eq(Mux(funct == Funct.LOAD,
+                                   f(Funct.LOAD, "rows") * regs.load_stride[:mb],
+                                   f(Funct.LOAD, "rows") * regs.store_stride[:mb]))
         end = Signal(mb + 10)
-        m.d.comb += end.eq(f(Funct.LOAD, "rows") * stride[:mb]
-                           + (addr + row_bytes - stride[:mb]).as_signed())
+        m.d.comb += end.eq(product + (addr + row_bytes - stride[:mb]).as_signed())
         with m.If(take):
-            m.d.sync += [self.rows_stride.eq((f(Funct.LOAD, "rows") - 1) * stride[:mb]),
+            m.d.sync += [self.rows_stride.eq(product - stride[:mb]),
                          self.far_stride.eq(stride[mb:] != 0),
                          self.row_bytes.eq(row_bytes),
                          self.end.eq(end),
