@@ -278,9 +278,8 @@ class _Early:
         # are then the command's rows and a configuration register; (rows - 1) * stride and
         # the end, (rows - 1) * stride + addr + row_bytes, one sum after it each.
         product = Signal(mb + 8)
-        m.d.comb += product.eq(Mux(funct == Funct.LOAD,
-                                   f(Funct.LOAD, "rows") * regs.load_stride[:mb],
-                                   f(Funct.LOAD, "rows") * regs.store_stride[:mb]))
+        m.d.comb += product.eq(Mux(funct == Funct.LOAD, rows * regs.load_stride[:mb],
+                                   rows * regs.store_stride[:mb]))
         end = Signal(mb + 10)
         m.d.comb += end.eq(product + (addr + row_bytes - stride[:mb]).as_signed())
         with m.If(take):

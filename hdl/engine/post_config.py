@@ -35,7 +35,8 @@ def _window_count(m, name, size, kernel, stride, load, step):
     ``1 <= kernel <= size`` and ``stride >= 1``), registered, worked out by restoring division
     a quotient bit a cycle: ``load`` starts it, each of the ``len(size)`` cycles with ``step``
     after takes a bit, and the count is right two cycles after the last (the quotient, then
-    its register)."""
+    its register). Returns the count and whether the window is valid at all (registered
+    as ``load`` starts the division)."""
     some = Signal(name=f"{name}_some")
     bits = Signal(len(size), name=f"{name}_bits")  # dividend bits to come above, quotient below
     rest = Signal(len(stride), name=f"{name}_rest")  # the remainder, below the stride
@@ -48,7 +49,7 @@ def _window_count(m, name, size, kernel, stride, load, step):
         m.d.sync += [rest.eq(Mux(fits, trial - stride, trial)), bits.eq(Cat(fits, bits[:-1]))]
     count = Signal(len(size), name=name)
     m.d.sync += count.eq(Mux(some, bits + 1, 0))
-    return count
+    return count, some
 
 
 class PostRegisters:
@@ -78,17 +79,16 @@ class PostRegisters:
         self._updating = Signal(name="post_updating")
         # The configuration's own checks, registered: they read the registers alone, which
         # post commands wait out (`settling`) after every change, so a register more costs no
-        # cycle and keeps the comparisons off the decoding cycle's path.
+        # cycle and keeps the comparisons off the decoding cycle's path. MAXPOOL's window
+        # checks are the window counts' own (below).
         lo = Mux(self.elem_signed, -128, 0)
         hi = Mux(self.elem_signed, 127, 255)
         clamp_ok = (lo <= self.clamp_min) & (self.clamp_min <= self.clamp_max) & \
             (self.clamp_max <= hi)
-        self._pool_ok = Signal(name="post_pool_ok")             # at reset: no kernel
-        self._add_ok = Signal(name="post_add_ok", init=1)       # at reset: zeros, which pass
+        self._clamp_ok = Signal(name="post_clamp_ok", init=1)   # at reset: zeros, which pass
+        self._add_ok = Signal(name="post_add_ok", init=1)
         m.d.sync += [
-            self._pool_ok.eq(clamp_ok & (self.kernel_h != 0) & (self.kernel_h <= self.height) &
-                             (self.kernel_w != 0) & (self.kernel_w <= self.width) &
-                             (self.stride_h != 0) & (self.stride_w != 0)),
+            self._clamp_ok.eq(clamp_ok),
             self._add_ok.eq(clamp_ok &
                             Cat(*(reg[23:31] != 0xFF for reg in self.constants)).all()),
         ]
@@ -104,10 +104,13 @@ class PostRegisters:
         # registers.
         load = settle == self.settle_cycles
         step = (settle < self.settle_cycles) & (settle >= self.settle_cycles - _SIZE_BITS)
-        self.out_height = oh = _window_count(m, "post_oh", self.height, self.kernel_h,
-                                             self.stride_h, load, step)
-        self.out_width = ow = _window_count(m, "post_ow", self.width, self.kernel_w,
-                                            self.stride_w, load, step)
+        oh, some_h = _window_count(m, "post_oh", self.height, self.kernel_h, self.stride_h,
+                                   load, step)
+        ow, some_w = _window_count(m, "post_ow", self.width, self.kernel_w, self.stride_w,
+                                   load, step)
+        self.out_height, self.out_width = oh, ow
+        # A window at all in both directions (as the divisions start), and a clamp that fits.
+        self._pool_ok = self._clamp_ok & some_h & some_w
 
         # Every product is saturated too, which keeps the multipliers one DSP block wide.
         hw, ohw = Signal(mb + 2, name="post_hw"), Signal(mb + 2, name="post_ohw")
