@@ -111,8 +111,15 @@ def test_soc_runs_from_single_port_block_ram_without_a_boot_copy():
     assert run_to_exit(dut, 400) == [42]
 
 
+def test_soc_runs_from_true_dual_port_block_ram():
+    """``ram_style="dual"``: a read/write port for the core and one for the engine, on one
+    clock."""
+    dut = Soc(SocConfig(engine=TINY, ram_style="dual"), image=_program())
+    assert run_to_exit(dut, 400) == [42]
+
+
 def test_ram_style_is_checked():
-    with pytest.raises(ConfigError, match="ram_style must be one of block, single, spram"):
+    with pytest.raises(ConfigError, match="ram_style must be one of block, dual, single, spram"):
         SocConfig(ram_style="sram")
 
 

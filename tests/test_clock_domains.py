@@ -20,7 +20,7 @@ from amaranth.sim import Simulator
 from rvnpu.compiler.command_list import as_command_list
 from rvnpu.firmware.build import EXAMPLES, build_firmware
 from rvnpu.hdl.soc.clock_crossing import ENGINE_DOMAIN, ClockCrossedEngine
-from rvnpu.hdl.soc.dual_clock_ram import DualClockSram
+from rvnpu.hdl.soc.dual_port_ram import DualPortSram
 from rvnpu.hdl.soc.soc import Soc
 from rvnpu.sim import toolchain
 from rvnpu.sim.golden.examples import matmul_example, parse_checksum
@@ -80,7 +80,7 @@ class _CrossedBench(wiring.Component):
 
     def __init__(self, config):
         self.engine = ClockCrossedEngine(config)
-        self.ram = DualClockSram(depth=config.mem_bytes // config.bus_bytes,
+        self.ram = DualPortSram(depth=config.mem_bytes // config.bus_bytes,
                                  data_width=config.bus_width,
                                  addr_width=self.engine.bus_signature.addr_width,
                                  bus_domain=ENGINE_DOMAIN)

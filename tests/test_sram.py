@@ -1,15 +1,20 @@
-"""The main-memory SRAM: the engine's bus port and the host port sharing one write port."""
+"""The main-memory SRAM: the engine's bus port and the host port sharing one write port, or
+each with a read/write port of its own (true dual port, on one clock)."""
 
 import gc
 
 import pytest
 from amaranth.sim import Simulator
 
+from rvnpu.hdl.soc.dual_port_ram import DualPortSram
 from rvnpu.hdl.soc.sram import BusSram
 
 
-def _run(testbench, **kwargs):
-    dut = BusSram(depth=16, data_width=64, addr_width=8, with_host=True, **kwargs)
+def _run(testbench, dual=False, **kwargs):
+    if dual:
+        dut = DualPortSram(depth=16, data_width=64, addr_width=8, bus_domain="sync", **kwargs)
+    else:
+        dut = BusSram(depth=16, data_width=64, addr_width=8, with_host=True, **kwargs)
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     async def bench(ctx):
@@ -119,6 +124,47 @@ def test_single_port_ram_with_initial_contents_serves_them():
         assert ctx.get(dut.host_rdata) == 0xFEDC_BA98_7654_3210
 
     _run(testbench, single_port=True, init=[0, 0x0123_4567_89AB_CDEF, 0xFEDC_BA98_7654_3210])
+
+
+def test_dual_port_ram_writes_on_both_ports_at_once():
+    """Neither port waits: both write in one cycle, each reads what it wrote and what the
+    other wrote, and a read on one port in the cycle the other writes that word gives the
+    word being written."""
+    async def testbench(ctx, dut):
+        req = dut.bus.req
+        ctx.set(req.valid, 1)
+        ctx.set(req.payload.write, 1)
+        ctx.set(req.payload.addr, 3)
+        ctx.set(req.payload.mask, 0b1111_0000)
+        ctx.set(req.payload.data, 0x1111_2222_3333_4444)
+        ctx.set(dut.host_addr, 5)
+        ctx.set(dut.host_we, 0xFF)
+        ctx.set(dut.host_wdata, 0xAAAA_BBBB_CCCC_DDDD)
+        assert ctx.get(dut.host_busy) == 0
+        await ctx.tick()
+        # Each port reads the other's word; the host overwrites word 1, which the bus reads
+        # in the same cycle.
+        ctx.set(req.payload.write, 0)
+        ctx.set(req.payload.addr, 5)
+        ctx.set(dut.host_addr, 3)
+        ctx.set(dut.host_we, 0)
+        await ctx.tick()
+        assert ctx.get(dut.bus.rsp.valid) == 1
+        assert ctx.get(dut.bus.rsp.payload) == 0xAAAA_BBBB_CCCC_DDDD
+        assert ctx.get(dut.host_rdata) == 0x1111_2222_0000_0009, "byte lanes of the bus write"
+        ctx.set(req.payload.addr, 1)
+        ctx.set(dut.host_addr, 1)
+        ctx.set(dut.host_we, 0x0F)
+        ctx.set(dut.host_wdata, 0x5555_5555_6666_6666)
+        await ctx.tick()
+        assert ctx.get(dut.bus.rsp.payload) == 0x0123_4567_6666_6666
+        ctx.set(dut.host_we, 0)
+        ctx.set(req.valid, 0)
+        await ctx.tick()
+        assert ctx.get(dut.bus.rsp.valid) == 0
+        assert ctx.get(dut.host_rdata) == 0x0123_4567_6666_6666
+
+    _run(testbench, dual=True, init=[0, 0x0123_4567_89AB_CDEF, 0, 9])
 
 
 def _instances(elaboratable, platform):

@@ -12,7 +12,7 @@ The engine is the part of the chip that can run fast; the control core is not (i
   then counts core cycles in which the engine was feeding its array.
 
 The engine's bus stays in the ``engine`` domain: the RAM gives it a port of its own there
-(:class:`.dual_clock_ram.DualClockSram`).
+(:class:`.dual_port_ram.DualPortSram`).
 """
 
 from amaranth.hdl import DomainRenamer, Module

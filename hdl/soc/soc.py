@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out, connect
 
 from rvnpu.hdl.soc.boot import BootCopier
 from rvnpu.hdl.soc.clock_crossing import ENGINE_DOMAIN, ClockCrossedEngine
-from rvnpu.hdl.soc.dual_clock_ram import DualClockSram
+from rvnpu.hdl.soc.dual_port_ram import DualPortSram
 from rvnpu.hdl.soc.flash_boot import FlashBootCopier, FlashSignature
 from rvnpu.hdl.core.cpu import RiscvCore
 from rvnpu.hdl.soc.decoder import AddressDecoder
@@ -41,13 +41,15 @@ class Soc(wiring.Component):
 
     The RAM has two read ports: the engine's DMA uses one at its full bus width, the core the
     other through the address decoder, so DMA and the core's fetches never wait for each other.
-    They share one write port (block RAM allows no more); the engine's writes come first and
-    the core waits a cycle when both write. Commands pass a register on their way to the engine
-    (``config.command_slice``).
+    They share one write port (the iCE40's block RAM allows no more); the engine's writes come
+    first and the core waits a cycle when both write. With ``config.ram_style="dual"`` each
+    has a read/write port of its own (:class:`.dual_port_ram.DualPortSram`, true dual-port
+    block RAM), so neither ever waits and the RAM is one copy where two read ports take two.
+    Commands pass a register on their way to the engine (``config.command_slice``).
 
     With ``config.engine_clock_hz`` the engine runs in the ``engine`` clock domain, which the
     top level provides beside ``sync`` (:class:`.clock_crossing.ClockCrossedEngine`), and
-    the RAM has a read/write port in each domain (:class:`.dual_clock_ram.DualClockSram`).
+    the RAM has a read/write port in each domain (:class:`.dual_port_ram.DualPortSram`).
 
     Parameters
     ----------
@@ -102,12 +104,14 @@ class Soc(wiring.Component):
         depth = c.ram_bytes // e.bus_bytes
         if c.split_clocks:
             m.submodules.engine = engine = ClockCrossedEngine(e)
-            m.submodules.ram = ram = DualClockSram(
-                depth=depth, data_width=e.bus_width,
-                addr_width=engine.bus_signature.addr_width, bus_domain=ENGINE_DOMAIN,
-                init=self._words)
         else:
             m.submodules.engine = engine = MatrixEngine(e)
+        if c.split_clocks or c.ram_style == "dual":
+            m.submodules.ram = ram = DualPortSram(
+                depth=depth, data_width=e.bus_width,
+                addr_width=engine.bus_signature.addr_width,
+                bus_domain=ENGINE_DOMAIN if c.split_clocks else "sync", init=self._words)
+        else:
             m.submodules.ram = ram = BusSram(
                 depth=depth, data_width=e.bus_width, addr_width=engine.bus_signature.addr_width,
                 with_host=True, single_port=c.ram_style != "block",

@@ -189,7 +189,7 @@ def peripheral_at(address):
 # -- Configuration ------------------------------------------------------------------------------
 
 #: Kinds of main RAM (:attr:`SocConfig.ram_style`).
-RAM_STYLES = ("block", "single", "spram")
+RAM_STYLES = ("block", "dual", "single", "spram")
 
 #: Where the core's registers live (:attr:`SocConfig.regfile_style`).
 REGFILE_STYLES = ("block", "lut")
@@ -218,7 +218,11 @@ class SocConfig:
         The control core implements the M extension (and the firmware is built for it).
     ram_style : str
         ``"block"`` (the default): block RAM holding the firmware from configuration, with a
-        read port for the core and one for the engine. ``"single"``: block RAM holding the
+        read port for the core and one for the engine, and a write port they share (the
+        core's write waits a cycle for the engine's). ``"dual"``: true dual-port block RAM
+        holding the firmware, a read/write port each, so neither ever waits and the RAM is
+        one copy where two read ports take two (ECP5, Gowin; not the iCE40, whose block RAM
+        has one write port). ``"single"``: block RAM holding the
         firmware, with one port that the core and the engine take turns at (the engine
         first): one copy of the RAM where two read ports take two, for parts whose block RAM
         runs out first (the GW1NR-9). ``"spram"``: a single-port RAM that
@@ -243,7 +247,8 @@ class SocConfig:
         frequency: the engine (array, units, local memories) runs on its own clock (the
         ``engine`` domain) at that frequency, so that the control core does not set its pace;
         commands, answers and status cross between the clocks (:mod:`rvnpu.hdl.soc.clock_crossing`)
-        and the RAM has a port in each (true dual-port block RAM). Needs ``ram_style="block"``.
+        and the RAM has a port in each (true dual-port block RAM, whether ``ram_style`` is
+        ``"block"`` or ``"dual"``; a single-port RAM is refused).
         ``clock_hz`` stays the core's clock (TIMER, UART).
     command_slice : bool
         With one clock: a register between the core and the engine on the command stream
@@ -301,10 +306,10 @@ class SocConfig:
                               f"not {self.command_slice!r}")
         if self.engine_clock_hz is not None:
             check_int("engine_clock_hz", self.engine_clock_hz, 1_000, 2_000_000_000)
-            if self.ram_style != "block":
+            if self.ram_style not in ("block", "dual"):
                 raise ConfigError("engine_clock_hz (a clock of the engine's own) needs "
-                                  "ram_style 'block': a single-port RAM has no port for a "
-                                  "second clock")
+                                  "ram_style 'block' or 'dual': a single-port RAM has no port "
+                                  "for a second clock")
 
     @property
     def split_clocks(self):

@@ -1,4 +1,5 @@
-"""Main memory shared by the core and an engine on another clock: one port in each domain."""
+"""Main memory with a read/write port for the engine's bus and one for the core, each on a
+clock of its own or both on one."""
 
 from amaranth.hdl import Module
 from amaranth.lib import wiring
@@ -8,22 +9,25 @@ from amaranth.lib.wiring import In, Out
 from rvnpu.hdl.bus import BusSignature
 
 
-__all__ = ["DualClockSram"]
+__all__ = ["DualPortSram"]
 
 
-class DualClockSram(wiring.Component):
+class DualPortSram(wiring.Component):
     """:class:`.sram.BusSram`'s ports (``bus`` and ``host_*``) on a true dual-port memory: the
-    bus port reads and writes in ``bus_domain`` (the engine's clock), the host port in
-    ``sync`` (the core's). Each port has its own address, so neither ever waits
-    (``host_busy`` is 0) and no logic crosses between the clocks: the memory is the crossing.
+    bus port reads and writes in ``bus_domain``, the host port in ``sync`` (the core's). Each
+    port has its own address, so neither ever waits (``host_busy`` is 0) and, with the engine
+    on a clock of its own, no logic crosses between the clocks: the memory is the crossing.
     That is the shape of ECP5's DP16KD and Gowin's DPB blocks (two read/write ports, a clock
-    each), which Yosys maps it to; the iCE40's block RAM has one write port and its SPRAM one
-    port in all, so :class:`rvnpu.spec.memory_map.SocConfig` refuses a second clock with
+    each), which Yosys maps it to: one copy of the memory, where :class:`.sram.BusSram`'s two
+    read ports take two. The iCE40's block RAM has one write port and its SPRAM one port in
+    all, so :class:`rvnpu.spec.memory_map.SocConfig` refuses a second clock with
     ``ram_style="spram"``.
 
-    A word written on one port and read on the other in the same instant reads undefined on
-    hardware; the engine's FENCE answer only leaves after its writes, and the core's commands
-    arrive after its stores, so the firmware never does that.
+    On two clocks, a word written on one port and read on the other in the same instant reads
+    undefined on hardware; the engine's FENCE answer only leaves after its writes, and the
+    core's commands arrive after its stores, so the firmware never does that. On one clock
+    such a read gives the word being written. Both ports writing one word in one cycle is
+    undefined either way.
 
     Parameters
     ----------
@@ -33,6 +37,8 @@ class DualClockSram(wiring.Component):
     addr_width : int
         Width of the bus's word addresses (the memory uses the low bits).
     bus_domain : str
+        The bus port's clock domain: ``"engine"`` with the engine on a clock of its own,
+        ``"sync"`` with one clock.
     init : iterable of int
     """
 
@@ -57,9 +63,15 @@ class DualClockSram(wiring.Component):
         host_w = mem.write_port(granularity=8)
         # Each port reads what it writes in the same cycle (a port only ever reads or writes
         # in a cycle, so nothing sees it): read-new is what a true dual-port block offers on
-        # every family (Gowin's DPB has no read-old), so Yosys can map it.
-        bus_r = mem.read_port(domain=domain, transparent_for=(bus_w,))
-        host_r = mem.read_port(transparent_for=(host_w,))
+        # every family (Gowin's DPB has no read-old), so Yosys can map it. On one clock a
+        # read also sees the other port's write of the same cycle: without that, the read
+        # would have to give the old word, which no dual-port block does, and Yosys would
+        # build the whole memory from flip-flops; this way it adds a bypass (a register of
+        # the write and an address match a port).
+        one_clock = domain == "sync"
+        bus_r = mem.read_port(domain=domain,
+                              transparent_for=(bus_w, host_w) if one_clock else (bus_w,))
+        host_r = mem.read_port(transparent_for=(host_w, bus_w) if one_clock else (host_w,))
         req = self.bus.req.payload
         bus_write = self.bus.req.valid & req.write
         m.d.comb += [
