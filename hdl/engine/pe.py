@@ -1,6 +1,6 @@
 """One processing element of the systolic array."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -103,16 +103,28 @@ class ProcessingElement(wiring.Component):
         o1 = Signal(acc_shape)
         os = self.os if (self._with_os and self._with_ws) else Const(int(self._with_os), 1)
 
-        weight = Signal(op)
-        if self._with_ws:
-            with m.If(self.mark_in & ~os):
+        # The multiplier's right operand. With registered operands the weight register is
+        # that register: in WS it loads the new weight on the swap cycle (so the swap's step
+        # uses it at once) and holds it otherwise, in OS it takes ``b_in`` every cycle (a WS
+        # tile swaps its weights in on its first step, so nothing is lost). A one-dataflow WS
+        # cell then needs no multiplexer before its multiplier, only the register's enable.
+        weight = Signal(op, reset_less=True)
+        if self.latency:
+            with m.If(os):
+                m.d.sync += weight.eq(self.b_in)
+            with m.Elif(self.mark_in):
                 m.d.sync += weight.eq(b_reg)
-        # On the swap cycle the new weight is used at once.
+            operand = weight
+        else:
+            if self._with_ws:
+                with m.If(self.mark_in & ~os):
+                    m.d.sync += weight.eq(b_reg)
+            operand = Signal(op)
+            m.d.comb += operand.eq(Mux(os, self.b_in, Mux(self.mark_in, b_reg, weight)))
         # Data registers carry no reset: only the flags must start clear.
-        a_reg, operand = Signal(op, reset_less=True), Signal(op, reset_less=True)
+        a_reg = Signal(op, reset_less=True)
         registered = m.d.sync if self.latency else m.d.comb
-        registered += [a_reg.eq(self.a_in),
-                       operand.eq(Mux(os, self.b_in, Mux(self.mark_in, b_reg, weight)))]
+        registered += a_reg.eq(self.a_in)
         product_now = Signal(signed(2 * self._op_width))
         if self._logic_multiplier:
             m.submodules.multiplier = multiplier = ShiftAddMultiplier(self._op_width)
@@ -120,18 +132,26 @@ class ProcessingElement(wiring.Component):
                          product_now.eq(multiplier.p)]
         else:
             m.d.comb += product_now.eq(a_reg * operand)
+        # ``mark`` as it was when the product's operands came in; ``valid`` as it was when
+        # they reached the multiplier (a cycle later with registered operands), where it
+        # decides what enters the product register.
+        mark = delayed(m, self.mark_in, self.latency, name="mark")
+        valid = delayed(m, self.valid_in, self.latency // 2, name="valid")
         product = Signal(signed(2 * self._op_width), reset_less=True)
-        registered += product.eq(product_now)
-        # The flags as they were when the product's operands came in.
-        flags = delayed(m, Cat(self.valid_in, self.mark_in), self.latency, name="flags")
-        valid, mark = flags[0], flags[1]
+        # A step that does not count (padding, bubbles) has a zero product: in the product
+        # register that is a synchronous reset, so the adders below need no multiplexer.
+        # lab 1 hole begin: the product of a step that counts (zero when it does not)
+        registered += product.eq(Mux(valid, product_now, 0))
+        # lab 1 starter:
+        # registered += product.eq(product_now)
+        # lab 1 hole end
 
         if self._with_os:
             acc = Signal(acc_shape)
             o2 = Signal(acc_shape)
             total = Signal(acc_shape)
             # lab 1 hole begin: the multiply-accumulate (output-stationary)
-            m.d.comb += total.eq(acc + Mux(valid, product, 0))
+            m.d.comb += total.eq(acc + product)
             # lab 1 starter:
             # m.d.comb += total.eq(acc)
             # lab 1 hole end
@@ -154,7 +174,7 @@ class ProcessingElement(wiring.Component):
         with m.Else():
             if self._with_ws:
                 # lab 1 hole begin: the multiply-accumulate (weight-stationary)
-                m.d.sync += o1.eq(self.p_in + Mux(valid, product, 0))
+                m.d.sync += o1.eq(self.p_in + product)
                 # lab 1 starter:
                 # m.d.sync += o1.eq(self.p_in)
                 # lab 1 hole end
