@@ -35,22 +35,20 @@ class TangNano9kPlatform(HimbaechelGowinPlatform):
     connectors = []
 
 
-# Block RAM bounds the design: the 16 KiB RAM the demo needs takes 16 of the 26 BSRAMs (two
-# copies, for its two read ports), the core's registers 2 and this 2x2 engine 6. A 4x4 engine
-# needs 10, which fits only with the registers in LUT RAM (regfile_style="lut"): that design
-# packs (7,377 LUT4s, 26 of 26 BSRAMs), but nextpnr's analytic placer had not finished it
-# after 20 minutes and its SA placer stalled at 5,000 of 14,271 cells. The engine leaves
-# requantisation to the core.
+# The RAM is true dual-port block RAM (ram_style="dual"): one copy, 8 of the 26 BSRAMs, where
+# a read port each for the core and the engine took two copies (16). That leaves room for a
+# 3x3 engine (its scratchpads and accumulators 8 BSRAMs, the core's registers 2: 18 of 26).
+# Logic bounds it now: the 3x3 design packs into 83% of the LUT sites (LUT4s and ALUs), and a
+# 4x4 one, at 91% (its store FIFO in block RAM as well, or the core's shifter serial), did not
+# place: nextpnr's legaliser gave up. The engine leaves requantisation to the core.
 BOARDS = (
-    # 40.5 MHz from the 27 MHz oscillator by the rPLL (x3/2); the design closes at 45.9 to 47.1
-    # (at 36.7 to 37.4, and so at 30 MHz, before the SoC's paths from the core were
-    # registered).
+    # 40.5 MHz from the 27 MHz oscillator by the rPLL (x3/2).
     Board(name="tang-nano-9k", platform=TangNano9kPlatform, clock_hz=40_500_000,
-          engine=EngineConfig(rows=2, cols=2, dataflow="ws", spad_depth=256, acc_depth=256,
+          engine=EngineConfig(rows=3, cols=3, dataflow="ws", spad_depth=256, acc_depth=256,
                               qp_depth=16, bus_width=32, mem_bytes=16 << 10, queue_depth=1,
                               requant_modes="none", hazards="serial", command_fetch=False,
                               post_unit=False, store_pool=False),
-          shifter="barrel",
+          ram_style="dual", shifter="barrel",
           program=("openFPGALoader", "--board", "tangnano9k", "{bitstream}"), bitstream=".fs",
           doc="Sipeed Tang Nano 9K (GW1NR-LV9QN88PC6/I5), 27 MHz oscillator, BL702 UART"),
 )

@@ -174,7 +174,8 @@ def test_gowin_report_counts_dsp_blocks():
     assert report["resources"]["DSPs"]["available"] == 20
     assert report["resources"]["block RAMs"]["available"] == 26
     assert report["fmax_mhz"] == 34.79 and report["timing_met"]
-    assert "| tang-nano-9k | GW1NR-LV9QN88PC6/I5 | 2x2 | 5536 / 8640 |" in \
+    array = f"{b.engine.rows}x{b.engine.cols}"
+    assert f"| tang-nano-9k | GW1NR-LV9QN88PC6/I5 | {array} | 5536 / 8640 |" in \
         boards_markdown([report], TABLE_COLUMNS)
 
 
