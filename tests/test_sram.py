@@ -27,18 +27,25 @@ def _run(testbench, dual=False, **kwargs):
     sim.run()
 
 
+def _both_write(ctx, dut, *, bus_addr, bus_mask, bus_data, host_addr, host_we, host_data):
+    """A bus write request and a host write, offered in the same cycle."""
+    req = dut.bus.req
+    ctx.set(req.valid, 1)
+    ctx.set(req.payload.write, 1)
+    ctx.set(req.payload.addr, bus_addr)
+    ctx.set(req.payload.mask, bus_mask)
+    ctx.set(req.payload.data, bus_data)
+    ctx.set(dut.host_addr, host_addr)
+    ctx.set(dut.host_we, host_we)
+    ctx.set(dut.host_wdata, host_data)
+
+
 def test_bus_write_wins_and_holds_back_the_host_write():
     async def testbench(ctx, dut):
         req = dut.bus.req
         # Both write in one cycle: the bus's lands, the host is told to wait.
-        ctx.set(req.valid, 1)
-        ctx.set(req.payload.write, 1)
-        ctx.set(req.payload.addr, 3)
-        ctx.set(req.payload.mask, 0xFF)
-        ctx.set(req.payload.data, 0x1111_2222_3333_4444)
-        ctx.set(dut.host_addr, 5)
-        ctx.set(dut.host_we, 0xFF)
-        ctx.set(dut.host_wdata, 0xAAAA_BBBB_CCCC_DDDD)
+        _both_write(ctx, dut, bus_addr=3, bus_mask=0xFF, bus_data=0x1111_2222_3333_4444,
+                    host_addr=5, host_we=0xFF, host_data=0xAAAA_BBBB_CCCC_DDDD)
         assert ctx.get(dut.host_busy) == 1
         await ctx.tick()
         # The host holds its write; the bus is idle now, so it lands.
@@ -135,14 +142,8 @@ def test_dual_port_ram_writes_on_both_ports_at_once():
     word being written."""
     async def testbench(ctx, dut):
         req = dut.bus.req
-        ctx.set(req.valid, 1)
-        ctx.set(req.payload.write, 1)
-        ctx.set(req.payload.addr, 3)
-        ctx.set(req.payload.mask, 0b1111_0000)
-        ctx.set(req.payload.data, 0x1111_2222_3333_4444)
-        ctx.set(dut.host_addr, 5)
-        ctx.set(dut.host_we, 0xFF)
-        ctx.set(dut.host_wdata, 0xAAAA_BBBB_CCCC_DDDD)
+        _both_write(ctx, dut, bus_addr=3, bus_mask=0b1111_0000, bus_data=0x1111_2222_3333_4444,
+                    host_addr=5, host_we=0xFF, host_data=0xAAAA_BBBB_CCCC_DDDD)
         assert ctx.get(dut.host_busy) == 0
         await ctx.tick()
         # Each port reads the other's word; the host overwrites word 1, which the bus reads
