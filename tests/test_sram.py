@@ -203,6 +203,17 @@ def test_single_port_ram_is_spram_on_ice40(depth, width, blocks):
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_dual_port_ram_is_refused_on_ice40():
+    from amaranth.hdl import Fragment
+    from rvnpu.boards.icebreaker import IceBreakerPlatform
+    ram = DualPortSram(depth=1024, data_width=32, addr_width=10, bus_domain="sync")
+    with pytest.raises(ValueError, match="^a true dual-port RAM needs two write ports; the "
+                                         "iCE40's block RAM has one"):
+        Fragment.get(ram, IceBreakerPlatform())
+    gc.collect()
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_single_port_ram_larger_than_the_up5k_spram_is_refused():
     from amaranth.hdl import Fragment
     from rvnpu.boards.icebreaker import IceBreakerPlatform

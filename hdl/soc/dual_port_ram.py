@@ -55,6 +55,9 @@ class DualPortSram(wiring.Component):
         })
 
     def elaborate(self, platform):
+        if str(getattr(platform, "family", "")).lower() == "ice40":
+            raise ValueError("a true dual-port RAM needs two write ports; the iCE40's block "
+                             "RAM has one (use ram_style 'block' or 'spram')")
         m = Module()
         m.submodules.mem = mem = Memory(shape=self._data_width, depth=self._depth,
                                         init=self._init)

@@ -225,7 +225,7 @@ class SocConfig:
         has one write port). ``"single"``: block RAM holding the
         firmware, with one port that the core and the engine take turns at (the engine
         first): one copy of the RAM where two read ports take two, for parts whose block RAM
-        runs out first (the GW1NR-9). ``"spram"``: a single-port RAM that
+        runs out first and that have no true dual-port block RAM. ``"spram"``: a single-port RAM that
         the core and the engine take turns at (the engine first), with no initial contents:
         the firmware sits in a ROM and is copied into it at reset. That is the shape of the
         iCE40 UP5K's 128 KiB of SPRAM, which leaves its 15 KiB of block RAM to the engine.
