@@ -214,6 +214,19 @@ def test_dual_port_ram_is_refused_on_ice40():
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_one_clock_dual_port_ram_is_refused_on_ecp5_but_two_clocks_are_not():
+    from amaranth.hdl import Fragment
+    from rvnpu.boards.ulx3s import ULX3S25FPlatform
+    ram = DualPortSram(depth=1024, data_width=32, addr_width=10, bus_domain="sync")
+    with pytest.raises(ValueError, match="^a one-clock true dual-port RAM is not built from "
+                                         "block RAM on ECP5"):
+        Fragment.get(ram, ULX3S25FPlatform())
+    Fragment.get(DualPortSram(depth=1024, data_width=32, addr_width=10, bus_domain="engine"),
+                 ULX3S25FPlatform())
+    gc.collect()
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_single_port_ram_larger_than_the_up5k_spram_is_refused():
     from amaranth.hdl import Fragment
     from rvnpu.boards.icebreaker import IceBreakerPlatform

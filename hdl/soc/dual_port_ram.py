@@ -21,7 +21,8 @@ class DualPortSram(wiring.Component):
     each), which Yosys maps it to: one copy of the memory, where :class:`.sram.BusSram`'s two
     read ports take two. The iCE40's block RAM has one write port and its SPRAM one port in
     all, so :class:`rvnpu.spec.memory_map.SocConfig` refuses a second clock with
-    ``ram_style="spram"``.
+    ``ram_style="spram"``, and this memory refuses the iCE40. On one clock it is refused on
+    ECP5 too: alone it maps to DP16KD, but in a whole SoC Yosys built it from flip-flops.
 
     On two clocks, a word written on one port and read on the other in the same instant reads
     undefined on hardware; the engine's FENCE answer only leaves after its writes, and the
@@ -55,9 +56,15 @@ class DualPortSram(wiring.Component):
         })
 
     def elaborate(self, platform):
-        if str(getattr(platform, "family", "")).lower() == "ice40":
+        family = str(getattr(platform, "family", "")).lower()
+        if family == "ice40":
             raise ValueError("a true dual-port RAM needs two write ports; the iCE40's block "
                              "RAM has one (use ram_style 'block' or 'spram')")
+        if family == "ecp5" and self._bus_domain == "sync":
+            # Alone it maps to DP16KD; in the ULX3S-25F's whole SoC, Yosys 0.70 built it
+            # from flip-flops and ran out of memory (docs/boards.md). Not understood yet.
+            raise ValueError("a one-clock true dual-port RAM is not built from block RAM on "
+                             "ECP5 (Yosys made flip-flops of it); use ram_style 'block'")
         m = Module()
         m.submodules.mem = mem = Memory(shape=self._data_width, depth=self._depth,
                                         init=self._init)

@@ -221,8 +221,8 @@ class SocConfig:
         read port for the core and one for the engine, and a write port they share (the
         core's write waits a cycle for the engine's). ``"dual"``: true dual-port block RAM
         holding the firmware, a read/write port each, so neither ever waits and the RAM is
-        one copy where two read ports take two (ECP5, Gowin; not the iCE40, whose block RAM
-        has one write port). ``"single"``: block RAM holding the
+        one copy where two read ports take two (Gowin; refused on the iCE40, whose block RAM
+        has one write port, and on ECP5, where Yosys built a whole SoC's from flip-flops). ``"single"``: block RAM holding the
         firmware, with one port that the core and the engine take turns at (the engine
         first): one copy of the RAM where two read ports take two, for parts whose block RAM
         runs out first and that have no true dual-port block RAM. ``"spram"``: a single-port RAM that
