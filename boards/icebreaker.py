@@ -54,7 +54,7 @@ BOARDS = (
                               qp_depth=256, bus_width=32, mem_bytes=64 << 10, queue_depth=1,
                               requant_modes="none", hazards="serial",
                               command_fetch=False, post_unit=False, store_pool=False,
-                              mac_registers=False),
+                              mac_latency=0),
           ram_style="spram", flash_offset=0x2_0000, with_m=False,
           # No room for a command register (about 70 cells; 52 are free).
           command_slice=False,

@@ -653,7 +653,7 @@ EQUIVALENT = {
         "the mie/mip read words padded with more zeros above bit 31: the CSR read reaches the "
         "ALU operand b_x, a 32-bit signal, through ORs and ANDs, so the extra bits (zeros) "
         "are cut off",
-    ("rvnpu.hdl.engine.pe", 104, "1", "2"):
+    ("rvnpu.hdl.engine.pe", 109, "1", "2"):
         "the fixed dataflow of a one-dataflow cell as Const(0 or 1, 2) instead of 1 bit: it "
         "only selects (Mux, m.If) and, with WS built (then it is 0), masks mark_in through "
         "~os, which is all ones at either width",

@@ -38,12 +38,16 @@ CONFIGS = {
     "2x3-one-lane": EngineConfig(rows=2, cols=3, dataflow="both", spad_depth=16,
                                  acc_depth=16, qp_depth=4, bus_width=32, mem_bytes=1 << 11,
                                  requant_lanes=1),
-    # The cells' multipliers unregistered (mac_registers=False, as on the iCEBreaker): the
-    # array's results two cycles earlier.
+    # The cells' multipliers unregistered (mac_latency=0, as on the iCEBreaker): the array's
+    # results two cycles earlier.
     "2x2-unregistered-macs": EngineConfig(rows=2, cols=2, dataflow="both", spad_depth=16,
                                           acc_depth=16, qp_depth=4, bus_width=32,
-                                          mem_bytes=1 << 11, requant_lanes=2,
-                                          mac_registers=False),
+                                          mem_bytes=1 << 11, requant_lanes=2, mac_latency=0),
+    # Operands registered, the product not (mac_latency=1, as on the Tang Nano 9K).
+    "2x2-registered-operands": EngineConfig(rows=2, cols=2, dataflow="both", spad_depth=16,
+                                            acc_depth=16, qp_depth=4, bus_width=32,
+                                            mem_bytes=1 << 11, requant_lanes=2,
+                                            mac_latency=1),
 }
 
 
@@ -52,10 +56,13 @@ CONFIGS = {
                                                  ("2x2-serial-bus64", 103, 0),
                                                  ("2x3-one-lane", 104, 0),
                                                  ("2x2-unregistered-macs", 105, 0),
-                                                 ("2x2-unregistered-macs", 106, 1)])
+                                                 ("2x2-unregistered-macs", 106, 1),
+                                                 ("2x2-registered-operands", 107, 0),
+                                                 ("2x2-registered-operands", 108, 1)])
 def test_random_programs_on_a_small_engine(name, seed, latency):
     config = CONFIGS[name]
-    assert config.mac_latency == (0 if name == "2x2-unregistered-macs" else 2)
+    assert config.mac_latency == {"2x2-unregistered-macs": 0,
+                                  "2x2-registered-operands": 1}.get(name, 2)
     program = random_program(config, seed, length=24)
     mem, answers, _ = run_rtl(config, program.image, program.commands, latency=latency)
     result = dataclasses.make_dataclass("Result", ["memory", "responses"])(mem, answers)

@@ -29,7 +29,11 @@ class ProcessingElement(wiring.Component):
     cycles from an operand to its product), so that the multiplier, a DSP block where the part
     has them, is a path of its own: the arithmetic of every cell runs that many cycles behind
     its operands, which shifts the whole array's results by as many cycles and changes nothing
-    else.
+    else. The left operand's register is also the one that passes ``a`` to the right.
+
+    A step that does not count (padding, bubbles: ``valid`` low) enters the multiplier with a
+    left operand of zero, so its product is zero and the adders need no multiplexer; in the
+    operand register that is a synchronous reset, which costs no logic.
 
     Parameters
     ----------
@@ -43,7 +47,9 @@ class ProcessingElement(wiring.Component):
         Multiply with adders (:class:`ShiftAddMultiplier`) rather than leave the product to a
         DSP block: for the cells of an array larger than the part's supply of multipliers.
     latency : int
-        2 (the default): the multiplier's operands and product are registered; 0: not.
+        2 (the default): the multiplier's operands and product are registered; 1: the
+        operands only, the product goes straight into the adder (fewer flip-flops, where the
+        part pays a logic cell for each register); 0: neither.
 
     Members
     -------
@@ -66,10 +72,10 @@ class ProcessingElement(wiring.Component):
 
     def __init__(self, *, op_width, acc_width, with_os=True, with_ws=True,
                  logic_multiplier=False, latency=2):
-        if latency not in (0, 2):
-            raise ValueError(f"latency must be 0 or 2, not {latency!r}")
-        #: Cycles from the operands on ``a_in`` and ``b_in`` to their product: 2 with a
-        #: register before the multiplier and one after, 0 without.
+        if latency not in (0, 1, 2):
+            raise ValueError(f"latency must be 0, 1 or 2, not {latency!r}")
+        #: Cycles from the operands on ``a_in`` and ``b_in`` to their product: a register
+        #: before the multiplier (1), one after it too (2), or neither (0).
         self.latency = latency
         self._op_width = op_width
         self._logic_multiplier = logic_multiplier
@@ -90,7 +96,6 @@ class ProcessingElement(wiring.Component):
         op, acc_shape = signed(self._op_width), signed(self._acc_width)
 
         m.d.sync += [
-            self.a_out.eq(self.a_in),
             self.valid_out.eq(self.valid_in),
             self.mark_out.eq(self.mark_in),
         ]
@@ -121,10 +126,22 @@ class ProcessingElement(wiring.Component):
                     m.d.sync += weight.eq(b_reg)
             operand = Signal(op)
             m.d.comb += operand.eq(Mux(os, self.b_in, Mux(self.mark_in, b_reg, weight)))
-        # Data registers carry no reset: only the flags must start clear.
+        # The left operand, zero on a step that does not count (padding, bubbles), so that
+        # its product is zero. Data registers carry no reset: only the flags must start clear.
         a_reg = Signal(op, reset_less=True)
-        registered = m.d.sync if self.latency else m.d.comb
-        registered += a_reg.eq(self.a_in)
+        # lab 1 hole begin: the left operand of a step that counts (zero when it does not)
+        counted = Mux(self.valid_in, self.a_in, 0)
+        # lab 1 starter:
+        # counted = self.a_in
+        # lab 1 hole end
+        if self.latency:
+            # The operand register is also the one to the right: where a step does not count,
+            # the cell there gets a zero beside a low ``valid``, which changes nothing.
+            m.d.sync += a_reg.eq(counted)
+            m.d.comb += self.a_out.eq(a_reg)
+        else:
+            m.d.comb += a_reg.eq(counted)
+            m.d.sync += self.a_out.eq(self.a_in)
         product_now = Signal(signed(2 * self._op_width))
         if self._logic_multiplier:
             m.submodules.multiplier = multiplier = ShiftAddMultiplier(self._op_width)
@@ -132,19 +149,13 @@ class ProcessingElement(wiring.Component):
                          product_now.eq(multiplier.p)]
         else:
             m.d.comb += product_now.eq(a_reg * operand)
-        # ``mark`` as it was when the product's operands came in; ``valid`` as it was when
-        # they reached the multiplier (a cycle later with registered operands), where it
-        # decides what enters the product register.
-        mark = delayed(m, self.mark_in, self.latency, name="mark")
-        valid = delayed(m, self.valid_in, self.latency // 2, name="valid")
         product = Signal(signed(2 * self._op_width), reset_less=True)
-        # A step that does not count (padding, bubbles) has a zero product: in the product
-        # register that is a synchronous reset, so the adders below need no multiplexer.
-        # lab 1 hole begin: the product of a step that counts (zero when it does not)
-        registered += product.eq(Mux(valid, product_now, 0))
-        # lab 1 starter:
-        # registered += product.eq(product_now)
-        # lab 1 hole end
+        if self.latency == 2:
+            m.d.sync += product.eq(product_now)
+        else:
+            m.d.comb += product.eq(product_now)
+        # ``mark`` as it was when the product's operands came in.
+        mark = delayed(m, self.mark_in, self.latency, name="mark")
 
         if self._with_os:
             acc = Signal(acc_shape)

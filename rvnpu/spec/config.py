@@ -134,11 +134,14 @@ class EngineConfig:
         built from LUTs and adders instead of a DSP block (default 0: none). An array may then
         hold more MACs than the FPGA has multipliers, as a 16x16 array on an LFE5U-85F (156
         MULT18X18D) must. Results are the same either way.
-    mac_registers : bool
-        Register each cell's multiplier operands and product (default True): the multiplier,
-        a DSP block where the part has them, is then a path of its own, which the engine's
-        clock needs at 50 MHz and more; every result of the array comes
-        :attr:`mac_latency` cycles later. The iCE40 UP5K lacks the room for the flip-flops.
+    mac_latency : int
+        Registers around each cell's multiplier, and so the cycles from its operands to its
+        product: 2 (the default) registers the operands and the product, so that the
+        multiplier, a DSP block where the part has them, is a path of its own, which the
+        engine's clock needs at 50 MHz and more; 1 registers the operands only, the product
+        going straight into the adder (on Gowin parts every register fed by anything but its
+        own LUT takes a logic cell); 0 registers neither (the iCE40 UP5K lacks the room for
+        the flip-flops). Every result of the array comes that many cycles later.
     """
 
     # Each field's one-line help (and allowed words) is what `rvnpu` shows for its option.
@@ -169,8 +172,8 @@ class EngineConfig:
                                     "1 or 0")
     store_add: bool = _param(True, "build STORE_ADD (a QLinearAdd fused into the store, 8-bit "
                                    "elements only): 1 or 0")
-    mac_registers: bool = _param(True, "register each cell's multiplier operands and product "
-                                       "(2 cycles more): 1 or 0")
+    mac_latency: int = _param(2, "registers around each cell's multiplier: 2 (operands and "
+                                 "product), 1 (operands) or 0")
 
     def __post_init__(self):
         check_int("rows", self.rows, 1, 32)
@@ -200,7 +203,8 @@ class EngineConfig:
         check_choice("requant_modes", self.requant_modes, REQUANT_MODES)
         check_choice("hazards", self.hazards, HAZARDS)
         check_int("logic_macs", self.logic_macs, 0, self.rows * self.cols)
-        for name in ("command_fetch", "post_unit", "store_pool", "store_add", "mac_registers"):
+        check_int("mac_latency", self.mac_latency, 0, 2)
+        for name in ("command_fetch", "post_unit", "store_pool", "store_add"):
             value = getattr(self, name)
             if isinstance(value, bool):
                 continue
@@ -210,11 +214,6 @@ class EngineConfig:
                 raise ConfigError(f"{name} must be true or false (1 or 0), not {value!r}")
 
     # Derived sizes: properties, so that nothing derivable is stored twice.
-
-    @property
-    def mac_latency(self):
-        """Cycles from a cell's operands to its product: its multiplier's registers."""
-        return 2 if self.mac_registers else 0
 
     @property
     def elem_bytes(self):
