@@ -62,7 +62,7 @@ class ExecuteUnit(wiring.Component):
     def latency(self):
         """Cycles from a WS step's scratchpad read to its result at the accumulator write."""
         c = self._config
-        return c.rows + c.cols + 2 + c.mac_latency
+        return c.rows + c.cols + 1 + c.mac_latency
 
     def elaborate(self, platform):
         m = Module()
@@ -288,9 +288,12 @@ class ExecuteUnit(wiring.Component):
             meta.accumulate.eq(s.cmd.accumulate),
             meta.addr.eq(Mux(s.os, s.cmd.c_row, s.cmd.c_row + s.k)),
         ]
-        # The cells' arithmetic runs mac_latency cycles behind their operands.
+        # The cells' arithmetic runs mac_latency cycles behind their operands. The line ends
+        # a cycle before a step's results reach the bottom (`x`), so that the accumulator is
+        # read while they come out and they are written as they arrive (`y`): the results
+        # are never held a cycle, only their address.
         meta_ws = data.View(meta_layout, delayed(m, meta.as_value(),
-                                                 R + C + 1 + c.mac_latency,
+                                                 R + C + c.mac_latency,
                                                  name="meta"))
         meta_os = data.View(meta_layout, delayed(m, meta_ws.as_value(), 1, name="meta_os"))
 
@@ -331,15 +334,15 @@ class ExecuteUnit(wiring.Component):
         with m.Elif(meta_os.os & meta_os.retire & ~meta_os.train):
             m.d.comb += x_retire.eq(1)
 
-        # The accumulator is read for `x` and written a cycle later (`y`).
+        # The accumulator is read for `x` and written a cycle later (`y`), with the results
+        # leaving the array in that cycle.
         m.d.comb += self.acc_raddr.eq(x_addr)
         y_we = delayed(m, x_we, 1, name="y_we")
         y_addr = delayed(m, x_addr, 1, name="y_addr")
         y_acc = delayed(m, x_acc, 1, name="y_acc")
         y_retire = delayed(m, x_retire, 1, name="y_retire")
-        y_data = data.View(bottom.shape(), delayed(m, bottom.as_value(), 1, name="y_data"))
         for col in range(C):
             m.d.comb += self.acc_wdata[col].eq(
-                y_data[col] + Mux(y_acc, self.acc_rdata[col], 0))
+                bottom[col] + Mux(y_acc, self.acc_rdata[col], 0))
         m.d.comb += [self.acc_we.eq(y_we), self.acc_waddr.eq(y_addr)]
         m.d.comb += self.retire.eq(y_retire)
