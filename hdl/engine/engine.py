@@ -93,12 +93,16 @@ class MatrixEngine(wiring.Component):
 
         connect(m, wiring.flipped(self.cmd), fe.cmd)
         connect(m, fe.rsp, wiring.flipped(self.rsp))
+        # A slice between the front end and a unit keeps the unit's readiness, and its work
+        # on the command it takes, out of the front end's cycle. The execute unit needs none:
+        # it is ready while its preload stage is empty (a register) and copies the command as
+        # it is, so a slice would only hold a copy of the command for a cycle.
         for name, source, unit, layout in (("load", fe.load, ld, load_op(c)),
-                                           ("exec", fe.exec, ex, exec_op(c)),
                                            ("store", fe.store, st, store_op(c))):
             m.submodules[f"{name}_slice"] = cut = CommandSlice(layout)
             connect(m, source, cut.i)
             connect(m, cut.o, unit.cmd)
+        connect(m, fe.exec, ex.cmd)
         m.d.comb += [
             fe.load_retire.eq(ld.retire),
             fe.exec_retire.eq(ex.retire),
