@@ -156,7 +156,10 @@ def toolchain_options(platform, nextpnr_options=(), *, netlist=False):
         # -spram lets Yosys put a single-port RAM (ram_style "spram") into the UP5K's SPRAM.
         return dict(synth_opts="-dsp -spram", nextpnr_opts=nextpnr, script_after_synth=stat)
     if family == "gowin":
-        return dict(nextpnr_opts=nextpnr, script_after_synth=stat)
+        # -nowidelut: Yosys's wide-LUT mapping (MUX2_LUT5 to LUT8) fills one side of many of
+        # its multiplexers with a constant LUT1; without it the RV32IM core takes 1,592 LUTs
+        # instead of 2,111, and LUT positions are what bounds the Tang Nano 9K's design.
+        return dict(synth_opts="-nowidelut", nextpnr_opts=nextpnr, script_after_synth=stat)
     return dict(nextpnr_opts=nextpnr, script_after_synth=stat, ecppack_opts="--compress",
                 script_after_read=THROUGH_VERILOG)
 

@@ -37,18 +37,21 @@ class TangNano9kPlatform(HimbaechelGowinPlatform):
 
 # The RAM is true dual-port block RAM (ram_style="dual"): one copy, 8 of the 26 BSRAMs, where
 # a read port each for the core and the engine took two copies (16). That leaves room for a
-# 3x3 engine (its scratchpads and accumulators 8 BSRAMs, the core's registers 2: 18 of 26).
-# Logic bounds it now: the 3x3 design packs into 83% of the LUT sites (LUT4s and ALUs), and a
-# 4x4 one, at 91% (its store FIFO in block RAM as well, or the core's shifter serial), did not
-# place: nextpnr's legaliser gave up. The engine leaves requantisation to the core.
+# 4x4 engine (its scratchpads and accumulators 10 BSRAMs, the core's registers 2: 20 of 26).
+# Logic bounds it: in a Gowin slice a flip-flop takes its D input only from the LUT beside it,
+# so every register fed by anything else (another register, a multiplier, a RAM) takes a LUT
+# position of its own, as a pass-through. The cells register their multiplier's operands but
+# not its product (mac_latency=1: 18 such registers fewer a cell) and commands reach the engine
+# without a register slice (168 fewer); the 3x3 design needed neither, the 4x4 one does not
+# place without them. The engine leaves requantisation to the core.
 BOARDS = (
     # 40.5 MHz from the 27 MHz oscillator by the rPLL (x3/2).
     Board(name="tang-nano-9k", platform=TangNano9kPlatform, clock_hz=40_500_000,
-          engine=EngineConfig(rows=3, cols=3, dataflow="ws", spad_depth=256, acc_depth=256,
+          engine=EngineConfig(rows=4, cols=4, dataflow="ws", spad_depth=256, acc_depth=256,
                               qp_depth=16, bus_width=32, mem_bytes=16 << 10, queue_depth=1,
                               requant_modes="none", hazards="serial", command_fetch=False,
-                              post_unit=False, store_pool=False),
-          ram_style="dual", shifter="barrel",
+                              post_unit=False, store_pool=False, mac_latency=1),
+          ram_style="dual", shifter="barrel", command_slice=False,
           program=("openFPGALoader", "--board", "tangnano9k", "{bitstream}"), bitstream=".fs",
           doc="Sipeed Tang Nano 9K (GW1NR-LV9QN88PC6/I5), 27 MHz oscillator, BL702 UART"),
 )

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif("verilator" not in toolchain.available_simulator
     # requantises in software (about 5,000 cycles an output) and runs its own reference
     # GEMMs: the demo sizes its benchmark down to 16 there.
     ("icebreaker", 16, 27_000_000),
-    # The GW1NR-9 design: 3x3 array without requantisation, which its core (with M) does.
+    # The GW1NR-9 design: 4x4 array without requantisation, which its core (with M) does.
     ("tang-nano-9k", 16, 27_000_000),
 ])
 def test_board_demo_passes_on_the_board_design(name, bench, max_cycles, tmp_path):

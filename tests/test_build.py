@@ -287,6 +287,25 @@ def test_gowin_flow_places_and_reports(tmp_path):
     assert nextpnr["utilization"]["rPLL"]["used"] == 1
     assert report["fmax_mhz"] > 24 and report["timing_met"]
     assert (tmp_path / "top.fs").stat().st_size > 0
+    assert "synth_gowin -nowidelut" in (tmp_path / "top.ys").read_text()
+
+
+@pytest.mark.skipif(os.environ.get("RVNPU_SKIP_SYNTH") == "1", reason="RVNPU_SKIP_SYNTH=1")
+def test_gowin_synthesis_without_wide_luts_takes_fewer_luts(tmp_path):
+    """Why Gowin builds pass ``-nowidelut``: Yosys's wide-LUT mapping fills one side of many
+    multiplexers with a constant LUT, so the RV32IM core takes about a quarter more LUTs with
+    it (seconds each)."""
+    from rvnpu.hdl.core.cpu import RiscvCore
+    from synth_cells import cell_counts
+
+    def luts(options, directory):
+        directory.mkdir()
+        counts = cell_counts(RiscvCore(with_m=True, shifter="barrel"),
+                             f"synth_gowin {options}", directory)
+        return sum(n for cell, n in counts.items() if cell.startswith("LUT"))
+
+    narrow, wide = luts("-nowidelut", tmp_path / "narrow"), luts("", tmp_path / "wide")
+    assert narrow * 1.15 < wide, (narrow, wide)
 
 
 def test_ecp5_designs_reach_synthesis_as_verilog():
