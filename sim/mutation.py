@@ -646,9 +646,6 @@ EQUIVALENT = {
         "the row descriptor's byte count widened from range(maxb + 1) to range(maxb + 2): it "
         "holds cols * element bytes <= maxb (the front end refuses wider rows), which fits "
         "either width; only the FIFO entry may grow a bit",
-    ("rvnpu.hdl.engine.execute", 91, "inflight != 0", "(inflight == 0)"):
-        "the execute unit's busy output is read by nothing in the engine (the engine's busy "
-        "bit comes from the front end's queue counts), so no behaviour of the chip changes",
     ("rvnpu.hdl.core.csr", 89, "32 - at", "(32 + at)"):
         "the mie/mip read words padded with more zeros above bit 31: the CSR read reaches the "
         "ALU operand b_x, a 32-bit signal, through ORs and ANDs, so the extra bits (zeros) "
@@ -657,7 +654,7 @@ EQUIVALENT = {
         "the fixed dataflow of a one-dataflow cell as Const(0 or 1, 2) instead of 1 bit: it "
         "only selects (Mux, m.If) and, with WS built (then it is 0), masks mark_in through "
         "~os, which is all ones at either width",
-    ("rvnpu.hdl.engine.array", 54, "self._rows * self._cols - self._logic_macs",
+    ("rvnpu.hdl.engine.array", 76, "self._rows * self._cols - self._logic_macs",
      "(self._rows * self._cols + self._logic_macs)"):
         "it only moves which cells multiply in logic rather than DSPs (none with logic_macs = 0); "
         "both multipliers give the same product, so only resource use changes",

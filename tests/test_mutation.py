@@ -89,8 +89,16 @@ def test_listed_equivalent_survivors_leave_the_score():
     report = annotate({"blocks": {"requant": {}}, "mutants": rows})
     assert [r["status"] for r in rows] == ["equivalent", "survived", "killed"]
     assert report["summary"]["requant"]["score"] == 0.5
-    # The listed line still holds the text, or the entry is stale.
-    assert before in module_path(module).read_text().splitlines()[line - 1]
+
+
+def test_every_listed_equivalent_mutant_is_where_it_says():
+    """Each entry names a line that still holds the text it mutates; an edit that moves or
+    removes the line leaves a stale entry, which would then excuse nothing (or the wrong
+    mutant)."""
+    for module, line, *rest in EQUIVALENT:
+        before = rest[-2]
+        assert before in module_path(module).read_text().splitlines()[line - 1], \
+            (module, line, before)
 
 
 def test_random_ort_test_catches_a_rounding_fault(tmp_path):
