@@ -94,15 +94,20 @@ class MatrixEngine(wiring.Component):
         connect(m, wiring.flipped(self.cmd), fe.cmd)
         connect(m, fe.rsp, wiring.flipped(self.rsp))
         # A slice between the front end and a unit keeps the unit's readiness, and its work
-        # on the command it takes, out of the front end's cycle. The execute unit needs none:
-        # it is ready while its preload stage is empty (a register) and copies the command as
-        # it is, so a slice would only hold a copy of the command for a cycle.
-        for name, source, unit, layout in (("load", fe.load, ld, load_op(c)),
-                                           ("store", fe.store, st, store_op(c))):
+        # on the command it takes, out of the front end's cycle. The execute unit's readiness
+        # is a register and it copies the command as it is, so its slice is only a place for
+        # one more COMPUTE, which frees the front end for the commands behind it; with one
+        # command in flight a unit (queue_depth 1) the front end never has one more to give,
+        # and the slice would only hold a copy of the command for a cycle.
+        units = [("load", fe.load, ld, load_op(c)), ("store", fe.store, st, store_op(c))]
+        if c.queue_depth > 1:
+            units.append(("exec", fe.exec, ex, exec_op(c)))
+        else:
+            connect(m, fe.exec, ex.cmd)
+        for name, source, unit, layout in units:
             m.submodules[f"{name}_slice"] = cut = CommandSlice(layout)
             connect(m, source, cut.i)
             connect(m, cut.o, unit.cmd)
-        connect(m, fe.exec, ex.cmd)
         m.d.comb += [
             fe.load_retire.eq(ld.retire),
             fe.exec_retire.eq(ex.retire),
