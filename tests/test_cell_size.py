@@ -19,9 +19,8 @@ def test_a_weight_stationary_cell_has_no_logic_around_its_multiplier(tmp_path, l
     (a multiplexer on the 18-bit product or the 9-bit operand would take 9 to 27). Its
     registers: ``a``, the shadow weight, the weight, the partial sum and the flags, 48 bits,
     and with ``latency`` 2 the product as well (a second copy of ``a`` for the cell on the
-    right would take 9 more). On Gowin parts
-    every one of these but the sum takes a logic cell of its own, as its LUT passes it
-    through."""
+    right would take 9 more). On Gowin parts every one of these but the sum takes a logic
+    cell of its own, as its LUT passes it through."""
     pe = ProcessingElement(op_width=9, acc_width=19, with_os=False, with_ws=True,
                            latency=latency)
     counts = cell_counts(pe, "synth_gowin", tmp_path)
