@@ -57,7 +57,8 @@ BOARDS = (
                               mac_latency=0),
           ram_style="spram", flash_offset=0x2_0000, with_m=False,
           # No command register (about 70 cells, of 113 free): the core's path into the
-          # engine does not limit this design's clock, its peripherals' do.
+          # engine does not set this design's clock (the timer's, through the core into
+          # the RAM, does).
           command_slice=False,
           program=("iceprog", "{bitstream}"), bitstream=".bin",
           doc="iCEBreaker (iCE40UP5K-SG48), 12 MHz oscillator, FTDI UART"),
