@@ -8,7 +8,7 @@ from pathlib import Path
 from amaranth.back import rtlil
 
 
-__all__ = ["cell_counts"]
+__all__ = ["cell_counts", "of_kind"]
 
 
 def _yosys():
@@ -34,3 +34,9 @@ def cell_counts(component, synth, directory, *, timeout=300):
         if len(fields) == 2 and fields[0].isdigit():
             counts[fields[1]] = int(fields[0])
     return counts
+
+
+def of_kind(counts, prefix):
+    """How many cells of ``counts`` are of a type starting with ``prefix`` (``"LUT"`` counts
+    LUT1 to LUT4, ``"DFF"`` every flip-flop)."""
+    return sum(n for cell, n in counts.items() if cell.startswith(prefix))

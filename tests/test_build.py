@@ -296,13 +296,12 @@ def test_gowin_synthesis_without_wide_luts_takes_fewer_luts(tmp_path):
     multiplexers with a constant LUT, so the RV32IM core takes about a quarter more LUTs with
     it (seconds each)."""
     from rvnpu.hdl.core.cpu import RiscvCore
-    from synth_cells import cell_counts
+    from synth_cells import cell_counts, of_kind
 
     def luts(options, directory):
         directory.mkdir()
-        counts = cell_counts(RiscvCore(with_m=True, shifter="barrel"),
-                             f"synth_gowin {options}", directory)
-        return sum(n for cell, n in counts.items() if cell.startswith("LUT"))
+        return of_kind(cell_counts(RiscvCore(with_m=True, shifter="barrel"),
+                                   f"synth_gowin {options}", directory), "LUT")
 
     narrow, wide = luts("-nowidelut", tmp_path / "narrow"), luts("", tmp_path / "wide")
     assert narrow * 1.15 < wide, (narrow, wide)

@@ -9,7 +9,7 @@ import pytest
 
 from rvnpu.hdl.engine.pe import ProcessingElement
 
-from synth_cells import cell_counts
+from synth_cells import cell_counts, of_kind
 
 
 @pytest.mark.skipif(os.environ.get("RVNPU_SKIP_SYNTH") == "1", reason="RVNPU_SKIP_SYNTH=1")
@@ -24,8 +24,7 @@ def test_a_weight_stationary_cell_has_no_logic_around_its_multiplier(tmp_path, l
     pe = ProcessingElement(op_width=9, acc_width=19, with_os=False, with_ws=True,
                            latency=latency)
     counts = cell_counts(pe, "synth_gowin", tmp_path)
-    luts = sum(n for cell, n in counts.items() if cell.startswith("LUT"))
-    flip_flops = sum(n for cell, n in counts.items() if cell.startswith("DFF"))
+    luts, flip_flops = of_kind(counts, "LUT"), of_kind(counts, "DFF")
     assert counts.get("MULT9X9") == 1 and counts.get("ALU", 0) >= 19, counts
     assert luts <= 3, counts
     assert flip_flops <= {2: 48 + 18, 1: 48}[latency], counts

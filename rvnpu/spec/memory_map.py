@@ -222,12 +222,13 @@ class SocConfig:
         core's write waits a cycle for the engine's). ``"dual"``: true dual-port block RAM
         holding the firmware, a read/write port each, so neither ever waits and the RAM is
         one copy where two read ports take two (Gowin; refused on the iCE40, whose block RAM
-        has one write port, and on ECP5, where Yosys built a whole SoC's from flip-flops). ``"single"``: block RAM holding the
-        firmware, with one port that the core and the engine take turns at (the engine
-        first): one copy of the RAM where two read ports take two, for parts whose block RAM
-        runs out first and that have no true dual-port block RAM. ``"spram"``: a single-port RAM that
-        the core and the engine take turns at (the engine first), with no initial contents:
-        the firmware sits in a ROM and is copied into it at reset. That is the shape of the
+        has one write port, and on ECP5, where Yosys built a whole SoC's from flip-flops).
+        ``"single"``: block RAM holding the firmware, with one port that the core and the
+        engine take turns at (the engine first): one copy of the RAM where two read ports
+        take two, for parts whose block RAM runs out first and that have no true dual-port
+        block RAM. ``"spram"``: a single-port RAM that the core and the engine take turns
+        at (the engine first), with no initial contents: the firmware sits in a ROM and is
+        copied into it at reset. That is the shape of the
         iCE40 UP5K's 128 KiB of SPRAM, which leaves its 15 KiB of block RAM to the engine.
     flash_offset : int or None
         With ``ram_style="spram"``: the firmware is not in a ROM but in the board's SPI flash
