@@ -215,8 +215,9 @@ def test_timer_counts_and_latches_high_word():
 
 
 def test_timer_compare_interrupt():
-    """``irq`` is ``CYCLE >= MTIMECMP`` (64-bit, unsigned), checked cycle by cycle across the
-    compare value and across a carry into the high words; MTIMECMP resets to all ones."""
+    """``irq`` is ``CYCLE >= MTIMECMP`` (64-bit, unsigned) a cycle late, checked cycle by cycle
+    across the compare value, across a carry into the high words and past the count's wrap;
+    it is low the cycle after a write to MTIMECMP; MTIMECMP resets to all ones."""
     dut = Timer()
     cycle = dut._counts["CYCLE"]
 
@@ -225,26 +226,32 @@ def test_timer_compare_interrupt():
         assert await reg_read(ctx, dut.bus, TIMER, "MTIMECMP_LO") == 0xffffffff
         assert await reg_read(ctx, dut.bus, TIMER, "MTIMECMP_HI") == 0xffffffff
         for start, compare in [((3 << 32) - 4, 3 << 32), ((3 << 32) - 4, (3 << 32) - 2),
-                               (1000, 1003), ((1 << 64) - 9, (1 << 64) - 3)]:
+                               (1000, 1003), ((1 << 64) - 9, (1 << 64) - 3),
+                               ((1 << 64) - 9, (1 << 64) - 1), ((1 << 64) - 4, 2)]:
             await reg_write(ctx, dut.bus, TIMER, "MTIMECMP_HI", 0xffffffff)
             await reg_write(ctx, dut.bus, TIMER, "MTIMECMP_LO", compare & 0xffffffff)
             await reg_write(ctx, dut.bus, TIMER, "MTIMECMP_HI", compare >> 32)
             ctx.set(cycle, start)
             seen = []
-            for _ in range(8):
+            for _ in range(9):
                 now = ctx.get(cycle)
+                await ctx.tick()
                 assert ctx.get(dut.irq) == (now >= compare), (hex(now), hex(compare))
                 seen.append(ctx.get(dut.irq))
-                await ctx.tick()
-            assert seen[0] == 0 and seen[-1] == 1
-        assert await reg_read(ctx, dut.bus, TIMER, "MTIMECMP_LO") == 0xfffffffd
-        # Moving MTIMECMP past the count drops the line.
+            # Each case crosses the compare value (the last after the count's wrap).
+            assert 0 in seen and seen[-1] == 1, seen
+        assert await reg_read(ctx, dut.bus, TIMER, "MTIMECMP_LO") == 2
+        # Moving MTIMECMP past the count drops the line, at once: the old line is not seen.
         ctx.set(cycle, 50)
         await reg_write(ctx, dut.bus, TIMER, "MTIMECMP_HI", 0)
         await reg_write(ctx, dut.bus, TIMER, "MTIMECMP_LO", 40)
+        assert ctx.get(dut.irq) == 0
+        await ctx.tick()
         assert ctx.get(dut.irq) == 1
         await reg_write(ctx, dut.bus, TIMER, "MTIMECMP_HI", 1)
-        assert ctx.get(dut.irq) == 0
+        for _ in range(3):
+            assert ctx.get(dut.irq) == 0
+            await ctx.tick()
 
     run(dut, testbench)
 

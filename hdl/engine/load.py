@@ -87,18 +87,20 @@ class LoadUnit(wiring.Component):
         g = Signal(load_op(c))
         rows_left = Signal(9)
         base = Signal(dram_addr_bits(c))
+        # The row's last byte, base + nbytes - 1, kept beside base (both step by the stride),
+        # so that no sum lies between base and the test for a row's last word: on the UP5K
+        # the two sums and comparison in series set the engine's clock.
+        last_byte = Signal(dram_addr_bits(c) + 1)
         word = Signal(dram_addr_bits(c) - shift)
         first = Signal()
         nbytes = Signal(range(maxb + 1))
-
-        def last_word(addr):
-            return (addr + nbytes - 1)[shift:]
 
         desc = data.View(row_desc, rows_q.w_data)
         m.d.comb += [
             desc.space.eq(g.space), desc.row.eq(g.row + g.rows - rows_left),
             desc.align.eq(base[:shift]),
-            desc.words.eq(last_word(base) - base[shift:] + 1),
+            # The words a row spans follow from its alignment alone.
+            desc.words.eq(((base[:shift] + nbytes - 1) >> shift) + 1),
             desc.nbytes.eq(nbytes), desc.last.eq(rows_left == 1),
             self.req.payload.addr.eq(word), self.req.payload.write.eq(0),
         ]
@@ -115,12 +117,14 @@ class LoadUnit(wiring.Component):
             with m.Else():
                 m.d.comb += self.cmd.ready.eq(1)
                 with m.If(self.cmd.valid):
+                    cmd_bytes = row_bytes(c, self.cmd.payload.cols, to_words)
                     m.d.sync += [
                         g_active.eq(1), g.eq(self.cmd.payload),
                         rows_left.eq(self.cmd.payload.rows),
                         base.eq(self.cmd.payload.dram_addr),
+                        last_byte.eq(self.cmd.payload.dram_addr + cmd_bytes - 1),
                         word.eq(self.cmd.payload.dram_addr[shift:]),
-                        nbytes.eq(row_bytes(c, self.cmd.payload.cols, to_words)), first.eq(1),
+                        nbytes.eq(cmd_bytes), first.eq(1),
                     ]
         with m.Else():
             can = (pending < self.credits) & (~first | rows_q.w_rdy)
@@ -128,9 +132,10 @@ class LoadUnit(wiring.Component):
             with m.If(self.req.valid & self.req.ready):
                 m.d.comb += [issued.eq(1), rows_q.w_en.eq(first)]
                 m.d.sync += first.eq(0)
-                with m.If(word == last_word(base)):
+                with m.If(word == last_byte[shift:]):
                     next_base = base + g.stride
                     m.d.sync += [rows_left.eq(rows_left - 1), base.eq(next_base),
+                                 last_byte.eq(last_byte + g.stride),
                                  word.eq(next_base[shift:]), first.eq(1)]
                     with m.If(rows_left == 1):
                         m.d.sync += g_active.eq(0)

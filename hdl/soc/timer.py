@@ -27,7 +27,11 @@ class Timer(wiring.Component):
         Counted into ``SLEEP``: the core waits in WFI this cycle.
     irq : Out
         The machine timer interrupt: ``CYCLE >= MTIMECMP`` (unsigned, 64 bits), held until
-        software moves ``MTIMECMP`` past the count.
+        software moves ``MTIMECMP`` past the count. A register, so that the 64-bit comparison
+        is not on the core's interrupt decision (on the UP5K it was half of the longest path):
+        it gives the comparison a cycle late, and is low the cycle after a write to
+        ``MTIMECMP``, so that software that has moved ``MTIMECMP`` past the count never sees
+        the line the old value raised.
     """
 
     bus: In(RegisterSignature())
@@ -56,12 +60,14 @@ class Timer(wiring.Component):
                 m.d.sync += bus.r_data.eq(high)
 
         compare = Signal(64, init=2**64 - 1)
+        written = Signal()
         for half, name in enumerate(("MTIMECMP_LO", "MTIMECMP_HI")):
             word = compare.word_select(half, 32)
             register = TIMER.register(name)
             with m.If(bus.w_en & (bus.addr == register.word)):
                 m.d.sync += word.eq(bus.w_data)
+                m.d.comb += written.eq(1)
             with m.If(bus.r_en & (bus.addr == register.word)):
                 m.d.sync += bus.r_data.eq(word)
-        m.d.comb += self.irq.eq(self._counts["CYCLE"] >= compare)
+        m.d.sync += self.irq.eq((self._counts["CYCLE"] >= compare) & ~written)
         return m
