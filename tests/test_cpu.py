@@ -372,8 +372,8 @@ CPI = [  # (name, instruction words to time (the last one is timed), setup, cycl
     ("branch-taken", [asm.beq(0, 0, 4)], [], 4),
     ("fence", [asm.fence()], [], 3),
     ("wfi", [asm.wfi()], [*asm.li(5, MEIE), asm.csrw("mie", 5)], 3),     # the line is high
-    ("load", [asm.lw(3, 0, 9)], [], 5),
-    ("store", [asm.sb(3, 1, 9)], [], 5),
+    ("load", [asm.lw(3, 0, 9)], [], 4),
+    ("store", [asm.sb(3, 1, 9)], [], 4),
     ("shift-0", [asm.slli(3, 1, 0)], [], 4),
     ("shift-1", [asm.srl(3, 1, 10)], [*asm.li(10, 1)], 5),
     ("shift-31", [asm.srai(3, 1, 31)], [], 4 + 31),

@@ -216,8 +216,7 @@ class RiscvCore(wiring.Component):
     ``python -m rvnpu.bench.core_fmax`` measures it).
 
     Each instruction is fetched (two cycles with a memory that answers the cycle after a
-    request) and then executed; a load or store makes its address in one cycle and makes the
-    access, from a register, in the next. Cycles per instruction with such a memory, a ready engine
+    request) and then executed. Cycles per instruction with such a memory, a ready engine
     that answers a cycle after a command (measured by ``tests/test_cpu.py``):
 
     ==========================================================  ============
@@ -227,7 +226,7 @@ class RiscvCore(wiring.Component):
     JAL, JALR, branch not taken, FENCE, FENCE.I, MRET           3
     WFI with an interrupt pending in ``mie & mip``              3
     branch taken                                                4
-    load, store                                                 5
+    load, store                                                 4
     shift by ``n`` (register or immediate)                      4 + n
     shift by ``n > 0``, ``shifter="barrel"``                    5
     CSR access                                                  4
@@ -423,19 +422,14 @@ class RiscvCore(wiring.Component):
             with m.Case(3):
                 m.d.comb += logic.eq(~a_op & b_x)
 
-        # Memory side: fetches go to pc; a load or store goes to the address the adder made
-        # in its execute cycle, registered, so that no sum runs on into the address decoder
-        # and the RAM's enables (on the UP5K that path set the SoC's clock).
-        mem_addr = Signal(32)
-        in_memory = Signal()    # the Memory state: the access of a load or store
-        m.d.comb += bus.addr.eq(Mux(in_memory, mem_addr[2:], pc))
+        # Memory side: the address is always the adder's output (pc + 0 for fetches).
+        m.d.comb += bus.addr.eq(result[2:])
         byte_mask = Signal(4)
         with m.Switch(size):
             with m.Case(0):
-                m.d.comb += byte_mask.eq(Const(1, 4) << mem_addr[0:2])
+                m.d.comb += byte_mask.eq(Const(1, 4) << result[0:2])
             with m.Case(1):
-                m.d.comb += byte_mask.eq(Cat(~mem_addr[1], ~mem_addr[1], mem_addr[1],
-                                             mem_addr[1]))
+                m.d.comb += byte_mask.eq(Cat(~result[1], ~result[1], result[1], result[1]))
             with m.Default():
                 m.d.comb += byte_mask.eq(0b1111)
         misaligned = ((size == 1) & result[0]) | ((size == 2) & (result[0:2] != 0))
@@ -445,8 +439,8 @@ class RiscvCore(wiring.Component):
             rs2_val.word_select(size != 0, 8),
             rs2_val.word_select(Cat(Const(0, 1), size[1]), 8),
             rs2_val.word_select(Cat(size[0] | size[1], size[1]), 8)))
-        load_byte = bus.rdata.word_select(mem_addr[0:2], 8)
-        load_half = bus.rdata.word_select(mem_addr[1], 16)
+        load_byte = bus.rdata.word_select(result[0:2], 8)
+        load_half = bus.rdata.word_select(result[1], 16)
         load_data = Signal(32)
         with m.Switch(funct3):
             with m.Case(_funct3("lb")):
@@ -547,7 +541,7 @@ class RiscvCore(wiring.Component):
 
         with m.FSM(name="state"):
             with m.State("Fetch"):
-                m.d.comb += bus.re.eq(1)
+                m.d.comb += [a_pc.eq(1), bus.re.eq(1)]
                 # An answer in the cycle of the request, while the last instruction's write
                 # lands, would read the registers before it: the core asks again.
                 with m.If(bus.ready & ~wb_en):
@@ -610,16 +604,19 @@ class RiscvCore(wiring.Component):
                             with m.If(misaligned):
                                 trap(Cause.MISALIGNED_LOAD, w_sum)
                             with m.Else():
-                                m.d.sync += mem_addr.eq(result)
-                                m.next = "Memory"
+                                m.d.comb += bus.re.eq(1)
+                                with m.If(bus.ready):
+                                    write_rd(w_load)
+                                    retire()
 
                         with m.Case(Opcode.STORE):
                             m.d.comb += w_sum_bit0.eq(1)
                             with m.If(misaligned):
                                 trap(Cause.MISALIGNED_STORE, w_sum)
                             with m.Else():
-                                m.d.sync += mem_addr.eq(result)
-                                m.next = "Memory"
+                                m.d.comb += bus.we.eq(byte_mask)
+                                with m.If(bus.ready):
+                                    retire()
 
                         with m.Case(Opcode.OP_IMM, Opcode.OP):
                             with m.If(is_muldiv):
@@ -689,18 +686,6 @@ class RiscvCore(wiring.Component):
                                     m.next = "Answer"
                                 with m.Else():
                                     retire()
-
-            with m.State("Memory"):
-                m.d.comb += in_memory.eq(1)
-                with m.If(opcode == Opcode.LOAD):
-                    m.d.comb += bus.re.eq(1)
-                    with m.If(bus.ready):
-                        write_rd(w_load)
-                        retire()
-                with m.Else():
-                    m.d.comb += bus.we.eq(byte_mask)
-                    with m.If(bus.ready):
-                        retire()
 
             with m.State("Branch"):
                 m.d.comb += [a_pc.eq(1), b_imm.eq(1)]
@@ -785,7 +770,7 @@ class RiscvCore(wiring.Component):
 
         self._connect_trace(m, retired=retired, trapped=trapped,
                             interrupt=trapped & trap_entry.interrupt, pc=pc, ir=ir, w_en=w_en,
-                            w_addr=w_addr, w_data=w_data, mem_addr=mem_addr, byte_mask=byte_mask)
+                            w_addr=w_addr, w_data=w_data, mem_addr=result, byte_mask=byte_mask)
         return m
 
     def _connect_trace(self, m, *, retired, trapped, interrupt, pc, ir, w_en, w_addr, w_data,
