@@ -44,7 +44,8 @@ BOARDS = (
     Board(name="orangecrab", platform=OrangeCrabPlatform, clock_hz=64_000_000,
           engine=EngineConfig(rows=4, cols=4, spad_depth=512, acc_depth=256, qp_depth=16,
                               mem_bytes=32 << 10, requant_lanes=1, requant_modes="tflite",
-                              store_add=False, post_unit=False),
+                              store_add=False, post_unit=False,
+                              range_stage=True),     # as the ULX3S boards (boards/ulx3s.py)
           shifter="barrel",
           program=("dfu-util", "--alt", "0", "--download", "{bitstream}"), bitstream=".bit",
           doc="OrangeCrab r0.2 (LFE5U-25F), 48 MHz oscillator, UART on Feather pins 0/1"),

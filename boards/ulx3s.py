@@ -44,6 +44,9 @@ class ULX3S25FPlatform(_ULX3SPlatform):
 # columns), a few for address arithmetic. The 25F builds only the TFLite path and no post
 # unit (its QLinearAdd and window arithmetic take 10 more, 34 of 28: the core pools and adds
 # there); 16x16 on the 85F needs the cells' products packed or in logic (256 multipliers).
+# The front end works out a command's ranges in a cycle of its own (range_stage): a command's
+# rows times the stride, behind the multiplexer that picks the command's source and ahead of
+# the sums, set the engine's clock on all three ECP5 boards.
 # The core shifts with a barrel shifter on every ECP5 board: LUTs are to spare, and shifts by
 # a bit a cycle were the largest share of the core's cycles issuing a GEMM.
 _PROGRAM = ("openFPGALoader", "--board", "ulx3s", "{bitstream}")
@@ -53,7 +56,8 @@ BOARDS = (
     # against 40; at 30 MHz the core's domain had closed at 42.0 to 46.0.
     Board(name="ulx3s-85f", platform=ULX3S85FPlatform, clock_hz=40_000_000,
           engine=EngineConfig(rows=8, cols=8, spad_depth=1024, acc_depth=512, qp_depth=16,
-                              mem_bytes=64 << 10, requant_lanes=1, store_add=False),
+                              mem_bytes=64 << 10, requant_lanes=1, store_add=False,
+                              range_stage=True),
           shifter="barrel",
           program=_PROGRAM, bitstream=".bit",
           # router1, nextpnr-ecp5's default, had not converged after 30 minutes (64,000 wires
@@ -68,7 +72,7 @@ BOARDS = (
     Board(name="ulx3s-25f", platform=ULX3S25FPlatform, clock_hz=50_000_000,
           engine=EngineConfig(rows=4, cols=4, spad_depth=512, acc_depth=256, qp_depth=16,
                               mem_bytes=32 << 10, requant_lanes=1, requant_modes="tflite",
-                              store_add=False, post_unit=False),
+                              store_add=False, post_unit=False, range_stage=True),
           shifter="barrel",
           program=_PROGRAM, bitstream=".bit",
           doc="ULX3S with an LFE5U-25F, 25 MHz oscillator, FTDI UART"),

@@ -48,6 +48,10 @@ CONFIGS = {
                                             acc_depth=16, qp_depth=4, bus_width=32,
                                             mem_bytes=1 << 11, requant_lanes=2,
                                             mac_latency=1),
+    # The front end's range arithmetic in a cycle of its own (as on the ECP5 boards).
+    "2x2-range-stage": EngineConfig(rows=2, cols=2, dataflow="both", spad_depth=16,
+                                    acc_depth=16, qp_depth=4, bus_width=32, mem_bytes=1 << 11,
+                                    requant_lanes=2, range_stage=True),
 }
 
 
@@ -58,7 +62,9 @@ CONFIGS = {
                                                  ("2x2-unregistered-macs", 105, 0),
                                                  ("2x2-unregistered-macs", 106, 1),
                                                  ("2x2-registered-operands", 107, 0),
-                                                 ("2x2-registered-operands", 108, 1)])
+                                                 ("2x2-registered-operands", 108, 1),
+                                                 ("2x2-range-stage", 109, 0),
+                                                 ("2x2-range-stage", 110, 1)])
 def test_random_programs_on_a_small_engine(name, seed, latency):
     config = CONFIGS[name]
     assert config.mac_latency == {"2x2-unregistered-macs": 0,
@@ -160,7 +166,7 @@ def edge_probes(config):
     return image, program
 
 
-@pytest.mark.parametrize("name", ["2x2-ranges", "2x2-serial-bus64"])
+@pytest.mark.parametrize("name", ["2x2-ranges", "2x2-serial-bus64", "2x2-range-stage"])
 def test_refusals_at_their_edges_on_a_small_engine(name):
     config = CONFIGS[name]
     image, program = edge_probes(config)
@@ -178,3 +184,41 @@ def test_refusals_at_their_edges_on_a_small_engine(name):
     assert len(answers) == len(want_answers)
     diff = np.argwhere(mem != want_mem)
     assert not diff.size, f"{name}: {len(diff)} bytes differ, first at {int(diff[0][0]):#x}"
+
+
+def test_range_stage_takes_a_flag_and_a_cycle_a_command():
+    """``range_stage`` is a flag (1 or 0 as on the command line), and the front end with it
+    takes one cycle more between commands: here CONFIG_LOADs, handed on back to back."""
+    from amaranth.sim import Simulator
+
+    from rvnpu.hdl.engine.frontend import Frontend
+
+    assert EngineConfig(range_stage=1).range_stage is True
+    assert EngineConfig().range_stage is False
+    for bad in (2, "yes", None):
+        with pytest.raises(ValueError, match="range_stage must be true or false"):
+            EngineConfig(range_stage=bad)
+
+    def cycles_between_commands(stage):
+        config = dataclasses.replace(CONFIGS["2x2-ranges"], range_stage=stage)
+        dut = Frontend(config)
+        taken = []
+
+        async def testbench(ctx):
+            funct, op1, op2 = encode(Funct.CONFIG_LOAD, stride=16)
+            ctx.set(dut.cmd.payload, {"funct": funct, "op1": op1, "op2": op2})
+            ctx.set(dut.cmd.valid, 1)
+            for cycle in range(30):
+                if ctx.get(dut.cmd.ready):
+                    taken.append(cycle)
+                await ctx.tick()
+
+        sim = Simulator(dut)
+        sim.add_clock(1e-6)
+        sim.add_testbench(testbench)
+        sim.run()
+        gaps = {b - a for a, b in zip(taken, taken[1:])}
+        assert len(taken) > 5 and len(gaps) == 1, taken
+        return gaps.pop()
+
+    assert cycles_between_commands(True) == cycles_between_commands(False) + 1

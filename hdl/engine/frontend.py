@@ -435,6 +435,8 @@ class Frontend(wiring.Component):
 
     A command takes three steps: the input register holds it, decoding (the checks and the
     ranges it touches) takes a cycle of its own, then it is dispatched, refused or answered.
+    With ``range_stage`` the range arithmetic (:class:`_Early`) takes a cycle of its own
+    between the first two.
 
     With ``command_fetch``, RUN (once every earlier command finished) starts the fetcher on
     ``start`` and the input register takes the list's commands from ``list`` instead of the
@@ -567,7 +569,13 @@ class Frontend(wiring.Component):
                 m.d.sync += lists.from_list.eq(1)
         else:
             m.d.comb += self.cmd.ready.eq(take_core)
-        early = _Early(m, c, incoming, take, regs, cmd.funct)
+        if c.range_stage:
+            # From the input register, the cycle after the command is taken.
+            taken = Signal()
+            m.d.sync += taken.eq(take)
+            early = _Early(m, c, cmd, taken, regs, cmd.funct)
+        else:
+            early = _Early(m, c, incoming, take, regs, cmd.funct)
         with m.If(take):
             m.d.sync += [held.eq(1), cmd.eq(incoming)]
         with m.If(accept):
@@ -659,7 +667,13 @@ class Frontend(wiring.Component):
                 m.d.comb += now.code.eq(ErrorCode.BAD_FUNCT)
 
         decoded = Signal()
-        m.d.sync += decoded.eq(held & ~accept)
+        if c.range_stage:
+            # Decoding reads the range arithmetic, done the cycle after the command was taken.
+            arithmetic_done = Signal()
+            m.d.sync += [arithmetic_done.eq(held & ~accept),
+                         decoded.eq(arithmetic_done & held & ~accept)]
+        else:
+            m.d.sync += decoded.eq(held & ~accept)
         dec = _Decoded(c, suffix="_q")
         names = ["code", "to_load", "to_exec", "to_store", "to_post"]
         if c.hazards == "ranges":

@@ -142,6 +142,12 @@ class EngineConfig:
         going straight into the adder (on Gowin parts every register fed by anything but its
         own LUT takes a logic cell); 0 registers neither (the iCE40 UP5K lacks the room for
         the flip-flops). Every result of the array comes that many cycles later.
+    range_stage : bool
+        Work out a command's address ranges (``rows * stride``, the transfer's end, the local
+        rows it touches) in a cycle of its own, from the front end's input register, rather
+        than as the command is taken (default False). The multiplier is then a path between
+        registers, not behind the multiplexer that picks the command's source: it set the
+        engine's clock on the ECP5 boards. Every command takes a cycle more in the front end.
     """
 
     # Each field's one-line help (and allowed words) is what `rvnpu` shows for its option.
@@ -174,6 +180,8 @@ class EngineConfig:
                                    "elements only): 1 or 0")
     mac_latency: int = _param(2, "registers around each cell's multiplier: 2 (operands and "
                                  "product), 1 (operands) or 0")
+    range_stage: bool = _param(False, "a front-end cycle of its own for a command's range "
+                                      "arithmetic (a cycle more a command): 1 or 0")
 
     def __post_init__(self):
         check_int("rows", self.rows, 1, 32)
@@ -204,7 +212,7 @@ class EngineConfig:
         check_choice("hazards", self.hazards, HAZARDS)
         check_int("logic_macs", self.logic_macs, 0, self.rows * self.cols)
         check_int("mac_latency", self.mac_latency, 0, 2)
-        for name in ("command_fetch", "post_unit", "store_pool", "store_add"):
+        for name in ("command_fetch", "post_unit", "store_pool", "store_add", "range_stage"):
             value = getattr(self, name)
             if isinstance(value, bool):
                 continue
