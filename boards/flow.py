@@ -26,7 +26,7 @@ from rvnpu.spec.config import ConfigError
 __all__ = ["BuildError", "DoesNotFit", "build_board", "implement", "append_firmware",
            "check_clock", "toolchain_options", "platform_toolchain", "failure_path",
            "record_failure", "saved_reports", "synthesise", "DEFAULT_OUTPUT", "DEMO_FIRMWARE",
-           "NETLIST", "THROUGH_VERILOG"]
+           "NETLIST", "THROUGH_VERILOG", "REINTEGRATE_ASSERTION", "synthesis_input"]
 
 
 #: Where ``rvnpu build`` puts each board's results: ``<DEFAULT_OUTPUT>/<board>/``.
@@ -129,14 +129,34 @@ def platform_toolchain(platform, choice="auto"):
     return find_toolchain(fpga_family(platform), choice)
 
 
-#: Yosys 0.70's ABC9 fails an assertion when it puts the mapped logic back
-#: (``GetSize(conn.first) == GetSize(conn.second)``, in ``abc9_ops -reintegrate``) on the
-#: ULX3S-85F design read as RTLIL, and not on the same design read as the Verilog Amaranth's
-#: own backend writes (``proc``, ``memory_collect``, ``write_verilog``). ECP5 designs reach
-#: ``synth_ecp5`` that way.
+#: Yosys 0.70 fails an assertion when it puts ABC's mapped logic back
+#: (``GetSize(conn.first) == GetSize(conn.second)``, in ``abc_ops -reintegrate``, with or
+#: without ABC9) on some designs: the ULX3S-85F's read as RTLIL, not read as the Verilog
+#: Amaranth's own backend writes (``proc``, ``memory_collect``, ``write_verilog``); the
+#: ULX3S-25F's with the front end's range stage the other way round. ECP5 designs reach
+#: ``synth_ecp5`` as Verilog, and as RTLIL if that fails so (:func:`_run_script`).
 THROUGH_VERILOG = "\n".join(["proc -nomux -norom", "memory_collect",
                              "write_verilog -norename top.via.v", "design -reset",
                              "read_verilog top.via.v"])
+
+#: How that assertion reads in Yosys's log.
+REINTEGRATE_ASSERTION = "GetSize(conn.first) == GetSize(conn.second)"
+
+
+def synthesis_input(directory):
+    """What the build in ``directory`` synthesised: ``"verilog"`` (:data:`THROUGH_VERILOG`)
+    or ``"rtlil"``, as its ``top.ys`` says."""
+    return "verilog" if THROUGH_VERILOG in _read_text(Path(directory) / "top.ys") else "rtlil"
+
+
+def _read_rtlil_instead(directory):
+    """Take :data:`THROUGH_VERILOG` out of ``top.ys``; False if it was not there."""
+    script = directory / "top.ys"
+    text = _read_text(script)
+    if THROUGH_VERILOG + "\n" not in text:
+        return False
+    script.write_text(text.replace(THROUGH_VERILOG + "\n", "", 1))
+    return True
 
 
 def toolchain_options(platform, nextpnr_options=(), *, netlist=False):
@@ -215,6 +235,7 @@ def build_board(board, engine=None, *, clock_hz=None, engine_clock_hz=None, out_
             report["firmware"]["flash_offset"] = config.flash_offset
         report["ff_memories"] = ff_memories(_read_text(staging / "top.rpt"))
         report["toolchain"] = toolchain.to_dict()
+        report["synthesis_input"] = synthesis_input(staging)
         report["build_seconds"] = round(time.monotonic() - start)
         (staging / "report.json").replace(staging / "nextpnr-report.json")
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -331,16 +352,13 @@ def _tail(path, size=16384):
 
 
 def _run_script(directory, label, device, start, progress, toolchain):
-    done = threading.Event()
-    watcher = threading.Thread(target=_watch, args=(directory, label, start, progress, done),
-                               daemon=True)
-    watcher.start()
-    try:
-        result = subprocess.run(["sh", "build_top.sh"], cwd=directory,
-                                env=_toolchain_env(toolchain), capture_output=True, text=True)
-    finally:
-        done.set()
-        watcher.join()
+    result = _run_watched(directory, label, start, progress, toolchain)
+    if (result.returncode != 0 and REINTEGRATE_ASSERTION in _read_text(directory / "top.rpt")
+            and _read_rtlil_instead(directory)):
+        progress(f"[{time.monotonic() - start:5.0f}s] {label}: Yosys failed its ABC "
+                 f"reintegration assertion on the design read as Verilog; synthesising the "
+                 f"RTLIL instead")
+        result = _run_watched(directory, label, start, progress, toolchain)
     (directory / "build.log").write_text(result.stdout + result.stderr)
     if result.returncode == 0:
         progress(f"[{time.monotonic() - start:5.0f}s] {label}: done")
@@ -354,4 +372,23 @@ def _run_script(directory, label, device, start, progress, toolchain):
     if failure:
         raise DoesNotFit(failure + note)
     tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+    # Yosys run quietly logs a failed assertion to top.rpt alone.
+    errors = [line for line in _read_text(directory / "top.rpt").splitlines()
+              if line.startswith("ERROR:")]
+    if errors and errors[-1] not in tail:
+        tail = f"{tail}\n{errors[-1]}".strip()
     raise BuildError(f"building {label} failed:\n{tail}{note}")
+
+
+def _run_watched(directory, label, start, progress, toolchain):
+    """Run the build script, reporting its stages meanwhile."""
+    done = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(directory, label, start, progress, done),
+                               daemon=True)
+    watcher.start()
+    try:
+        return subprocess.run(["sh", "build_top.sh"], cwd=directory,
+                              env=_toolchain_env(toolchain), capture_output=True, text=True)
+    finally:
+        done.set()
+        watcher.join()

@@ -315,6 +315,43 @@ def test_ecp5_designs_reach_synthesis_as_verilog():
     assert "script_after_read" not in flow.toolchain_options(board("icebreaker").platform())
 
 
+def _fake_build(directory, script):
+    """A build directory whose ``build_top.sh`` is ``script`` and whose ``top.ys`` reads the
+    design as ECP5 builds do."""
+    (directory / "top.ys").write_text(f"read_rtlil top.il\n{flow.THROUGH_VERILOG}\n"
+                                      f"synth_ecp5 -top top\n")
+    (directory / "build_top.sh").write_text(script)
+
+
+_ASSERTS = (f"echo \"ERROR: Assert \\`{flow.REINTEGRATE_ASSERTION}' failed in rtlil.cc\" "
+            f"> top.rpt; exit 1")
+
+
+@pytest.mark.parametrize("fails_as", ["verilog", "both", "otherwise"])
+def test_synthesis_reads_rtlil_when_yosys_asserts_on_the_verilog(tmp_path, monkeypatch,
+                                                                   fails_as):
+    """Yosys 0.70's ABC reintegration assertion: a build that fails it on the design read as
+    Verilog is run again on the RTLIL, and says so; one that fails it both ways, or fails
+    otherwise, stops with Yosys's own error line (which a quiet Yosys logs only to top.rpt)."""
+    script = {"verilog": f"if grep -q read_verilog top.ys; then {_ASSERTS}; fi\n",
+              "both": f"{_ASSERTS}\n",
+              "otherwise": "echo 'ERROR: something else' > top.rpt; exit 1\n"}[fails_as]
+    _fake_build(tmp_path, script)
+    monkeypatch.setattr(flow, "_toolchain_env", lambda toolchain: dict(os.environ))
+    seen = []
+    run = lambda: flow._run_script(tmp_path, "b", "LFE5U-25F", 0, seen.append, None)  # noqa
+    if fails_as == "verilog":
+        run()
+        assert flow.synthesis_input(tmp_path) == "rtlil"
+        assert any("synthesising the RTLIL instead" in line for line in seen)
+        return
+    with pytest.raises(flow.BuildError) as failure:
+        run()
+    assert ("GetSize(conn.first)" if fails_as == "both" else "something else") in \
+        str(failure.value)
+    assert flow.synthesis_input(tmp_path) == ("rtlil" if fails_as == "both" else "verilog")
+
+
 def test_board_adds_its_nextpnr_options():
     """router1 did not converge on the LFE5U-85F's default design; router2 does."""
     b = board("ulx3s-85f")
