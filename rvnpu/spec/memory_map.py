@@ -134,8 +134,10 @@ TIMER = Peripheral("TIMER", 1, "Free-running 64-bit counters, from reset, and th
              "Engine-active cycles, high word, as latched by the last read of ACTIVE_LO."),
     Register("MTIMECMP_LO", 0x10, 32, Access.RW,
              "Timer compare value, low word. The timer interrupt is pending while the 64-bit "
-             "CYCLE count is at least MTIMECMP. To move it without a spurious interrupt, "
-             "write MTIMECMP_HI all ones, then MTIMECMP_LO, then MTIMECMP_HI.",
+             "CYCLE count is at least MTIMECMP, a cycle late (the line is a register), and "
+             "not in the cycle after a write to MTIMECMP, so that the old value's line is "
+             "never seen. To move it without a spurious interrupt, write MTIMECMP_HI all "
+             "ones, then MTIMECMP_LO, then MTIMECMP_HI.",
              reset="0xffffffff"),
     Register("MTIMECMP_HI", 0x14, 32, Access.RW,
              "Timer compare value, high word; all ones (never) from reset.",
