@@ -47,18 +47,19 @@ class IceBreakerPlatform(LatticeICE40Platform):
 # of the four 32 KiB SPRAMs, filled at reset from the flash, where the firmware follows the
 # bitstream (104 KiB) at 128 KiB in the one image iceprog writes.
 BOARDS = (
-    # The oscillator's 12 MHz, no PLL: the control core's execute cycle closes at about 14 MHz
-    # on the UP5K (docs/boards.md).
-    Board(name="icebreaker", platform=IceBreakerPlatform, clock_hz=12_000_000,
+    # 15 MHz from the PLL (12 x 80 / 64): the design closed at 17.6 MHz on 2026-12-06, its
+    # longest path the control core's execute cycle into the bus decoder and the SPRAM's
+    # write enables (docs/boards.md); 15.75 and 16.5 MHz, the PLL's next steps, leave too little
+    # margin for placement's spread.
+    Board(name="icebreaker", platform=IceBreakerPlatform, clock_hz=15_000_000,
           engine=EngineConfig(rows=1, cols=1, dataflow="ws", spad_depth=256, acc_depth=256,
                               qp_depth=256, bus_width=32, mem_bytes=64 << 10, queue_depth=1,
                               requant_modes="none", hazards="serial",
                               command_fetch=False, post_unit=False, store_pool=False,
                               mac_latency=0),
           ram_style="spram", flash_offset=0x2_0000, with_m=False,
-          # No command register (about 70 cells, of 113 free): the core's path into the
-          # engine does not set this design's clock (the timer's, through the core into
-          # the RAM, does).
+          # No command register (about 70 cells, of a hundred free): the core's path into
+          # the engine does not set this design's clock.
           command_slice=False,
           program=("iceprog", "{bitstream}"), bitstream=".bin",
           doc="iCEBreaker (iCE40UP5K-SG48), 12 MHz oscillator, FTDI UART"),

@@ -44,7 +44,7 @@ class ULX3S25FPlatform(_ULX3SPlatform):
 # columns), a few for address arithmetic. The 25F builds only the TFLite path and no post
 # unit (its QLinearAdd and window arithmetic take 10 more, 34 of 28: the core pools and adds
 # there); 16x16 on the 85F needs the cells' products packed or in logic (256 multipliers).
-# The front end works out a command's ranges in a cycle of its own (range_stage): a command's
+# The front end works out a command's ranges in cycles of their own (range_stage): a command's
 # rows times the stride, behind the multiplexer that picks the command's source and ahead of
 # the sums, set the engine's clock on all three ECP5 boards.
 # The core shifts with a barrel shifter on every ECP5 board: LUTs are to spare, and shifts by

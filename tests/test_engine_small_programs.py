@@ -48,7 +48,7 @@ CONFIGS = {
                                             acc_depth=16, qp_depth=4, bus_width=32,
                                             mem_bytes=1 << 11, requant_lanes=2,
                                             mac_latency=1),
-    # The front end's range arithmetic in a cycle of its own (as on the ECP5 boards).
+    # The front end's range arithmetic in cycles of its own (as on the ECP5 boards).
     "2x2-range-stage": EngineConfig(rows=2, cols=2, dataflow="both", spad_depth=16,
                                     acc_depth=16, qp_depth=4, bus_width=32, mem_bytes=1 << 11,
                                     requant_lanes=2, range_stage=True),
@@ -188,7 +188,7 @@ def test_refusals_at_their_edges_on_a_small_engine(name):
 
 def test_range_stage_takes_a_flag_and_a_cycle_a_command():
     """``range_stage`` is a flag (1 or 0 as on the command line), and the front end with it
-    takes one cycle more between commands: here CONFIG_LOADs, handed on back to back."""
+    takes two cycles more between commands: here CONFIG_LOADs, handed on back to back."""
     from amaranth.sim import Simulator
 
     from rvnpu.hdl.engine.frontend import Frontend
@@ -221,4 +221,4 @@ def test_range_stage_takes_a_flag_and_a_cycle_a_command():
         assert len(taken) > 5 and len(gaps) == 1, taken
         return gaps.pop()
 
-    assert cycles_between_commands(True) == cycles_between_commands(False) + 1
+    assert cycles_between_commands(True) == cycles_between_commands(False) + 2

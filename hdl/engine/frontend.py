@@ -252,10 +252,24 @@ class _Early:
       slow, the held function itself (``held_funct``);
     * with range hazards, ``ranges``, the address ranges the command touches (empty for one
       that moves nothing), so that the hazard comparisons start from registers.
+
+    With ``registered_products`` the products (rows times a stride, rows times the pool's
+    step) are registers, loaded every cycle from ``incoming`` and the configuration, which
+    must then hold still for a cycle before ``take``: a multiplier, a DSP block whose routing
+    alone took 9 ns on the LFE5U-85F, is then a path between registers of its own.
     """
 
-    def __init__(self, m, config, incoming, take, regs, held_funct):
+    def __init__(self, m, config, incoming, take, regs, held_funct, *,
+                 registered_products=False):
         c = config
+
+        def multiply(a, b, name):
+            if not registered_products:
+                return a * b
+            p = Signal(len(a) + len(b), name=f"early_{name}")
+            m.d.sync += p.eq(a * b)
+            return p
+
         mb = dram_addr_bits(c)
         f = partial(_field, incoming)
         funct = incoming.funct
@@ -271,15 +285,18 @@ class _Early:
                                    Mux(funct == Funct.LOAD, to_words, funct == Funct.STORE_ACC))
         rows = f(Funct.STORE, "rows")
         extent = rows
+        pooled = multiply(rows, regs.step, "rows_step") if c.store_pool else None
         if c.store_pool:
-            extent = Mux(funct == Funct.STORE_POOL, rows * regs.step + regs.pool_reach, rows)
+            extent = Mux(funct == Funct.STORE_POOL, pooled + regs.pool_reach, rows)
         addr = f(Funct.LOAD, "dram_addr")[:mb]
         # rows * stride, a product for each stride chosen after the multipliers, whose inputs
         # are then the command's rows and a configuration register; (rows - 1) * stride and
         # the end, (rows - 1) * stride + addr + row_bytes, one sum after it each.
         product = Signal(mb + 8)
-        m.d.comb += product.eq(Mux(funct == Funct.LOAD, rows * regs.load_stride[:mb],
-                                   rows * regs.store_stride[:mb]))
+        m.d.comb += product.eq(Mux(funct == Funct.LOAD,
+                                   multiply(rows, regs.load_stride[:mb], "rows_load_stride"),
+                                   multiply(rows, regs.store_stride[:mb],
+                                            "rows_store_stride")))
         end = Signal(mb + 10)
         m.d.comb += end.eq(product + (addr + row_bytes - stride[:mb]).as_signed())
         with m.If(take):
@@ -311,10 +328,10 @@ class _Early:
             m.d.sync += self.switch.eq(Cat(funct == code for code in self._kinds))
         self.ranges = Signal(_ranges_layout(c), name="early_ranges")
         with m.If(take):
-            m.d.sync += self.ranges.eq(self._ranges(m, c, f, funct, regs, end))
+            m.d.sync += self.ranges.eq(self._ranges(m, c, f, funct, regs, end, pooled))
 
     @staticmethod
-    def _ranges(m, c, f, funct, regs, end):
+    def _ranges(m, c, f, funct, regs, end, pooled):
         """The ranges of the command being taken, as :meth:`EngineModel.check` has them:
         empty where it moves nothing, or for a function without ranges."""
         lb = local_row_bits(c)
@@ -333,7 +350,7 @@ class _Early:
                 r1_hi = r1_lo + rows
                 if c.store_pool:
                     r1_hi = Mux(funct == Funct.STORE_POOL,
-                                rows * regs.step + (r1_lo + regs.pool_reach), r1_hi)
+                                pooled + (r1_lo + regs.pool_reach), r1_hi)
                 qp = (Space.QP << lb) + regs.qp_row
                 with m.If(moves):
                     m.d.comb += [r.r1_lo.eq(r1_lo), r.r1_hi.eq(r1_hi),
@@ -435,8 +452,8 @@ class Frontend(wiring.Component):
 
     A command takes three steps: the input register holds it, decoding (the checks and the
     ranges it touches) takes a cycle of its own, then it is dispatched, refused or answered.
-    With ``range_stage`` the range arithmetic (:class:`_Early`) takes a cycle of its own
-    between the first two.
+    With ``range_stage`` the range arithmetic (:class:`_Early`) takes two cycles of its own
+    between the first two: the products in one, the sums and ranges in the next.
 
     With ``command_fetch``, RUN (once every earlier command finished) starts the fetcher on
     ``start`` and the input register takes the list's commands from ``list`` instead of the
@@ -570,10 +587,11 @@ class Frontend(wiring.Component):
         else:
             m.d.comb += self.cmd.ready.eq(take_core)
         if c.range_stage:
-            # From the input register, the cycle after the command is taken.
-            taken = Signal()
-            m.d.sync += taken.eq(take)
-            early = _Early(m, c, cmd, taken, regs, cmd.funct)
+            # From the input register: the products the cycle after the command is taken,
+            # the rest the cycle after that.
+            taken = Signal(2)
+            m.d.sync += taken.eq(Cat(take, taken[0]))
+            early = _Early(m, c, cmd, taken[1], regs, cmd.funct, registered_products=True)
         else:
             early = _Early(m, c, incoming, take, regs, cmd.funct)
         with m.If(take):
@@ -668,10 +686,11 @@ class Frontend(wiring.Component):
 
         decoded = Signal()
         if c.range_stage:
-            # Decoding reads the range arithmetic, done the cycle after the command was taken.
-            arithmetic_done = Signal()
-            m.d.sync += [arithmetic_done.eq(held & ~accept),
-                         decoded.eq(arithmetic_done & held & ~accept)]
+            # Decoding reads the range arithmetic, done two cycles after the command was taken.
+            arithmetic = Signal(2)
+            waiting = held & ~accept
+            m.d.sync += [arithmetic.eq(Cat(waiting, arithmetic[0] & waiting)),
+                         decoded.eq(arithmetic[1] & waiting)]
         else:
             m.d.sync += decoded.eq(held & ~accept)
         dec = _Decoded(c, suffix="_q")

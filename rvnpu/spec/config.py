@@ -144,10 +144,12 @@ class EngineConfig:
         the flip-flops). Every result of the array comes that many cycles later.
     range_stage : bool
         Work out a command's address ranges (``rows * stride``, the transfer's end, the local
-        rows it touches) in a cycle of its own, from the front end's input register, rather
-        than as the command is taken (default False). The multiplier is then a path between
-        registers, not behind the multiplexer that picks the command's source: it set the
-        engine's clock on the ECP5 boards. Every command takes a cycle more in the front end.
+        rows it touches) in two cycles of its own, from the front end's input register, rather
+        than as the command is taken (default False): the products in the first, the sums in
+        the second. The multipliers are then paths between registers, not behind the
+        multiplexer that picks the command's source and ahead of the sums: they set the
+        engine's clock on the ECP5 boards. Every command takes two cycles more in the front
+        end.
     """
 
     # Each field's one-line help (and allowed words) is what `rvnpu` shows for its option.
@@ -180,8 +182,8 @@ class EngineConfig:
                                    "elements only): 1 or 0")
     mac_latency: int = _param(2, "registers around each cell's multiplier: 2 (operands and "
                                  "product), 1 (operands) or 0")
-    range_stage: bool = _param(False, "a front-end cycle of its own for a command's range "
-                                      "arithmetic (a cycle more a command): 1 or 0")
+    range_stage: bool = _param(False, "front-end cycles of their own for a command's range "
+                                      "arithmetic (two more a command): 1 or 0")
 
     def __post_init__(self):
         check_int("rows", self.rows, 1, 32)
