@@ -89,7 +89,7 @@ class LoadUnit(wiring.Component):
         base = Signal(dram_addr_bits(c))
         # The row's last byte, base + nbytes - 1, kept beside base (both step by the stride),
         # so that no sum lies between base and the test for a row's last word: on the UP5K
-        # the two sums and comparison in series set the engine's clock.
+        # the two sums and the comparison in series were the iCEBreaker's longest path.
         last_byte = Signal(dram_addr_bits(c) + 1)
         word = Signal(dram_addr_bits(c) - shift)
         first = Signal()
