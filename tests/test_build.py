@@ -339,7 +339,10 @@ def test_synthesis_reads_rtlil_when_yosys_asserts_on_the_verilog(tmp_path, monke
     _fake_build(tmp_path, script)
     monkeypatch.setattr(flow, "_toolchain_env", lambda toolchain: dict(os.environ))
     seen = []
-    run = lambda: flow._run_script(tmp_path, "b", "LFE5U-25F", 0, seen.append, None)  # noqa
+
+    def run():
+        flow._run_script(tmp_path, "b", "LFE5U-25F", 0, seen.append, None)
+
     if fails_as == "verilog":
         run()
         assert flow.synthesis_input(tmp_path) == "rtlil"
