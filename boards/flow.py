@@ -282,11 +282,17 @@ def synthesise(platform, top, directory, toolchain=None):
     plan = platform.prepare(top, name="top", **toolchain_options(platform, netlist=True))
     plan.extract(directory)
     env = _toolchain_env(toolchain or platform_toolchain(platform))
-    result = subprocess.run([env["YOSYS"], "-q", "-l", "top.rpt", "top.ys"], cwd=directory,
-                            env=env, capture_output=True, text=True)
+
+    def run():
+        return subprocess.run([env["YOSYS"], "-q", "-l", "top.rpt", "top.ys"], cwd=directory,
+                              env=env, capture_output=True, text=True)
+
+    result = run()
+    if _reintegration_failed(result, directory):
+        result = run()
     (directory / "build.log").write_text(result.stdout + result.stderr)
     if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+        tail = _failure_tail(result, directory)
         raise BuildError(f"synthesis failed (exit status {result.returncode}):\n{tail}")
     return directory / NETLIST
 
@@ -353,8 +359,7 @@ def _tail(path, size=16384):
 
 def _run_script(directory, label, device, start, progress, toolchain):
     result = _run_watched(directory, label, start, progress, toolchain)
-    if (result.returncode != 0 and REINTEGRATE_ASSERTION in _read_text(directory / "top.rpt")
-            and _read_rtlil_instead(directory)):
+    if _reintegration_failed(result, directory):
         progress(f"[{time.monotonic() - start:5.0f}s] {label}: Yosys failed its ABC "
                  f"reintegration assertion on the design read as Verilog; synthesising the "
                  f"RTLIL instead")
@@ -371,13 +376,25 @@ def _run_script(directory, label, device, start, progress, toolchain):
     failure = fit_failure(_read_text(directory / "top.tim"), device=device)
     if failure:
         raise DoesNotFit(failure + note)
+    raise BuildError(f"building {label} failed:\n{_failure_tail(result, directory)}{note}")
+
+
+def _reintegration_failed(result, directory):
+    """Whether Yosys failed :data:`REINTEGRATE_ASSERTION` on the design read as Verilog;
+    if so, ``top.ys`` now reads the RTLIL (:func:`_read_rtlil_instead`), for a second run."""
+    return (result.returncode != 0
+            and REINTEGRATE_ASSERTION in _read_text(directory / "top.rpt")
+            and _read_rtlil_instead(directory))
+
+
+def _failure_tail(result, directory):
+    """The tools' last lines, and Yosys's error, which a quiet Yosys logs to top.rpt alone."""
     tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-    # Yosys run quietly logs a failed assertion to top.rpt alone.
     errors = [line for line in _read_text(directory / "top.rpt").splitlines()
               if line.startswith("ERROR:")]
     if errors and errors[-1] not in tail:
         tail = f"{tail}\n{errors[-1]}".strip()
-    raise BuildError(f"building {label} failed:\n{tail}{note}")
+    return tail
 
 
 def _run_watched(directory, label, start, progress, toolchain):
