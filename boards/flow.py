@@ -288,7 +288,7 @@ def synthesise(platform, top, directory, toolchain=None):
                               env=env, capture_output=True, text=True)
 
     result = run()
-    if _reintegration_failed(result, directory):
+    if _switched_to_rtlil(result, directory):
         result = run()
     (directory / "build.log").write_text(result.stdout + result.stderr)
     if result.returncode != 0:
@@ -359,7 +359,7 @@ def _tail(path, size=16384):
 
 def _run_script(directory, label, device, start, progress, toolchain):
     result = _run_watched(directory, label, start, progress, toolchain)
-    if _reintegration_failed(result, directory):
+    if _switched_to_rtlil(result, directory):
         progress(f"[{time.monotonic() - start:5.0f}s] {label}: Yosys failed its ABC "
                  f"reintegration assertion on the design read as Verilog; synthesising the "
                  f"RTLIL instead")
@@ -379,9 +379,10 @@ def _run_script(directory, label, device, start, progress, toolchain):
     raise BuildError(f"building {label} failed:\n{_failure_tail(result, directory)}{note}")
 
 
-def _reintegration_failed(result, directory):
-    """Whether Yosys failed :data:`REINTEGRATE_ASSERTION` on the design read as Verilog;
-    if so, ``top.ys`` now reads the RTLIL (:func:`_read_rtlil_instead`), for a second run."""
+def _switched_to_rtlil(result, directory):
+    """If Yosys failed :data:`REINTEGRATE_ASSERTION` on the design read as Verilog, rewrite
+    ``top.ys`` to read the RTLIL (:func:`_read_rtlil_instead`) and return True: the caller
+    runs the script again."""
     return (result.returncode != 0
             and REINTEGRATE_ASSERTION in _read_text(directory / "top.rpt")
             and _read_rtlil_instead(directory))
