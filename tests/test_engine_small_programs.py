@@ -14,6 +14,7 @@ planted fault.
 """
 
 import dataclasses
+import gc
 
 import numpy as np
 import pytest
@@ -48,10 +49,11 @@ CONFIGS = {
                                             acc_depth=16, qp_depth=4, bus_width=32,
                                             mem_bytes=1 << 11, requant_lanes=2,
                                             mac_latency=1),
-    # The front end's range arithmetic in cycles of its own (as on the ECP5 boards).
+    # The front end's range arithmetic in cycles of its own and the deep requantisation
+    # lanes (as on the ECP5 boards).
     "2x2-range-stage": EngineConfig(rows=2, cols=2, dataflow="both", spad_depth=16,
                                     acc_depth=16, qp_depth=4, bus_width=32, mem_bytes=1 << 11,
-                                    requant_lanes=2, range_stage=True),
+                                    requant_lanes=2, range_stage=True, deep_lane=True),
 }
 
 
@@ -184,6 +186,29 @@ def test_refusals_at_their_edges_on_a_small_engine(name):
     assert len(answers) == len(want_answers)
     diff = np.argwhere(mem != want_mem)
     assert not diff.size, f"{name}: {len(diff)} bytes differ, first at {int(diff[0][0]):#x}"
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_deep_lane_is_a_flag_the_store_units_lanes_follow():
+    """``deep_lane`` is a flag (1 or 0 as on the command line) and builds the store unit's
+    lanes two stages deeper (the random programs above run the 2x2-range-stage engine with
+    it, checking that the store keeps up with them)."""
+    from rvnpu.hdl.engine.requant import RequantLane
+    from rvnpu.hdl.engine.store import StoreUnit
+
+    assert EngineConfig(deep_lane=1).deep_lane is True
+    assert EngineConfig().deep_lane is False
+    for bad in (2, "yes", None):
+        with pytest.raises(ValueError, match="deep_lane must be true or false"):
+            EngineConfig(deep_lane=bad)
+    shallow = RequantLane().latency
+    for deep in (False, True):
+        config = dataclasses.replace(CONFIGS["2x2-ranges"], deep_lane=deep)
+        m = StoreUnit(config).elaborate(None)
+        lanes = [m.submodules[f"lane{i}"] for i in range(config.requant_lanes)]
+        assert [lane.latency for lane in lanes] == [shallow + 2 * deep] * len(lanes)
+    del m, lanes
+    gc.collect()    # the components never elaborated, while their warning is filtered
 
 
 def test_range_stage_takes_a_flag_and_a_cycle_a_command():

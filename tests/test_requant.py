@@ -352,6 +352,7 @@ def split(mode, vectors, rng, size):
 def test_lane_latency_and_ports():
     lane = RequantLane()
     assert 4 <= lane.latency <= 7
+    assert RequantLane(deep=True).latency == lane.latency + 2
     assert lane.modes == MODE_NAMES == ("tflite", "ort")
     assert RequantLane(modes=["ort", "tflite"]).modes == ("tflite", "ort")   # code order
     with pytest.raises(ValueError):
@@ -364,13 +365,14 @@ def test_lane_latency_and_ports():
     gc.collect()    # the components never elaborated, while their warning is filtered
 
 
-@pytest.mark.parametrize("mode, seed", [(TFLITE, 10), (ORT, 20)])
-def test_lane_random(mode, seed):
+@pytest.mark.parametrize("mode, seed, deep", [(TFLITE, 10, False), (ORT, 20, False),
+                                              (TFLITE, 11, True), (ORT, 21, True)])
+def test_lane_random(mode, seed, deep):
     rng = np.random.default_rng(seed)
     make = tflite_vectors if mode == TFLITE else ort_vectors
     batches = split(mode, make(rng, 2000), rng, 250)
     gaps = set(rng.choice(2000, 20, replace=False).tolist())
-    check(batches, run_lane(RequantLane(), batches, gaps), seed)
+    check(batches, run_lane(RequantLane(deep=deep), batches, gaps), seed)
 
 
 def _edges_tflite():
@@ -426,22 +428,26 @@ def _edges_ort():
     return acc, bias, scale, np.full(len(acc), -7, dtype=np.int64)
 
 
-def test_lane_edges_both_modes():
-    """Hand-made corner cases, alternating TFLite and ORT on one lane, every clamp setting."""
+@pytest.mark.parametrize("deep", [False, True])
+def test_lane_edges_both_modes(deep):
+    """Hand-made corner cases, alternating TFLite and ORT on one lane, every clamp setting
+    (a deep lane's products in pieces meet the extremes: INT32_MIN squared, the largest
+    mantissas)."""
     batches = []
     for clamp in CLAMPS:
         batches.append((TFLITE, clamp, _edges_tflite()))
         batches.append((ORT, clamp, _edges_ort()))
-    check(batches, run_lane(RequantLane(), batches))
+    check(batches, run_lane(RequantLane(deep=deep), batches))
 
 
-def test_lane_ort_rounding_ties():
+@pytest.mark.parametrize("deep", [False, True])
+def test_lane_ort_rounding_ties(deep):
     """Ties and near ties in both float32 roundings (int -> float and the product)."""
     seed = 50
     rng = np.random.default_rng(seed)
     batches = [(ORT, INT16, conversion_ties(rng, 400)), (ORT, INT16, product_ties(rng, 400)),
                (ORT, (-1234, -32768, 32767), product_ties(rng, 100))]
-    check(batches, run_lane(RequantLane(), batches), seed)
+    check(batches, run_lane(RequantLane(deep=deep), batches), seed)
 
 
 @pytest.mark.parametrize("with_tflite, seed", [(True, 30), (False, 40)])

@@ -172,8 +172,11 @@ class _ConfigRegisters:
         self.pitch = Signal(field_of(Funct.CONFIG_STORE_POOL, "pitch").width)
         # What a STORE_POOL's windows reach past its rows times the step, set with the window:
         # (kernel_h - 1) * pitch + kernel_w - step, so that a command's extent is one product
-        # and one sum as it is taken (_Early).
+        # and one sum as it is taken (_Early). With the range stage it follows the window's
+        # registers two cycles behind (:meth:`derive`) instead of being worked out from the
+        # command, a product and two sums in the cycle of the write.
         self.pool_reach = Signal(signed(20), init=0)
+        self._reach_later = c.range_stage
         # STORE_ADD's settings, all 0 at reset.
         self._store_add = c.with_store_add
         self.add_constants = [Signal(32, name=f"add_{k.name.lower()}") for k in PostConstant]
@@ -182,6 +185,19 @@ class _ConfigRegisters:
         self.add_clamp_max = Signal(signed(field_of(Funct.CONFIG_STORE_SKIP, "clamp_max").width))
         self.elem_signed = Signal()
         self.skip_first = Signal()
+
+    def derive(self, m):
+        """With the range stage, ``pool_reach`` from the window's registers: the product the
+        cycle after they are written, the sum the cycle after that. The earliest command to
+        read it is taken the cycle after the write and reads it two cycles later still
+        (:meth:`Frontend._input_register`), so it is in place then; the product is a DSP
+        block between registers, not after the command's field multiplexers."""
+        if not (self._store_pool and self._reach_later):
+            return
+        reach_product = Signal(signed(len(self.kernel_h) + len(self.pitch) + 1),
+                               name="pool_reach_product")
+        m.d.sync += [reach_product.eq((self.kernel_h - 1) * self.pitch),
+                     self.pool_reach.eq(reach_product + self.kernel_w - self.step)]
 
     def _saturated(self, stride):
         return Cat(stride[:self._mb], stride[self._mb:].any())
@@ -207,8 +223,9 @@ class _ConfigRegisters:
                     f = partial(fld, Funct.CONFIG_STORE_POOL)
                     m.d.sync += [getattr(self, n).eq(f(n)) for n in
                                  ("kernel_h", "kernel_w", "step", "pitch")]
-                    m.d.sync += self.pool_reach.eq((f("kernel_h") - 1) * f("pitch")
-                                                   + f("kernel_w") - f("step"))
+                    if not self._reach_later:
+                        m.d.sync += self.pool_reach.eq((f("kernel_h") - 1) * f("pitch")
+                                                       + f("kernel_w") - f("step"))
             if self._store_add:
                 with m.Case(Funct.CONFIG_STORE_ADD):
                     index = fld(Funct.CONFIG_STORE_ADD, "index")
@@ -512,6 +529,7 @@ class Frontend(wiring.Component):
 
         lists = _ListState(m, c)
         regs = _ConfigRegisters(c)
+        regs.derive(m)
         held, cmd, accept, early = self._input_register(m, lists, regs)
         fld = partial(_field, cmd)
         post = PostRegisters(m, c) if c.post_unit else None

@@ -8,9 +8,10 @@ floating-point core, because only one float operation is needed and exact IEEE r
 whole point.
 """
 
+from functools import partial
 from types import SimpleNamespace
 
-from amaranth.hdl import Module, Signal, Const, Cat, Mux, signed
+from amaranth.hdl import Module, Signal, Const, Cat, Mux, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -39,6 +40,11 @@ class RequantLane(wiring.Component):
         Names of the modes to build (:data:`rvnpu.spec.requant.MODE_NAMES`, the default: all).
         A generator that needs one convention can drop the others (the ORT path is the larger
         one). With only one path built ``mode`` is ignored and every value takes that path.
+    deep : bool
+        Two stages more (:attr:`latency` 9 instead of 7): the inputs registered as they
+        enter, and the wide products (TFLite's 32x32, ONNX Runtime's 24x24) in four
+        DSP-sized pieces summed a stage later, for engine clocks these two paths would set
+        (``EngineConfig.deep_lane``).
 
     Members
     -------
@@ -79,9 +85,11 @@ class RequantLane(wiring.Component):
     # 32x32 product, high half, rounding bias; ORT: int -> float in two, 24x24 product, float32
     # rounding); 6 the chosen int32 result (its magnitude and sign on the ORT path); 7 zero
     # point and clamp. One carry chain or one shifter a stage, as the engine's clock needs.
+    # A deep lane adds a stage 0 (the inputs) and a stage to the product (its pieces, then
+    # their sum); the stages keep their numbers and names.
     _LATENCY = 7
 
-    def __init__(self, *, modes=MODE_NAMES):
+    def __init__(self, *, modes=MODE_NAMES, deep=False):
         if isinstance(modes, str) or not all(isinstance(name, str) for name in modes):
             raise TypeError(f"modes must be a sequence of mode names, not {modes!r}")
         unknown = [name for name in modes if name not in PATHS]
@@ -91,12 +99,13 @@ class RequantLane(wiring.Component):
             raise ValueError("RequantLane needs at least one mode")
         # In code order, as the golden model and the front end see them.
         self._modes = tuple(name for name in MODE_NAMES if name in modes)
+        self._deep = bool(deep)
         super().__init__()
 
     @property
     def latency(self):
         """Cycles from a value on the inputs (``i_valid``) to its result (``o_valid``)."""
-        return self._LATENCY
+        return self._LATENCY + 2 * self._deep
 
     @property
     def modes(self):
@@ -110,9 +119,18 @@ class RequantLane(wiring.Component):
         def reg(shape, name):
             return Signal(shape, name=name, reset_less=True)
 
-        valid = Signal(self._LATENCY)
+        valid = Signal(self.latency)
         m.d.sync += valid.eq(Cat(self.i_valid, valid[:-1]))
         m.d.comb += self.o_valid.eq(valid[-1])
+
+        # -- Deep lanes only, stage 0: the value's inputs registered. The accumulator comes
+        # straight from a block RAM's output (a few nanoseconds after the clock on the ECP5),
+        # and without the register stage 1's sum follows it in the same cycle -----------------
+        acc, bias, params_in = self.acc, self.bias, self.params
+        if self._deep:
+            acc, bias = reg(signed(32), "acc0"), reg(signed(32), "bias0")
+            params_in = reg(self.params.shape(), "params0")
+            m.d.sync += [acc.eq(self.acc), bias.eq(self.bias), params_in.eq(self.params)]
 
         # -- Stage 1: the wrapped sum and its magnitude (each path registers its own inputs
         # beside them) -------------------------------------------------------------------------
@@ -120,8 +138,8 @@ class RequantLane(wiring.Component):
         # rather than from negating x after it: the accumulator arrives late, from its memory.
         x1 = reg(signed(32), "x1")
         x, minus_x = Signal(signed(32)), Signal(32)
-        m.d.comb += [x.eq(self.acc + self.bias),   # truncated to 32 bits: the int32 wrap
-                     minus_x.eq(~self.acc + (1 - self.bias))]
+        m.d.comb += [x.eq(acc + bias),   # truncated to 32 bits: the int32 wrap
+                     minus_x.eq(~acc + (1 - bias))]
         neg1, mag1 = reg(1, "neg1"), reg(32, "mag1")
         m.d.sync += [x1.eq(x), neg1.eq(x < 0),
                      mag1.eq(Mux(x < 0, minus_x, x))]   # |INT32_MIN| fits 32 bits
@@ -130,8 +148,9 @@ class RequantLane(wiring.Component):
         results = []
         for name in self._modes:
             mode = mode_named(name)
-            params = {p.name: self.params[p.row - 1] for p in mode.params}
-            results.append((mode.code, PATHS[name](m, reg, sum1, params)))
+            params = {p.name: params_in[p.row - 1] for p in mode.params}
+            product = partial(_product, m, reg, deep=self._deep)
+            results.append((mode.code, PATHS[name](m, reg, sum1, params, product)))
 
         # -- Stage 6: the chosen int32 result, as a value and whether to negate it (a path
         # leaves its negation to stage 7's addition); the first path unless ``mode`` names
@@ -169,14 +188,52 @@ class RequantLane(wiring.Component):
 
 # -- The paths -----------------------------------------------------------------------------------
 #
-# A path is ``path(m, reg, sum1, params) -> (y, neg)``. ``sum1`` holds the stage-1 registers of the
-# wrapped sum: ``value``, and its sign ``neg`` and magnitude ``mag``;
+# A path is ``path(m, reg, sum1, params, product) -> (y, neg)``. ``sum1`` holds the stage-1
+# registers of the wrapped sum: ``value``, and its sign ``neg`` and magnitude ``mag``;
 # ``params`` maps the names of the mode's parameters (:attr:`rvnpu.spec.requant.Mode.params`) to
 # the lane's inputs, which the path registers in stage 1 as it needs them. The path returns
 # ``(y, neg)``: the int32 result is ``-y`` if ``neg`` is set, else ``y`` (a signed(33) value),
 # combinational from registers of stage 5, so that every path has the lane's latency.
+# ``product(a, b, pieces, name)`` is a registered product (:func:`_product`).
 
-def _tflite(m, reg, sum1, params):
+
+def _product(m, reg, a, b, pieces, name, *, deep):
+    """``a * b`` in a register, its stage's only logic so that it maps onto DSP blocks;
+    returns the register and how many stages it took. In a deep lane that is two: the
+    products of the operands' ``pieces``-bit halves (the upper ones signed if the operands
+    are), each a DSP block between registers, then their sum; a whole product left to Yosys
+    has the pieces' sum after the DSP blocks in the same cycle. Both operands are ``2 *
+    pieces`` bits wide and of one signedness."""
+    is_signed = a.shape().signed
+    shape = signed if is_signed else unsigned
+    result = reg(shape(len(a) + len(b)), name)
+    if not deep:
+        m.d.sync += result.eq(a * b)
+        return result, 1
+
+    def halves(v):
+        return (v[pieces:].as_signed() if is_signed else v[pieces:]), v[:pieces]
+    (ah, al), (bh, bl) = halves(a), halves(b)
+    hh = reg(shape(2 * pieces), f"{name}_hh")
+    hl, lh = (reg(shape(2 * pieces + 1), f"{name}_{n}") for n in ("hl", "lh"))
+    ll = reg(2 * pieces, f"{name}_ll")
+    m.d.sync += [hh.eq(ah * bh), hl.eq(ah * bl), lh.eq(al * bh), ll.eq(al * bl)]
+    # hh and ll do not overlap: side by side they need no adder, only the cross terms do.
+    side_by_side = Cat(ll, hh).as_signed() if is_signed else Cat(ll, hh)
+    m.d.sync += result.eq(side_by_side + ((hl + lh) << pieces))
+    return result, 2
+
+
+def _lagged(m, reg, value, stages, name):
+    """``value`` ``stages`` cycles later, beside a product of that many stages."""
+    for i in range(stages):
+        later = reg(value.shape(), name if i == stages - 1 else f"{name}_{i}")
+        m.d.sync += later.eq(value)
+        value = later
+    return value
+
+
+def _tflite(m, reg, sum1, params, product):
     """The gemmlowp path: ``MultiplyByQuantizedMultiplier``."""
     x1 = sum1.value
     # Stage 1: the multiplier, and the shift split into two 5-bit amounts.
@@ -201,10 +258,9 @@ def _tflite(m, reg, sum1, params):
     ]
 
     # Stage 3: the 32x32 product alone, registered on both sides so that it maps onto DSP
-    # blocks.
-    ab3 = reg(signed(64), "t_ab3")
-    right3 = reg(5, "t_right3")
-    m.d.sync += [ab3.eq(xs2 * mult2), right3.eq(right2)]
+    # blocks (two stages in a deep lane, so the other values are delayed alike).
+    ab3, stages = product(xs2, mult2, 16, "t_ab3")
+    right3 = _lagged(m, reg, right2, stages, "t_right3")
 
     # Stage 4: SaturatingRoundingDoublingHighMul. gemmlowp adds a nudge of 2**30 (ab >= 0)
     # or 1 - 2**30 (ab < 0) and divides by 2**31 truncating toward zero. For ab < 0 the sum
@@ -239,7 +295,7 @@ def _tflite(m, reg, sum1, params):
     return y, Const(0, 1)
 
 
-def _ort(m, reg, sum1, params):
+def _ort(m, reg, sum1, params, product):
     """The ONNX Runtime (MLAS) path: a float32 multiply, rounded half to even."""
     # Stage 1: the float32 scale's bit pattern.
     scale1 = reg(32, "o_scale1")
@@ -294,17 +350,12 @@ def _ort(m, reg, sum1, params):
         sat3.eq(s_inf & ~x_zero),
     ]
 
-    # Stage 4: the 24x24 mantissa product, exact. |x * s| = p4 * 2**e4.
-    p4 = reg(48, "o_p4")
-    e4 = reg(signed(10), "o_e4")
-    sign4 = reg(1, "o_sign4")
-    zero4 = reg(1, "o_zero4")
-    sat4 = reg(1, "o_sat4")
-    m.d.sync += [
-        p4.eq(xm3 * sm3),
-        e4.eq(xq3 + sq3),
-        sign4.eq(sign3), zero4.eq(zero3), sat4.eq(sat3),
-    ]
+    # Stage 4: the 24x24 mantissa product, exact (two stages in a deep lane, so the other
+    # values are delayed alike). |x * s| = p4 * 2**e4.
+    p4, stages = product(xm3, sm3, 12, "o_p4")
+    e4, sign4, zero4, sat4 = (_lagged(m, reg, v, stages, n)
+                              for v, n in ((xq3 + sq3, "o_e4"), (sign3, "o_sign4"),
+                                           (zero3, "o_zero4"), (sat3, "o_sat4")))
 
     # Stage 5: round the product to a 24-bit mantissa, RNE: the float32 product pm * 2**k.
     # Both mantissas have bit 23 set, so p4 lies in [2**46, 2**48): its top bit is 47 or 46.

@@ -175,7 +175,8 @@ class StoreUnit(wiring.Component):
         if c.with_requant:
             lanes = []
             for lane_i in range(L):
-                lane = RequantLane(modes=[mode.name for mode in c.built_requant_modes])
+                lane = RequantLane(modes=[mode.name for mode in c.built_requant_modes],
+                                   deep=c.deep_lane)
                 m.submodules[f"lane{lane_i}"] = lane
                 m.d.comb += [
                     lane.i_valid.eq(feeding & ~cmd.raw),

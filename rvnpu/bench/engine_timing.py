@@ -81,7 +81,8 @@ def _block(name, config):
     """One of the engine's pipelines (a name of :data:`BLOCKS`), as ``config`` builds it."""
     if name == "lane":
         from rvnpu.hdl.engine.requant import RequantLane
-        return RequantLane(modes=[mode.name for mode in config.built_requant_modes])
+        return RequantLane(modes=[mode.name for mode in config.built_requant_modes],
+                           deep=config.deep_lane)
     from rvnpu.hdl.engine.qadd import QLinearAddPipeline
     return QLinearAddPipeline(tag_width=4)
 

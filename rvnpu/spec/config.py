@@ -150,6 +150,12 @@ class EngineConfig:
         multiplexer that picks the command's source and ahead of the sums: they set the
         engine's clock on the ECP5 boards. Every command takes two cycles more in the front
         end.
+    deep_lane : bool
+        Requantisation lanes two stages deeper (default False): the accumulator and the
+        parameters registered as they enter, and each wide product (TFLite's 32x32, ONNX
+        Runtime's 24x24) in DSP-sized pieces summed a stage later. Both had been the engine's
+        longest paths on the ECP5 boards once the range stage was in; a STORE's rows then
+        finish two cycles later.
     """
 
     # Each field's one-line help (and allowed words) is what `rvnpu` shows for its option.
@@ -184,6 +190,8 @@ class EngineConfig:
                                  "product), 1 (operands) or 0")
     range_stage: bool = _param(False, "front-end cycles of their own for a command's range "
                                       "arithmetic (two more a command): 1 or 0")
+    deep_lane: bool = _param(False, "requantisation lanes two stages deeper (inputs "
+                                    "registered, wide products in pieces): 1 or 0")
 
     def __post_init__(self):
         check_int("rows", self.rows, 1, 32)
@@ -214,7 +222,8 @@ class EngineConfig:
         check_choice("hazards", self.hazards, HAZARDS)
         check_int("logic_macs", self.logic_macs, 0, self.rows * self.cols)
         check_int("mac_latency", self.mac_latency, 0, 2)
-        for name in ("command_fetch", "post_unit", "store_pool", "store_add", "range_stage"):
+        for name in ("command_fetch", "post_unit", "store_pool", "store_add", "range_stage",
+                     "deep_lane"):
             value = getattr(self, name)
             if isinstance(value, bool):
                 continue
