@@ -56,6 +56,10 @@ class Board:
     command_slice : bool
         Commands pass a register between the core and the engine
         (:attr:`rvnpu.spec.memory_map.SocConfig.command_slice`).
+    bus_register : bool
+        The engine's bus requests pass a register before the RAM
+        (:attr:`rvnpu.spec.memory_map.SocConfig.bus_register`), where the RAM has its
+        dual-port form (the engine on a clock of its own, or ``ram_style="dual"``).
     """
 
     name: str
@@ -73,6 +77,7 @@ class Board:
     nextpnr_options: tuple = ()
     engine_clock_hz: int | None = None
     command_slice: bool = True
+    bus_register: bool = False
 
     def soc_config(self, engine=None, clock_hz=None, engine_clock_hz=None):
         """The SoC built for this board (its defaults, or ``engine``, ``clock_hz`` and
@@ -80,12 +85,16 @@ class Board:
         from rvnpu.spec.memory_map import SocConfig
         if engine_clock_hz is None:
             engine_clock_hz = self.engine_clock_hz
+        # The bus register needs the RAM's dual-port form: with the engine put on the SoC's
+        # clock, a board's block RAM has none, and the register goes with the second clock.
+        dual_port = bool(engine_clock_hz) or self.ram_style == "dual"
         return SocConfig(engine=self.engine if engine is None else engine,
                          clock_hz=self.clock_hz if clock_hz is None else clock_hz,
                          ram_style=self.ram_style, with_m=self.with_m,
                          flash_offset=self.flash_offset, regfile_style=self.regfile_style,
                          shifter=self.shifter, engine_clock_hz=engine_clock_hz or None,
-                         command_slice=self.command_slice)
+                         command_slice=self.command_slice,
+                         bus_register=self.bus_register and dual_port)
 
     def simulated_config(self, engine=None, clock_hz=None, engine_clock_hz=None):
         """:meth:`soc_config` as simulations of the whole design run it: a UART eight clocks

@@ -78,12 +78,12 @@ def simulate(dut, periods, testbench, limit_ns):
 class _CrossedBench(wiring.Component):
     """The engine in its own domain beside the two-clock RAM; the testbench is the core."""
 
-    def __init__(self, config):
+    def __init__(self, config, bus_register=False):
         self.engine = ClockCrossedEngine(config)
         self.ram = DualPortSram(depth=config.mem_bytes // config.bus_bytes,
                                  data_width=config.bus_width,
                                  addr_width=self.engine.bus_signature.addr_width,
-                                 bus_domain=ENGINE_DOMAIN)
+                                 bus_domain=ENGINE_DOMAIN, registered_requests=bus_register)
         super().__init__({"irq": Out(1)})
 
     def elaborate(self, platform):
@@ -94,12 +94,13 @@ class _CrossedBench(wiring.Component):
         return m
 
 
-def run_crossed(config, image, program, periods):
+def run_crossed(config, image, program, periods, bus_register=False):
     """As tests/test_engine_fetch.py's ``run_rtl``, with the engine on the second clock: the
     testbench writes the RAM, issues the commands, collects the answers and the interrupt
     level at each answer (and before the first command), and reads the RAM back, all in
-    ``sync``. Returns ``(memory, answers, irq trace)``."""
-    bench = _CrossedBench(config)
+    ``sync``. With ``bus_register`` the RAM takes the engine's requests into a register
+    (reads answered a cycle later). Returns ``(memory, answers, irq trace)``."""
+    bench = _CrossedBench(config, bus_register)
     testbench, out = program_testbench(bench, config, image, program)
     slowest = max(periods)
     cycles = 20_000 + 2_000 * len(program)
@@ -108,13 +109,16 @@ def run_crossed(config, image, program, periods):
     return out["memory"], out["answers"], out["irq"]
 
 
+@pytest.mark.parametrize("bus_register", [False, True])
 @pytest.mark.parametrize("ratio", ratios(RATIOS, ("engine-2x", "core-3x", "engine-10:7")))
-def test_gemm_direct_and_as_a_list_are_bit_exact_at_any_ratio(ratio):
+def test_gemm_direct_and_as_a_list_are_bit_exact_at_any_ratio(ratio, bus_register):
     job, expected = gemm_job(ENGINE, 7, (2 * ENGINE.rows + 1, ENGINE.cols + 3, 11))
     listed = as_command_list(job)
     program = listed.program + [encode(Funct.STATUS, clear_done=1), encode(Funct.STATUS)]
-    direct_mem, direct_answers, _ = run_crossed(ENGINE, job.image, job.program, RATIOS[ratio])
-    list_mem, list_answers, irq = run_crossed(ENGINE, listed.image, program, RATIOS[ratio])
+    direct_mem, direct_answers, _ = run_crossed(ENGINE, job.image, job.program, RATIOS[ratio],
+                                                bus_register)
+    list_mem, list_answers, irq = run_crossed(ENGINE, listed.image, program, RATIOS[ratio],
+                                              bus_register)
     gold_mem, gold_answers = run_golden(ENGINE, listed.image, program)
     np.testing.assert_array_equal(job.read_output(direct_mem), expected)
     np.testing.assert_array_equal(list_mem, gold_mem)
@@ -134,9 +138,10 @@ def test_refused_entries_and_runs_match_the_golden_model(ratio):
     assert irq == [0, 1, 0, 0, 0, 1, 1, 0]
 
 
-@pytest.mark.parametrize("config, ratio", [(ENGINE, "engine-3x"),
-                                           pytest.param(ENGINE_OS, "core-10:7", marks=LONG)])
-def test_lists_racing_the_load_unit_match_the_golden_model(config, ratio):
+@pytest.mark.parametrize("config, ratio, bus_register",
+                         [(ENGINE, "engine-3x", False), (ENGINE, "engine-3x", True),
+                          pytest.param(ENGINE_OS, "core-10:7", False, marks=LONG)])
+def test_lists_racing_the_load_unit_match_the_golden_model(config, ratio, bus_register):
     rng = np.random.default_rng(0xC10C + config.rows)
     commands = _busy_list(config, rng, 40)
     image = [(0, rng.integers(0, 256, 2048, dtype=np.uint8).tobytes()),
@@ -149,7 +154,7 @@ def test_lists_racing_the_load_unit_match_the_golden_model(config, ratio):
                       cols=config.cols),
                encode(Funct.FENCE)]
     gold_mem, gold_answers = run_golden(config, image, program)
-    mem, answers, _ = run_crossed(config, image, program, RATIOS[ratio])
+    mem, answers, _ = run_crossed(config, image, program, RATIOS[ratio], bus_register)
     # STATUS answers at once, while the list may still run: only its error fields, which
     # the commands before it fixed, are the golden model's for sure.
     assert answers[1:] == gold_answers[1:]
@@ -355,6 +360,25 @@ def test_split_clocks_refuse_single_port_ram_in_one_line():
         SocConfig(ram_style="spram", engine_clock_hz=48_000_000)
     with pytest.raises(ConfigError, match="engine_clock_hz must be an integer"):
         SocConfig(engine_clock_hz=0)
+
+
+def test_bus_register_needs_the_dual_port_ram_and_round_trips():
+    from dataclasses import replace
+
+    from rvnpu.boards import BOARDS
+
+    with pytest.raises(ConfigError, match="^bus_register needs the RAM's true dual-port form"):
+        SocConfig(bus_register=True)
+    with pytest.raises(ConfigError, match="^bus_register must be True or False, not 1$"):
+        SocConfig(engine_clock_hz=48_000_000, bus_register=1)
+    registered = replace(SOC, bus_register=True)
+    assert SocConfig.from_dict(registered.to_dict()) == registered
+    assert "bus_register" not in SOC.to_dict()
+    assert SocConfig(ram_style="dual", bus_register=True).bus_register
+    # A board that registers the bus drops the register with the engine on its clock.
+    board = BOARDS["ulx3s-25f"]
+    assert board.bus_register and board.soc_config().bus_register
+    assert not board.soc_config(engine_clock_hz=0).bus_register
 
 
 def test_engine_clock_round_trips_and_one_clock_keeps_its_dictionary():

@@ -202,6 +202,40 @@ def test_single_port_ram_is_spram_on_ice40(depth, width, blocks):
                               single_port=True, init=[1, 2]), IceBreakerPlatform()) == []
 
 
+def test_registered_requests_answer_a_cycle_later_in_order():
+    """``registered_requests``: a read is answered two cycles after its request, not one, and
+    a write followed at once by a read of its word reads what it wrote (in order), while the
+    host port is as before."""
+    async def testbench(ctx, dut):
+        req = dut.bus.req
+        ctx.set(req.valid, 1)
+        ctx.set(req.payload.write, 0)
+        ctx.set(req.payload.addr, 1)
+        await ctx.tick()
+        # The read is in the register: nothing answered yet. A write to word 1 follows.
+        assert ctx.get(dut.bus.rsp.valid) == 0
+        ctx.set(req.payload.write, 1)
+        ctx.set(req.payload.mask, 0x0F)
+        ctx.set(req.payload.data, 0xFFFF_FFFF_1111_2222)
+        await ctx.tick()
+        assert ctx.get(dut.bus.rsp.valid) == 1
+        assert ctx.get(dut.bus.rsp.payload) == 0x0123_4567_89AB_CDEF   # before the write
+        ctx.set(req.payload.write, 0)
+        await ctx.tick()
+        assert ctx.get(dut.bus.rsp.valid) == 0                          # the write's turn
+        ctx.set(req.valid, 0)
+        await ctx.tick()
+        assert ctx.get(dut.bus.rsp.valid) == 1
+        assert ctx.get(dut.bus.rsp.payload) == 0x0123_4567_1111_2222   # the mask kept
+        await ctx.tick()
+        assert ctx.get(dut.bus.rsp.valid) == 0
+        ctx.set(dut.host_addr, 1)
+        await ctx.tick()
+        assert ctx.get(dut.host_rdata) == 0x0123_4567_1111_2222
+
+    _run(testbench, dual=True, init=[0, 0x0123_4567_89AB_CDEF], registered_requests=True)
+
+
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 @pytest.mark.parametrize("platform, message, two_clocks_ok", [
     ("rvnpu.boards.icebreaker:IceBreakerPlatform",

@@ -1,7 +1,7 @@
 """Main memory with a read/write port for the engine's bus and one for the core, each on a
 clock of its own or both on one."""
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -41,11 +41,18 @@ class DualPortSram(wiring.Component):
         The bus port's clock domain: ``"engine"`` with the engine on a clock of its own,
         ``"sync"`` with one clock.
     init : iterable of int
+    registered_requests : bool
+        Take the bus's requests into a register before the memory (default False): a read
+        is answered two cycles after its request instead of one, and a write lands a cycle
+        later, in request order with the reads. The engine's arbiter then ends in that
+        register, not in the block RAM's write enables and data across the chip.
     """
 
-    def __init__(self, *, depth, data_width, addr_width, bus_domain, init=()):
+    def __init__(self, *, depth, data_width, addr_width, bus_domain, init=(),
+                 registered_requests=False):
         self._depth, self._data_width = depth, data_width
         self._bus_domain, self._init = bus_domain, list(init)
+        self._registered = bool(registered_requests)
         super().__init__({
             "bus":        In(BusSignature(addr_width, data_width)),
             "host_addr":  In(range(depth)),
@@ -82,8 +89,12 @@ class DualPortSram(wiring.Component):
         bus_r = mem.read_port(domain=domain,
                               transparent_for=(bus_w, host_w) if one_clock else (bus_w,))
         host_r = mem.read_port(transparent_for=(host_w, bus_w) if one_clock else (host_w,))
-        req = self.bus.req.payload
-        bus_write = self.bus.req.valid & req.write
+        req, req_valid = self.bus.req.payload, self.bus.req.valid
+        if self._registered:
+            held, held_valid = Signal.like(req, name="req_q"), Signal(name="req_q_valid")
+            m.d[domain] += [held.eq(req), held_valid.eq(req_valid)]
+            req, req_valid = held, held_valid
+        bus_write = req_valid & req.write
         m.d.comb += [
             self.bus.req.ready.eq(1),
             bus_r.addr.eq(req.addr), bus_w.addr.eq(req.addr), bus_w.data.eq(req.data),
@@ -94,5 +105,5 @@ class DualPortSram(wiring.Component):
             self.host_rdata.eq(host_r.data),
             self.host_busy.eq(0),
         ]
-        m.d[domain] += self.bus.rsp.valid.eq(self.bus.req.valid & ~req.write)
+        m.d[domain] += self.bus.rsp.valid.eq(req_valid & ~req.write)
         return m

@@ -110,7 +110,8 @@ class Soc(wiring.Component):
             m.submodules.ram = ram = DualPortSram(
                 depth=depth, data_width=e.bus_width,
                 addr_width=engine.bus_signature.addr_width,
-                bus_domain=ENGINE_DOMAIN if c.split_clocks else "sync", init=self._words)
+                bus_domain=ENGINE_DOMAIN if c.split_clocks else "sync", init=self._words,
+                registered_requests=c.bus_register)
         else:
             m.submodules.ram = ram = BusSram(
                 depth=depth, data_width=e.bus_width, addr_width=engine.bus_signature.addr_width,

@@ -262,6 +262,12 @@ class SocConfig:
         only the latency of a command with an answer grows, by a cycle. False saves the
         register's flip-flops (about 70) where logic cells run out (the iCE40 UP5K). With
         ``engine_clock_hz`` the clock crossing registers commands anyway.
+    bus_register : bool
+        A register on the engine's bus requests before the RAM (default False; needs the
+        RAM's true dual-port form, ``engine_clock_hz`` or ``ram_style="dual"``): the engine's
+        reads are answered a cycle later and its writes land a cycle later, in order, and
+        the engine's bus arbiter no longer drives the block RAM's write enables and data in
+        the same cycle (a path across the chip, which set the ULX3S-25F's engine clock).
     """
 
     engine: EngineConfig = EngineConfig()
@@ -275,6 +281,7 @@ class SocConfig:
     shifter: str = "serial"
     engine_clock_hz: int | None = None
     command_slice: bool = True
+    bus_register: bool = False
 
     def __post_init__(self):
         if not isinstance(self.engine, EngineConfig):
@@ -307,6 +314,11 @@ class SocConfig:
         if not isinstance(self.command_slice, bool):
             raise ConfigError(f"command_slice must be True or False, "
                               f"not {self.command_slice!r}")
+        if not isinstance(self.bus_register, bool):
+            raise ConfigError(f"bus_register must be True or False, not {self.bus_register!r}")
+        if self.bus_register and self.engine_clock_hz is None and self.ram_style != "dual":
+            raise ConfigError("bus_register needs the RAM's true dual-port form "
+                              "(engine_clock_hz, or ram_style 'dual')")
         if self.engine_clock_hz is not None:
             check_int("engine_clock_hz", self.engine_clock_hz, 1_000, 2_000_000_000)
             if self.ram_style not in ("block", "dual"):
@@ -333,7 +345,8 @@ class SocConfig:
                 # of it that names its simulator builds) it had before the option existed.
                 **({"engine_clock_hz": self.engine_clock_hz} if self.split_clocks else {}),
                 **({} if self.command_slice else {"command_slice": False}),
-                **({} if self.shifter == "serial" else {"shifter": self.shifter})}
+                **({} if self.shifter == "serial" else {"shifter": self.shifter}),
+                **({"bus_register": True} if self.bus_register else {})}
 
     @classmethod
     def from_dict(cls, data):
