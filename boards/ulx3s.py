@@ -47,6 +47,9 @@ class ULX3S25FPlatform(_ULX3SPlatform):
 # The front end works out a command's ranges in cycles of their own (range_stage): a command's
 # rows times the stride, behind the multiplexer that picks the command's source and ahead of
 # the sums, set the engine's clock on all three ECP5 boards.
+# Their requantisation lanes are two stages deeper (deep_lane): the accumulator memory's
+# read into the lane's first sum, and the lane's 32x32 product, were the engine's longest
+# paths next.
 # The core shifts with a barrel shifter on every ECP5 board: LUTs are to spare, and shifts by
 # a bit a cycle were the largest share of the core's cycles issuing a GEMM.
 _PROGRAM = ("openFPGALoader", "--board", "ulx3s", "{bitstream}")
@@ -57,23 +60,30 @@ BOARDS = (
     Board(name="ulx3s-85f", platform=ULX3S85FPlatform, clock_hz=40_000_000,
           engine=EngineConfig(rows=8, cols=8, spad_depth=1024, acc_depth=512, qp_depth=16,
                               mem_bytes=64 << 10, requant_lanes=1, store_add=False,
-                              range_stage=True),
+                              range_stage=True, deep_lane=True),
           shifter="barrel",
           program=_PROGRAM, bitstream=".bit",
           # router1, nextpnr-ecp5's default, had not converged after 30 minutes (64,000 wires
           # overused); router2 routes this design in 79 iterations. On the 25F design it
           # closes slower (38.0 MHz against router1's 46.2), so it is this board's alone.
           nextpnr_options=("--router", "router2"),
-          # The engine on a clock of its own (CLKOS; CLKOP and CLKOS from a 480 MHz VCO). At
-          # 45 MHz it closed once at 45.3 MHz and once, with the same engine, at 43.5; 50 MHz
-          # missed (47.6). One clock for both closed at 37.1 MHz.
-          engine_clock_hz=40_000_000,
+          # The engine on a clock of its own (CLKOS; CLKOP and CLKOS from a 720 MHz VCO). With
+          # the deep lanes it closed at 47.7 MHz against 50 (2026-12-06; its worst path a net
+          # of 13.8 ns from the load unit's data across the chip), so 45; before them it had
+          # closed at 43.5 to 47.6. One clock for both closed at 37.1 MHz.
+          engine_clock_hz=45_000_000,
           doc="ULX3S with an LFE5U-85F, 25 MHz oscillator, FTDI UART"),
     Board(name="ulx3s-25f", platform=ULX3S25FPlatform, clock_hz=50_000_000,
           engine=EngineConfig(rows=4, cols=4, spad_depth=512, acc_depth=256, qp_depth=16,
                               mem_bytes=32 << 10, requant_lanes=1, requant_modes="tflite",
-                              store_add=False, post_unit=False, range_stage=True),
+                              store_add=False, post_unit=False, range_stage=True,
+                              deep_lane=True),
           shifter="barrel",
           program=_PROGRAM, bitstream=".bit",
+          # The engine on a clock of its own (CLKOS), faster than the core, which sets the
+          # shared clock's pace; its bus requests registered before the RAM (bus_register),
+          # where the engine's bus arbiter into the RAM's write enables had set its clock
+          # (72.2 MHz against 62.5 without the register, 2026-12-06).
+          engine_clock_hz=75_000_000, bus_register=True,
           doc="ULX3S with an LFE5U-25F, 25 MHz oscillator, FTDI UART"),
 )
