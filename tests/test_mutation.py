@@ -106,7 +106,7 @@ def test_random_ort_test_catches_a_rounding_fault(tmp_path):
     rounding fault passed it; now it must catch one on its own."""
     snapshot(tmp_path)
     random_only = dataclasses.replace(BLOCKS["requant"],
-                                      tests=("test_requant.py::test_lane_random[1-20]",))
+                                      tests=("test_requant.py::test_lane_random[1-20-False]",))
     rounding = mutant_replacing("requant", REQUANT, "fixed[24] & (fixed[:24].any() | ip[0])",
                                 "fixed[24]", root=tmp_path)
     outcome = run_mutant(random_only, rounding, workdir=tmp_path, timeout_s=300)
