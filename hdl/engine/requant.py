@@ -146,10 +146,10 @@ class RequantLane(wiring.Component):
         sum1 = SimpleNamespace(value=x1, neg=neg1, mag=mag1)
 
         results = []
+        product = partial(_product, m, reg, deep=self._deep)
         for name in self._modes:
             mode = mode_named(name)
             params = {p.name: params_in[p.row - 1] for p in mode.params}
-            product = partial(_product, m, reg, deep=self._deep)
             results.append((mode.code, PATHS[name](m, reg, sum1, params, product)))
 
         # -- Stage 6: the chosen int32 result, as a value and whether to negate it (a path
