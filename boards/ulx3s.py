@@ -55,8 +55,9 @@ class ULX3S25FPlatform(_ULX3SPlatform):
 _PROGRAM = ("openFPGALoader", "--board", "ulx3s", "{bitstream}")
 
 BOARDS = (
-    # The core at 40 MHz (CLKOP): built so on 2026-12-06 it closed at 41.9, the engine at 43.6
-    # against 40; at 30 MHz the core's domain had closed at 42.0 to 46.0.
+    # The core at 40 MHz (CLKOP): built so on 2026-12-06 it closed at 41.9 to 48.0 (43.7 late
+    # that day, beside the engine at 45); at 30 MHz the core's domain had closed at 42.0 to
+    # 46.0.
     Board(name="ulx3s-85f", platform=ULX3S85FPlatform, clock_hz=40_000_000,
           engine=EngineConfig(rows=8, cols=8, spad_depth=1024, acc_depth=512, qp_depth=16,
                               mem_bytes=64 << 10, requant_lanes=1, store_add=False,
