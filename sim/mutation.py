@@ -629,15 +629,15 @@ def _reported(outcome, on_outcome):
 #: no longer matches, so the survivor shows again). A survivor listed here is reported as
 #: ``equivalent`` and left out of the score, as an invalid mutant is.
 EQUIVALENT = {
-    ("rvnpu.hdl.engine.requant", 247, "shift > 0", "(shift >= 0)"):
+    ("rvnpu.hdl.engine.requant", 239, "shift > 0", "(shift >= 0)"):
         "at shift = 0 the right shift is (-0)[:5] = 0 either way",
-    ("rvnpu.hdl.engine.requant", 175, "y6 < lo", "(y6 <= lo)"):
+    ("rvnpu.hdl.engine.requant", 176, "y6 < lo", "(y6 <= lo)"):
         "at the bound the sum out_zero + v is clamp_min, which `below` would choose",
-    ("rvnpu.hdl.engine.requant", 175, "y6 > neg_lo", "(y6 >= neg_lo)"):
+    ("rvnpu.hdl.engine.requant", 176, "y6 > neg_lo", "(y6 >= neg_lo)"):
         "at the bound the sum out_zero - y6 is clamp_min, which `below` would choose",
-    ("rvnpu.hdl.engine.requant", 176, "y6 > hi", "(y6 >= hi)"):
+    ("rvnpu.hdl.engine.requant", 177, "y6 > hi", "(y6 >= hi)"):
         "at the bound the sum out_zero + v is clamp_max, which `above` would choose",
-    ("rvnpu.hdl.engine.requant", 176, "y6 < neg_hi", "(y6 <= neg_hi)"):
+    ("rvnpu.hdl.engine.requant", 177, "y6 < neg_hi", "(y6 <= neg_hi)"):
         "at the bound the sum out_zero - y6 is clamp_max, which `above` would choose",
     ("rvnpu.hdl.engine.load", 72, 47, "1", "2"):
         "the row descriptor's byte count widened from range(maxb + 1) to range(maxb + 2): it "

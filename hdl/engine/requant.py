@@ -15,6 +15,7 @@ from amaranth.hdl import Module, Signal, Const, Cat, Mux, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from rvnpu.hdl.engine.delay import delayed
 from rvnpu.spec.commands import QP_ROWS, Funct, field_of
 from rvnpu.spec.requant import MODE_NAMES, mode_named
 
@@ -224,15 +225,6 @@ def _product(m, reg, a, b, pieces, name, *, deep):
     return result, 2
 
 
-def _lagged(m, reg, value, stages, name):
-    """``value`` ``stages`` cycles later, beside a product of that many stages."""
-    for i in range(stages):
-        later = reg(value.shape(), name if i == stages - 1 else f"{name}_{i}")
-        m.d.sync += later.eq(value)
-        value = later
-    return value
-
-
 def _tflite(m, reg, sum1, params, product):
     """The gemmlowp path: ``MultiplyByQuantizedMultiplier``."""
     x1 = sum1.value
@@ -260,7 +252,7 @@ def _tflite(m, reg, sum1, params, product):
     # Stage 3: the 32x32 product alone, registered on both sides so that it maps onto DSP
     # blocks (two stages in a deep lane, so the other values are delayed alike).
     ab3, stages = product(xs2, mult2, 16, "t_ab3")
-    right3 = _lagged(m, reg, right2, stages, "t_right3")
+    right3 = delayed(m, right2, stages, name="t_right3", reset_less=True)
 
     # Stage 4: SaturatingRoundingDoublingHighMul. gemmlowp adds a nudge of 2**30 (ab >= 0)
     # or 1 - 2**30 (ab < 0) and divides by 2**31 truncating toward zero. For ab < 0 the sum
@@ -353,7 +345,7 @@ def _ort(m, reg, sum1, params, product):
     # Stage 4: the 24x24 mantissa product, exact (two stages in a deep lane, so the other
     # values are delayed alike). |x * s| = p4 * 2**e4.
     p4, stages = product(xm3, sm3, 12, "o_p4")
-    e4, sign4, zero4, sat4 = (_lagged(m, reg, v, stages, n)
+    e4, sign4, zero4, sat4 = (delayed(m, v, stages, name=n, reset_less=True)
                               for v, n in ((xq3 + sq3, "o_e4"), (sign3, "o_sign4"),
                                            (zero3, "o_zero4"), (sat3, "o_sat4")))
 
