@@ -54,6 +54,11 @@ CONFIGS = {
     "2x2-range-stage": EngineConfig(rows=2, cols=2, dataflow="both", spad_depth=16,
                                     acc_depth=16, qp_depth=4, bus_width=32, mem_bytes=1 << 11,
                                     requant_lanes=2, range_stage=True, deep_lane=True),
+    # And the load unit's writes registered before each memory (as on the ULX3S-85F).
+    "2x2-load-stage": EngineConfig(rows=2, cols=2, dataflow="both", spad_depth=16,
+                                   acc_depth=16, qp_depth=4, bus_width=32, mem_bytes=1 << 11,
+                                   requant_lanes=2, range_stage=True, deep_lane=True,
+                                   load_stage=True),
 }
 
 
@@ -66,7 +71,9 @@ CONFIGS = {
                                                  ("2x2-registered-operands", 107, 0),
                                                  ("2x2-registered-operands", 108, 1),
                                                  ("2x2-range-stage", 109, 0),
-                                                 ("2x2-range-stage", 110, 1)])
+                                                 ("2x2-range-stage", 110, 1),
+                                                 ("2x2-load-stage", 111, 0),
+                                                 ("2x2-load-stage", 112, 1)])
 def test_random_programs_on_a_small_engine(name, seed, latency):
     config = CONFIGS[name]
     assert config.mac_latency == {"2x2-unregistered-macs": 0,
@@ -247,3 +254,46 @@ def test_range_stage_takes_a_flag_and_a_cycle_a_command():
         return gaps.pop()
 
     assert cycles_between_commands(True) == cycles_between_commands(False) + 2
+
+
+@pytest.mark.parametrize("name", ["2x2-ranges", "2x2-load-stage"])
+def test_accumulator_loads_beside_computes_that_write_it(name):
+    """LOADs into accumulator rows land while COMPUTEs write other rows, at every offset a
+    few SPAD_A rows loaded first shift them by, and a COMPUTE reads SPAD_A rows a LOAD has
+    only just written. With ``load_stage`` the load unit's write lands a cycle after the
+    handshake, so it must be held back by what the execute unit writes then, not now (a
+    mutant holding it back by the execute unit's write now fails here)."""
+    config = CONFIGS[name]
+    rng = np.random.default_rng(113)
+    mem = config.mem_bytes
+    image = rng.integers(0, 256, mem, dtype=np.uint8)
+    dump = mem // 2
+    image[dump:] = 0
+    program = [encode(Funct.CONFIG_EXEC, dataflow=Dataflow.WS, a_signed=1, b_signed=1)]
+    for offset in range(6):
+        program += [
+            encode(Funct.CONFIG_LOAD, stride=2),
+            encode(Funct.LOAD, dram_addr=64, local_row=0, space=Space.SPAD_B, rows=2,
+                   cols=2),
+            encode(Funct.LOAD, dram_addr=96 + 2 * offset, local_row=0, space=Space.SPAD_A,
+                   rows=8, cols=2),
+            encode(Funct.COMPUTE, a_row=0, b_row=0, c_row=0, steps=8, k_valid=2),
+            encode(Funct.LOAD, dram_addr=160 + 4 * offset, local_row=8, space=Space.SPAD_A,
+                   rows=offset, cols=2),
+            encode(Funct.CONFIG_LOAD, stride=8),
+            encode(Funct.LOAD, dram_addr=256 + 64 * offset, local_row=8, space=Space.ACC,
+                   rows=8, cols=2),
+            encode(Funct.COMPUTE, a_row=8, b_row=0, c_row=0, steps=max(offset, 1),
+                   k_valid=2, accumulate=1),
+            encode(Funct.CONFIG_STORE, stride=8, qp_row=0),
+            encode(Funct.STORE_ACC, dram_addr=dump + 128 * offset, acc_row=0, rows=16,
+                   cols=2),
+        ]
+    program.append(encode(Funct.FENCE))
+    image_list = [(0, image.tobytes())]
+    got_mem, got_answers, _ = run_rtl(config, image_list, program)
+    want_mem, want_answers = run_golden(config, image_list, program)
+    assert [a & BUSY_MASK for a in got_answers] == [a & BUSY_MASK for a in want_answers]
+    assert unpack_status(want_answers[-1])["error_count"] == 0
+    diff = np.argwhere(got_mem != want_mem)
+    assert not diff.size, f"{name}: {len(diff)} bytes differ, first at {int(diff[0][0]):#x}"

@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out, connect
 
 from rvnpu.hdl.bus import BusSignature, word_address_width
 from rvnpu.hdl.engine.command_slice import CommandSlice
+from rvnpu.hdl.engine.delay import delayed
 from rvnpu.spec.config import EngineConfig
 from rvnpu.hdl.engine.execute import ExecuteUnit
 from rvnpu.hdl.engine.fetch import CommandFetcher
@@ -109,7 +110,6 @@ class MatrixEngine(wiring.Component):
             connect(m, source, cut.i)
             connect(m, cut.o, unit.cmd)
         m.d.comb += [
-            fe.load_retire.eq(ld.retire),
             fe.exec_retire.eq(ex.retire),
             fe.store_retire.eq(st.retire),
             self.busy.eq(fe.busy),
@@ -155,27 +155,47 @@ class MatrixEngine(wiring.Component):
         ]
 
         # Load unit rows into whichever memory they are for; the execute unit owns the
-        # accumulator write port whenever it writes.
+        # accumulator write port whenever it writes. With ``load_stage`` each memory's write
+        # is registered (its own copy of the row, so that each can sit by its memory) and
+        # lands a cycle later, when the execute unit is known not to write the accumulator.
         lw = ld.w.payload
         eb = c.elem_bytes
+        acc_busy = ex.acc_we_next if c.load_stage else ex.acc_we
+        m.d.comb += ld.w.ready.eq(~((lw.space == Space.ACC) & acc_busy))
+
+        def load_write(space, n, width, size):
+            """The load unit's write into ``space``: enable, row and data, as the memory
+            sees them."""
+            en = ld.w.valid & ld.w.ready & (lw.space == space)
+            row = lw.row
+            value = Cat(*(Cat(*(lw.data[i * size + b] for b in range(size)))[:width]
+                          for i in range(n)))
+            if not c.load_stage:
+                return en, row, value
+            name = Space(space).name.lower()
+            en_q = Signal(name=f"load_{name}_en")
+            row_q = Signal(len(row), name=f"load_{name}_row", reset_less=True)
+            value_q = Signal(len(value), name=f"load_{name}_data", reset_less=True)
+            m.d.sync += en_q.eq(en)
+            with m.If(en):
+                m.d.sync += [row_q.eq(row), value_q.eq(value)]
+            return en_q, row_q, value_q
+
         for port, space, n, width, size in ((spa_w, Space.SPAD_A, R, c.in_width, eb),
                                             (spb_w, Space.SPAD_B, C, c.in_width, eb),
                                             (qp_w, Space.QP, C, 32, 4)):
-            m.d.comb += [
-                port.addr.eq(lw.row),
-                port.data.eq(Cat(*(Cat(*(lw.data[i * size + b] for b in range(size)))[:width]
-                                   for i in range(n)))),
-                port.en.eq(ld.w.valid & (lw.space == space)),
-            ]
-        load_acc = ld.w.valid & (lw.space == Space.ACC)
+            en, row, value = load_write(space, n, width, size)
+            m.d.comb += [port.addr.eq(row), port.data.eq(value), port.en.eq(en)]
+        load_acc, acc_row, acc_value = load_write(Space.ACC, C, c.acc_width, 4)
         m.d.comb += [
-            ld.w.ready.eq(~((lw.space == Space.ACC) & ex.acc_we)),
-            acc_w.addr.eq(Mux(ex.acc_we, ex.acc_waddr, lw.row)),
-            acc_w.data.eq(Mux(ex.acc_we, ex.acc_wdata,
-                              Cat(*(Cat(*(lw.data[i * 4 + b] for b in range(4)))[:c.acc_width]
-                                    for i in range(C))))),
+            acc_w.addr.eq(Mux(ex.acc_we, ex.acc_waddr, acc_row)),
+            acc_w.data.eq(Mux(ex.acc_we, ex.acc_wdata, acc_value)),
             acc_w.en.eq(ex.acc_we | load_acc),
         ]
+        # A LOAD retires once its last row is in its memory.
+        load_retire = delayed(m, ld.retire, 1, name="load_retire") if c.load_stage else ld.retire
+
+        m.d.comb += fe.load_retire.eq(load_retire)
 
         self._arbiter(m, ld, st, fetch, post)
         return m

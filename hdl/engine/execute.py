@@ -37,6 +37,8 @@ class ExecuteUnit(wiring.Component):
     spa_addr, spa_data, spb_addr, spb_data : scratchpad read ports (one cycle latency)
     acc_raddr, acc_rdata : accumulator read port (one cycle latency, transparent to writes)
     acc_waddr, acc_wdata, acc_we : accumulator write port (this unit has priority)
+    acc_we_next : Out
+        ``acc_we`` a cycle early, for a writer that registers its writes (``load_stage``).
     """
 
     def __init__(self, config):
@@ -56,6 +58,7 @@ class ExecuteUnit(wiring.Component):
             "acc_waddr": Out(ROW_BITS),
             "acc_wdata": Out(acc),
             "acc_we":    Out(1),
+            "acc_we_next": Out(1),
         })
 
     @property
@@ -344,5 +347,6 @@ class ExecuteUnit(wiring.Component):
         for col in range(C):
             m.d.comb += self.acc_wdata[col].eq(
                 bottom[col] + Mux(y_acc, self.acc_rdata[col], 0))
-        m.d.comb += [self.acc_we.eq(y_we), self.acc_waddr.eq(y_addr)]
+        m.d.comb += [self.acc_we.eq(y_we), self.acc_we_next.eq(x_we),
+                     self.acc_waddr.eq(y_addr)]
         m.d.comb += self.retire.eq(y_retire)

@@ -156,6 +156,12 @@ class EngineConfig:
         Runtime's 24x24) in DSP-sized pieces summed a stage later. Both had been the engine's
         longest paths on the ECP5 boards once the range stage was in; a STORE's rows then
         finish two cycles later.
+    load_stage : bool
+        A register between the load unit and each local memory (default False): a row is
+        written a cycle after the load unit assembles it, from a copy of its data kept for
+        that memory alone, and the LOAD retires a cycle later. On a large part the memories
+        sit far apart, and the one net from the load unit's assembled row to all of them was
+        the ULX3S-85F's engine path.
     """
 
     # Each field's one-line help (and allowed words) is what `rvnpu` shows for its option.
@@ -192,6 +198,8 @@ class EngineConfig:
                                       "arithmetic (two more a command): 1 or 0")
     deep_lane: bool = _param(False, "requantisation lanes two stages deeper (inputs "
                                     "registered, wide products in pieces): 1 or 0")
+    load_stage: bool = _param(False, "a register between the load unit and each local "
+                                     "memory (a LOAD retires a cycle later): 1 or 0")
 
     def __post_init__(self):
         check_int("rows", self.rows, 1, 32)
@@ -223,7 +231,7 @@ class EngineConfig:
         check_int("logic_macs", self.logic_macs, 0, self.rows * self.cols)
         check_int("mac_latency", self.mac_latency, 0, 2)
         for name in ("command_fetch", "post_unit", "store_pool", "store_add", "range_stage",
-                     "deep_lane"):
+                     "deep_lane", "load_stage"):
             value = getattr(self, name)
             if isinstance(value, bool):
                 continue
