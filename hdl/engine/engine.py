@@ -166,7 +166,10 @@ class MatrixEngine(wiring.Component):
         def load_write(space, n, width, size):
             """The load unit's write into ``space``: enable, row and data, as the memory
             sees them."""
-            en = ld.w.valid & ld.w.ready & (lw.space == space)
+            en = ld.w.valid & (lw.space == space)
+            if c.load_stage and space == Space.ACC:
+                # A row held back now must not land: the execute unit writes then.
+                en = en & ld.w.ready
             row = lw.row
             value = Cat(*(Cat(*(lw.data[i * size + b] for b in range(size)))[:width]
                           for i in range(n)))
