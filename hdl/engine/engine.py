@@ -180,7 +180,10 @@ class MatrixEngine(wiring.Component):
             row_q = Signal(len(row), name=f"load_{name}_row", reset_less=True)
             value_q = Signal(len(value), name=f"load_{name}_data", reset_less=True)
             m.d.sync += en_q.eq(en)
-            with m.If(en):
+            # The copy is taken whenever a row for this memory is offered, whether or not it
+            # is taken: an enable from the handshake (which waits on the execute unit) would
+            # be a net of its own across the part to every copy's flip-flops.
+            with m.If(lw.space == space):
                 m.d.sync += [row_q.eq(row), value_q.eq(value)]
             return en_q, row_q, value_q
 

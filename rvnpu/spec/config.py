@@ -162,6 +162,12 @@ class EngineConfig:
         that memory alone, and the LOAD retires a cycle later. On a large part the memories
         sit far apart, and the one net from the load unit's assembled row to all of them was
         the ULX3S-85F's engine path.
+    acc_stage : bool
+        The accumulator row an added result needs read a cycle earlier and held in a
+        register before the sum (default False), a write to the same row in between
+        forwarded: the block RAM's output, then the 32-bit sum into the write, are paths of
+        their own rather than one, which was the LFE5U-25F's engine path. The results are
+        written when they were, so no command takes longer.
     """
 
     # Each field's one-line help (and allowed words) is what `rvnpu` shows for its option.
@@ -200,6 +206,8 @@ class EngineConfig:
                                     "registered, wide products in pieces): 1 or 0")
     load_stage: bool = _param(False, "a register between the load unit and each local "
                                      "memory (a LOAD retires a cycle later): 1 or 0")
+    acc_stage: bool = _param(False, "the accumulator row an added result needs read a cycle "
+                                    "earlier and held in a register: 1 or 0")
 
     def __post_init__(self):
         check_int("rows", self.rows, 1, 32)
@@ -231,7 +239,7 @@ class EngineConfig:
         check_int("logic_macs", self.logic_macs, 0, self.rows * self.cols)
         check_int("mac_latency", self.mac_latency, 0, 2)
         for name in ("command_fetch", "post_unit", "store_pool", "store_add", "range_stage",
-                     "deep_lane", "load_stage"):
+                     "deep_lane", "load_stage", "acc_stage"):
             value = getattr(self, name)
             if isinstance(value, bool):
                 continue
