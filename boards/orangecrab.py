@@ -35,15 +35,17 @@ class OrangeCrabPlatform(LatticeECP5Platform):
 # Sized like the ULX3S-25F (same part): its 28 DSPs hold a 4x4 array and one TFLite lane,
 # with no post unit.
 # The bootloader takes the bitstream over USB DFU (hold the button while plugging in).
-# The core at 72 MHz and the engine at 96, both from a 576 MHz VCO fed by the 48 MHz
+# The core at 64 MHz and the engine at 96, both from a 576 MHz VCO fed by the 48 MHz
 # oscillator. With the SoC's paths from the core registered (the decoder's peripheral
 # requests, the command slice) the core's domain closes at 69 to 77 MHz (this part is speed
-# grade 8; the ULX3S-25F's is 6); the engine's, with the deep lanes, closed at 96.6 MHz
-# against 80 and against 96 (2026-12-06, the same placement: a thin margin, which a later
-# build reports if it is lost), routed in under 4 minutes. One clock of 64 MHz had closed at
-# 73.4; before the paths were registered (about 60 MHz) the board ran at 30.
+# grade 8; the ULX3S-25F's is 6): at 72 it missed once (70.4, 2026-12-06, the core's
+# register file through its adder back into the register file's address), so 64. The
+# engine's, with the deep lanes, closed at 96.6 MHz against 80 and 96 and at 98.7 beside
+# the core at 72 (a thin margin, which a later build reports if it is lost), routed in
+# under 4 minutes. One clock of 64 MHz had closed at 73.4; before the paths were registered
+# (about 60 MHz) the board ran at 30.
 BOARDS = (
-    Board(name="orangecrab", platform=OrangeCrabPlatform, clock_hz=72_000_000,
+    Board(name="orangecrab", platform=OrangeCrabPlatform, clock_hz=64_000_000,
           engine=EngineConfig(rows=4, cols=4, spad_depth=512, acc_depth=256, qp_depth=16,
                               mem_bytes=32 << 10, requant_lanes=1, requant_modes="tflite",
                               store_add=False, post_unit=False,
