@@ -274,6 +274,25 @@ def test_load_stage_is_a_flag():
             EngineConfig(load_stage=bad)
 
 
+def directed_image(config, seed):
+    """Random main memory for a directed program, its upper half clear for what it stores:
+    returns the image (as :func:`run_rtl` takes it) and where that half starts."""
+    image = np.random.default_rng(seed).integers(0, 256, config.mem_bytes, dtype=np.uint8)
+    dump = config.mem_bytes // 2
+    image[dump:] = 0
+    return [(0, image.tobytes())], dump
+
+
+def assert_runs_as_the_model(name, config, image, program):
+    """``program`` runs on the RTL as on the golden model, refusing nothing."""
+    got_mem, got_answers, _ = run_rtl(config, image, program)
+    want_mem, want_answers = run_golden(config, image, program)
+    assert unpack_status(want_answers[-1])["error_count"] == 0
+    assert [a & BUSY_MASK for a in got_answers] == [a & BUSY_MASK for a in want_answers]
+    diff = np.argwhere(got_mem != want_mem)
+    assert not diff.size, f"{name}: {len(diff)} bytes differ, first at {int(diff[0][0]):#x}"
+
+
 @pytest.mark.parametrize("name", ["2x2-ranges", "2x2-load-stage"])
 def test_accumulator_loads_beside_computes_that_write_it(name):
     """LOADs into accumulator rows land while COMPUTEs write other rows, at every offset a
@@ -282,11 +301,7 @@ def test_accumulator_loads_beside_computes_that_write_it(name):
     handshake, so it must be held back by what the execute unit writes then, not now (a
     mutant holding it back by the execute unit's write now fails here)."""
     config = CONFIGS[name]
-    rng = np.random.default_rng(113)
-    mem = config.mem_bytes
-    image = rng.integers(0, 256, mem, dtype=np.uint8)
-    dump = mem // 2
-    image[dump:] = 0
+    image, dump = directed_image(config, 113)
     program = [encode(Funct.CONFIG_EXEC, dataflow=Dataflow.WS, a_signed=1, b_signed=1)]
     for offset in range(6):
         program += [
@@ -308,13 +323,7 @@ def test_accumulator_loads_beside_computes_that_write_it(name):
                    cols=2),
         ]
     program.append(encode(Funct.FENCE))
-    image_list = [(0, image.tobytes())]
-    got_mem, got_answers, _ = run_rtl(config, image_list, program)
-    want_mem, want_answers = run_golden(config, image_list, program)
-    assert [a & BUSY_MASK for a in got_answers] == [a & BUSY_MASK for a in want_answers]
-    assert unpack_status(want_answers[-1])["error_count"] == 0
-    diff = np.argwhere(got_mem != want_mem)
-    assert not diff.size, f"{name}: {len(diff)} bytes differ, first at {int(diff[0][0]):#x}"
+    assert_runs_as_the_model(name, config, image, program)
 
 
 @pytest.mark.parametrize("name", ["2x2-ranges", "1x2-acc-stage", "2x2-load-stage"])
@@ -325,11 +334,7 @@ def test_back_to_back_sums_into_one_row(name, dataflow):
     writes of the steps before it, the latest of which may land in the cycle of the read
     (with ``acc_stage``, a mutant whose read port is not transparent to it fails here)."""
     config = CONFIGS[name]
-    rng = np.random.default_rng(116)
-    mem = config.mem_bytes
-    image = rng.integers(0, 256, mem, dtype=np.uint8)
-    dump = mem // 2
-    image[dump:] = 0
+    image, dump = directed_image(config, 116)
     R, C = config.rows, config.cols
     program = [encode(Funct.CONFIG_EXEC, dataflow=dataflow, a_signed=1, b_signed=0),
                encode(Funct.CONFIG_LOAD, stride=C),
@@ -344,10 +349,4 @@ def test_back_to_back_sums_into_one_row(name, dataflow):
     program += [encode(Funct.CONFIG_STORE, stride=C * 4, qp_row=0),
                 encode(Funct.STORE_ACC, dram_addr=dump, acc_row=0, rows=8, cols=C),
                 encode(Funct.FENCE)]
-    image_list = [(0, image.tobytes())]
-    got_mem, got_answers, _ = run_rtl(config, image_list, program)
-    want_mem, want_answers = run_golden(config, image_list, program)
-    assert unpack_status(want_answers[-1])["error_count"] == 0
-    assert [a & BUSY_MASK for a in got_answers] == [a & BUSY_MASK for a in want_answers]
-    diff = np.argwhere(got_mem != want_mem)
-    assert not diff.size, f"{name}: {len(diff)} bytes differ, first at {int(diff[0][0]):#x}"
+    assert_runs_as_the_model(name, config, image, program)
