@@ -264,14 +264,15 @@ def test_range_stage_takes_a_flag_and_a_cycle_a_command():
     assert cycles_between_commands(True) == cycles_between_commands(False) + 2
 
 
-def test_load_stage_is_a_flag():
-    """``load_stage`` is a flag (1 or 0 as on the command line), off by default; the tests
-    above and below run engines with it."""
-    assert EngineConfig(load_stage=1).load_stage is True
-    assert EngineConfig().load_stage is False
+@pytest.mark.parametrize("flag", ["load_stage", "acc_stage"])
+def test_load_and_accumulator_stages_are_flags(flag):
+    """``load_stage`` and ``acc_stage`` are flags (1 or 0 as on the command line), off by
+    default; the tests above and below run engines with them."""
+    assert getattr(EngineConfig(**{flag: 1}), flag) is True
+    assert getattr(EngineConfig(), flag) is False
     for bad in (2, "yes", None):
-        with pytest.raises(ValueError, match="load_stage must be true or false"):
-            EngineConfig(load_stage=bad)
+        with pytest.raises(ValueError, match=f"{flag} must be true or false"):
+            EngineConfig(**{flag: bad})
 
 
 def directed_image(config, seed):
