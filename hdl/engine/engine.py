@@ -175,7 +175,7 @@ class MatrixEngine(wiring.Component):
                           for i in range(n)))
             if not c.load_stage:
                 return en, row, value
-            name = Space(space).name.lower()
+            name = space.name.lower()
             en_q = Signal(name=f"load_{name}_en")
             row_q = Signal(len(row), name=f"load_{name}_row", reset_less=True)
             value_q = Signal(len(value), name=f"load_{name}_data", reset_less=True)
@@ -199,9 +199,8 @@ class MatrixEngine(wiring.Component):
             acc_w.en.eq(ex.acc_we | load_acc),
         ]
         # A LOAD retires once its last row is in its memory.
-        load_retire = delayed(m, ld.retire, 1, name="load_retire") if c.load_stage else ld.retire
-
-        m.d.comb += fe.load_retire.eq(load_retire)
+        m.d.comb += fe.load_retire.eq(
+            delayed(m, ld.retire, 1, name="load_retire") if c.load_stage else ld.retire)
 
         self._arbiter(m, ld, st, fetch, post)
         return m

@@ -347,29 +347,26 @@ class ExecuteUnit(wiring.Component):
         y_acc = delayed(m, x_acc, 1, name="y_acc")
         y_retire = delayed(m, x_retire, 1, name="y_retire")
         if not c.acc_stage:
+            addend = [Mux(y_acc, self.acc_rdata[col], 0) for col in range(C)]
+            we, we_next, addr, retire = y_we, x_we, y_addr, y_retire
+        else:
+            # The row read for `x` is held in `y` and summed with the results in `z`, so
+            # that the block RAM's output and the sum are paths of their own. The write
+            # landing in `y` (the step before's `z`) is not in what `y` reads: when it is to
+            # the same row, its data is taken instead (a write in `x` is, the read port being
+            # transparent to it). The stream stage leaves a cycle between two steps to one
+            # row today (no program of the tests reaches the forward); the forward keeps the
+            # sum right without leaning on that.
+            z_we = delayed(m, y_we, 1, name="z_we")
+            z_addr = delayed(m, y_addr, 1, name="z_addr")
+            z_retire = delayed(m, y_retire, 1, name="z_retire")
+            addend = Signal(data.ArrayLayout(signed(c.acc_width), C), reset_less=True)
+            forward = z_we & (z_addr == y_addr)
             for col in range(C):
-                m.d.comb += self.acc_wdata[col].eq(
-                    bottom[col] + Mux(y_acc, self.acc_rdata[col], 0))
-            m.d.comb += [self.acc_we.eq(y_we), self.acc_we_next.eq(x_we),
-                         self.acc_waddr.eq(y_addr)]
-            m.d.comb += self.retire.eq(y_retire)
-            return
-        # With ``acc_stage`` the row read for `x` is held in `y` and summed with the results
-        # in `z`, so that the block RAM's output and the sum are paths of their own. The
-        # write landing in `y` (the step before's `z`) is not in what `y` reads: when it is
-        # to the same row, its data is taken instead (a write in `x` is, the read port being
-        # transparent to it). The stream stage leaves a cycle between two steps to one row
-        # today (no program of the tests reaches the forward); the forward keeps the sum
-        # right without leaning on that.
-        z_we = delayed(m, y_we, 1, name="z_we")
-        z_addr = delayed(m, y_addr, 1, name="z_addr")
-        z_retire = delayed(m, y_retire, 1, name="z_retire")
-        held = Signal(data.ArrayLayout(signed(c.acc_width), C), reset_less=True)
-        forward = z_we & (z_addr == y_addr)
+                m.d.sync += addend[col].eq(Mux(y_acc, Mux(forward, self.acc_wdata[col],
+                                                          self.acc_rdata[col]), 0))
+            we, we_next, addr, retire = z_we, y_we, z_addr, z_retire
         for col in range(C):
-            m.d.sync += held[col].eq(Mux(y_acc, Mux(forward, self.acc_wdata[col],
-                                                    self.acc_rdata[col]), 0))
-            m.d.comb += self.acc_wdata[col].eq(bottom[col] + held[col])
-        m.d.comb += [self.acc_we.eq(z_we), self.acc_we_next.eq(y_we),
-                     self.acc_waddr.eq(z_addr)]
-        m.d.comb += self.retire.eq(z_retire)
+            m.d.comb += self.acc_wdata[col].eq(bottom[col] + addend[col])
+        m.d.comb += [self.acc_we.eq(we), self.acc_we_next.eq(we_next),
+                     self.acc_waddr.eq(addr), self.retire.eq(retire)]
