@@ -311,30 +311,38 @@ def _read_text(path):
         return ""
 
 
-_STAGES = (          # (log line pattern, stage shown), in the order the tools run
-    (re.compile(r"^\d+(?:\.\d+)*\.? Executing (\w+)"), "synthesis"),
-    (re.compile(r"^Info: Packing"), "packing"),
-    (re.compile(r"^Info: (?:Running|Placed|Creating initial|HeAP)"), "placing"),
-    (re.compile(r"^Info: Routing"), "routing"),
+_STAGES = (          # (log line pattern, stage shown, its detail), in the order the tools run
+    (re.compile(r"^\d+(?:\.\d+)*\.? Executing (\w+)"), "synthesis", "{0}"),
+    (re.compile(r"^Info: Packing"), "packing", None),
+    (re.compile(r"^Info: (?:Running|Placed|Creating initial|HeAP)"), "placing", None),
+    # router2 counts its passes and the wires still shared by nets; router1 the arcs left.
+    # Whether a large design's routing converges is the one thing worth watching in it.
+    (re.compile(r"^Info:\s+iter=(\d+) wires=\d+ overused=(\d+)"), "routing",
+     "pass {0}, {1} wires overused"),
+    (re.compile(r"^Info:\s+\d+ \|[^|]*\|[^|]*\|\s*(\d+)\|"), "routing", "{0} arcs left"),
+    (re.compile(r"^Info: Routing"), "routing", None),
 )
+
+
+def log_stage(text):
+    """The flow's stage as the tools' log ``text`` shows it (its last line that names one),
+    with what the tool reports of its progress there; ``None`` if no line names a stage."""
+    for line in reversed(text.splitlines()):
+        for pattern, name, detail in _STAGES:
+            match = pattern.match(line)
+            if match:
+                return f"{name}: {detail.format(*match.groups())}" if detail else name
+    return None
 
 
 def _watch(directory, label, start, progress, done):
     """Report the flow's stage (from the tools' logs) until ``done`` is set. Stages only move
     forward: once routing has begun, a later log line that looks like placement is not."""
-    order = [name for _, name in _STAGES]
+    order = list(dict.fromkeys(name for _, name, _ in _STAGES))
     shown, shown_at = None, 0
     while not done.wait(2):
-        stage = None
         log = directory / ("top.tim" if (directory / "top.tim").exists() else "top.rpt")
-        for line in reversed(_tail(log).splitlines()):
-            for pattern, name in _STAGES:
-                match = pattern.match(line)
-                if match:
-                    stage = f"{name}: {match.group(1)}" if match.groups() else name
-                    break
-            if stage:
-                break
+        stage = log_stage(_tail(log))
         if log.name == "top.tim" and stage is None:
             stage = "placing"
         if stage and shown and order.index(stage.split(":")[0]) < order.index(

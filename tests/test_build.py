@@ -365,6 +365,41 @@ def test_board_adds_its_nextpnr_options():
         "nextpnr_opts"]
 
 
+# Lines as Yosys and nextpnr write them (from the builds in docs/boards.md), one per stage.
+_YOSYS = "2.19.3. Executing ABC9 pass."
+_PACKING = "Info: Packing IOs.."
+_PLACING = "Info: Running main analytical placer, max placement attempts per cell = 460424685."
+_ROUTER1 = ["Info: Routing 68139 arcs.",
+            "Info:    IterCnt |  w/ripup   wo/ripup |  w/r  wo/r |      arcs| batch(sec) "
+            "total(sec)|",
+            "Info:       1000 |      525        474 |  525   474 |     67762|       2.71"
+            "       2.71|",
+            "Info:       2000 |      672       1327 |  147   853 |     66947|       1.78"
+            "       4.49|"]
+_ROUTER2 = ["Info: Running router2...", "Info: Running main router loop...",
+            "Info:     iter=1 wires=684875 overused=49886 overuse=61147 archfail=NA",
+            "Info:     iter=2 wires=701759 overused=30943 overuse=33710 archfail=NA"]
+
+
+@pytest.mark.parametrize("lines, stage", [
+    ([], None),
+    (["Warning: nothing to say"], None),
+    ([_YOSYS], "synthesis: ABC9"),
+    ([_YOSYS, _PACKING], "packing"),
+    ([_PACKING, _PLACING, "Info:     at iteration #1, type ALL: wirelen solved = 10865"],
+     "placing"),
+    ([_PLACING, *_ROUTER1[:2]], "routing"),
+    ([_PLACING, *_ROUTER1], "routing: 66947 arcs left"),
+    (_ROUTER2[:2], "placing"),           # the watcher keeps "routing" once it has shown it
+    (_ROUTER2[:3], "routing: pass 1, 49886 wires overused"),
+    (_ROUTER2, "routing: pass 2, 30943 wires overused"),
+])
+def test_build_progress_names_the_stage_and_the_routers_progress(lines, stage):
+    """``rvnpu build`` shows the stage the tools' log has reached; while routing, what each
+    router says of its progress, so that a router that does not converge can be seen."""
+    assert flow.log_stage("\n".join(lines)) == stage
+
+
 def test_failed_build_leaves_nothing_behind(tmp_path):
     with pytest.raises(flow.BuildError, match="firmware source not found"):
         flow.build_board(board("icebreaker"), out_dir=tmp_path / "icebreaker",
