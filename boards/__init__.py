@@ -50,6 +50,9 @@ class Board:
         or ``"barrel"`` where LUTs are to spare.
     nextpnr_options : tuple of str
         Options added to nextpnr's command line for this board's builds.
+    placement_seed : int or None
+        nextpnr's ``--seed`` for this board's builds; ``None``: nextpnr's own. Whether router2
+        converges on a crowded part can turn on the placement, and so on the seed.
     engine_clock_hz : int or None
         The engine's own clock, from a second output of the PLL
         (:attr:`rvnpu.spec.memory_map.SocConfig.engine_clock_hz`); ``None``: the SoC's clock.
@@ -75,6 +78,7 @@ class Board:
     regfile_style: str = "block"
     shifter: str = "serial"
     nextpnr_options: tuple = ()
+    placement_seed: int | None = None
     engine_clock_hz: int | None = None
     command_slice: bool = True
     bus_register: bool = False

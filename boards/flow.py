@@ -159,6 +159,12 @@ def _read_rtlil_instead(directory):
     return True
 
 
+def nextpnr_options(board):
+    """The options ``board``'s builds add to nextpnr's command line: its own, and its seed."""
+    seed = () if board.placement_seed is None else ("--seed", str(board.placement_seed))
+    return (*board.nextpnr_options, *seed)
+
+
 def toolchain_options(platform, nextpnr_options=(), *, netlist=False):
     """Amaranth's build options for ``platform``'s family: reports on, ``nextpnr_options``
     (a board's own) added, and with ``netlist`` the netlist also written as Verilog
@@ -223,7 +229,7 @@ def build_board(board, engine=None, *, clock_hz=None, engine_clock_hz=None, out_
         nextpnr_report, stat = implement(board.platform(), BoardTop(config, image=image.image),
                                          staging, label=board.name, start=start,
                                          progress=progress,
-                                         nextpnr_options=board.nextpnr_options,
+                                         nextpnr_options=nextpnr_options(board),
                                          netlist=netlist, toolchain=toolchain)
         report = parse_report(nextpnr_report, board=board, engine=engine, clock_hz=clock_hz,
                               engine_clock_hz=config.engine_clock_hz, stat=stat)
@@ -235,6 +241,7 @@ def build_board(board, engine=None, *, clock_hz=None, engine_clock_hz=None, out_
             report["firmware"]["flash_offset"] = config.flash_offset
         report["ff_memories"] = ff_memories(_read_text(staging / "top.rpt"))
         report["toolchain"] = toolchain.to_dict()
+        report["placement_seed"] = board.placement_seed
         report["synthesis_input"] = synthesis_input(staging)
         report["build_seconds"] = round(time.monotonic() - start)
         (staging / "report.json").replace(staging / "nextpnr-report.json")

@@ -248,5 +248,7 @@ def format_table(report):
     elif report.get("critical_path"):
         lines += ["", "critical path: " + " -> ".join(report["critical_path"])]
     if report.get("toolchain"):
-        lines += ["", f"built with {report['toolchain']['summary']}"]
+        seed = report.get("placement_seed")
+        lines += ["", f"built with {report['toolchain']['summary']}"
+                  + (f", placement seed {seed}" if seed is not None else "")]
     return "\n".join(lines)

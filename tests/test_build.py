@@ -49,6 +49,7 @@ def test_unknown_board_lists_the_known_ones():
     (("--clock-mhz", "0"), "--clock-mhz must be from 1 to 500"),
     (("--clock-mhz", "2"), "PLL cannot make 2 MHz; the nearest it can is 8.4"),
     (("--shifter", "fast"), "shifter must be one of serial, barrel, not 'fast'"),
+    (("--seed", "-1"), "--seed must be from 0 to 2147483647, not -1"),
 ])
 def test_bad_parameters_are_config_errors(argv, message, tmp_path):
     with pytest.raises(ConfigError, match=message):
@@ -62,6 +63,26 @@ def test_options_override_the_board_design():
     chosen = cli_build._board(board("icebreaker"), _args("--board", "icebreaker", "--shifter",
                                                          "barrel"))
     assert chosen.soc_config().shifter == "barrel" and chosen.name == "icebreaker"
+
+
+def test_report_names_the_placement_seed():
+    b = board("icebreaker")
+    report = reports.parse_report(_ICE40_REPORT, board=b, engine=b.engine,
+                                  clock_hz=24_000_000)
+    report.update(toolchain={"summary": "the wheels"}, placement_seed=2)
+    assert reports.format_table(report).endswith("\nbuilt with the wheels, placement seed 2")
+    report["placement_seed"] = None
+    assert reports.format_table(report).endswith("\nbuilt with the wheels")
+
+
+def test_seed_option_reaches_nextpnr():
+    """``--seed`` replaces the board's placement seed, passed to nextpnr as ``--seed``."""
+    b = board("icebreaker")
+    assert b.placement_seed is None and "--seed" not in flow.nextpnr_options(b)
+    chosen = cli_build._board(b, _args("--board", "icebreaker", "--seed", "7"))
+    assert flow.nextpnr_options(chosen)[-2:] == ("--seed", "7")
+    options = flow.toolchain_options(chosen.platform(), flow.nextpnr_options(chosen))
+    assert options["nextpnr_opts"][-2:] == ["--seed", "7"]
 
 
 @pytest.mark.parametrize("f_in, f_out", [(12e6, 24e6), (12e6, 30e6), (12e6, 48e6)])
@@ -492,7 +513,8 @@ def test_icebreaker_default_design_fits_and_closes_timing(tmp_path):
     tools = report["toolchain"]
     assert set(tools["commands"]) == {"YOSYS", "NEXTPNR_ICE40", "ICEPACK"}
     assert tools["kind"] in ("native", "yowasp") and tools["summary"].startswith(tools["kind"])
-    assert f"built with {tools['summary']}" in reports.format_table(report)
+    assert f"built with {tools['summary']}\n" in reports.format_table(report) + "\n"
+    assert report["placement_seed"] is None
 
 
 @pytest.mark.skipif(os.environ.get("RVNPU_SKIP_SYNTH") == "1", reason="RVNPU_SKIP_SYNTH=1")

@@ -47,14 +47,22 @@ def add_arguments(parser):
                         help="Yosys and nextpnr: native ones where all of the family's are on "
                              "PATH, else the yowasp wheels (auto, the default); or only one "
                              "kind. The report says which ran")
+    parser.add_argument("--seed", type=int, default=None, metavar="N",
+                        help="nextpnr's placement seed (default: the board's, else nextpnr's "
+                             "own); a design the router does not finish may route from "
+                             "another placement")
     parser.add_argument("--doc", type=Path, default=None, metavar="PATH",
                         help="afterwards write the table of every built board to PATH "
                              "(docs/boards.md)")
 
 
 def _board(board, args):
-    """The board with the SoC options given on the command line."""
-    return board if args.shifter is None else replace(board, shifter=args.shifter)
+    """The board with the SoC and flow options given on the command line."""
+    if args.shifter is not None:
+        board = replace(board, shifter=args.shifter)
+    if args.seed is not None:
+        board = replace(board, placement_seed=args.seed)
+    return board
 
 
 def _engine(board, args):
@@ -71,6 +79,8 @@ def run(args):
     from rvnpu.boards.report import format_table
 
     names = list(BOARDS) if args.board == "all" else [args.board]
+    if args.seed is not None and not 0 <= args.seed < 1 << 31:
+        raise ConfigError(f"--seed must be from 0 to {(1 << 31) - 1}, not {args.seed}")
     chosen = [_board(find_board(name), args) for name in names]
     if args.gate_sim_cycles is not None and args.gate_sim_cycles < 1:
         raise ConfigError(f"--gate-sim-cycles must be at least 1, not {args.gate_sim_cycles}")
