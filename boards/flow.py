@@ -12,6 +12,7 @@ The report (:mod:`rvnpu.boards.report`) is written as JSON beside the bitstream;
 import json
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -342,9 +343,35 @@ def log_stage(text):
     return None
 
 
-def _watch(directory, label, start, progress, done):
+# Passes router2 may go without routing to fewer overused wires before the build stops it.
+# Its routes of the ULX3S-85F's design that finished went at most 10 passes between new
+# fewest; one that did not stopped falling at 192 wires by its 41st pass and had climbed
+# past 500 by its 81st, and would have run on for hours.
+ROUTER2_PATIENCE = 30
+
+_ROUTER2_PASS = re.compile(r"^Info:\s+iter=(\d+) wires=\d+ overused=(\d+)", re.MULTILINE)
+
+
+def routing_stall(text, patience=ROUTER2_PATIENCE):
+    """Why router2, as its log ``text`` shows it, will not finish: its overused wires have
+    not fallen below their fewest for ``patience`` passes. ``None`` while they still fall."""
+    fewest = fewest_at = last = None
+    for match in _ROUTER2_PASS.finditer(text):
+        last, overused = int(match[1]), int(match[2])
+        if fewest is None or overused < fewest:
+            fewest, fewest_at = overused, last
+    if last is None or last - fewest_at < patience:
+        return None
+    return (f"routing did not converge: router2's overused wires have not fallen below "
+            f"{fewest:,} (its pass {fewest_at}) in {last - fewest_at} passes ({overused:,} at pass "
+            f"{last}), so this placement will not route; another --seed places the design "
+            f"differently")
+
+
+def _watch(directory, label, start, progress, done, on_stall=None):
     """Report the flow's stage (from the tools' logs) until ``done`` is set. Stages only move
-    forward: once routing has begun, a later log line that looks like placement is not."""
+    forward: once routing has begun, a later log line that looks like placement is not.
+    If router2 stops converging (:func:`routing_stall`), tell ``on_stall`` why and return."""
     order = list(dict.fromkeys(name for _, name, _ in _STAGES))
     shown, shown_at = None, 0
     while not done.wait(2):
@@ -361,6 +388,11 @@ def _watch(directory, label, start, progress, done):
                                          or now - shown_at >= 20):
             shown, shown_at = stage, now
             progress(f"[{now - start:5.0f}s] {label}: {stage}")
+        if on_stall and stage and stage.startswith("routing"):
+            reason = routing_stall(_read_text(log))
+            if reason:
+                on_stall(reason)
+                return
 
 
 def _tail(path, size=16384):
@@ -414,14 +446,34 @@ def _failure_tail(result, directory):
 
 
 def _run_watched(directory, label, start, progress, toolchain):
-    """Run the build script, reporting its stages meanwhile."""
+    """Run the build script, reporting its stages meanwhile; stop it, raising
+    :class:`BuildError`, if the router stops converging."""
     done = threading.Event()
-    watcher = threading.Thread(target=_watch, args=(directory, label, start, progress, done),
-                               daemon=True)
+    stalled = []
+    # A session of its own, so that stopping the script stops the tools it started.
+    process = subprocess.Popen(["sh", "build_top.sh"], cwd=directory,
+                               env=_toolchain_env(toolchain), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    def stop(reason, how=signal.SIGTERM):
+        stalled.append(reason)
+        try:
+            os.killpg(process.pid, how)
+        except ProcessLookupError:          # it had finished
+            pass
+
+    watcher = threading.Thread(target=_watch, args=(directory, label, start, progress, done,
+                                                    stop), daemon=True)
     watcher.start()
     try:
-        return subprocess.run(["sh", "build_top.sh"], cwd=directory,
-                              env=_toolchain_env(toolchain), capture_output=True, text=True)
+        stdout, stderr = process.communicate()
+    except BaseException:                   # Ctrl-C: the tools are in a session of their own
+        stop(None, signal.SIGKILL)
+        process.wait()
+        raise
     finally:
         done.set()
         watcher.join()
+    if stalled:
+        raise BuildError(f"building {label}: {stalled[0]}")
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)

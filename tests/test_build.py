@@ -8,6 +8,8 @@ with its PLL; the Tang Nano 9K's whole design is built by ``rvnpu build --board 
 
 import json
 import os
+import time
+from pathlib import Path
 
 import pytest
 from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
@@ -419,6 +421,65 @@ def test_build_progress_names_the_stage_and_the_routers_progress(lines, stage):
     """``rvnpu build`` shows the stage the tools' log has reached; while routing, what each
     router says of its progress, so that a router that does not converge can be seen."""
     assert flow.log_stage("\n".join(lines)) == stage
+
+
+# router2's overused wires pass by pass, from two routes of the ULX3S-85F's default design
+# (2026-12-06): nextpnr's own placement, which did not converge, and seed 2's, which did.
+_STALLED = [49988, 30704, 19389, 12373, 8327, 6403, 4842, 4064, 3471, 2837, 2398, 2085, 1953,
+            1667, 1417, 1229, 1109, 969, 878, 770, 675, 622, 562, 525, 490, 431, 404, 334, 324,
+            283, 255, 230, 218, 223, 204, 226, 216, 217, 193, 202, 192, 209, 196, 220, 229,
+            232, 267, 263, 286, 257, 224, 220, 216, 211, 220, 199, 196, 201, 211, 210, 205,
+            213, 264, 250, 282, 314, 291, 301, 289, 315, 287, 327, 326, 291, 309, 296, 291,
+            353, 430, 424, 513]
+_CONVERGED = [49601, 31276, 19281, 12298, 8191, 5999, 4586, 3571, 3087, 2512, 2050, 1727, 1531,
+              1412, 1158, 1012, 887, 755, 664, 525, 480, 483, 455, 371, 327, 295, 257, 203,
+              175, 162, 157, 183, 190, 154, 134, 147, 146, 126, 110, 99, 89, 79, 83, 76, 71,
+              61, 59, 51, 44, 45, 49, 31, 36, 33, 33, 27, 30, 25, 19, 21, 23, 12, 18, 18, 23,
+              20, 19, 15, 13, 12, 9, 9, 12, 8, 7, 6, 5, 9, 7, 9, 7, 6, 5, 4, 2, 4, 2, 1, 0]
+
+
+def _router2_log(counts):
+    return "\n".join([_PLACING, "Info: Routing globals...", "Info: Running router2..."]
+                     + [f"Info:     iter={n} wires={700000 + n} overused={count} "
+                        f"overuse={count} archfail=NA" for n, count in enumerate(counts, 1)])
+
+
+def test_a_router_that_stops_converging_is_stopped():
+    """A route whose overused wires fall no further for ROUTER2_PATIENCE passes will not
+    finish; one whose count still reaches new lows, however unevenly, is left to run."""
+    assert flow.routing_stall(_router2_log(_CONVERGED)) is None
+    for passes in range(1, len(_CONVERGED) + 1):
+        assert flow.routing_stall(_router2_log(_CONVERGED[:passes])) is None
+    assert flow.routing_stall("Info: Routing 68139 arcs.") is None
+    # The fewest, 192, came at pass 41: the stall is called 30 passes later.
+    assert flow.routing_stall(_router2_log(_STALLED[:70])) is None
+    assert flow.routing_stall(_router2_log(_STALLED[:71])) == (
+        "routing did not converge: router2's overused wires have not fallen below 192 (its "
+        "pass 41) in 30 passes (287 at pass 71), so this placement will not route; another "
+        "--seed places the design differently")
+
+
+def test_a_stalled_build_is_ended_with_its_tools(tmp_path):
+    """The build script and the tools it started are stopped once router2 stalls, and the
+    build fails with why (seconds: a script stands in for the tools)."""
+    log = _router2_log(_STALLED[:71])
+    (tmp_path / "build_top.sh").write_text(
+        f"cat > top.tim <<'EOF'\n{log}\nEOF\n"
+        "sleep 600 &\necho $! > tool.pid\nwait\n")
+    toolchain = flow.platform_toolchain(board("ulx3s-25f").platform(), "yowasp")
+    shown = []
+    start = time.monotonic()
+    with pytest.raises(flow.BuildError, match=r"^building t: routing did not converge: "
+                                              r"router2's overused wires .* pass 71\)"):
+        flow._run_watched(tmp_path, "t", start, shown.append, toolchain)
+    assert time.monotonic() - start < 60
+    assert any("routing: pass 71, 287 wires overused" in line for line in shown)
+    tool = int((tmp_path / "tool.pid").read_text())
+    try:                                    # gone, or a zombie no one has reaped yet
+        state = Path(f"/proc/{tool}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        state = "gone"
+    assert state in ("gone", "Z", "X")
 
 
 def test_failed_build_leaves_nothing_behind(tmp_path):
