@@ -68,6 +68,11 @@ BOARDS = (
           # overused); router2 routes this design in 79 iterations. On the 25F design it
           # closes slower (38.0 MHz against router1's 46.2), so it is this board's alone.
           nextpnr_options=("--router", "router2"),
+          # Its design as of 2026-12-06 did not route from nextpnr's own placement (router2's
+          # overused wires stopped falling at 192, its 41st pass); seeds 2 and 3 routed, in 89
+          # and 67 passes, at 43.2 / 52.8 and 46.8 / 48.4 MHz. A change to the design may want
+          # another: `rvnpu build --seed N`.
+          placement_seed=2,
           # The engine on a clock of its own (CLKOS; CLKOP and CLKOS from a 720 MHz VCO). With
           # the deep lanes it closed at 47.7 MHz against 50 (2026-12-06; its worst path a net
           # of 13.8 ns from the load unit's data across the chip), so 45; before them it had
