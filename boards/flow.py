@@ -455,12 +455,15 @@ def _run_watched(directory, label, start, progress, toolchain):
                                env=_toolchain_env(toolchain), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
 
-    def stop(reason, how=signal.SIGTERM):
-        stalled.append(reason)
+    def kill(how):
         try:
             os.killpg(process.pid, how)
         except ProcessLookupError:          # it had finished
             pass
+
+    def stop(reason):
+        stalled.append(reason)
+        kill(signal.SIGTERM)
 
     watcher = threading.Thread(target=_watch, args=(directory, label, start, progress, done,
                                                     stop), daemon=True)
@@ -468,7 +471,7 @@ def _run_watched(directory, label, start, progress, toolchain):
     try:
         stdout, stderr = process.communicate()
     except BaseException:                   # Ctrl-C: the tools are in a session of their own
-        stop(None, signal.SIGKILL)
+        kill(signal.SIGKILL)
         process.wait()
         raise
     finally:
