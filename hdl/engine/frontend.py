@@ -90,16 +90,10 @@ class _UnitQueue:
         with m.If(retire):
             m.d.sync += self.head.eq(Mux(self.head == D - 1, 0, self.head + 1))
         m.d.sync += self.count.eq(self.count + self.push - retire)
-        # Which entries are live, a bit each, kept beside the count rather than worked out
-        # from the head and the count: the count, through the live entries' hazards and the
-        # dispatch, back into the count was the OrangeCrab engine's slowest loop.
         self.live = []
-        if ranges is not None:
-            live = Signal(D, name=f"{name}_alive")
-            m.d.sync += live.eq(
-                (live | Cat(self.push & (tail == i) for i in range(D)))
-                & ~Cat(retire & (self.head == i) for i in range(D)))
-            self.live = list(live)
+        for i in range(D):
+            offset = Mux(i >= self.head, i - self.head, i + D - self.head)
+            self.live.append(offset < self.count)
 
     def conflicts(self, checks):
         """Any unfinished command whose ranges overlap: ``checks`` pairs a range field pair of
