@@ -56,8 +56,8 @@ _PROGRAM = ("openFPGALoader", "--board", "ulx3s", "{bitstream}")
 
 BOARDS = (
     # The core at 40 MHz (CLKOP): built so on 2026-12-06 it closed at 41.9 to 48.0 (43.7 late
-    # that day, beside the engine at 45); at 30 MHz the core's domain had closed at 42.0 to
-    # 46.0.
+    # that day, beside the engine at 45; 43.2 with seed 2 on 2026-12-07); at 30 MHz the
+    # core's domain had closed at 42.0 to 46.0.
     Board(name="ulx3s-85f", platform=ULX3S85FPlatform, clock_hz=40_000_000,
           engine=EngineConfig(rows=8, cols=8, spad_depth=1024, acc_depth=512, qp_depth=16,
                               mem_bytes=64 << 10, requant_lanes=1, store_add=False,
@@ -76,7 +76,8 @@ BOARDS = (
           # The engine on a clock of its own (CLKOS; CLKOP and CLKOS from a 720 MHz VCO). With
           # the deep lanes it closed at 47.7 MHz against 50 (2026-12-06; its worst path a net
           # of 13.8 ns from the load unit's data across the chip), so 45; before them it had
-          # closed at 43.5 to 47.6. One clock for both closed at 37.1 MHz.
+          # closed at 43.5 to 47.6; with seed 2 at 52.8 against 45 (2026-12-07). One clock for
+          # both closed at 37.1 MHz.
           engine_clock_hz=45_000_000,
           doc="ULX3S with an LFE5U-85F, 25 MHz oscillator, FTDI UART"),
     Board(name="ulx3s-25f", platform=ULX3S25FPlatform, clock_hz=50_000_000,
