@@ -9,6 +9,7 @@ The report (:mod:`rvnpu.boards.report`) is written as JSON beside the bitstream;
 ``docs/boards.md`` is made from those files.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -445,6 +446,26 @@ def _failure_tail(result, directory):
     return tail
 
 
+@contextlib.contextmanager
+def _signals_raise():
+    """SIGTERM and SIGHUP raise :class:`SystemExit` meanwhile (in the main thread, where
+    Python takes signals), so that the caller can stop the tools it started before the
+    process ends, and its staging directory is removed, as on Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def leave(signum, frame):
+        raise SystemExit(128 + signum)
+
+    before = {s: signal.signal(s, leave) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
 def _run_watched(directory, label, start, progress, toolchain):
     """Run the build script, reporting its stages meanwhile; stop it, raising
     :class:`BuildError`, if the router stops converging."""
@@ -469,8 +490,9 @@ def _run_watched(directory, label, start, progress, toolchain):
                                                     stop), daemon=True)
     watcher.start()
     try:
-        stdout, stderr = process.communicate()
-    except BaseException:                   # Ctrl-C: the tools are in a session of their own
+        with _signals_raise():
+            stdout, stderr = process.communicate()
+    except BaseException:   # Ctrl-C, SIGTERM, SIGHUP: the tools are in a session of their own
         kill(signal.SIGKILL)
         process.wait()
         raise

@@ -8,6 +8,9 @@ with its PLL; the Tang Nano 9K's whole design is built by ``rvnpu build --board 
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -475,12 +478,41 @@ def test_a_stalled_build_is_ended_with_its_tools(tmp_path):
         flow._run_watched(tmp_path, "t", start, shown.append, toolchain)
     assert time.monotonic() - start < 60
     assert any("routing: pass 71, 287 wires overused" in line for line in shown)
-    tool = int((tmp_path / "tool.pid").read_text())
-    try:                                    # gone, or a zombie no one has reaped yet
-        state = Path(f"/proc/{tool}/stat").read_text().split(")")[-1].split()[0]
+    assert _process_ended(int((tmp_path / "tool.pid").read_text()))
+
+
+def _process_ended(pid):
+    """Gone, or a zombie no one has reaped yet (in a container, perhaps no one will)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
     except FileNotFoundError:
-        state = "gone"
-    assert state in ("gone", "Z", "X")
+        return True
+    return state in ("Z", "X")
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGHUP])
+def test_a_build_told_to_stop_stops_its_tools(tmp_path, how):
+    """``rvnpu build`` ended by SIGTERM or SIGHUP (a closed terminal) takes the tools it
+    started with it: they run in a session of their own, out of the terminal's reach
+    (seconds: a script stands in for the tools)."""
+    (tmp_path / "build_top.sh").write_text("sleep 600 &\necho $! > tool.pid\nwait\n")
+    driver = ("import sys, time\nfrom pathlib import Path\nfrom rvnpu.boards import board, flow\n"
+              "toolchain = flow.platform_toolchain(board('ulx3s-25f').platform(), 'yowasp')\n"
+              "flow._run_watched(Path(sys.argv[1]), 't', time.monotonic(), print, toolchain)\n")
+    build = subprocess.Popen([sys.executable, "-c", driver, str(tmp_path)])
+    pid_file = tmp_path / "tool.pid"
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text().strip()):
+        assert time.monotonic() < deadline and build.poll() is None
+        time.sleep(0.1)
+    tool = int(pid_file.read_text())
+    build.send_signal(how)
+    assert build.wait(timeout=60) == 128 + how
+    for _ in range(50):
+        if _process_ended(tool):
+            break
+        time.sleep(0.1)
+    assert _process_ended(tool)
 
 
 def test_failed_build_leaves_nothing_behind(tmp_path):
