@@ -570,7 +570,7 @@ def range_ring_harness(queue_class=None, *, depth=3):
     full, a retire only while some entry is live), one a cycle each, so the ring wraps within
     a few cycles. The solver tracks its ``k``-th push: until retired, any pushed range that
     overlaps it is reported as a conflict (none is forgotten, whichever slot it sits in); the
-    count is the pushes less the retires, and the entries marked live are that many from the
+    count is the pushes less the retires, and the entries read as live are that many from the
     oldest."""
     m = Module()
     m.d.comb += Assume(~ResetSignal())
@@ -603,8 +603,8 @@ def range_ring_harness(queue_class=None, *, depth=3):
         p.check(f"{mine[0][:-3]}_{theirs[0][:-3]}_kept", live & overlap,
                 ring.conflicts([(mine, theirs)]))
     p.check("count", Const(1), ring.count == live_count)
-    # The entries marked live are the count's from the oldest on, no more: a stale mark would
-    # hold commands back on a retired command's ranges.
+    # The entries the ring reads as live are the count's from the oldest on, however it keeps
+    # them: one left live after its retire would hold commands back on stale ranges.
     window = Cat(Mux(i >= ring.head, i - ring.head, i + depth - ring.head) < live_count
                  for i in range(depth))
     p.check("live_entries", Const(1), Cat(*ring.live) == window)
