@@ -320,14 +320,16 @@ def _read_text(path):
         return ""
 
 
+# router2's line after each pass: the pass, and the wires still shared by more than one net.
+_ROUTER2_PASS = re.compile(r"^Info:\s+iter=(\d+) wires=\d+ overused=(\d+)", re.MULTILINE)
+
 _STAGES = (          # (log line pattern, stage shown, its detail), in the order the tools run
     (re.compile(r"^\d+(?:\.\d+)*\.? Executing (\w+)"), "synthesis", "{0}"),
     (re.compile(r"^Info: Packing"), "packing", None),
     (re.compile(r"^Info: (?:Running|Placed|Creating initial|HeAP)"), "placing", None),
     # router2 counts its passes and the wires still shared by nets; router1 the arcs left.
     # Whether a large design's routing converges is the one thing worth watching in it.
-    (re.compile(r"^Info:\s+iter=(\d+) wires=\d+ overused=(\d+)"), "routing",
-     "pass {0}, {1} wires overused"),
+    (_ROUTER2_PASS, "routing", "pass {0}, {1} wires overused"),
     (re.compile(r"^Info:\s+\d+ \|[^|]*\|[^|]*\|\s*(\d+)\|"), "routing", "{0} arcs left"),
     (re.compile(r"^Info: Routing"), "routing", None),
 )
@@ -349,9 +351,6 @@ def log_stage(text):
 # fewest; one that did not stopped falling at 192 wires by its 41st pass and had climbed
 # past 500 by its 81st, and would have run on for hours.
 ROUTER2_PATIENCE = 30
-
-_ROUTER2_PASS = re.compile(r"^Info:\s+iter=(\d+) wires=\d+ overused=(\d+)", re.MULTILINE)
-
 
 def routing_stall(text, patience=ROUTER2_PATIENCE):
     """Why router2, as its log ``text`` shows it, will not finish: its overused wires have
