@@ -52,7 +52,8 @@ class Board:
         Options added to nextpnr's command line for this board's builds.
     placement_seed : int or None
         nextpnr's ``--seed`` for this board's builds; ``None``: nextpnr's own. Whether router2
-        converges on a crowded part can turn on the placement, and so on the seed.
+        converges on a crowded part can turn on the placement, and so on the seed; a build
+        whose route stalls tries the next seeds (:data:`~rvnpu.boards.flow.PLACEMENTS`).
     engine_clock_hz : int or None
         The engine's own clock, from a second output of the PLL
         (:attr:`rvnpu.spec.memory_map.SocConfig.engine_clock_hz`); ``None``: the SoC's clock.

@@ -25,10 +25,11 @@ from rvnpu.gen.files import replace_directory, write_file
 from rvnpu.spec.config import ConfigError
 
 
-__all__ = ["BuildError", "DoesNotFit", "build_board", "implement", "append_firmware",
+__all__ = ["BuildError", "DoesNotFit", "RoutingStalled", "build_board", "implement", "append_firmware",
            "check_clock", "toolchain_options", "platform_toolchain", "failure_path",
            "record_failure", "saved_reports", "synthesise", "DEFAULT_OUTPUT", "DEMO_FIRMWARE",
-           "NETLIST", "THROUGH_VERILOG", "REINTEGRATE_ASSERTION", "synthesis_input"]
+           "NETLIST", "THROUGH_VERILOG", "REINTEGRATE_ASSERTION", "synthesis_input",
+           "PLACEMENTS", "script_seed"]
 
 
 #: Where ``rvnpu build`` puts each board's results: ``<DEFAULT_OUTPUT>/<board>/``.
@@ -47,6 +48,21 @@ class BuildError(Exception):
 
 class DoesNotFit(BuildError):
     """The design needs more of some resource than the part has."""
+
+
+class RoutingStalled(BuildError):
+    """router2 stopped converging from the placement it was given (:func:`routing_stall`,
+    in ``reason``); another seed may place the same netlist so that it routes."""
+
+    def __init__(self, message, reason):
+        super().__init__(message)
+        self.reason = reason
+
+
+#: How many placements a build tries, each with the next seed, when router2 stalls on one:
+#: the netlist is synthesised once and placed and routed again (the ULX3S-85F's design of
+#: 2026-12-07 routed from two of its first three placements).
+PLACEMENTS = 3
 
 
 def check_clock(board, clock_hz, engine_clock_hz=None):
@@ -193,17 +209,19 @@ def toolchain_options(platform, nextpnr_options=(), *, netlist=False):
 
 
 def build_board(board, engine=None, *, clock_hz=None, engine_clock_hz=None, out_dir=None,
-                firmware=None, progress=None, netlist=False, toolchain=None):
+                firmware=None, progress=None, netlist=False, toolchain=None,
+                placements=PLACEMENTS):
     """Build ``board``'s bitstream with the demo firmware (or ``firmware``) in RAM; with
     ``netlist``, write the synthesised netlist as Verilog too (``out_dir/top.gate.v``).
     ``engine_clock_hz``: the engine's own clock (``None``: the board's; 0: the SoC's clock).
     ``toolchain``: the tools (:func:`platform_toolchain`; default: ``auto``'s choice), named in
-    the progress and the report.
+    the progress and the report. ``placements``: how many seeds to try, the board's first,
+    while router2 stalls (:func:`implement`).
 
     Returns the report (the dictionary :func:`~rvnpu.boards.report.parse_report` makes), also
     written to ``out_dir/report.json``. Raises :class:`DoesNotFit` if the design is too large
-    for the part, :class:`BuildError` if a tool fails or the firmware does not build or fit
-    the RAM.
+    for the part, :class:`RoutingStalled` if no placement tried routes, :class:`BuildError` if
+    a tool fails or the firmware does not build or fit the RAM.
     """
     from rvnpu.boards.top import BoardTop
     from rvnpu.firmware.build import EXAMPLES, FirmwareError, build_firmware
@@ -218,6 +236,7 @@ def build_board(board, engine=None, *, clock_hz=None, engine_clock_hz=None, out_
                     else f", engine at {config.engine_clock_hz / 1e6:g} MHz")
 
     toolchain = toolchain or platform_toolchain(board.platform())
+    stalled = []
     with replace_directory(out_dir) as staging:
         start = time.monotonic()
         progress(f"[{0:5.0f}s] {board.name}: {toolchain.describe()}")
@@ -232,7 +251,8 @@ def build_board(board, engine=None, *, clock_hz=None, engine_clock_hz=None, out_
                                          staging, label=board.name, start=start,
                                          progress=progress,
                                          nextpnr_options=nextpnr_options(board),
-                                         netlist=netlist, toolchain=toolchain)
+                                         netlist=netlist, toolchain=toolchain,
+                                         placements=placements, stalled_seeds=stalled)
         report = parse_report(nextpnr_report, board=board, engine=engine, clock_hz=clock_hz,
                               engine_clock_hz=config.engine_clock_hz, stat=stat)
         report["firmware"] = {"name": image.name, "image_bytes": image.image_bytes,
@@ -243,7 +263,8 @@ def build_board(board, engine=None, *, clock_hz=None, engine_clock_hz=None, out_
             report["firmware"]["flash_offset"] = config.flash_offset
         report["ff_memories"] = ff_memories(_read_text(staging / "top.rpt"))
         report["toolchain"] = toolchain.to_dict()
-        report["placement_seed"] = board.placement_seed
+        report["placement_seed"] = script_seed(staging)
+        report["stalled_seeds"] = stalled
         report["synthesis_input"] = synthesis_input(staging)
         report["build_seconds"] = round(time.monotonic() - start)
         (staging / "report.json").replace(staging / "nextpnr-report.json")
@@ -263,9 +284,15 @@ def append_firmware(bitstream, image, offset):
 
 
 def implement(platform, top, directory, *, label="top", start=None, progress=None,
-              nextpnr_options=(), netlist=False, toolchain=None):
+              nextpnr_options=(), netlist=False, toolchain=None, placements=1,
+              stalled_seeds=None):
     """Synthesise, place, route and pack ``top`` for ``platform`` in ``directory``, with
     ``toolchain``'s tools (default: ``auto``'s choice, :func:`platform_toolchain`).
+
+    Should router2 stall (:func:`routing_stall`), the synthesised netlist is placed and routed
+    again with the next seed, up to ``placements`` placements in all; each seed it stalled
+    from is appended to ``stalled_seeds`` (``None`` for nextpnr's own), and ``build_top.sh``
+    is left naming the seed that routed, so that it rebuilds the same bitstream.
 
     Returns nextpnr's ``--report`` and Yosys's ``stat -json`` (or ``None``), both parsed.
     """
@@ -275,7 +302,8 @@ def implement(platform, top, directory, *, label="top", start=None, progress=Non
                                                                  netlist=netlist))
     plan.extract(directory)
     _run_script(directory, label, platform.device, start, progress,
-                toolchain or platform_toolchain(platform))
+                toolchain or platform_toolchain(platform), placements,
+                [] if stalled_seeds is None else stalled_seeds)
     return (json.loads((directory / "report.json").read_text()),
             _read_json(directory / "top.stat.json"))
 
@@ -362,10 +390,8 @@ def routing_stall(text, patience=ROUTER2_PATIENCE):
             fewest, fewest_at = overused, last
     if last is None or last - fewest_at < patience:
         return None
-    return (f"routing did not converge: router2's overused wires have not fallen below "
-            f"{fewest:,} (its pass {fewest_at}) in {last - fewest_at} passes ({overused:,} at pass "
-            f"{last}), so this placement will not route; another --seed places the design "
-            f"differently")
+    return (f"router2's overused wires have not fallen below {fewest:,} (its pass "
+            f"{fewest_at}) in {last - fewest_at} passes ({overused:,} at pass {last})")
 
 
 def _watch(directory, label, start, progress, done, on_stall=None):
@@ -404,13 +430,17 @@ def _tail(path, size=16384):
         return ""
 
 
-def _run_script(directory, label, device, start, progress, toolchain):
-    result = _run_watched(directory, label, start, progress, toolchain)
+def _run_script(directory, label, device, start, progress, toolchain, placements=1,
+                stalled_seeds=None):
+    stalled_seeds = [] if stalled_seeds is None else stalled_seeds
+    result = _place_until_routed(directory, label, start, progress, toolchain, placements,
+                                 stalled_seeds)
     if _switched_to_rtlil(result, directory):
         progress(f"[{time.monotonic() - start:5.0f}s] {label}: Yosys failed its ABC "
                  f"reintegration assertion on the design read as Verilog; synthesising the "
                  f"RTLIL instead")
-        result = _run_watched(directory, label, start, progress, toolchain)
+        result = _place_until_routed(directory, label, start, progress, toolchain, placements,
+                                     stalled_seeds)
     (directory / "build.log").write_text(result.stdout + result.stderr)
     if result.returncode == 0:
         progress(f"[{time.monotonic() - start:5.0f}s] {label}: done")
@@ -424,6 +454,68 @@ def _run_script(directory, label, device, start, progress, toolchain):
     if failure:
         raise DoesNotFit(failure + note)
     raise BuildError(f"building {label} failed:\n{_failure_tail(result, directory)}{note}")
+
+
+# The nextpnr command in Amaranth's build script, the seed on it, and the Yosys command.
+_NEXTPNR_COMMAND = re.compile(r'^"\$NEXTPNR_\w+".*$', re.MULTILINE)
+_SEED_OPTION = re.compile(r" --seed (\d+)")
+_YOSYS_COMMAND = re.compile(r'^"\$YOSYS".*\n', re.MULTILINE)
+SCRIPT, ROUTE_SCRIPT = "build_top.sh", "route_top.sh"
+
+
+def script_seed(directory):
+    """The placement seed ``directory``'s build script gives nextpnr (``None``: its own)."""
+    command = _NEXTPNR_COMMAND.search(_read_text(Path(directory) / SCRIPT))
+    seed = command and _SEED_OPTION.search(command[0])
+    return int(seed[1]) if seed else None
+
+
+def _reseed(directory, seed):
+    """Make the build script place with ``seed``, and write :data:`ROUTE_SCRIPT`: the same
+    without Yosys, which places and routes the netlist already synthesised."""
+    script = directory / SCRIPT
+    text = _NEXTPNR_COMMAND.sub(
+        lambda command: f"{_SEED_OPTION.sub('', command[0])} --seed {seed}", script.read_text())
+    script.write_text(text)
+    (directory / ROUTE_SCRIPT).write_text(_YOSYS_COMMAND.sub("", text))
+    # The stalled route's log would be read as the new one's until nextpnr rewrites it.
+    for stale in ("top.tim", "report.json"):
+        (directory / stale).unlink(missing_ok=True)
+
+
+def _place_until_routed(directory, label, start, progress, toolchain, placements,
+                        stalled_seeds):
+    """Run the build script; while router2 stalls and ``placements`` allow, place and route
+    the synthesised netlist again with the next seed."""
+    script = SCRIPT
+    try:
+        for placement in range(1, placements + 1):
+            try:
+                return _run_watched(directory, label, start, progress, toolchain, script)
+            except RoutingStalled as stall:
+                seed = script_seed(directory)
+                stalled_seeds.append(seed)
+                if placement == placements or not _NEXTPNR_COMMAND.search(
+                        _read_text(directory / SCRIPT)):
+                    raise _stalled_error(label, stalled_seeds, stall.reason) from None
+                seed = 1 if seed is None else (seed + 1) % (1 << 31)
+                progress(f"[{time.monotonic() - start:5.0f}s] {label}: routing did not "
+                         f"converge ({stall.reason}); placing again with seed {seed}")
+                _reseed(directory, seed)
+                script = ROUTE_SCRIPT
+    finally:
+        (directory / ROUTE_SCRIPT).unlink(missing_ok=True)
+
+
+def _stalled_error(label, seeds, reason):
+    named = ["nextpnr's own seed" if seed is None else f"seed {seed}" for seed in seeds]
+    if len(named) == 1:
+        tried = f"the placement of {named[0]}: {reason}"
+    else:
+        tried = (f"the placements of {', '.join(named[:-1])} and {named[-1]} (the last: "
+                 f"{reason})")
+    return RoutingStalled(f"building {label}: routing did not converge from {tried}; another "
+                          f"--seed places the design differently", reason)
 
 
 def _switched_to_rtlil(result, directory):
@@ -465,13 +557,13 @@ def _signals_raise():
             signal.signal(s, handler)
 
 
-def _run_watched(directory, label, start, progress, toolchain):
-    """Run the build script, reporting its stages meanwhile; stop it, raising
-    :class:`BuildError`, if the router stops converging."""
+def _run_watched(directory, label, start, progress, toolchain, script=SCRIPT):
+    """Run the build ``script``, reporting its stages meanwhile; stop it, raising
+    :class:`RoutingStalled`, if the router stops converging."""
     done = threading.Event()
     stalled = []
     # A session of its own, so that stopping the script stops the tools it started.
-    process = subprocess.Popen(["sh", "build_top.sh"], cwd=directory,
+    process = subprocess.Popen(["sh", script], cwd=directory,
                                env=_toolchain_env(toolchain), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
 
@@ -499,5 +591,6 @@ def _run_watched(directory, label, start, progress, toolchain):
         done.set()
         watcher.join()
     if stalled:
-        raise BuildError(f"building {label}: {stalled[0]}")
+        raise RoutingStalled(f"building {label}: routing did not converge: {stalled[0]}",
+                             stalled[0])
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)

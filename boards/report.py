@@ -249,6 +249,10 @@ def format_table(report):
         lines += ["", "critical path: " + " -> ".join(report["critical_path"])]
     if report.get("toolchain"):
         seed = report.get("placement_seed")
+        stalled = ["nextpnr's own" if s is None else str(s)
+                   for s in report.get("stalled_seeds") or ()]
         lines += ["", f"built with {report['toolchain']['summary']}"
-                  + (f", placement seed {seed}" if seed is not None else "")]
+                  + (f", placement seed {seed}" if seed is not None else "")
+                  + (f" (routing stalled from seed{'s' * (len(stalled) > 1)} "
+                     f"{', '.join(stalled)})" if stalled else "")]
     return "\n".join(lines)

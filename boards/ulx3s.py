@@ -71,7 +71,7 @@ BOARDS = (
           # Its design as of 2026-12-06 did not route from nextpnr's own placement (router2's
           # overused wires stopped falling at 192, its 41st pass); seeds 2 and 3 routed, in 89
           # and 67 passes, at 43.2 / 52.8 and 46.8 / 48.4 MHz. A change to the design may want
-          # another: `rvnpu build --seed N`.
+          # another: a build whose route stalls tries the next seeds itself.
           placement_seed=2,
           # The engine on a clock of its own (CLKOS; CLKOP and CLKOS from a 720 MHz VCO). With
           # the deep lanes it closed at 47.7 MHz against 50 (2026-12-06; its worst path a net

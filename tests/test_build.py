@@ -55,6 +55,7 @@ def test_unknown_board_lists_the_known_ones():
     (("--clock-mhz", "2"), "PLL cannot make 2 MHz; the nearest it can is 8.4"),
     (("--shifter", "fast"), "shifter must be one of serial, barrel, not 'fast'"),
     (("--seed", "-1"), "--seed must be from 0 to 2147483647, not -1"),
+    (("--placements", "0"), "--placements must be from 1 to 100, not 0"),
 ])
 def test_bad_parameters_are_config_errors(argv, message, tmp_path):
     with pytest.raises(ConfigError, match=message):
@@ -78,6 +79,12 @@ def test_report_names_the_placement_seed():
     assert reports.format_table(report).endswith("\nbuilt with the wheels, placement seed 2")
     report["placement_seed"] = None
     assert reports.format_table(report).endswith("\nbuilt with the wheels")
+    report.update(placement_seed=4, stalled_seeds=[2, 3])
+    assert reports.format_table(report).endswith(
+        "\nbuilt with the wheels, placement seed 4 (routing stalled from seeds 2, 3)")
+    report.update(placement_seed=1, stalled_seeds=[None])
+    assert reports.format_table(report).endswith(
+        "\nbuilt with the wheels, placement seed 1 (routing stalled from seed nextpnr's own)")
 
 
 def test_seed_option_reaches_nextpnr():
@@ -295,6 +302,20 @@ def test_ice40_flow_places_and_reports(tmp_path):
     assert report["resources"]["FFs"]["used"] >= 24
     assert report["fmax_mhz"] > 24 and report["timing_met"]
     assert (tmp_path / "top.bin").stat().st_size > 0
+    # Placed and routed again with another seed, as after a stalled route: the real tools
+    # take the script that leaves Yosys out, and the build script is left naming the seed.
+    synthesised = (tmp_path / "top.rpt").stat().st_mtime_ns
+    first = (tmp_path / "top.bin").read_bytes()
+    (tmp_path / "top.bin").unlink()
+    flow._reseed(tmp_path, 7)
+    toolchain = flow.platform_toolchain(b.platform())
+    result = flow._run_watched(tmp_path, "t", time.monotonic(), lambda text: None, toolchain,
+                               flow.ROUTE_SCRIPT)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "top.bin").stat().st_size > 0 and flow.script_seed(tmp_path) == 7
+    assert (tmp_path / "top.rpt").stat().st_mtime_ns == synthesised
+    # nextpnr is deterministic for a netlist and a seed: another seed, another placement.
+    assert (tmp_path / "top.bin").read_bytes() != first
     assert "Fmax (MHz)" in reports.format_table(report)
 
 
@@ -458,9 +479,8 @@ def test_a_router_that_stops_converging_is_stopped():
     # The fewest, 192, came at pass 41: the stall is called 30 passes later.
     assert flow.routing_stall(_router2_log(_STALLED[:70])) is None
     assert flow.routing_stall(_router2_log(_STALLED[:71])) == (
-        "routing did not converge: router2's overused wires have not fallen below 192 (its "
-        "pass 41) in 30 passes (287 at pass 71), so this placement will not route; another "
-        "--seed places the design differently")
+        "router2's overused wires have not fallen below 192 (its pass 41) in 30 passes (287 "
+        "at pass 71)")
 
 
 def test_a_stalled_build_is_ended_with_its_tools(tmp_path):
@@ -479,6 +499,65 @@ def test_a_stalled_build_is_ended_with_its_tools(tmp_path):
     assert time.monotonic() - start < 60
     assert any("routing: pass 71, 287 wires overused" in line for line in shown)
     assert _process_ended(int((tmp_path / "tool.pid").read_text()))
+
+
+def _stand_in_tools(directory, seed, routes_from):
+    """A build script as Amaranth writes it, with scripts standing in for Yosys (counting its
+    runs) and nextpnr: router2 stalls unless nextpnr's seed is in ``routes_from``."""
+    tools = {
+        "yosys.sh": "echo run >> yosys.runs\n",
+        "nextpnr.sh": (
+            'seed=own\nwhile [ $# -gt 0 ]; do [ "$1" = --seed ] && seed=$2; shift; done\n'
+            # nextpnr writes its log a while after it starts: a stale one must not be read.
+            f'case " {" ".join(map(str, routes_from))} " in *" $seed "*) '
+            "sleep 3; echo routed > top.tim; exit 0;; esac\n"
+            f"cat > top.tim <<'EOF'\n{_router2_log(_STALLED[:71])}\nEOF\n"
+            "sleep 600 &\nwait\n"),
+    }
+    for name, text in tools.items():
+        (directory / name).write_text("#!/bin/sh\n" + text)
+        (directory / name).chmod(0o755)
+    seed_option = "" if seed is None else f" --seed {seed}"
+    (directory / "build_top.sh").write_text(
+        "set -e\nYOSYS=./yosys.sh\nNEXTPNR_ECP5=./nextpnr.sh\n"
+        '"$YOSYS" -q -l top.rpt top.ys\n'
+        f'"$NEXTPNR_ECP5" --quiet --report report.json{seed_option} --log top.tim --25k\n'
+        "echo packed > top.bit\n")
+
+
+@pytest.mark.parametrize("seed, stalled, routed", [(2, [2], 3), (None, [None, 1], 2)])
+def test_a_stalled_route_is_placed_again_with_the_next_seed(tmp_path, seed, stalled, routed):
+    """When router2 stalls, the netlist already synthesised is placed and routed again with
+    the next seed, and the build script is left naming the seed that routed (seconds:
+    scripts stand in for the tools)."""
+    _stand_in_tools(tmp_path, seed, routes_from=[routed])
+    toolchain = flow.platform_toolchain(board("ulx3s-25f").platform(), "yowasp")
+    shown, seeds = [], []
+    flow._run_script(tmp_path, "t", "LFE5U-25F", time.monotonic(), shown.append, toolchain,
+                     placements=3, stalled_seeds=seeds)
+    assert seeds == stalled and flow.script_seed(tmp_path) == routed
+    assert (tmp_path / "yosys.runs").read_text() == "run\n"        # synthesised once
+    assert (tmp_path / "top.bit").exists() and (tmp_path / "top.tim").read_text() == "routed\n"
+    assert not (tmp_path / flow.ROUTE_SCRIPT).exists()
+    assert any(line.endswith(f"t: routing did not converge (router2's overused wires have not "
+                             f"fallen below 192 (its pass 41) in 30 passes (287 at pass 71)); "
+                             f"placing again with seed {routed}") for line in shown)
+
+
+def test_a_route_stalled_from_every_placement_fails_naming_the_seeds(tmp_path):
+    _stand_in_tools(tmp_path, 5, routes_from=[])
+    toolchain = flow.platform_toolchain(board("ulx3s-25f").platform(), "yowasp")
+    seeds = []
+    with pytest.raises(flow.RoutingStalled, match=(
+            r"^building t: routing did not converge from the placements of seed 5 and seed 6 "
+            r"\(the last: router2's overused wires have not fallen below 192 .*\); another "
+            r"--seed places the design differently$")):
+        flow._run_script(tmp_path, "t", "LFE5U-25F", time.monotonic(), lambda text: None,
+                         toolchain, placements=2, stalled_seeds=seeds)
+    assert seeds == [5, 6] and (tmp_path / "yosys.runs").read_text() == "run\n"
+    with pytest.raises(flow.RoutingStalled, match=r"from the placement of seed 6: router2's"):
+        flow._run_script(tmp_path, "t", "LFE5U-25F", time.monotonic(), lambda text: None,
+                         toolchain)
 
 
 def _process_ended(pid):
@@ -608,7 +687,7 @@ def test_icebreaker_default_design_fits_and_closes_timing(tmp_path):
     assert set(tools["commands"]) == {"YOSYS", "NEXTPNR_ICE40", "ICEPACK"}
     assert tools["kind"] in ("native", "yowasp") and tools["summary"].startswith(tools["kind"])
     assert f"built with {tools['summary']}\n" in reports.format_table(report) + "\n"
-    assert report["placement_seed"] is None
+    assert report["placement_seed"] is None and report["stalled_seeds"] == []
 
 
 @pytest.mark.skipif(os.environ.get("RVNPU_SKIP_SYNTH") == "1", reason="RVNPU_SKIP_SYNTH=1")

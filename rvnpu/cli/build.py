@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from rvnpu.boards.flow import DEFAULT_OUTPUT, DEMO_FIRMWARE
+from rvnpu.boards.flow import DEFAULT_OUTPUT, DEMO_FIRMWARE, PLACEMENTS
 from rvnpu.boards.toolchain import TOOL_CHOICES
 from rvnpu.cli.options import add_engine_options, add_shifter_option, engine_options_given
 from rvnpu.spec.config import ConfigError
@@ -51,6 +51,9 @@ def add_arguments(parser):
                         help="nextpnr's placement seed (default: the board's, else nextpnr's "
                              "own); a design the router does not finish may route from "
                              "another placement")
+    parser.add_argument("--placements", type=int, default=PLACEMENTS, metavar="N",
+                        help="placements to try, each with the next seed, while the router "
+                             f"stalls; the netlist is synthesised once (default: {PLACEMENTS})")
     parser.add_argument("--doc", type=Path, default=None, metavar="PATH",
                         help="afterwards write the table of every built board to PATH "
                              "(docs/boards.md)")
@@ -81,6 +84,8 @@ def run(args):
     names = list(BOARDS) if args.board == "all" else [args.board]
     if args.seed is not None and not 0 <= args.seed < 1 << 31:
         raise ConfigError(f"--seed must be from 0 to {(1 << 31) - 1}, not {args.seed}")
+    if not 1 <= args.placements <= 100:
+        raise ConfigError(f"--placements must be from 1 to 100, not {args.placements}")
     chosen = [_board(find_board(name), args) for name in names]
     if args.gate_sim_cycles is not None and args.gate_sim_cycles < 1:
         raise ConfigError(f"--gate-sim-cycles must be at least 1, not {args.gate_sim_cycles}")
@@ -108,7 +113,8 @@ def run(args):
             result = build_board(b, engine, clock_hz=clock_hz, engine_clock_hz=engine_clock_hz,
                                  out_dir=out,
                                  firmware=args.firmware, progress=_progress,
-                                 netlist=args.gate_sim, toolchain=toolchain)
+                                 netlist=args.gate_sim, toolchain=toolchain,
+                                 placements=args.placements)
         except BuildError as error:
             print(f"rvnpu: error: {error}", file=sys.stderr)
             if isinstance(error, DoesNotFit):
