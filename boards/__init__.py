@@ -48,6 +48,9 @@ class Board:
     shifter : str
         The core's shifter (:attr:`rvnpu.spec.memory_map.SocConfig.shifter`): ``"serial"``,
         or ``"barrel"`` where LUTs are to spare.
+    memory_stage : bool
+        The core's loads and stores take a cycle more, their address from a register
+        (:attr:`rvnpu.spec.memory_map.SocConfig.memory_stage`).
     nextpnr_options : tuple of str
         Options added to nextpnr's command line for this board's builds.
     placement_seed : int or None
@@ -78,6 +81,7 @@ class Board:
     flash_offset: int | None = None
     regfile_style: str = "block"
     shifter: str = "serial"
+    memory_stage: bool = False
     nextpnr_options: tuple = ()
     placement_seed: int | None = None
     engine_clock_hz: int | None = None
@@ -97,7 +101,8 @@ class Board:
                          clock_hz=self.clock_hz if clock_hz is None else clock_hz,
                          ram_style=self.ram_style, with_m=self.with_m,
                          flash_offset=self.flash_offset, regfile_style=self.regfile_style,
-                         shifter=self.shifter, engine_clock_hz=engine_clock_hz or None,
+                         shifter=self.shifter, memory_stage=self.memory_stage,
+                         engine_clock_hz=engine_clock_hz or None,
                          command_slice=self.command_slice,
                          bus_register=self.bus_register and dual_port)
 

@@ -98,8 +98,8 @@ class CampaignReport:
 # -- One core case ---------------------------------------------------------------------------------
 
 def core_options(seed):
-    """The program length and the bench's behaviour (and the core's shifter) for case
-    ``seed``."""
+    """The program length and the bench's behaviour (and the core's shifter and memory
+    stage) for case ``seed``."""
     rng = random.Random(seed ^ 0xC0DE)
     interrupts = rng.random() < 0.5
     options = dict(with_m=rng.random() < 0.9, mem_wait=rng.choice([0, 0, 1, 2, 3]),
@@ -110,6 +110,7 @@ def core_options(seed):
     length = rng.randint(800, 1600)
     # Drawn last, so that the options above stay those each seed had before the choice.
     options["shifter"] = rng.choice(SHIFTERS)
+    options["memory_stage"] = rng.random() < 0.5
     return length, interrupts, options
 
 

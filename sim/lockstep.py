@@ -79,7 +79,8 @@ class RtlRun:
     record ``i`` retired with (different only for a WFI woken up).
     """
 
-    def __init__(self, image, *, with_m=True, shifter="serial", seed=0, mem_wait=0,
+    def __init__(self, image, *, with_m=True, shifter="serial", memory_stage=False, seed=0,
+                 mem_wait=0,
                  cmd_stall=0.0, rsp_delay=1, irq_rate=0.0, irq_hold=0.0, wake_delay=4,
                  max_instructions=10_000, max_cycles=400_000):
         self.memory = Memory(MEM_WORDS)
@@ -87,6 +88,7 @@ class RtlRun:
             self.memory.load(addr, words)
         self.with_m = with_m
         self.shifter = shifter
+        self.memory_stage = memory_stage
         self.rng = random.Random(seed)
         self.mem_wait, self.cmd_stall, self.rsp_delay = mem_wait, cmd_stall, rsp_delay
         self.irq_rate, self.irq_hold, self.wake_delay = irq_rate, irq_hold, wake_delay
@@ -102,7 +104,8 @@ class RtlRun:
                      for line in lines)
 
     def run(self):
-        dut = RiscvCore(with_m=self.with_m, shifter=self.shifter)
+        dut = RiscvCore(with_m=self.with_m, shifter=self.shifter,
+                        memory_stage=self.memory_stage)
         rng, memory = self.rng, self.memory
         pending = collections.deque()               # (ready cycle, value)
 

@@ -136,6 +136,25 @@ def test_regfile_style_puts_the_registers_in_lut_ram():
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_memory_stage_is_checked_and_described():
+    """Without the memory stage the SoC's description (and the hash naming its simulator
+    builds) is as before the option; with it, it is named there and reaches the core."""
+    from rvnpu.hdl.core.cpu import RiscvCore
+    assert "memory_stage" not in SocConfig().to_dict()
+    staged = SocConfig(memory_stage=True)
+    assert staged.to_dict()["memory_stage"] is True
+    assert SocConfig.from_dict(staged.to_dict()) == staged
+    assert SocConfig(memory_stage=1) == staged
+    with pytest.raises(ConfigError, match=r"memory_stage must be true or false \(1 or 0\), "
+                                          r"not 2"):
+        SocConfig(memory_stage=2)
+    with pytest.raises(TypeError, match="memory_stage must be a bool, not 'yes'") as refused:
+        RiscvCore(memory_stage="yes")
+    del refused
+    gc.collect()
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_shifter_is_checked_and_described():
     """A serial shifter leaves the SoC's description (and the simulator builds named by its
     hash) as before the option; a barrel shifter is named in it and reaches the core."""

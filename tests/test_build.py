@@ -56,6 +56,7 @@ def test_unknown_board_lists_the_known_ones():
     (("--shifter", "fast"), "shifter must be one of serial, barrel, not 'fast'"),
     (("--seed", "-1"), "--seed must be from 0 to 2147483647, not -1"),
     (("--placements", "0"), "--placements must be from 1 to 100, not 0"),
+    (("--memory-stage", "2"), r"memory_stage must be true or false \(1 or 0\), not 2"),
 ])
 def test_bad_parameters_are_config_errors(argv, message, tmp_path):
     with pytest.raises(ConfigError, match=message):
@@ -69,6 +70,10 @@ def test_options_override_the_board_design():
     chosen = cli_build._board(board("icebreaker"), _args("--board", "icebreaker", "--shifter",
                                                          "barrel"))
     assert chosen.soc_config().shifter == "barrel" and chosen.name == "icebreaker"
+    assert not board("icebreaker").soc_config().memory_stage
+    staged = cli_build._board(board("icebreaker"), _args("--board", "icebreaker",
+                                                         "--memory-stage", "1"))
+    assert staged.soc_config().memory_stage
 
 
 def test_report_names_the_placement_seed():

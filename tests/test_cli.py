@@ -248,6 +248,11 @@ def test_generate_soc_takes_the_shifter(tmp_path, capsys):
                  "--acc-depth", "32", "--qp-depth", "16", "--mem-bytes", "16384",
                  "--shifter", "barrel", "-o", str(gen)]) == 0
     assert json.loads((gen / "rvnpu_soc.json").read_text())["parameters"]["shifter"] == "barrel"
+    assert main(["generate", "--soc", "--rows", "2", "--cols", "2", "--spad-depth", "64",
+                 "--acc-depth", "32", "--qp-depth", "16", "--mem-bytes", "16384",
+                 "--memory-stage", "1", "-o", str(gen)]) == 0
+    parameters = json.loads((gen / "rvnpu_soc.json").read_text())["parameters"]
+    assert parameters["memory_stage"] is True and "shifter" not in parameters
     with pytest.raises(SystemExit) as exit:
         main(["generate", "--soc", "--shifter", "fast", "-o", str(tmp_path / "out")])
     assert exit.value.code == 2

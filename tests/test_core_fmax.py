@@ -27,6 +27,16 @@ def test_harness_builds_the_shifter_asked_for():
     assert "shifted" in core_text("barrel") and "shifted" not in core_text("serial")
 
 
+def test_harness_builds_the_memory_stage_asked_for():
+    """The bench measures the core with its memory stage when asked: its ``mem_addr``
+    register is in that core only."""
+    def core_text(memory_stage):
+        harness = CoreHarness(with_m=False, memory_stage=memory_stage)
+        return verilog.convert(harness, name="top", ports=[harness.serial_in, harness.serial_out])
+    assert "reg [31:0] mem_addr" in core_text(True)
+    assert "reg [31:0] mem_addr" not in core_text(False)
+
+
 def test_table_lists_cells_and_fmax_per_family_and_the_path():
     result = {"core": "RV32IM", "logic_cells": 1450, "fmax": {
         "ice40": {"fmax_mhz": 26.04, "critical_path": [

@@ -328,6 +328,18 @@ def test_lockstep_fuzz_barrel_shifter(seed):
     assert len(rtl.records) > 250 and len(shifts) > 10
 
 
+@pytest.mark.parametrize("seed", [120, 121, 122])
+def test_lockstep_fuzz_memory_stage(seed):
+    """The core with its memory stage retires what the ISS does, loads and stores taking
+    their address from a register, with wait states, a stalling engine and interrupts."""
+    image = random_program(seed, 500)
+    rtl, _ = lockstep(image, seed=seed, memory_stage=True, shifter=("serial", "barrel")[seed % 2],
+                      mem_wait=seed - 120, cmd_stall=0.3, rsp_delay=2, irq_rate=0.05,
+                      irq_hold=0.5, max_instructions=1000)
+    accesses = [r for r in rtl.records if r.mem_wmask or r.mem_rmask]
+    assert len(rtl.records) > 250 and len(accesses) > 30
+
+
 IRQ_FUZZ = [  # (seed, instructions, memory wait states, line rise chance, line hold chance)
     (200, 500, 0, 0.05, 0.5),
     (201, 500, 2, 0.10, 0.7),
@@ -398,9 +410,13 @@ CPI = [  # (name, instruction words to time (the last one is timed), setup, cycl
 #: What the barrel shifter changes in :data:`CPI`: a shift by n > 0 takes 5 cycles.
 BARREL_CPI = {"shift-1": 5, "shift-31": 5}
 
+#: What the memory stage changes in :data:`CPI`: a load or store takes a cycle more.
+MEMORY_STAGE_CPI = {"load": 5, "store": 5}
 
-@pytest.mark.parametrize("shifter", ["serial", "barrel"])
-def test_cpi(shifter):
+
+@pytest.mark.parametrize("shifter, memory_stage", [("serial", False), ("barrel", False),
+                                                   ("serial", True)])
+def test_cpi(shifter, memory_stage):
     """Cycles from one instruction's retirement to the next one's, with a memory answering the
     cycle after each request and an engine that is always ready and answers a cycle later;
     the interrupt lines are high (but mstatus.MIE is clear), and for "interrupt" the timed
@@ -411,11 +427,13 @@ def test_cpi(shifter):
                            asm.nop(), *timed)
         image = program(*words, handler=[HALT])
         rtl = RtlRun(image, max_instructions=len(words) + 2, irq_rate=1.0, irq_hold=1.0,
-                     shifter=shifter).run()
+                     shifter=shifter, memory_stage=memory_stage).run()
         index = len(words) - (name != "interrupt")
         assert rtl.records[index].interrupt == (name == "interrupt")
         measured[name] = rtl.cycles[index] - rtl.cycles[index - 1]
     expected = {name: cycles for name, _, _, cycles in CPI}
     if shifter == "barrel":
         expected.update(BARREL_CPI)
+    if memory_stage:
+        expected.update(MEMORY_STAGE_CPI)
     assert measured == expected

@@ -80,6 +80,8 @@ def test_case_settings_follow_from_the_seed():
     assert kinds == {True, False}, "every case with (or without) interrupts"
     shifters = {fuzz.core_options(seed)[2]["shifter"] for seed in range(20)}
     assert shifters == {"serial", "barrel"}, "cases of either shifter"
+    stages = {fuzz.core_options(seed)[2]["memory_stage"] for seed in range(20)}
+    assert stages == {True, False}, "cases with and without the memory stage"
 
 
 def test_bad_options_are_one_line_errors(capsys):

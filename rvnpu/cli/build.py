@@ -10,7 +10,8 @@ from pathlib import Path
 
 from rvnpu.boards.flow import DEFAULT_OUTPUT, DEMO_FIRMWARE, PLACEMENTS
 from rvnpu.boards.toolchain import TOOL_CHOICES
-from rvnpu.cli.options import add_engine_options, add_shifter_option, engine_options_given
+from rvnpu.cli.options import (add_engine_options, add_memory_stage_option, add_shifter_option,
+                               engine_options_given)
 from rvnpu.spec.config import ConfigError
 
 
@@ -30,6 +31,7 @@ def add_arguments(parser):
                              "(ECP5, Gowin); 0 puts it on the SoC's clock (default: the "
                              "board's)")
     add_shifter_option(parser, default=None, default_text="the board's")
+    add_memory_stage_option(parser, default=None, default_text="the board's")
     parser.add_argument("--firmware", type=Path, nargs="+", default=None, metavar="SOURCE",
                         help=f"C sources baked into RAM (default: the {DEMO_FIRMWARE} example)")
     parser.add_argument("-o", "--output", type=Path, default=None,
@@ -63,6 +65,8 @@ def _board(board, args):
     """The board with the SoC and flow options given on the command line."""
     if args.shifter is not None:
         board = replace(board, shifter=args.shifter)
+    if args.memory_stage is not None:
+        board = replace(board, memory_stage=args.memory_stage)
     if args.seed is not None:
         board = replace(board, placement_seed=args.seed)
     return board

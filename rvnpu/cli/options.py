@@ -13,7 +13,8 @@ from rvnpu.spec.config import ConfigError, EngineConfig
 
 
 __all__ = ["add_engine_options", "engine_config", "add_soc_options", "add_shifter_option",
-           "soc_config", "add_simulator_option", "int_list", "word_list", "run_reporting_errors"]
+           "add_memory_stage_option", "soc_config", "add_simulator_option", "int_list",
+           "word_list", "run_reporting_errors"]
 
 
 def add_engine_options(parser, title="engine parameters", show_defaults=True):
@@ -63,6 +64,7 @@ def add_soc_options(parser, uart_baud=115_200):
     group.add_argument("--no-m", action="store_true",
                        help="build the core (and the firmware) without the M extension")
     add_shifter_option(group, default="serial")
+    add_memory_stage_option(group, default=0)
     group.add_argument("--engine-clock-hz", type=int, default=None,
                        help="run the engine on a clock of its own at this frequency "
                             "(default: the SoC clock)")
@@ -78,12 +80,22 @@ def add_shifter_option(parser, default, default_text=None):
                              f"(default: {default_text or default})")
 
 
+def add_memory_stage_option(parser, default, default_text=None):
+    """``--memory-stage 0|1``, the core's
+    (:attr:`~rvnpu.spec.memory_map.SocConfig.memory_stage`)."""
+    parser.add_argument("--memory-stage", type=int, default=default, metavar="{0,1}",
+                        help="1: the core's loads and stores make their address a cycle "
+                             "before their access (5 cycles, not 4), so that no sum runs on "
+                             "into the RAM's enables (default: "
+                             f"{default_text or default})")
+
+
 def soc_config(args):
     """The :class:`~rvnpu.spec.memory_map.SocConfig` the engine and SoC options describe."""
     from rvnpu.spec.memory_map import SocConfig
     return SocConfig(engine=engine_config(args), clock_hz=args.clock_hz,
                      uart_baud=args.uart_baud, with_m=not args.no_m, shifter=args.shifter,
-                     engine_clock_hz=args.engine_clock_hz)
+                     memory_stage=args.memory_stage, engine_clock_hz=args.engine_clock_hz)
 
 
 def add_simulator_option(parser):

@@ -245,6 +245,11 @@ class SocConfig:
         ``"serial"`` (the default): the core shifts a bit a cycle, 4 + n cycles a shift by n,
         the smallest shifter (where logic cells run out: the iCE40 UP5K). ``"barrel"``: 5
         cycles whatever n, for about 190 LUTs more (:class:`rvnpu.hdl.core.cpu.RiscvCore`).
+    memory_stage : bool
+        The core makes a load's or store's address in one cycle, into a register, and the
+        access in the next (5 cycles instead of 4), and fetches from ``pc``, so that no sum
+        runs on through the address decoder into the RAM's enables (default False: about 70
+        logic cells more, where they run out).
     engine_clock_hz : int or None
         ``None`` (the default): the engine runs on the core's clock, one clock domain. A
         frequency: the engine (array, units, local memories) runs on its own clock (the
@@ -279,6 +284,7 @@ class SocConfig:
     flash_offset: int | None = None
     regfile_style: str = "block"
     shifter: str = "serial"
+    memory_stage: bool = False
     engine_clock_hz: int | None = None
     command_slice: bool = True
     bus_register: bool = False
@@ -306,6 +312,11 @@ class SocConfig:
         check_choice("ram_style", self.ram_style, RAM_STYLES)
         check_choice("regfile_style", self.regfile_style, REGFILE_STYLES)
         check_choice("shifter", self.shifter, SHIFTERS)
+        if self.memory_stage in (0, 1) and isinstance(self.memory_stage, int):
+            object.__setattr__(self, "memory_stage", bool(self.memory_stage))
+        else:
+            raise ConfigError(f"memory_stage must be true or false (1 or 0), "
+                              f"not {self.memory_stage!r}")
         if self.flash_offset is not None:
             check_int("flash_offset", self.flash_offset, 0, (1 << 24) - self.ram_bytes)
             if self.ram_style != "spram":
@@ -346,6 +357,7 @@ class SocConfig:
                 **({"engine_clock_hz": self.engine_clock_hz} if self.split_clocks else {}),
                 **({} if self.command_slice else {"command_slice": False}),
                 **({} if self.shifter == "serial" else {"shifter": self.shifter}),
+                **({"memory_stage": True} if self.memory_stage else {}),
                 **({"bus_register": True} if self.bus_register else {})}
 
     @classmethod
