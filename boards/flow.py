@@ -263,6 +263,7 @@ def build_board(board, engine=None, *, clock_hz=None, engine_clock_hz=None, out_
             report["firmware"]["flash_offset"] = config.flash_offset
         report["ff_memories"] = ff_memories(_read_text(staging / "top.rpt"))
         report["toolchain"] = toolchain.to_dict()
+        report["core"] = {"shifter": config.shifter, "memory_stage": config.memory_stage}
         report["placement_seed"] = script_seed(staging)
         report["stalled_seeds"] = stalled
         report["synthesis_input"] = synthesis_input(staging)

@@ -440,6 +440,11 @@ def test_bench_simulates_the_design_as_built():
     assert config.engine == board("ulx3s-85f").engine
     one = dict(_split_report(), split_clocks=False)
     assert not demo_config(board("ulx3s-85f"), one).split_clocks
+    # The core as built (rvnpu build --shifter, --memory-stage), not the board's.
+    assert config.shifter == board("ulx3s-85f").shifter
+    core = {"shifter": "serial", "memory_stage": not board("ulx3s-85f").memory_stage}
+    built = demo_config(board("ulx3s-85f"), dict(_split_report(), core=core))
+    assert (built.shifter, built.memory_stage) == ("serial", core["memory_stage"])
 
 
 _OLD_TABLE = """\

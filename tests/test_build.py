@@ -693,6 +693,7 @@ def test_icebreaker_default_design_fits_and_closes_timing(tmp_path):
     assert tools["kind"] in ("native", "yowasp") and tools["summary"].startswith(tools["kind"])
     assert f"built with {tools['summary']}\n" in reports.format_table(report) + "\n"
     assert report["placement_seed"] is None and report["stalled_seeds"] == []
+    assert report["core"] == {"shifter": b.shifter, "memory_stage": b.memory_stage}
 
 
 @pytest.mark.skipif(os.environ.get("RVNPU_SKIP_SYNTH") == "1", reason="RVNPU_SKIP_SYNTH=1")

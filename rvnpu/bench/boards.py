@@ -117,9 +117,11 @@ def achieved_gops(demo, report):
 
 def demo_config(board, report):
     """The SoC ``report`` was built from, as the simulator runs it
-    (:meth:`~rvnpu.boards.Board.simulated_config`)."""
+    (:meth:`~rvnpu.boards.Board.simulated_config`): its engine, clocks and core (the board's
+    core, for a report written before the core's options were recorded)."""
     from rvnpu.spec.config import EngineConfig
     engine = EngineConfig(**report["engine"])
+    board = dataclasses.replace(board, **report.get("core", {}))
     clock_hz = round(report["target_mhz"] * 1e6)
     engine_clock_hz = (round(report["engine_target_mhz"] * 1e6) if report.get("split_clocks")
                        else 0)
