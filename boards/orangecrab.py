@@ -35,23 +35,22 @@ class OrangeCrabPlatform(LatticeECP5Platform):
 # Sized like the ULX3S-25F (same part): its 28 DSPs hold a 4x4 array and one TFLite lane,
 # with no post unit.
 # The bootloader takes the bitstream over USB DFU (hold the button while plugging in).
-# The core at 64 MHz and the engine at 96, both from a 576 MHz VCO fed by the 48 MHz
-# oscillator. With the SoC's paths from the core registered (the decoder's peripheral
-# requests, the command slice) the core's domain closes at 69 to 77 MHz (this part is speed
-# grade 8; the ULX3S-25F's is 6): at 72 it missed once (70.4, 2026-12-06, the core's
-# register file through its adder back into the register file's address), so 64. The
-# engine's, with the deep lanes, closed at 96.6 MHz against 80 and 96 and at 98.7 beside
-# the core at 72 (a thin margin, which a later build reports if it is lost), routed in
-# under 4 minutes. One clock of 64 MHz had closed at 73.4; before the paths were registered
-# (about 60 MHz) the board ran at 30.
+# The core at 72 MHz and the engine at 96, both from a 576 MHz VCO fed by the 48 MHz
+# oscillator. With the core's memory stage (a load's or store's address from a register, a
+# cycle more for each) the core's domain closed at 80.1 against 72 and the engine's at 97.7
+# (2026-12-07). Without it the core's domain closed at 69 to 77 MHz (this part is speed
+# grade 8; the ULX3S-25F's is 6) and missed 72 once (70.4, 2026-12-06), so it ran at 64.
+# The engine's, with the deep lanes, closed at 96.6 MHz against 80 and 96 and at 98.7
+# beside the core at 72. One clock of 64 MHz had closed at 73.4; before the SoC's paths
+# from the core were registered (about 60 MHz) the board ran at 30.
 BOARDS = (
-    Board(name="orangecrab", platform=OrangeCrabPlatform, clock_hz=64_000_000,
+    Board(name="orangecrab", platform=OrangeCrabPlatform, clock_hz=72_000_000,
           engine=EngineConfig(rows=4, cols=4, spad_depth=512, acc_depth=256, qp_depth=16,
                               mem_bytes=32 << 10, requant_lanes=1, requant_modes="tflite",
                               store_add=False, post_unit=False,
                               range_stage=True,      # as the ULX3S boards (boards/ulx3s.py)
                               deep_lane=True),
-          shifter="barrel",
+          shifter="barrel", memory_stage=True,
           program=("dfu-util", "--alt", "0", "--download", "{bitstream}"), bitstream=".bit",
           # The engine on a clock of its own (CLKOS), as on the ULX3S-25F.
           engine_clock_hz=96_000_000,

@@ -55,14 +55,16 @@ class ULX3S25FPlatform(_ULX3SPlatform):
 _PROGRAM = ("openFPGALoader", "--board", "ulx3s", "{bitstream}")
 
 BOARDS = (
-    # The core at 40 MHz (CLKOP): built so on 2026-12-06 it closed at 41.9 to 48.0 (43.7 late
-    # that day, beside the engine at 45; 43.2 with seed 2 on 2026-12-07); at 30 MHz the
-    # core's domain had closed at 42.0 to 46.0.
-    Board(name="ulx3s-85f", platform=ULX3S85FPlatform, clock_hz=40_000_000,
+    # The core at 45 MHz (CLKOP) with its memory stage (a load's or store's address from a
+    # register, a cycle more for each): 50.1 against 45, beside the engine at 53.4 against
+    # 50 (seed 2, 2026-12-07). Without it, at 40 MHz, the core's domain closed at 41.9 to
+    # 48.0 (43.2 with seed 2), its longest path the register file through the adder and the
+    # multiplier-divider's logic into the RAM.
+    Board(name="ulx3s-85f", platform=ULX3S85FPlatform, clock_hz=45_000_000,
           engine=EngineConfig(rows=8, cols=8, spad_depth=1024, acc_depth=512, qp_depth=16,
                               mem_bytes=64 << 10, requant_lanes=1, store_add=False,
                               range_stage=True, deep_lane=True),
-          shifter="barrel",
+          shifter="barrel", memory_stage=True,
           program=_PROGRAM, bitstream=".bit",
           # router1, nextpnr-ecp5's default, had not converged after 30 minutes (64,000 wires
           # overused); router2 routes this design in 79 iterations. On the 25F design it
@@ -81,12 +83,16 @@ BOARDS = (
           # One clock for both closed at 37.1 MHz.
           engine_clock_hz=50_000_000,
           doc="ULX3S with an LFE5U-85F, 25 MHz oscillator, FTDI UART"),
-    Board(name="ulx3s-25f", platform=ULX3S25FPlatform, clock_hz=50_000_000,
+    # The core at 60 MHz with its memory stage (a load's or store's address from a register,
+    # a cycle more for each): at 50 without it the design closed at 56.4 (53.9 against 60),
+    # its longest path the register file through the adder, the bus decoder and into the
+    # RAM's write enables; with it, 62.5 against 60 (2026-12-07).
+    Board(name="ulx3s-25f", platform=ULX3S25FPlatform, clock_hz=60_000_000,
           engine=EngineConfig(rows=4, cols=4, spad_depth=512, acc_depth=256, qp_depth=16,
                               mem_bytes=32 << 10, requant_lanes=1, requant_modes="tflite",
                               store_add=False, post_unit=False, range_stage=True,
                               deep_lane=True),
-          shifter="barrel",
+          shifter="barrel", memory_stage=True,
           program=_PROGRAM, bitstream=".bit",
           # The engine on a clock of its own (CLKOS), faster than the core, which sets the
           # shared clock's pace; its bus requests registered before the RAM (bus_register),
