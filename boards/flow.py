@@ -25,11 +25,11 @@ from rvnpu.gen.files import replace_directory, write_file
 from rvnpu.spec.config import ConfigError
 
 
-__all__ = ["BuildError", "DoesNotFit", "RoutingStalled", "build_board", "implement", "append_firmware",
-           "check_clock", "toolchain_options", "platform_toolchain", "failure_path",
-           "record_failure", "saved_reports", "synthesise", "DEFAULT_OUTPUT", "DEMO_FIRMWARE",
-           "NETLIST", "THROUGH_VERILOG", "REINTEGRATE_ASSERTION", "synthesis_input",
-           "PLACEMENTS", "script_seed"]
+__all__ = ["BuildError", "DoesNotFit", "RoutingStalled", "build_board", "implement",
+           "append_firmware", "check_clock", "toolchain_options", "platform_toolchain",
+           "failure_path", "record_failure", "saved_reports", "synthesise", "DEFAULT_OUTPUT",
+           "DEMO_FIRMWARE", "NETLIST", "THROUGH_VERILOG", "REINTEGRATE_ASSERTION",
+           "synthesis_input", "PLACEMENTS", "script_seed"]
 
 
 #: Where ``rvnpu build`` puts each board's results: ``<DEFAULT_OUTPUT>/<board>/``.
