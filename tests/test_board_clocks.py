@@ -330,7 +330,8 @@ def test_doc_table_gives_both_domains_and_achieved_gops():
     markdown = boards_markdown([report], TABLE_COLUMNS)
     assert "| Core Fmax / target (MHz) | Engine Fmax / target (MHz) | Peak GOPS | Achieved " \
            "GOPS (demo GEMM) |" in markdown
-    assert "| 36.7 / 30 | 95.0 / 90 | 12.16 | 0.35 (32x32x32) |" in markdown
+    # 6,000 core cycles at the core's 30 MHz: 200 microseconds.
+    assert "| 36.7 / 30 | 95.0 / 90 | 12.16 | 0.35 (32x32x32) | 200 us |" in markdown
     assert "- **ulx3s-85f** (engine clock): `engine_counter`" in markdown
     assert "Below their targets" not in markdown
     slow = _split_report(engine_fmax=70.0)
@@ -349,7 +350,9 @@ def test_doc_table_shows_small_throughputs_in_significant_digits():
     achieved = report["demo"]["achieved_gops_at_fmax"]
     assert achieved == pytest.approx(2 * 16 ** 3 / (3 * 1_144_484) * 95e6 / 1e9, rel=1e-3)
     assert 1e-4 < achieved < 1e-3
-    assert f"| {achieved:.2g} (16x16x16) |" in boards_markdown([report], TABLE_COLUMNS)
+    # 1,144,484 core cycles at 30 MHz: 38.1 milliseconds.
+    assert f"| {achieved:.2g} (16x16x16) | 38.1 ms |" in boards_markdown([report],
+                                                                         TABLE_COLUMNS)
 
 
 def test_doc_reads_the_demo_measured_after_the_build(tmp_path):
@@ -407,9 +410,10 @@ def test_bench_reads_the_replayed_gemm_and_refuses_a_wrong_replay():
     assert figures["replayed_gops_at_fmax"] == pytest.approx(2 * 32 ** 3 / 12300 * 95e6 / 1e9,
                                                            rel=1e-3)
     assert figures["replayed_gops_at_fmax"] > figures["achieved_gops_at_fmax"]
+    # 12,345 and 4,100 core cycles at 30 MHz.
     assert (f"| {figures['achieved_gops_at_fmax']:.2f} (32x32x32); "
-            f"{figures['replayed_gops_at_fmax']:.2f} replayed |") in boards_markdown(
-                [report], TABLE_COLUMNS)
+            f"{figures['replayed_gops_at_fmax']:.2f} replayed | 412 us; 137 us replayed |"
+            ) in boards_markdown([report], TABLE_COLUMNS)
 
 
 def test_bench_of_some_boards_keeps_the_others_in_its_summary(tmp_path, monkeypatch):
@@ -478,7 +482,7 @@ def test_doc_keeps_the_previous_row_of_a_board_not_rebuilt(tmp_path):
     (directory / "report.json").write_text(json.dumps(_split_report()))
     page = boards_markdown(flow.saved_reports(tmp_path), TABLE_COLUMNS, _OLD_TABLE)
     assert ("| icebreaker (kept) | iCE40UP5K | 1x1 | 4771 / 5280 | 1950 / 5280 | 3 / 8 | "
-            "16 / 30 | 2 / 4 | 14.3 / 12 | 14.3 / 12 | 0.03 | - |") in page
+            "16 / 30 | 2 / 4 | 14.3 / 12 | 14.3 / 12 | 0.03 | - | - |") in page
     assert "- **icebreaker**: `soc.core` → `soc.uart`" in page
     assert "| ulx3s-85f | LFE5U-85F | 8x8 |" in page and "36.7 / 30 | 95.0 / 90 |" in page
     assert "`soc.core.regs` → `soc.core`" not in page

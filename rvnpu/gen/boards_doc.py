@@ -6,6 +6,7 @@ Reports are plain dictionaries (as :func:`rvnpu.boards.report.parse_report` make
 Only the table, between its markers, is rewritten; the prose around it is the author's.
 """
 
+import math
 import re
 from pathlib import Path
 
@@ -41,7 +42,8 @@ def boards_table(reports, columns, previous=None):
     board has the core's and the engine's Fmax against their targets (the same clock unless
     the engine has its own), the peak throughput at the engine's Fmax and, where the board
     bench (:mod:`rvnpu.bench.boards`) has measured the demo's GEMM (a report's ``demo``), the
-    throughput it achieved at that Fmax.
+    throughput it achieved at that Fmax and the time it took at the target clocks, the ones
+    the board runs at (the GOPS at the engine's Fmax do not show what a faster core buys).
 
     ``previous`` (:func:`previous_rows` of the table this one replaces): a board never built
     here keeps its row and critical path from there, marked as not rebuilt, rather than
@@ -52,8 +54,9 @@ def boards_table(reports, columns, previous=None):
         f"<!-- Regenerate from the repository root with: {REGENERATE_DOC} -->",
         "",
         "| Board | Device | Array | " + " | ".join(columns) + " | Core Fmax / target (MHz) "
-        "| Engine Fmax / target (MHz) | Peak GOPS | Achieved GOPS (demo GEMM) |",
-        "|---" * (len(columns) + 7) + "|",
+        "| Engine Fmax / target (MHz) | Peak GOPS | Achieved GOPS (demo GEMM) "
+        "| Demo GEMM's time at the targets |",
+        "|---" * (len(columns) + 8) + "|",
     ]
     kept = []
     for r in reports:
@@ -65,7 +68,7 @@ def boards_table(reports, columns, previous=None):
             engine_target = r.get("engine_target_mhz", r["target_mhz"])
             lines.append(f"| {r['board']} | {r['device']} | {r['array']} | "
                          + " | ".join("-" for _ in columns)
-                         + f" | - / {r['target_mhz']:g} | - / {engine_target:g} | - | - |")
+                         + f" | - / {r['target_mhz']:g} | - / {engine_target:g} | - | - | - |")
             continue
         cells = []
         for label in columns:
@@ -81,7 +84,7 @@ def boards_table(reports, columns, previous=None):
             achieved += f"; {_gops_cell(demo['replayed_gops_at_fmax'])} replayed"
         lines.append(f"| {r['board']} | {r['device']} | {r['array']} | " + " | ".join(cells)
                      + f" | {core} | {engine} | {_gops_cell(r['peak_gops_at_fmax'])} "
-                       f"| {achieved} |")
+                       f"| {achieved} | {_time_cell(demo, r['target_mhz'])} |")
     if kept:
         lines += ["", f"{_KEPT_MARK}: not rebuilt with the table; the row is the previous "
                       "table's."]
@@ -113,11 +116,29 @@ _OLD_COLUMNS = {"Core Fmax / target (MHz)": ("Core Fmax / target (MHz)", "Fmax /
                                                "Fmax / target (MHz)")}
 
 
+def _duration(seconds):
+    """Three significant digits, in milliseconds from one on, else microseconds."""
+    value, unit = (seconds * 1e3, "ms") if seconds >= 1e-3 else (seconds * 1e6, "us")
+    return f"{value:.{max(0, 2 - math.floor(math.log10(value)))}f} {unit}"
+
+
+def _time_cell(demo, core_mhz):
+    """The demo GEMM's time at the core's target clock (its cycles are the core's), issued and
+    replayed; ``-`` without a measurement."""
+    if "core_cycles" not in demo:
+        return "-"
+    cell = _duration(demo["core_cycles"] / (core_mhz * 1e6))
+    if demo.get("replayed_core_cycles") is not None:
+        cell += f"; {_duration(demo['replayed_core_cycles'] / (core_mhz * 1e6))} replayed"
+    return cell
+
+
 def _kept_row(board, cells, columns):
     values = [cells.get(label, "-") for label in ("Device", "Array", *columns)]
     for label in ("Core Fmax / target (MHz)", "Engine Fmax / target (MHz)"):
         values.append(next((cells[old] for old in _OLD_COLUMNS[label] if old in cells), "-"))
-    values += [cells.get("Peak GOPS", "-"), cells.get("Achieved GOPS (demo GEMM)", "-")]
+    values += [cells.get(label, "-") for label in (
+        "Peak GOPS", "Achieved GOPS (demo GEMM)", "Demo GEMM's time at the targets")]
     return f"| {board} {_KEPT_MARK} | " + " | ".join(values) + " |"
 
 
