@@ -112,7 +112,7 @@ def test_pll_frequency_of_a_pair_per_family():
 
 @pytest.mark.parametrize("name, argv, message", [
     ("ulx3s-85f", ("--engine-clock-hz", "450000000"),
-     r"^ulx3s-85f: no ECP5 PLL setting makes both 40 MHz and 450 MHz from 25 MHz"),
+     r"^ulx3s-85f: no ECP5 PLL setting makes both 45 MHz and 450 MHz from 25 MHz"),
     ("tang-nano-9k", ("--engine-clock-hz", "45000000"),
      r"^tang-nano-9k: a Gowin rPLL makes a second clock only as its first divided by"),
     ("icebreaker", ("--engine-clock-hz", "24000000"),

@@ -70,9 +70,13 @@ def test_options_override_the_board_design():
     chosen = cli_build._board(board("icebreaker"), _args("--board", "icebreaker", "--shifter",
                                                          "barrel"))
     assert chosen.soc_config().shifter == "barrel" and chosen.name == "icebreaker"
-    assert not board("icebreaker").soc_config().memory_stage
-    staged = cli_build._board(board("icebreaker"), _args("--board", "icebreaker",
-                                                         "--memory-stage", "1"))
+    assert board("icebreaker").soc_config().memory_stage
+    unstaged = cli_build._board(board("icebreaker"), _args("--board", "icebreaker",
+                                                           "--memory-stage", "0"))
+    assert not unstaged.soc_config().memory_stage
+    assert not board("tang-nano-9k").soc_config().memory_stage
+    staged = cli_build._board(board("tang-nano-9k"), _args("--board", "tang-nano-9k",
+                                                           "--memory-stage", "1"))
     assert staged.soc_config().memory_stage
 
 
