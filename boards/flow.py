@@ -303,8 +303,7 @@ def implement(platform, top, directory, *, label="top", start=None, progress=Non
                                                                  netlist=netlist))
     plan.extract(directory)
     _run_script(directory, label, platform.device, start, progress,
-                toolchain or platform_toolchain(platform), placements,
-                [] if stalled_seeds is None else stalled_seeds)
+                toolchain or platform_toolchain(platform), placements, stalled_seeds)
     return (json.loads((directory / "report.json").read_text()),
             _read_json(directory / "top.stat.json"))
 

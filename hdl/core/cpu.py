@@ -434,12 +434,12 @@ class RiscvCore(wiring.Component):
             with m.Case(3):
                 m.d.comb += logic.eq(~a_op & b_x)
 
-        in_memory = Signal()    # the Memory state (memory_stage): a load's or store's access
         if self._memory_stage:
             # Fetches go to pc; a load or store to the address the adder made in its execute
             # cycle, registered, so that no sum runs on into the SoC's address decoder and
             # the RAM's enables.
             mem_addr = Signal(32)
+            in_memory = Signal()    # the Memory state: a load's or store's access
             m.d.comb += bus.addr.eq(Mux(in_memory, mem_addr[2:], pc))
         else:
             # The address is always the adder's output (pc + 0 for fetches).
