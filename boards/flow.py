@@ -380,14 +380,29 @@ def log_stage(text):
 # past 500 by its 81st, and would have run on for hours.
 ROUTER2_PATIENCE = 30
 
-def routing_stall(text, patience=ROUTER2_PATIENCE):
+# How far the overused wires may climb back above their fewest before the build stops the
+# route at once: to more than ROUTER2_GROWTH times the fewest and ROUTER2_MARGIN wires more.
+# A route that climbs far does so with ever slower passes (one of the 85F, 2026-12-07, went
+# from 534 wires at its 38th pass to 5,483 at its 69th, its passes from seconds to three
+# minutes each), so counting passes alone let it grind 40 minutes before a reseed. The
+# 85F's routes that finished climbed at most 33 wires above their fewest (190 over 157).
+ROUTER2_GROWTH = 2
+ROUTER2_MARGIN = 100
+
+
+def routing_stall(text, patience=ROUTER2_PATIENCE, growth=ROUTER2_GROWTH,
+                  margin=ROUTER2_MARGIN):
     """Why router2, as its log ``text`` shows it, will not finish: its overused wires have
-    not fallen below their fewest for ``patience`` passes. ``None`` while they still fall."""
+    climbed to more than ``growth`` times their fewest (and ``margin`` more), or have not
+    fallen below their fewest for ``patience`` passes. ``None`` while they still fall."""
     fewest = fewest_at = last = None
     for match in _ROUTER2_PASS.finditer(text):
         last, overused = int(match[1]), int(match[2])
         if fewest is None or overused < fewest:
             fewest, fewest_at = overused, last
+        elif overused > growth * fewest and overused - fewest >= margin:
+            return (f"router2's overused wires climbed from {fewest:,} (its pass {fewest_at})"
+                    f" to {overused:,} (pass {last})")
     if last is None or last - fewest_at < patience:
         return None
     return (f"router2's overused wires have not fallen below {fewest:,} (its pass "

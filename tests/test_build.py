@@ -492,6 +492,27 @@ def test_a_router_that_stops_converging_is_stopped():
         "at pass 71)")
 
 
+# A route that climbs steeply after its fewest, as one of the 85F's did on 2026-12-07 (534
+# wires at pass 38, 5,483 at pass 69; its log was not kept, so these passes after the 38th
+# are made up in its shape).
+_CLIMBING = [*_STALLED[:22], 610, 602, 596, 590, 583, 577, 570, 566, 561, 556, 551, 547, 543,
+             540, 537, 534, 560, 620, 710, 850, 1060, 1100, 1400, 2200]
+
+
+def test_a_router_that_climbs_far_above_its_fewest_is_stopped_at_once():
+    """Overused wires past twice their fewest, and ROUTER2_MARGIN more, stop the route that
+    pass, long before ROUTER2_PATIENCE passes; a climb of fewer wires than the margin, as
+    at the end of a route that finishes, does not."""
+    assert flow.routing_stall(_router2_log(_CLIMBING[:43])) is None     # 1,060 < 2 x 534
+    assert flow.routing_stall(_router2_log(_CLIMBING[:44])) == (
+        "router2's overused wires climbed from 534 (its pass 38) to 1,100 (pass 44)")
+    assert flow.routing_stall(_router2_log(_CLIMBING)).endswith("to 1,100 (pass 44)")
+    assert flow.routing_stall(_router2_log([900, 12, 23, 11, 111]), patience=99) == (
+        "router2's overused wires climbed from 11 (its pass 4) to 111 (pass 5)")
+    assert flow.routing_stall(_router2_log([900, 12, 23, 11, 110]), patience=99) is None
+    assert flow.routing_stall(_router2_log([900, 400, 800]), patience=99) is None
+
+
 def test_a_stalled_build_is_ended_with_its_tools(tmp_path):
     """The build script and the tools it started are stopped once router2 stalls, and the
     build fails with why (seconds: a script stands in for the tools)."""
