@@ -51,7 +51,7 @@ class DoesNotFit(BuildError):
 
 
 class RoutingStalled(BuildError):
-    """router2 stopped converging from the placement it was given (:func:`routing_stall`,
+    """The router stopped converging from the placement it was given (:func:`routing_stall`,
     in ``reason``); another seed may place the same netlist so that it routes."""
 
     def __init__(self, message, reason):
@@ -59,7 +59,7 @@ class RoutingStalled(BuildError):
         self.reason = reason
 
 
-#: How many placements a build tries, each with the next seed, when router2 stalls on one:
+#: How many placements a build tries, each with the next seed, when the router stalls on one:
 #: the netlist is synthesised once and placed and routed again (the ULX3S-85F's design of
 #: 2026-12-07 routed from two of its first three placements).
 PLACEMENTS = 3
@@ -216,7 +216,7 @@ def build_board(board, engine=None, *, clock_hz=None, engine_clock_hz=None, out_
     ``engine_clock_hz``: the engine's own clock (``None``: the board's; 0: the SoC's clock).
     ``toolchain``: the tools (:func:`platform_toolchain`; default: ``auto``'s choice), named in
     the progress and the report. ``placements``: how many seeds to try, the board's first,
-    while router2 stalls (:func:`implement`).
+    while the router stalls (:func:`implement`).
 
     Returns the report (the dictionary :func:`~rvnpu.boards.report.parse_report` makes), also
     written to ``out_dir/report.json``. Raises :class:`DoesNotFit` if the design is too large
@@ -290,7 +290,7 @@ def implement(platform, top, directory, *, label="top", start=None, progress=Non
     """Synthesise, place, route and pack ``top`` for ``platform`` in ``directory``, with
     ``toolchain``'s tools (default: ``auto``'s choice, :func:`platform_toolchain`).
 
-    Should router2 stall (:func:`routing_stall`), the synthesised netlist is placed and routed
+    Should the router stall (:func:`routing_stall`), the synthesised netlist is placed and routed
     again with the next seed, up to ``placements`` placements in all; each seed it stalled
     from is appended to ``stalled_seeds`` (``None`` for nextpnr's own), and ``build_top.sh``
     is left naming the seed that routed, so that it rebuilds the same bitstream.
@@ -350,6 +350,8 @@ def _read_text(path):
 
 # router2's line after each pass: the pass, and the wires still shared by more than one net.
 _ROUTER2_PASS = re.compile(r"^Info:\s+iter=(\d+) wires=\d+ overused=(\d+)", re.MULTILINE)
+# router1's line every thousand iterations: the iterations so far, and the arcs left.
+_ROUTER1_REPORT = re.compile(r"^Info:\s+(\d+) \|[^|]*\|[^|]*\|\s*(\d+)\|", re.MULTILINE)
 
 _STAGES = (          # (log line pattern, stage shown, its detail), in the order the tools run
     (re.compile(r"^\d+(?:\.\d+)*\.? Executing (\w+)"), "synthesis", "{0}"),
@@ -358,7 +360,7 @@ _STAGES = (          # (log line pattern, stage shown, its detail), in the order
     # router2 counts its passes and the wires still shared by nets; router1 the arcs left.
     # Whether a large design's routing converges is the one thing worth watching in it.
     (_ROUTER2_PASS, "routing", "pass {0}, {1} wires overused"),
-    (re.compile(r"^Info:\s+\d+ \|[^|]*\|[^|]*\|\s*(\d+)\|"), "routing", "{0} arcs left"),
+    (_ROUTER1_REPORT, "routing", "{1} arcs left"),
     (re.compile(r"^Info: Routing"), "routing", None),
 )
 
@@ -390,11 +392,22 @@ ROUTER2_GROWTH = 2
 ROUTER2_MARGIN = 100
 
 
+# Reports (one every thousand iterations) router1 may go without fewer arcs left before the
+# build stops it. Its routes that finished (every board's, 2026-12-07) reached a new fewest
+# at least every 5 reports, nearly always at every one; one that ground on had 24,000 arcs
+# left after 10 minutes (its log was not kept).
+ROUTER1_PATIENCE = 30
+
+
 def routing_stall(text, patience=ROUTER2_PATIENCE, growth=ROUTER2_GROWTH,
-                  margin=ROUTER2_MARGIN):
-    """Why router2, as its log ``text`` shows it, will not finish: its overused wires have
-    climbed to more than ``growth`` times their fewest (and ``margin`` more), or have not
-    fallen below their fewest for ``patience`` passes. ``None`` while they still fall."""
+                  margin=ROUTER2_MARGIN, router1_patience=ROUTER1_PATIENCE):
+    """Why the router, as its log ``text`` shows it, will not finish. router2: its overused
+    wires have climbed to more than ``growth`` times their fewest (and ``margin`` more), or
+    have not fallen below their fewest for ``patience`` passes. router1: its arcs left have
+    not fallen below their fewest for ``router1_patience`` reports. ``None`` while they
+    still fall."""
+    if not _ROUTER2_PASS.search(text):
+        return _router1_stall(text, router1_patience)
     fewest = fewest_at = last = None
     for match in _ROUTER2_PASS.finditer(text):
         last, overused = int(match[1]), int(match[2])
@@ -409,10 +422,25 @@ def routing_stall(text, patience=ROUTER2_PATIENCE, growth=ROUTER2_GROWTH,
             f"{fewest_at}) in {last - fewest_at} passes ({overused:,} at pass {last})")
 
 
+def _router1_stall(text, patience):
+    fewest = fewest_at = None
+    reports = 0
+    for match in _ROUTER1_REPORT.finditer(text):
+        reports += 1
+        iterations, arcs = int(match[1]), int(match[2])
+        if fewest is None or arcs < fewest:
+            fewest, fewest_at, fewest_reports = arcs, iterations, reports
+    if fewest is None or reports - fewest_reports < patience:
+        return None
+    return (f"router1's arcs left have not fallen below {fewest:,} (its iteration "
+            f"{fewest_at:,}) in {reports - fewest_reports} reports ({arcs:,} at iteration "
+            f"{iterations:,})")
+
+
 def _watch(directory, label, start, progress, done, on_stall=None):
     """Report the flow's stage (from the tools' logs) until ``done`` is set. Stages only move
     forward: once routing has begun, a later log line that looks like placement is not.
-    If router2 stops converging (:func:`routing_stall`), tell ``on_stall`` why and return."""
+    If the router stops converging (:func:`routing_stall`), tell ``on_stall`` why and return."""
     order = list(dict.fromkeys(name for _, name, _ in _STAGES))
     shown, shown_at = None, 0
     while not done.wait(2):
@@ -500,7 +528,7 @@ def _reseed(directory, seed):
 
 def _place_until_routed(directory, label, start, progress, toolchain, placements,
                         stalled_seeds):
-    """Run the build script; while router2 stalls and ``placements`` allow, place and route
+    """Run the build script; while the router stalls and ``placements`` allow, place and route
     the synthesised netlist again with the next seed."""
     script = SCRIPT
     try:

@@ -513,21 +513,62 @@ def test_a_router_that_climbs_far_above_its_fewest_is_stopped_at_once():
     assert flow.routing_stall(_router2_log([900, 400, 800]), patience=99) is None
 
 
-def test_a_stalled_build_is_ended_with_its_tools(tmp_path):
-    """The build script and the tools it started are stopped once router2 stalls, and the
-    build fails with why (seconds: a script stands in for the tools)."""
-    log = _router2_log(_STALLED[:71])
+# router1's arcs left every thousand iterations, from a route of the ULX3S-25F's default
+# design that finished (2026-12-07): 19,597 at its 74th report, fewer again at its 79th.
+_ROUTER1_FINISHED = [
+    66761, 65904, 65084, 64398, 63625, 62945, 62289, 61646, 60922, 60246, 59628, 58869, 58126,
+    57425, 56839, 56219, 55610, 54982, 54239, 53725, 53117, 52411, 51622, 51018, 50324, 49729,
+    49092, 48605, 47954, 47365, 46739, 46032, 45325, 44728, 44254, 43735, 43067, 42505, 42035,
+    41416, 40782, 40191, 39534, 38964, 38425, 37988, 37567, 36868, 36330, 35597, 35039, 34287,
+    33625, 32878, 32218, 31816, 31047, 30310, 29925, 29179, 28527, 27773, 27142, 26371, 25597,
+    24807, 24094, 23368, 22605, 21802, 21116, 20606, 19775, 19597, 19981, 20110, 19947, 19855,
+    19120, 18342, 17573, 16944, 16176, 15441, 14776, 13949, 13266, 12637, 12002, 11160, 10339,
+    9634, 8984, 8293, 7503, 6772, 6187, 5741, 5117, 4537, 3934, 2982, 2084, 1110, 209, 0]
+
+
+def _router1_log(counts):
+    return "\n".join([_PLACING, *_ROUTER1[:2]] +
+                     [f"Info: {1000 * n:>10} | {n:>8} {2 * n:>10} | {5:>4} {7:>5} | {arcs:>9}|"
+                      f" {1.0:>10.2f} {float(n):>10.2f}|" for n, arcs in enumerate(counts, 1)])
+
+
+# The finished route's first 66 reports, then 30 that come no lower than its 66th.
+_STUCK_ROUTER1 = [*_ROUTER1_FINISHED[:66], *[24807 + 13 * (n % 5) for n in range(30)]]
+
+
+def test_a_router1_that_stops_converging_is_stopped():
+    """router1 reaches fewer arcs left nearly every report while it converges; 30 reports
+    (ROUTER1_PATIENCE) without a new fewest stop it, as a stalled router2 is stopped."""
+    for reports in range(1, len(_ROUTER1_FINISHED) + 1):
+        assert flow.routing_stall(_router1_log(_ROUTER1_FINISHED[:reports])) is None
+    assert flow.log_stage(_router1_log(_ROUTER1_FINISHED[:74])) == "routing: 19597 arcs left"
+    stuck = [*_ROUTER1_FINISHED[:66], *[24807 + 13 * (n % 5) for n in range(40)]]
+    assert flow.routing_stall(_router1_log(stuck[:95])) is None
+    assert flow.routing_stall(_router1_log(stuck[:96])) == (
+        "router1's arcs left have not fallen below 24,807 (its iteration 66,000) in 30 "
+        "reports (24,859 at iteration 96,000)")
+    assert flow.routing_stall(_router1_log(stuck), router1_patience=41) is None
+
+
+@pytest.mark.parametrize("log, why, shown_last", [
+    (_router2_log(_STALLED[:71]), r"router2's overused wires .* pass 71\)",
+     "routing: pass 71, 287 wires overused"),
+    (_router1_log(_STUCK_ROUTER1), r"router1's arcs left .* iteration 96,000\)",
+     "routing: 24859 arcs left"),
+])
+def test_a_stalled_build_is_ended_with_its_tools(tmp_path, log, why, shown_last):
+    """The build script and the tools it started are stopped once router2 or router1
+    stalls, and the build fails with why (seconds: a script stands in for the tools)."""
     (tmp_path / "build_top.sh").write_text(
         f"cat > top.tim <<'EOF'\n{log}\nEOF\n"
         "sleep 600 &\necho $! > tool.pid\nwait\n")
     toolchain = flow.platform_toolchain(board("ulx3s-25f").platform(), "yowasp")
     shown = []
     start = time.monotonic()
-    with pytest.raises(flow.BuildError, match=r"^building t: routing did not converge: "
-                                              r"router2's overused wires .* pass 71\)"):
+    with pytest.raises(flow.BuildError, match=r"^building t: routing did not converge: " + why):
         flow._run_watched(tmp_path, "t", start, shown.append, toolchain)
     assert time.monotonic() - start < 60
-    assert any("routing: pass 71, 287 wires overused" in line for line in shown)
+    assert any(shown_last in line for line in shown)
     assert _process_ended(int((tmp_path / "tool.pid").read_text()))
 
 
