@@ -29,7 +29,7 @@ __all__ = ["BuildError", "DoesNotFit", "RoutingStalled", "build_board", "impleme
            "append_firmware", "check_clock", "toolchain_options", "platform_toolchain",
            "failure_path", "record_failure", "saved_reports", "synthesise", "DEFAULT_OUTPUT",
            "DEMO_FIRMWARE", "NETLIST", "THROUGH_VERILOG", "REINTEGRATE_ASSERTION",
-           "synthesis_input", "PLACEMENTS", "script_seed"]
+           "synthesis_input", "PLACEMENTS", "script_seed", "stalled_log_name"]
 
 
 #: Where ``rvnpu build`` puts each board's results: ``<DEFAULT_OUTPUT>/<board>/``.
@@ -391,6 +391,13 @@ ROUTER2_PATIENCE = 30
 ROUTER2_GROWTH = 2
 ROUTER2_MARGIN = 100
 
+# Once the fewest is below ROUTER2_FEW wires, the passes take seconds and router2 finishes
+# from there, however slowly: one of the 85F's routes that finished went 18 passes from 2
+# wires to 1, another (bus_register, seed 2, 2026-12-07) was stopped after 31 passes at one
+# overused wire. So few wires get ROUTER2_FEW_PATIENCE passes (minutes).
+ROUTER2_FEW = 20
+ROUTER2_FEW_PATIENCE = 150
+
 
 # Reports (one every thousand iterations) router1 may go without fewer arcs left before the
 # build stops it. Its routes that finished (every board's, 2026-12-07) reached a new fewest
@@ -403,9 +410,9 @@ def routing_stall(text, patience=ROUTER2_PATIENCE, growth=ROUTER2_GROWTH,
                   margin=ROUTER2_MARGIN, router1_patience=ROUTER1_PATIENCE):
     """Why the router, as its log ``text`` shows it, will not finish. router2: its overused
     wires have climbed to more than ``growth`` times their fewest (and ``margin`` more), or
-    have not fallen below their fewest for ``patience`` passes. router1: its arcs left have
-    not fallen below their fewest for ``router1_patience`` reports. ``None`` while they
-    still fall."""
+    have not fallen below their fewest for ``patience`` passes (:data:`ROUTER2_FEW_PATIENCE`
+    once the fewest is below :data:`ROUTER2_FEW`). router1: its arcs left have not fallen
+    below their fewest for ``router1_patience`` reports. ``None`` while they still fall."""
     if not _ROUTER2_PASS.search(text):
         return _router1_stall(text, router1_patience)
     fewest = fewest_at = last = None
@@ -416,6 +423,8 @@ def routing_stall(text, patience=ROUTER2_PATIENCE, growth=ROUTER2_GROWTH,
         elif overused > growth * fewest and overused - fewest >= margin:
             return (f"router2's overused wires climbed from {fewest:,} (its pass {fewest_at})"
                     f" to {overused:,} (pass {last})")
+    if fewest is not None and fewest < ROUTER2_FEW:
+        patience = max(patience, ROUTER2_FEW_PATIENCE)
     if last is None or last - fewest_at < patience:
         return None
     return (f"router2's overused wires have not fallen below {fewest:,} (its pass "
@@ -513,17 +522,25 @@ def script_seed(directory):
     return int(seed[1]) if seed else None
 
 
-def _reseed(directory, seed):
+def stalled_log_name(seed):
+    """The name a stalled route's nextpnr log is kept under, beside the bitstream, once the
+    build places again: ``top.stalled-seed-2.tim``, ``top.stalled-seed-own.tim``."""
+    return f"top.stalled-seed-{'own' if seed is None else seed}.tim"
+
+
+def _reseed(directory, seed, stalled_seed):
     """Make the build script place with ``seed``, and write :data:`ROUTE_SCRIPT`: the same
-    without Yosys, which places and routes the netlist already synthesised."""
+    without Yosys, which places and routes the netlist already synthesised. The log of the
+    route that stalled from ``stalled_seed`` is kept (:func:`stalled_log_name`)."""
     script = directory / SCRIPT
     text = _NEXTPNR_COMMAND.sub(
         lambda command: f"{_SEED_OPTION.sub('', command[0])} --seed {seed}", script.read_text())
     script.write_text(text)
     (directory / ROUTE_SCRIPT).write_text(_YOSYS_COMMAND.sub("", text))
     # The stalled route's log would be read as the new one's until nextpnr rewrites it.
-    for stale in ("top.tim", "report.json"):
-        (directory / stale).unlink(missing_ok=True)
+    if (directory / "top.tim").exists():
+        (directory / "top.tim").replace(directory / stalled_log_name(stalled_seed))
+    (directory / "report.json").unlink(missing_ok=True)
 
 
 def _place_until_routed(directory, label, start, progress, toolchain, placements,
@@ -536,15 +553,15 @@ def _place_until_routed(directory, label, start, progress, toolchain, placements
             try:
                 return _run_watched(directory, label, start, progress, toolchain, script)
             except RoutingStalled as stall:
-                seed = script_seed(directory)
-                stalled_seeds.append(seed)
+                stalled = script_seed(directory)
+                stalled_seeds.append(stalled)
                 if placement == placements or not _NEXTPNR_COMMAND.search(
                         _read_text(directory / SCRIPT)):
                     raise _stalled_error(label, stalled_seeds, stall.reason) from None
-                seed = 1 if seed is None else (seed + 1) % (1 << 31)
+                seed = 1 if stalled is None else (stalled + 1) % (1 << 31)
                 progress(f"[{time.monotonic() - start:5.0f}s] {label}: routing did not "
                          f"converge ({stall.reason}); placing again with seed {seed}")
-                _reseed(directory, seed)
+                _reseed(directory, seed, stalled)
                 script = ROUTE_SCRIPT
     finally:
         (directory / ROUTE_SCRIPT).unlink(missing_ok=True)

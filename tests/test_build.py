@@ -492,6 +492,20 @@ def test_a_router_that_stops_converging_is_stopped():
         "at pass 71)")
 
 
+def test_a_router_down_to_a_few_wires_is_given_longer():
+    """Below ROUTER2_FEW overused wires the passes take seconds and router2 gets there:
+    ROUTER2_FEW_PATIENCE passes without a new fewest, not ROUTER2_PATIENCE."""
+    few = [*_CONVERGED[:-2], *[1] * flow.ROUTER2_FEW_PATIENCE]   # 1 from pass 88 to 237
+    assert flow.routing_stall(_router2_log(few)) is None
+    assert flow.routing_stall(_router2_log([*few, 2])) == (
+        "router2's overused wires have not fallen below 1 (its pass 88) in 150 passes (2 at "
+        "pass 238)")
+    # 20 wires and more: the ordinary patience.
+    level = [*_CONVERGED[:58], *[20] * 31]               # 20 from pass 59 to 89
+    assert min(level) == 20 and flow.routing_stall(_router2_log(level[:-1])) is None
+    assert flow.routing_stall(_router2_log(level)) is not None
+
+
 # A route that climbs steeply after its fewest, as one of the 85F's did on 2026-12-07 (534
 # wires at pass 38, 5,483 at pass 69; its log was not kept, so these passes after the 38th
 # are made up in its shape).
@@ -610,6 +624,11 @@ def test_a_stalled_route_is_placed_again_with_the_next_seed(tmp_path, seed, stal
     assert (tmp_path / "yosys.runs").read_text() == "run\n"        # synthesised once
     assert (tmp_path / "top.bit").exists() and (tmp_path / "top.tim").read_text() == "routed\n"
     assert not (tmp_path / flow.ROUTE_SCRIPT).exists()
+    for stalled_seed in stalled:             # each stalled route's log, kept to be read
+        kept = (tmp_path / flow.stalled_log_name(stalled_seed)).read_text()
+        assert "iter=71 wires=700071 overused=287" in kept
+    assert sorted(path.name for path in tmp_path.glob("top.stalled-*")) == sorted(
+        f"top.stalled-seed-{'own' if s is None else s}.tim" for s in stalled)
     assert any(line.endswith(f"t: routing did not converge (router2's overused wires have not "
                              f"fallen below 192 (its pass 41) in 30 passes (287 at pass 71)); "
                              f"placing again with seed {routed}") for line in shown)
