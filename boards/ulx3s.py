@@ -69,7 +69,11 @@ BOARDS = (
           # router1, nextpnr-ecp5's default, had not converged after 30 minutes (64,000 wires
           # overused); router2 routes this design in 79 iterations. On the 25F design it
           # closes slower (38.0 MHz against router1's 46.2), so it is this board's alone.
-          nextpnr_options=("--router", "router2"),
+          # The static (electrostatic) placer places it in 5 minutes where HeAP took 10.5
+          # (3.3, then 7.2 of annealing), and router2 routes that in 62 passes: the build
+          # took 11.6 minutes, not 20, at 48.2 / 56.4 MHz against HeAP's 50.1 / 53.4
+          # (2026-12-07, seed 2, each beside another build).
+          nextpnr_options=("--router", "router2", "--placer", "static"),
           # Its design as of 2026-12-06 did not route from nextpnr's own placement (router2's
           # overused wires stopped falling at 192, its 41st pass); seeds 2 and 3 routed, in 89
           # and 67 passes, at 43.2 / 52.8 and 46.8 / 48.4 MHz. A change to the design may want
