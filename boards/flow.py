@@ -400,10 +400,11 @@ ROUTER2_FEW_PATIENCE = 150
 
 
 # Reports (one every thousand iterations) router1 may go without fewer arcs left before the
-# build stops it. Its routes that finished (every board's, 2026-12-07) reached a new fewest
-# at least every 5 reports, nearly always at every one; one that ground on had 24,000 arcs
-# left after 10 minutes (its log was not kept).
-ROUTER1_PATIENCE = 30
+# build stops it. Its routes that finished (every board's, 2026-12-07) nearly always reached
+# a new fewest at every report; one of the ULX3S-25F's (with the accumulator stage, seed 3)
+# hovered between 34,700 and 36,400 arcs for 18 reports, then fell to the end. One that
+# ground on had 24,000 arcs left after 10 minutes (its log was not kept).
+ROUTER1_PATIENCE = 50
 
 
 def routing_stall(text, patience=ROUTER2_PATIENCE, growth=ROUTER2_GROWTH,
