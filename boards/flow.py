@@ -378,8 +378,9 @@ def log_stage(text):
 
 # Passes router2 may go without routing to fewer overused wires before the build stops it.
 # Its routes of the ULX3S-85F's design that finished went at most 10 passes between new
-# fewest while 20 wires or more were overused; one that did not stopped falling at 192 wires by its 41st pass and had climbed
-# past 500 by its 81st, and would have run on for hours.
+# fewest while 20 wires or more were overused; one that did not stopped falling at 192
+# wires by its 41st pass and had climbed past 500 by its 81st, and would have run on for
+# hours.
 ROUTER2_PATIENCE = 30
 
 # How far the overused wires may climb back above their fewest before the build stops the
