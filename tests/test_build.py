@@ -316,7 +316,8 @@ def test_ice40_flow_places_and_reports(tmp_path):
     synthesised = (tmp_path / "top.rpt").stat().st_mtime_ns
     first = (tmp_path / "top.bin").read_bytes()
     (tmp_path / "top.bin").unlink()
-    flow._reseed(tmp_path, 7)
+    flow._reseed(tmp_path, 7, None)
+    assert "Info: Routing" in (tmp_path / flow.stalled_log_name(None)).read_text()
     toolchain = flow.platform_toolchain(b.platform())
     result = flow._run_watched(tmp_path, "t", time.monotonic(), lambda text: None, toolchain,
                                flow.ROUTE_SCRIPT)
