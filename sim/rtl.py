@@ -21,6 +21,7 @@ from rvnpu.spec.config import EngineConfig
 from rvnpu.spec.commands import Funct, Space, encode
 from rvnpu.hdl.engine.load import load_row_bytes
 from rvnpu.sim.engine_top import EngineTestTop
+from rvnpu.sim.cell_models import engine_primitives
 from rvnpu.sim.runner import run_cocotb, verilog_of
 
 
@@ -210,7 +211,8 @@ class RtlEngine:
         with tempfile.TemporaryDirectory(dir=self.build_dir) as tmp:
             jobs_file, results_file = Path(tmp) / "jobs.json", Path(tmp) / "results.json"
             jobs_file.write_text(json.dumps(jobs))
-            run_cocotb(sources={"engine_top.v": self.verilog}, toplevel="engine_top",
+            run_cocotb(sources={"engine_top.v": self.verilog,
+                                **engine_primitives(self.config)}, toplevel="engine_top",
                        test_module="rvnpu.sim.cocotb.tb_engine", simulator=self.simulator,
                        build_dir=self.build_dir, waves=waves, build_args=self._build_args(),
                        test_args={"jobs_file": str(jobs_file),

@@ -20,6 +20,7 @@ from pathlib import Path
 from rvnpu.gen.files import write_file
 from rvnpu.hdl import hardware_sources
 from rvnpu.spec.memory_map import SocConfig
+from rvnpu.sim.cell_models import engine_primitives
 from rvnpu.sim.rtl import default_build_root
 from rvnpu.sim.runner import SimulationFailed, run_cocotb, verilog_of
 from rvnpu.spec.commands import unpack_status
@@ -286,7 +287,8 @@ class SocSimulator:
             image_file, results_file = Path(tmp) / "image.bin", Path(tmp) / "results.json"
             image_file.write_bytes(image)
             sim = run_cocotb(
-                sources={f"{_SOC}.v": verilog, f"{_TOP}.v": _wrapper(self.config)},
+                sources={f"{_SOC}.v": verilog, f"{_TOP}.v": _wrapper(self.config),
+                         **engine_primitives(self.config.engine)},
                 toplevel=_TOP,
                 test_module="rvnpu.sim.cocotb.tb_soc", build_dir=build_dir, waves=waves,
                 build_args=self._build_args(),

@@ -24,6 +24,7 @@ SMALL = ["--rows", "2", "--cols", "3", "--spad-depth", "64", "--acc-depth", "32"
     (["--in-width", "16", "--acc-width", "24"], "acc_width"),
     (["--spad-depth", "100"], "spad_depth"),
     (["--bus-width", "48"], "bus_width"),
+    (["--zero-point-sums", "1"], "zero_point_sums"),       # the default dataflow is both
 ])
 def test_bad_parameter_is_one_line_naming_it(args, parameter, tmp_path, capsys):
     out = tmp_path / "out"
@@ -92,6 +93,14 @@ def test_report(capsys):
     assert "multipliers: 256 for DSP blocks, 0 in logic" in out
     assert main(["report", "--rows", "16", "--cols", "16", "--logic-macs", "120"]) == 0
     assert "multipliers: 136 for DSP blocks, 120 in logic" in capsys.readouterr().out
+    # Two cells a SB_MAC16; with 3 of a 2x4's cells in logic, row 1's first is alone.
+    pairs = ["--dataflow", "ws", "--zero-point-sums", "1", "--sb-mac16-pairs", "1"]
+    assert main(["report", "--rows", "2", "--cols", "4", *pairs]) == 0
+    assert "multipliers: 8 for DSP blocks (4 SB_MAC16s, two products a block), 0 in logic" \
+        in capsys.readouterr().out
+    assert main(["report", "--rows", "2", "--cols", "4", "--logic-macs", "3", *pairs]) == 0
+    assert "multipliers: 5 for DSP blocks (3 SB_MAC16s, two products a block), 3 in logic" \
+        in capsys.readouterr().out
     with pytest.raises(SystemExit) as exit:
         main(["report", "--rows", "2", "--cols", "2", "--logic-macs", "5"])
     assert exit.value.code == 2

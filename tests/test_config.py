@@ -196,3 +196,27 @@ def test_command_fetch_takes_a_flag_or_its_number():
     assert EngineConfig(command_fetch=0).command_fetch is False
     assert EngineConfig(command_fetch=1).command_fetch is True
     assert EngineConfig().command_fetch is True
+
+
+def test_zero_point_sums_is_a_flag_of_weight_stationary_engines():
+    """An output-stationary cell keeps its sum inside the array, where no correction below
+    it can reach, so only a WS-only engine takes the zero points off with sums."""
+    assert EngineConfig().zero_point_sums is False
+    assert EngineConfig(dataflow="ws", zero_point_sums=1).zero_point_sums is True
+    for dataflow in ("os", "both"):
+        with pytest.raises(ConfigError, match=f"^zero_point_sums needs dataflow ws .*"
+                                              f"not '{dataflow}'$"):
+            EngineConfig(dataflow=dataflow, zero_point_sums=True)
+    with pytest.raises(ConfigError, match="^zero_point_sums must be true or false"):
+        EngineConfig(dataflow="ws", zero_point_sums=2)
+
+
+def test_sb_mac16_pairs_need_raw_8_bit_cells():
+    """An SB_MAC16's halves multiply 8-bit operands: the cells' must be the raw elements."""
+    ws = dict(dataflow="ws", zero_point_sums=True)
+    assert EngineConfig(**ws, sb_mac16_pairs=1).sb_mac16_pairs is True
+    for bad in (dict(dataflow="ws"), dict(ws, in_width=4, acc_width=16),
+                dict(ws, in_width=16)):
+        with pytest.raises(ConfigError, match="^sb_mac16_pairs needs zero_point_sums and "
+                                              "in_width 8 "):
+            EngineConfig(**bad, sb_mac16_pairs=True)

@@ -65,6 +65,27 @@ CONFIGS = {
                              qp_depth=8, bus_width=32, mem_bytes=1 << 12, queue_depth=1,
                              requant_modes="none", hazards="serial", command_fetch=False,
                              post_unit=False),
+    # Raw elements in the cells, the zero points off below the array (a zero step a COMPUTE).
+    "4x6-ws-zero-point-sums": EngineConfig(rows=4, cols=6, dataflow="ws", spad_depth=64,
+                                           acc_depth=32, qp_depth=8, mem_bytes=1 << 13,
+                                           queue_depth=2, requant_lanes=3,
+                                           zero_point_sums=True),
+    "2x2-int4-zero-point-sums": EngineConfig(rows=2, cols=2, in_width=4, acc_width=16,
+                                             dataflow="ws", spad_depth=64, acc_depth=32,
+                                             qp_depth=8, mem_bytes=1 << 12, mac_latency=1,
+                                             requant_modes="tflite", zero_point_sums=True),
+    # Two cells a SB_MAC16 (Yosys's model of the primitive), an odd column on its own, and
+    # the products in the blocks' registers.
+    "2x3-sb-mac16-pairs": EngineConfig(rows=2, cols=3, dataflow="ws", spad_depth=64,
+                                       acc_depth=32, qp_depth=8, mem_bytes=1 << 12,
+                                       requant_lanes=1, zero_point_sums=True,
+                                       sb_mac16_pairs=True),
+    # The iCEBreaker's cells: no registers around the multipliers.
+    "2x2-sb-mac16-pairs-unregistered": EngineConfig(
+        rows=2, cols=2, dataflow="ws", spad_depth=64, acc_depth=32, qp_depth=8,
+        bus_width=32, mem_bytes=1 << 12, queue_depth=1, requant_modes="none",
+        hazards="serial", command_fetch=False, post_unit=False, mac_latency=0,
+        zero_point_sums=True, sb_mac16_pairs=True),
 }
 
 #: (configuration, simulator, GEMM jobs, random programs). Icarus is slower: fewer cases.
@@ -75,6 +96,10 @@ PLAN = [
     ("2x2-int4", "verilator", 12, 30),
     ("2x3-int16", "verilator", 12, 30),
     ("1x1-bare", "verilator", 10, 30),
+    ("4x6-ws-zero-point-sums", "verilator", 12, 30),
+    ("2x2-int4-zero-point-sums", "verilator", 10, 20),
+    ("2x3-sb-mac16-pairs", "verilator", 10, 20),
+    ("2x2-sb-mac16-pairs-unregistered", "verilator", 10, 20),
     ("4x4", "icarus", 5, 3),
     ("2x3-int16", "icarus", 4, 2),
 ]

@@ -65,6 +65,19 @@ CONFIGS = {
     "1x2-acc-stage": EngineConfig(rows=1, cols=2, dataflow="both", spad_depth=16,
                                   acc_depth=16, qp_depth=4, bus_width=32, mem_bytes=1 << 11,
                                   requant_lanes=2, mac_latency=0, acc_stage=True),
+    # The cells multiply raw elements; the zero points come off below the array, a zero step
+    # a COMPUTE (weight-stationary only).
+    "2x2-zero-point-sums": EngineConfig(rows=2, cols=2, dataflow="ws", spad_depth=16,
+                                        acc_depth=16, qp_depth=4, bus_width=32,
+                                        mem_bytes=1 << 11, requant_lanes=2,
+                                        zero_point_sums=True),
+    # And the shortest line to the correction: unregistered multipliers, one row, the
+    # accumulator's row held before the sum, one command in flight a unit.
+    "1x3-zero-point-sums": EngineConfig(rows=1, cols=3, dataflow="ws", spad_depth=16,
+                                        acc_depth=16, qp_depth=4, bus_width=32,
+                                        mem_bytes=1 << 11, requant_lanes=1, mac_latency=0,
+                                        acc_stage=True, queue_depth=1, hazards="serial",
+                                        zero_point_sums=True),
 }
 
 
@@ -81,10 +94,15 @@ CONFIGS = {
                                                  ("2x2-load-stage", 111, 0),
                                                  ("2x2-load-stage", 112, 1),
                                                  ("1x2-acc-stage", 114, 0),
-                                                 ("1x2-acc-stage", 115, 1)])
+                                                 ("1x2-acc-stage", 115, 1),
+                                                 ("2x2-zero-point-sums", 116, 0),
+                                                 ("2x2-zero-point-sums", 117, 1),
+                                                 ("1x3-zero-point-sums", 118, 0),
+                                                 ("1x3-zero-point-sums", 119, 1)])
 def test_random_programs_on_a_small_engine(name, seed, latency):
     config = CONFIGS[name]
     assert config.mac_latency == {"2x2-unregistered-macs": 0, "1x2-acc-stage": 0,
+                                  "1x3-zero-point-sums": 0,
                                   "2x2-registered-operands": 1}.get(name, 2)
     program = random_program(config, seed, length=24)
     mem, answers, _ = run_rtl(config, program.image, program.commands, latency=latency)

@@ -22,6 +22,10 @@ def test_width_is_the_largest_sum_and_a_sign():
     assert ws_sum_width(3, 8, 32) == 19
     assert ws_sum_width(2, 4, 32) == 10            # 2 * 15 * 15 = 450 < 2**9
     assert ws_sum_width(16, 16, 32) == 32          # wider than the accumulators: theirs
+    # Raw signed elements (zero points off below the array): 1 row, (-128)**2 = 2**14.
+    assert ws_sum_width(1, 8, 32, raw=True) == 16
+    assert ws_sum_width(4, 8, 32, raw=True) == 18  # 4 * 2**14 = 2**16
+    assert ws_sum_width(2, 4, 32, raw=True) == 9   # 2 * 64 = 2**7, and a sign
 
 
 def test_only_weight_stationary_arrays_narrow_their_sums():
@@ -56,13 +60,18 @@ EXTREMES = [
 ]
 
 
+@pytest.mark.parametrize("zero_point_sums", [False, True])
 @pytest.mark.parametrize("rows, cols", [(1, 1), (3, 2), (4, 2)])
 @pytest.mark.parametrize("extreme", range(len(EXTREMES)))
-def test_sums_at_their_extremes_are_exact(rows, cols, extreme):
+def test_sums_at_their_extremes_are_exact(rows, cols, extreme, zero_point_sums):
+    """Also with the zero points taken off below the array, where the cells' operands are
+    the raw elements (an unsigned one less 128): each case's zero step or products reach
+    (-128) * (-128) too."""
     a_signed, a_zero, b_signed, b_zero = EXTREMES[extreme]
     config = EngineConfig(rows=rows, cols=cols, dataflow="ws", spad_depth=32, acc_depth=16,
                           qp_depth=4, bus_width=32, mem_bytes=1 << 12, requant_modes="none",
-                          post_unit=False, command_fetch=False, store_pool=False)
+                          post_unit=False, command_fetch=False, store_pool=False,
+                          zero_point_sums=zero_point_sums)
     rng = np.random.default_rng(1000 + 10 * extreme + rows)
     # Two passes of the array over k, and a part pass: sums also add up in the accumulators.
     m, n, k = rows + 2, cols + 1, 2 * rows + 1

@@ -8,13 +8,14 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from rvnpu.hdl.engine.dsp_pair import SbMac16Pair
 from rvnpu.hdl.engine.pe import ProcessingElement
 
 
-__all__ = ["SystolicArray", "ws_sum_width"]
+__all__ = ["SystolicArray", "ws_sum_width", "mac_partner", "dsp_blocks"]
 
 
-def ws_sum_width(rows, in_width, acc_width):
+def ws_sum_width(rows, in_width, acc_width, raw=False):
     """Bits of a weight-stationary partial sum: no more than its largest value needs.
 
     A column sums at most ``rows`` products, each of two operands with their zero points off;
@@ -23,9 +24,35 @@ def ws_sum_width(rows, in_width, acc_width):
     that narrow, and sign-extended to ``acc_width`` below the array, the sum is the same, and
     a column's adders and registers are half as wide (17 bits against 32 for one row of
     8-bit operands). Output-stationary sums run over a whole tile and wrap at ``acc_width``.
+
+    With ``raw`` operands (signed ``in_width``-bit elements whose zero points come off below
+    the array) a product is at most ``2**(2 * in_width - 2)``, the square of the most negative.
     """
-    largest = rows * ((1 << in_width) - 1) ** 2
+    largest = rows * (1 << (2 * in_width - 2) if raw else ((1 << in_width) - 1) ** 2)
     return min(acc_width, largest.bit_length() + 1)
+
+
+def mac_partner(r, c, *, rows, cols, logic_macs, sb_mac16_pairs):
+    """The column of the cell that shares cell ``(r, c)``'s DSP block, or ``None``.
+
+    With ``sb_mac16_pairs`` columns ``2j`` and ``2j + 1`` of a row pair up when both multiply
+    in DSP blocks; ``logic_macs`` cells, the last in row order, multiply in logic."""
+    first_logic = rows * cols - logic_macs
+    partner = c ^ 1
+    if (sb_mac16_pairs and partner < cols and r * cols + c < first_logic
+            and r * cols + partner < first_logic):
+        return partner
+    return None
+
+
+def dsp_blocks(*, rows, cols, logic_macs, sb_mac16_pairs):
+    """DSP blocks the array's multipliers take: one a cell, or one a pair
+    (:func:`mac_partner`)."""
+    dsp_cells = rows * cols - logic_macs
+    pairs = sum(mac_partner(r, c, rows=rows, cols=cols, logic_macs=logic_macs,
+                            sb_mac16_pairs=sb_mac16_pairs) is not None
+                for r in range(rows) for c in range(cols)) // 2
+    return dsp_cells - pairs
 
 
 class SystolicArray(wiring.Component):
@@ -46,18 +73,30 @@ class SystolicArray(wiring.Component):
     order, so a part's multipliers serve whole rows from the top. Every cell's product comes
     ``mac_latency`` cycles after its operands (:class:`.pe.ProcessingElement`).
 
-    The operands are ``in_width``-bit elements with their zero points off (one bit wider).
+    The operands are ``in_width``-bit elements with their zero points off (one bit wider), or
+    with ``raw`` the elements themselves as signed ``in_width``-bit values (the execute unit
+    takes the zero points off below the array: ``EngineConfig.zero_point_sums``).
     Partial sums, and ``out``, are ``acc_width`` bits wide where the array can run
     output-stationary, and :func:`ws_sum_width` wide where it runs weight-stationary only.
+
+    With ``sb_mac16_pairs`` (raw 8-bit operands only) the cells of columns ``2j`` and
+    ``2j + 1`` of a row share one iCE40 SB_MAC16's two 8x8 multipliers
+    (:class:`.dsp_pair.SbMac16Pair`); a cell left without a partner (an odd column count, or
+    a partner multiplying in logic) keeps its own.
     """
 
     def __init__(self, *, rows, cols, in_width, acc_width, with_os=True, with_ws=True,
-                 logic_macs=0, mac_latency=2):
+                 logic_macs=0, mac_latency=2, raw=False, sb_mac16_pairs=False):
         self._rows, self._cols = rows, cols
         self._logic_macs = logic_macs
-        op_width = in_width + 1
+        op_width = in_width if raw else in_width + 1
+        if sb_mac16_pairs and op_width != 8:
+            raise ValueError(f"SB_MAC16 pairs multiply 8-bit operands, not {op_width}-bit ones")
+        self._pairs = sb_mac16_pairs
+        self._mac_latency = mac_latency
         #: Width of the partial sums and of ``out``.
-        self.sum_width = acc_width if with_os else ws_sum_width(rows, in_width, acc_width)
+        self.sum_width = (acc_width if with_os
+                          else ws_sum_width(rows, in_width, acc_width, raw=raw))
         self._pe_args = dict(op_width=op_width, acc_width=self.sum_width,
                              with_os=with_os, with_ws=with_ws, latency=mac_latency)
         op, acc = signed(op_width), signed(self.sum_width)
@@ -74,10 +113,29 @@ class SystolicArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         first_logic = self._rows * self._cols - self._logic_macs
-        grid = [[ProcessingElement(**self._pe_args,
-                                   logic_multiplier=r * self._cols + c >= first_logic)
+
+        def in_logic(r, c):
+            return r * self._cols + c >= first_logic
+
+        def paired(r, c):
+            return mac_partner(r, c, rows=self._rows, cols=self._cols,
+                               logic_macs=self._logic_macs,
+                               sb_mac16_pairs=self._pairs) is not None
+
+        grid = [[ProcessingElement(**self._pe_args, logic_multiplier=in_logic(r, c),
+                                   external_multiplier=paired(r, c))
                  for c in range(self._cols)]
                 for r in range(self._rows)]
+        for r, row in enumerate(grid):
+            for c in range(0, self._cols, 2):
+                if paired(r, c):
+                    m.submodules[f"mac_{r}_{c}"] = pair = SbMac16Pair(
+                        registered=self._mac_latency == 2)
+                    left, right = row[c], row[c + 1]
+                    m.d.comb += [pair.a0.eq(left.mul_a), pair.b0.eq(left.mul_b),
+                                 left.mul_p.eq(pair.p0),
+                                 pair.a1.eq(right.mul_a), pair.b1.eq(right.mul_b),
+                                 right.mul_p.eq(pair.p1)]
         for r, row in enumerate(grid):
             for c, pe in enumerate(row):
                 m.submodules[f"pe_{r}_{c}"] = pe

@@ -26,6 +26,12 @@ class ExecuteUnit(wiring.Component):
     systolic schedule needs. A fixed-latency metadata line follows the data to the bottom of the
     array, where results are written (or added) to the accumulators in order.
 
+    With ``zero_point_sums`` the cells multiply the elements as they are and a WS command
+    streams one step more, first: every kept lane's ``a`` is the zero point, so that the
+    array's results for it are ``za * sum(w)`` a column, which a register a column keeps for
+    the command's steps. Beside the array a line carries ``zw * sum(a - za)`` for each step,
+    and both come off the step's results below the array (:class:`.EngineConfig`).
+
     Members
     -------
     cmd : In(stream)
@@ -74,7 +80,8 @@ class ExecuteUnit(wiring.Component):
         m.submodules.array = array = SystolicArray(
             rows=c.rows, cols=c.cols, in_width=c.in_width, acc_width=c.acc_width,
             with_os=c.with_os, with_ws=c.with_ws, logic_macs=c.logic_macs,
-            mac_latency=c.mac_latency)
+            mac_latency=c.mac_latency, raw=c.zero_point_sums,
+            sb_mac16_pairs=c.sb_mac16_pairs)
 
         # 1 while the array runs output-stationary. Only changed with the pipeline empty.
         os_mode = Signal(init=int(c.with_os))
@@ -88,12 +95,12 @@ class ExecuteUnit(wiring.Component):
         p = self._preload_stage(m, os_mode, drained=~s_valid & (inflight == 0))
         s = self._stream_stage(m, p, s_valid, os_mode, started)
         m.d.comb += [
-            self.spa_addr.eq(s.cmd.a_row + s.k),
+            self.spa_addr.eq(s.cmd.a_row + s.step),
             self.spb_addr.eq(Mux(p.preload, p.cmd.b_row + p.row, s.cmd.b_row + s.k)),
-            self.active.eq(s.issue),
+            self.active.eq(s.issue & ~s.zero_step),
         ]
-        self._feed_array(m, array, p, s, os_mode)
-        self._write_results(m, array, s)
+        zero_line = self._feed_array(m, array, p, s, os_mode)
+        self._write_results(m, array, s, zero_line)
         return m
 
     def _preload_stage(self, m, os_mode, drained):
@@ -146,9 +153,12 @@ class ExecuteUnit(wiring.Component):
         Returns its state: ``cmd``, ``k`` (the step), ``lane`` (OS: the array row whose shift
         register the read refills), ``os``, ``noop``, ``last`` (its last step), ``issue`` (a
         step enters the array), ``step_valid`` and ``step_mark`` (the array's valid and mark
-        flags of the step).
+        flags of the step), ``zero_step`` (with ``zero_point_sums``: the step that works out
+        ``za * sum(w)``, a WS command's first) and ``step`` (the row of A and of the
+        accumulators the step is for: ``k``, less that first step).
         """
         R = self._config.rows
+        extra = int(self._config.zero_point_sums)
         s_cmd = Signal(exec_op(self._config))
         s_k = Signal(field_of(Funct.COMPUTE, "steps").width + 1)
         s_lane = Signal(range(R))
@@ -162,7 +172,7 @@ class ExecuteUnit(wiring.Component):
         with m.Elif(s_os):
             m.d.comb += s_last.eq((s_k + 1 >= s_cmd.steps) & (s_lane == R - 1))
         with m.Else():
-            m.d.comb += s_last.eq(s_k + 1 == s_cmd.steps)
+            m.d.comb += s_last.eq(s_k + 1 == s_cmd.steps + extra)
 
         s_free = ~s_valid | s_last
         # Advance first: a command starting in the same cycle overrides these.
@@ -179,16 +189,37 @@ class ExecuteUnit(wiring.Component):
 
         issue = Signal()
         m.d.comb += issue.eq(s_valid & ~s_noop)
+        zero_step = Signal()
+        if extra:
+            m.d.comb += zero_step.eq(~s_os & (s_k == 0))
         return SimpleNamespace(
             valid=s_valid, cmd=s_cmd, k=s_k, lane=s_lane, os=s_os, noop=s_noop, last=s_last,
             issue=issue, step_valid=Mux(s_os, s_k < s_cmd.steps, 1),
-            step_mark=Mux(s_os, s_last, s_k == 0))
+            step_mark=Mux(s_os, s_last, s_k == 0), zero_step=zero_step,
+            step=(s_k - extra) if extra else s_k)
 
     def _feed_array(self, m, array, p, s, os_mode):
-        """Operands: zero points off, then onto the edges of the array, skewed."""
+        """Operands: zero points off, then onto the edges of the array, skewed.
+
+        With ``zero_point_sums`` the operands enter as they are and the zero points come off
+        below the array: returns ``zw * sum(a - za)`` of the step whose results leave the
+        array the next cycle (``None`` without).
+        """
         c = self._config
         R, C = c.rows, c.cols
         op_shape = signed(c.in_width + 1)
+        raw_shape = signed(c.in_width)
+        top_bit = 1 << (c.in_width - 1)
+
+        def raw(x, is_signed):
+            # An unsigned element with its top bit flipped is the element less 2**(w-1), as
+            # a signed value; its zero point is moved down the same (`raw_zero`).
+            return Mux(is_signed, x.as_signed(), (x ^ top_bit).as_signed())
+
+        def raw_zero(zero, is_signed):
+            value = Signal(raw_shape)
+            m.d.comb += value.eq(Mux(is_signed, zero, zero - top_bit))
+            return value
 
         def corrected(raw, is_signed, zero, keep):
             values = []
@@ -216,7 +247,17 @@ class ExecuteUnit(wiring.Component):
         b_signed = Mux(d1_preload, d1_pcmd.b_signed, d1_s.b_signed)
         b_zero = Mux(d1_preload, d1_pcmd.b_zero, d1_s.b_zero)
         b_keep = ~d1_preload | (d1_prow < d1_pcmd.k_valid)
-        b_now = corrected(self.spb_data, b_signed, b_zero, lambda i: b_keep)
+        zero_line = None
+        if c.zero_point_sums:
+            zero_line = self._zero_point_line(m, a_now, d1_s)
+            d1_zero_step = delayed(m, s.issue & s.zero_step, 1, name="d1_zero_step")
+            za = raw_zero(d1_s.a_zero, d1_s.a_signed)
+            a_now = [Mux(ws_lane_ok(i), Mux(d1_zero_step, za, raw(x, d1_s.a_signed)), 0)
+                     for i, x in enumerate(self.spa_data)]
+            b_now = [Mux(b_keep, raw(x, b_signed), 0) for x in self.spb_data]
+            op_shape = raw_shape
+        else:
+            b_now = corrected(self.spb_data, b_signed, b_zero, lambda i: b_keep)
 
         a_vec = [delayed(m, a, 1, name=f"a_vec{i}") for i, a in enumerate(a_now)]
         b_vec = [delayed(m, b, 1, name=f"b_vec{i}") for i, b in enumerate(b_now)]
@@ -261,10 +302,30 @@ class ExecuteUnit(wiring.Component):
         # for col in range(C):
         #     m.d.comb += [array.b[col].eq(b_vec[col]), array.shift[col].eq(os_mode | shift_ws)]
         # lab 2 hole end
+        return zero_line
 
-    def _write_results(self, m, array, s):
+    def _zero_point_line(self, m, corrected_a, d1_s):
+        """``zw * sum(a - za)`` of each WS step (the kept lanes' corrected elements, which
+        ``corrected_a`` are), on a fixed line that ends the cycle before the step's results
+        leave the array, as the correction below it wants them."""
+        c = self._config
+        total = Signal(signed(c.in_width + 2 + (c.rows - 1).bit_length()))
+        zero = Signal(signed(c.in_width))
+        top_bit = 1 << (c.in_width - 1)
+        m.d.sync += [
+            total.eq(sum(corrected_a)),
+            zero.eq(Mux(d1_s.b_signed, d1_s.b_zero, d1_s.b_zero - top_bit)),
+        ]
+        product = Signal(signed(len(total) + len(zero)))
+        m.d.comb += product.eq(total * zero)
+        # The step read its row at T, the sum is registered at T + 2; its results leave
+        # the array at T + latency.
+        return delayed(m, product, self.latency - 3, name="zero_line")
+
+    def _write_results(self, m, array, s, zero_line):
         """Results: de-skew, then write or add them to the accumulators, in order, retiring
-        each command after its last write."""
+        each command after its last write. With ``zero_point_sums`` the zero points' terms
+        come off first (``zero_line``, :meth:`_feed_array`)."""
         c = self._config
         R, C = c.rows, c.cols
         # Sign-extended to the accumulators' width (the array's sums may be narrower).
@@ -281,15 +342,17 @@ class ExecuteUnit(wiring.Component):
         # What each step's result must do, on a fixed-latency line beside the array.
         meta_layout = data.StructLayout({
             "write": 1, "train": 1, "retire": 1, "os": 1, "accumulate": 1, "addr": ROW_BITS,
+            "zero_step": 1,
         })
         meta = Signal(meta_layout)
         m.d.comb += [
-            meta.write.eq(s.issue & ~s.os),
+            meta.write.eq(s.issue & ~s.os & ~s.zero_step),
             meta.train.eq(s.issue & s.os & s.last),
             meta.retire.eq(s.valid & s.last),
             meta.os.eq(s.os),
             meta.accumulate.eq(s.cmd.accumulate),
-            meta.addr.eq(Mux(s.os, s.cmd.c_row, s.cmd.c_row + s.k)),
+            meta.addr.eq(Mux(s.os, s.cmd.c_row, s.cmd.c_row + s.step)),
+            meta.zero_step.eq(s.issue & s.zero_step),
         ]
         # The cells' arithmetic runs mac_latency cycles behind their operands. The line ends
         # a cycle before a step's results reach the bottom (`x`), so that the accumulator is
@@ -366,7 +429,23 @@ class ExecuteUnit(wiring.Component):
                 m.d.sync += addend[col].eq(Mux(y_acc, Mux(forward, self.acc_wdata[col],
                                                           self.acc_rdata[col]), 0))
             we, we_next, addr, retire = z_we, y_we, z_addr, z_retire
-        for col in range(C):
-            m.d.comb += self.acc_wdata[col].eq(bottom[col] + addend[col])
+        if zero_line is not None:
+            # A zero step's results (`za * sum(w)` a column) are kept for the command's
+            # steps; each step's correction is that less `zw * sum(a - za)`, made a cycle
+            # ahead so that the write's sum takes one more register, not a chain.
+            # Each as narrow as its values: `kept` as the array's sums, which it is one of.
+            zero_now = delayed(m, meta_ws.zero_step, read_ahead, name="zero_now")
+            width = array.sum_width
+            kept = Signal(data.ArrayLayout(signed(width), C), reset_less=True)
+            correction = Signal(data.ArrayLayout(signed(max(width, len(zero_line)) + 1), C),
+                                reset_less=True)
+            for col in range(C):
+                column = Mux(zero_now, bottom[col], kept[col])
+                m.d.sync += [kept[col].eq(column), correction[col].eq(column + zero_line)]
+                bottom_col = bottom[col] - correction[col]
+                m.d.comb += self.acc_wdata[col].eq(bottom_col + addend[col])
+        else:
+            for col in range(C):
+                m.d.comb += self.acc_wdata[col].eq(bottom[col] + addend[col])
         m.d.comb += [self.acc_we.eq(we), self.acc_we_next.eq(we_next),
                      self.acc_waddr.eq(addr), self.retire.eq(retire)]

@@ -50,6 +50,10 @@ class ProcessingElement(wiring.Component):
         2 (the default): the multiplier's operands and product are registered; 1: the
         operands only, the product goes straight into the adder (fewer flip-flops, where the
         part pays a logic cell for each register); 0: neither.
+    external_multiplier : bool
+        The product comes from outside (``mul_p``, of the operands on ``mul_a`` and
+        ``mul_b``), from a multiplier the cell shares with another, its product register
+        included for latency 2 (:class:`.dsp_pair.SbMac16Pair`).
 
     Members
     -------
@@ -71,7 +75,7 @@ class ProcessingElement(wiring.Component):
     """
 
     def __init__(self, *, op_width, acc_width, with_os=True, with_ws=True,
-                 logic_multiplier=False, latency=2):
+                 logic_multiplier=False, latency=2, external_multiplier=False):
         if latency not in (0, 1, 2):
             raise ValueError(f"latency must be 0, 1 or 2, not {latency!r}")
         #: Cycles from the operands on ``a_in`` and ``b_in`` to their product: a register
@@ -82,14 +86,18 @@ class ProcessingElement(wiring.Component):
         self._acc_width = acc_width
         self._with_os = with_os
         self._with_ws = with_ws
+        self._external = external_multiplier
         op, acc = signed(op_width), signed(acc_width)
-        super().__init__({
+        members = {
             "a_in": In(op), "valid_in": In(1), "mark_in": In(1),
             "a_out": Out(op), "valid_out": Out(1), "mark_out": Out(1),
             "b_in": In(op), "shift": In(1), "b_out": Out(op),
             "p_in": In(acc), "p_out": Out(acc),
             "os": In(1),
-        })
+        }
+        if external_multiplier:
+            members.update(mul_a=Out(op), mul_b=Out(op), mul_p=In(signed(2 * op_width)))
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -143,14 +151,18 @@ class ProcessingElement(wiring.Component):
             m.d.comb += a_reg.eq(counted)
             m.d.sync += self.a_out.eq(self.a_in)
         product_now = Signal(signed(2 * self._op_width))
-        if self._logic_multiplier:
+        if self._external:
+            m.d.comb += [self.mul_a.eq(a_reg), self.mul_b.eq(operand)]
+        elif self._logic_multiplier:
             m.submodules.multiplier = multiplier = ShiftAddMultiplier(self._op_width)
             m.d.comb += [multiplier.a.eq(a_reg), multiplier.b.eq(operand),
                          product_now.eq(multiplier.p)]
         else:
             m.d.comb += product_now.eq(a_reg * operand)
         product = Signal(signed(2 * self._op_width), reset_less=True)
-        if self.latency == 2:
+        if self._external:
+            m.d.comb += product.eq(self.mul_p)      # registered there, for latency 2
+        elif self.latency == 2:
             m.d.sync += product.eq(product_now)
         else:
             m.d.comb += product.eq(product_now)

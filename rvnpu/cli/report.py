@@ -16,6 +16,7 @@ def add_arguments(parser):
 def run(args):
     import json
     from rvnpu.gen.verilog import engine_description
+    from rvnpu.hdl.engine.array import dsp_blocks
 
     c = engine_config(args)
     description = engine_description(c)
@@ -33,7 +34,12 @@ def run(args):
           f"dataflow {c.dataflow}, int{c.acc_width} accumulators")
     print(f"  {macs} MACs: {2 * macs} ops/cycle, "
           f"{2 * macs * args.clock_mhz / 1000:.2f} GOPS at {args.clock_mhz:g} MHz")
-    print(f"  multipliers: {macs - c.logic_macs} for DSP blocks, {c.logic_macs} in logic")
+    blocks = dsp_blocks(rows=c.rows, cols=c.cols, logic_macs=c.logic_macs,
+                        sb_mac16_pairs=c.sb_mac16_pairs)
+    shared = (f" ({blocks} SB_MAC16s, two products a block)"
+              if blocks != macs - c.logic_macs else "")
+    print(f"  multipliers: {macs - c.logic_macs} for DSP blocks{shared}, "
+          f"{c.logic_macs} in logic")
     for name, bits in mem_bits.items():
         print(f"  {name:15} {bits // 8:8d} bytes")
     print(f"  main memory     {c.mem_bytes:8d} bytes through a {c.bus_width}-bit port")

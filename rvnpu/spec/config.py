@@ -168,6 +168,26 @@ class EngineConfig:
         forwarded: the block RAM's output, then the 32-bit sum into the write, are paths of
         their own rather than one, which was the LFE5U-25F's engine path. The results are
         written when they were, so no command takes longer.
+    zero_point_sums : bool
+        The cells multiply the elements as they are, ``in_width`` bits each, and the zero
+        points come off below the array with sums (default False; weight-stationary engines
+        only). For the products of a tile's weights and one row of A::
+
+            sum((a - za) * (w - zw)) = sum(a * w) - za * sum(w) - zw * sum(a - za)
+
+        the array works out the middle term as one more step of each COMPUTE (every lane's
+        ``a`` being ``za``), kept in a register a column, and the last term is one sum and
+        one product a row, on a line beside the array. Unsigned elements enter the array
+        with their top bit flipped, their zero point less ``2**(in_width - 1)``, so a cell is
+        one signed ``in_width`` x ``in_width`` multiply-accumulate: the operand a DSP block's
+        narrow multipliers take (two 8x8 products in an iCE40's SB_MAC16), and a smaller
+        multiplier in logic. Results are the same; each COMPUTE takes a cycle more.
+    sb_mac16_pairs : bool
+        Two neighbouring cells of a row share one iCE40 SB_MAC16, each taking one of its two
+        8x8 multipliers (default False; needs ``zero_point_sums`` and 8-bit elements). Yosys
+        infers one product a block, so an array otherwise takes a block a cell. The Verilog
+        then instantiates the primitive, which only iCE40 synthesis and a simulator given
+        its model (Yosys's ``ice40/cells_sim.v``) understand; Amaranth's simulator does not.
     """
 
     # Each field's one-line help (and allowed words) is what `rvnpu` shows for its option.
@@ -208,6 +228,10 @@ class EngineConfig:
                                      "memory (a LOAD retires a cycle later): 1 or 0")
     acc_stage: bool = _param(False, "the accumulator row an added result needs read a cycle "
                                     "earlier and held in a register: 1 or 0")
+    zero_point_sums: bool = _param(False, "cells multiply raw elements, zero points taken off "
+                                          "with sums below the array (dataflow ws): 1 or 0")
+    sb_mac16_pairs: bool = _param(False, "two cells share one iCE40 SB_MAC16 (8x8 products; "
+                                         "needs zero_point_sums): 1 or 0")
 
     def __post_init__(self):
         check_int("rows", self.rows, 1, 32)
@@ -239,7 +263,8 @@ class EngineConfig:
         check_int("logic_macs", self.logic_macs, 0, self.rows * self.cols)
         check_int("mac_latency", self.mac_latency, 0, 2)
         for name in ("command_fetch", "post_unit", "store_pool", "store_add", "range_stage",
-                     "deep_lane", "load_stage", "acc_stage"):
+                     "deep_lane", "load_stage", "acc_stage", "zero_point_sums",
+                     "sb_mac16_pairs"):
             value = getattr(self, name)
             if isinstance(value, bool):
                 continue
@@ -247,6 +272,12 @@ class EngineConfig:
                 object.__setattr__(self, name, bool(value))
             else:
                 raise ConfigError(f"{name} must be true or false (1 or 0), not {value!r}")
+        if self.zero_point_sums and self.dataflow != "ws":
+            raise ConfigError(f"zero_point_sums needs dataflow ws (an output-stationary cell "
+                              f"keeps its sum in the array), not {self.dataflow!r}")
+        if self.sb_mac16_pairs and not (self.zero_point_sums and self.in_width == 8):
+            raise ConfigError("sb_mac16_pairs needs zero_point_sums and in_width 8 (an "
+                              "SB_MAC16's halves multiply 8-bit operands)")
 
     # Derived sizes: properties, so that nothing derivable is stored twice.
 
