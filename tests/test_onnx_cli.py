@@ -335,6 +335,17 @@ def test_run_prints_outputs_cycles_and_the_comparison(cnn, tmp_path):
                                   np.stack([reference_output(model, v) for v in inputs]))
 
 
+def test_run_on_raw_cells_sharing_sb_mac16s(cnn, tmp_path):
+    """The same model, bit for bit, on an engine whose cells multiply the raw elements (the
+    zero points off below the array) two to an SB_MAC16: the SoC's simulation takes Yosys's
+    model of the block."""
+    path, x = cnn
+    result = rvnpu("run", str(path), "--input", str(x), "-o", str(tmp_path / "out"),
+                   "--dataflow", "ws", "--zero-point-sums", "1", "--sb-mac16-pairs", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all 2 outputs match onnxruntime exactly" in result.stdout
+
+
 @pytest.mark.skipif("verilator" not in toolchain.available_simulators(),
                     reason="Verilator not available")
 def test_run_of_an_int8_output_model(tmp_path, capsys):
