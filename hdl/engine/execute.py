@@ -249,7 +249,7 @@ class ExecuteUnit(wiring.Component):
         b_keep = ~d1_preload | (d1_prow < d1_pcmd.k_valid)
         zero_line = None
         if c.zero_point_sums:
-            zero_line = self._zero_point_line(m, a_now, d1_s)
+            zero_line = self._zero_point_line(m, a_now, raw_zero(d1_s.b_zero, d1_s.b_signed))
             d1_zero_step = delayed(m, s.issue & s.zero_step, 1, name="d1_zero_step")
             za = raw_zero(d1_s.a_zero, d1_s.a_signed)
             a_now = [Mux(ws_lane_ok(i), Mux(d1_zero_step, za, raw(x, d1_s.a_signed)), 0)
@@ -304,18 +304,15 @@ class ExecuteUnit(wiring.Component):
         # lab 2 hole end
         return zero_line
 
-    def _zero_point_line(self, m, corrected_a, d1_s):
+    def _zero_point_line(self, m, corrected_a, b_zero):
         """``zw * sum(a - za)`` of each WS step (the kept lanes' corrected elements, which
-        ``corrected_a`` are), on a fixed line that ends the cycle before the step's results
-        leave the array, as the correction below it wants them."""
+        ``corrected_a`` are, and B's zero point as the array sees it), on a fixed line that
+        ends the cycle before the step's results leave the array, as the correction below it
+        wants them."""
         c = self._config
         total = Signal(signed(c.in_width + 2 + (c.rows - 1).bit_length()))
         zero = Signal(signed(c.in_width))
-        top_bit = 1 << (c.in_width - 1)
-        m.d.sync += [
-            total.eq(sum(corrected_a)),
-            zero.eq(Mux(d1_s.b_signed, d1_s.b_zero, d1_s.b_zero - top_bit)),
-        ]
+        m.d.sync += [total.eq(sum(corrected_a)), zero.eq(b_zero)]
         product = Signal(signed(len(total) + len(zero)))
         m.d.comb += product.eq(total * zero)
         # The step read its row at T, the sum is registered at T + 2; its results leave
