@@ -658,6 +658,14 @@ EQUIVALENT = {
         "the fixed dataflow of a one-dataflow cell as Const(0 or 1, 2) instead of 1 bit: it "
         "only selects (Mux, m.If) and, with WS built (then it is 0), masks mark_in through "
         "~os, which is all ones at either width",
+    ("rvnpu.hdl.engine.execute", 221, "zero - top_bit", "(zero + top_bit)"):
+        "a zero point moved up 2**(w-1) instead of down is the same in_width-bit value",
+    ("rvnpu.hdl.engine.execute", 315, 43, "1", "2"):
+        "a step's sum of corrected elements one bit wider than its values need",
+    ("rvnpu.hdl.engine.execute", 315, "c.rows - 1", "(c.rows + 1)"):
+        "a step's sum of corrected elements wider than its values need",
+    ("rvnpu.hdl.engine.execute", 315, 57, "1", "0"):
+        "a step's sum of corrected elements as wide or a bit wider (rows.bit_length())",
     ("rvnpu.hdl.engine.array", 115, "self._rows * self._cols - self._logic_macs",
      "(self._rows * self._cols + self._logic_macs)"):
         "it only moves which cells multiply in logic rather than DSPs (none with logic_macs = 0); "

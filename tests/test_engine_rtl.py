@@ -26,7 +26,7 @@ import pytest
 
 from rvnpu.spec.config import EngineConfig
 from rvnpu.hdl.engine.engine import MatrixEngine
-from rvnpu.spec.commands import Funct, Space, encode, unpack_status
+from rvnpu.spec.commands import Funct, Space, decode, encode, unpack_status
 from rvnpu.sim import toolchain
 from rvnpu.compiler.gemm import compile_gemm
 from rvnpu.sim.golden.gemm import Requant, gemm_reference
@@ -392,3 +392,20 @@ def test_ws_only_engine_converts_without_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         verilog_of(MatrixEngine(config), "engine")
+
+
+@pytest.mark.parametrize("name", ["8x8-ws", "4x6-ws-zero-point-sums"])
+def test_the_array_is_busy_one_cycle_a_step(name):
+    """The engine's ``active`` output (the SoC timer's ACTIVE count, `rvnpu sim`'s "array
+    busy") counts the WS steps of A a GEMM's COMPUTEs stream, and not the zero step each
+    COMPUTE takes first when the zero points come off below the array."""
+    config = CONFIGS[name]
+    case = random_gemm_case(config, SEED + 77, shape=(13, 9, 2 * config.rows + 3),
+                            dataflow="ws", mode="raw")
+    steps = sum(decode(*command)[1]["steps"] for command in case.job.program
+                if command[0] == Funct.COMPUTE)
+    (result,) = RtlEngine(config, build_root=BUILD_ROOT).run(
+        [EngineRun(program=case.job.program, image=case.job.image,
+                   dump=[(case.job.out_addr, case.expected.size * case.job.out_bytes)])])
+    np.testing.assert_array_equal(case.job.read_output(result.memory), case.expected)
+    assert steps > 0 and result.active_cycles == steps

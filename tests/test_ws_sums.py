@@ -57,6 +57,9 @@ EXTREMES = [
     (True, 127, False, 0),      # (-128 - 127) * (255 - 0) = -65025
     (False, 0, True, -128),     # (255 - 0) * (127 + 128) = +65025
     (False, 255, False, 0),     # (0 - 255) * (255 - 0) = -65025
+    # (-128 - 127) * (127 + 128) = -65025; below the array, za * sum(w) and
+    # zw * sum(a - za) at their largest of one sign: 127 * 127 and -128 * -255 a row.
+    (True, 127, True, -128),
 ]
 
 

@@ -254,7 +254,8 @@ class ExecuteUnit(wiring.Component):
             za = raw_zero(d1_s.a_zero, d1_s.a_signed)
             a_now = [Mux(ws_lane_ok(i), Mux(d1_zero_step, za, raw(x, d1_s.a_signed)), 0)
                      for i, x in enumerate(self.spa_data)]
-            b_now = [Mux(b_keep, raw(x, b_signed), 0) for x in self.spb_data]
+            # A weight row past `k_valid` meets a zero `a` in every step, the zero step too.
+            b_now = [raw(x, b_signed) for x in self.spb_data]
             op_shape = raw_shape
         else:
             b_now = corrected(self.spb_data, b_signed, b_zero, lambda i: b_keep)
@@ -310,7 +311,8 @@ class ExecuteUnit(wiring.Component):
         ends the cycle before the step's results leave the array, as the correction below it
         wants them."""
         c = self._config
-        total = Signal(signed(c.in_width + 2 + (c.rows - 1).bit_length()))
+        # `rows` corrected elements, each of magnitude below 2**in_width, and a sign.
+        total = Signal(signed(c.in_width + 1 + (c.rows - 1).bit_length()))
         zero = Signal(signed(c.in_width))
         m.d.sync += [total.eq(sum(corrected_a)), zero.eq(b_zero)]
         product = Signal(signed(len(total) + len(zero)))
@@ -430,11 +432,13 @@ class ExecuteUnit(wiring.Component):
             # A zero step's results (`za * sum(w)` a column) are kept for the command's
             # steps; each step's correction is that less `zw * sum(a - za)`, made a cycle
             # ahead so that the write's sum takes one more register, not a chain.
-            # Each as narrow as its values: `kept` as the array's sums, which it is one of.
+            # Each as narrow as its values: `kept` as the array's sums, which it is one of;
+            # their sum as the line, whose product has a bit to spare (B's zero point is at
+            # most 2**(w-1) in magnitude, its width allows 2**w), more than `kept` needs.
             zero_now = delayed(m, meta_ws.zero_step, read_ahead, name="zero_now")
             width = array.sum_width
             kept = Signal(data.ArrayLayout(signed(width), C), reset_less=True)
-            correction = Signal(data.ArrayLayout(signed(max(width, len(zero_line)) + 1), C),
+            correction = Signal(data.ArrayLayout(signed(max(width, len(zero_line))), C),
                                 reset_less=True)
             for col in range(C):
                 column = Mux(zero_now, bottom[col], kept[col])
