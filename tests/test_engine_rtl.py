@@ -74,6 +74,12 @@ CONFIGS = {
                                              dataflow="ws", spad_depth=64, acc_depth=32,
                                              qp_depth=8, mem_bytes=1 << 12, mac_latency=1,
                                              requant_modes="tflite", zero_point_sums=True),
+    # 16-bit elements: the raw sums of 16 rows reach past 32 bits and wrap, as do the
+    # corrections below the array, modulo 2**32 alike.
+    "16x2-int16-zero-point-sums": EngineConfig(rows=16, cols=2, in_width=16, acc_width=32,
+                                               dataflow="ws", spad_depth=64, acc_depth=32,
+                                               qp_depth=8, mem_bytes=1 << 13,
+                                               requant_lanes=1, zero_point_sums=True),
     # Two cells a SB_MAC16 (Yosys's model of the primitive), an odd column on its own, and
     # the products in the blocks' registers.
     "2x3-sb-mac16-pairs": EngineConfig(rows=2, cols=3, dataflow="ws", spad_depth=64,
@@ -98,6 +104,7 @@ PLAN = [
     ("1x1-bare", "verilator", 10, 30),
     ("4x6-ws-zero-point-sums", "verilator", 12, 30),
     ("2x2-int4-zero-point-sums", "verilator", 10, 20),
+    ("16x2-int16-zero-point-sums", "verilator", 10, 20),
     ("2x3-sb-mac16-pairs", "verilator", 10, 20),
     ("2x2-sb-mac16-pairs-unregistered", "verilator", 10, 20),
     ("4x4", "icarus", 5, 3),
