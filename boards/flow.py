@@ -603,17 +603,32 @@ def _failure_tail(result, directory):
 def _signals_raise():
     """SIGTERM and SIGHUP raise :class:`SystemExit` meanwhile (in the main thread, where
     Python takes signals), so that the caller can stop the tools it started before the
-    process ends, and its staging directory is removed, as on Ctrl-C."""
+    process ends, and its staging directory is removed, as on Ctrl-C.
+
+    Yields ``armed``: call it once the tools can be stopped. A signal before that is held
+    and raised then, so that none arrives while the tools are being started, when the
+    caller could not yet stop them (a build told to stop then left them running)."""
+    held = []
+    state = {"armed": False}
+
+    def armed():
+        state["armed"] = True
+        if held:
+            raise SystemExit(128 + held[0])
+
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield armed
         return
 
     def leave(signum, frame):
+        if not state["armed"]:
+            held.append(signum)
+            return
         raise SystemExit(128 + signum)
 
     before = {s: signal.signal(s, leave) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        yield
+        yield armed
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)
@@ -624,10 +639,7 @@ def _run_watched(directory, label, start, progress, toolchain, script=SCRIPT):
     :class:`RoutingStalled`, if the router stops converging."""
     done = threading.Event()
     stalled = []
-    # A session of its own, so that stopping the script stops the tools it started.
-    process = subprocess.Popen(["sh", script], cwd=directory,
-                               env=_toolchain_env(toolchain), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = None
 
     def kill(how):
         try:
@@ -641,17 +653,25 @@ def _run_watched(directory, label, start, progress, toolchain, script=SCRIPT):
 
     watcher = threading.Thread(target=_watch, args=(directory, label, start, progress, done,
                                                     stop), daemon=True)
-    watcher.start()
     try:
-        with _signals_raise():
+        with _signals_raise() as armed:
+            # A session of its own, so that stopping the script stops the tools it started.
+            process = subprocess.Popen(["sh", script], cwd=directory,
+                                       env=_toolchain_env(toolchain), stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True,
+                                       start_new_session=True)
+            watcher.start()
+            armed()
             stdout, stderr = process.communicate()
     except BaseException:   # Ctrl-C, SIGTERM, SIGHUP: the tools are in a session of their own
-        kill(signal.SIGKILL)
-        process.wait()
+        if process is not None:
+            kill(signal.SIGKILL)
+            process.wait()
         raise
     finally:
         done.set()
-        watcher.join()
+        if watcher.ident is not None:       # started
+            watcher.join()
     if stalled:
         raise RoutingStalled(f"building {label}: routing did not converge: {stalled[0]}",
                              stalled[0])

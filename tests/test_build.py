@@ -686,6 +686,37 @@ def test_a_build_told_to_stop_stops_its_tools(tmp_path, how):
     assert _process_ended(tool)
 
 
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_while_the_tools_start_is_held_until_they_can_be_stopped(tmp_path, how):
+    """A signal that arrives as the tools are being started, before the build could stop
+    them, is held and acted on once it can: the build still ends with the signal's status
+    and takes the tools with it. The driver sends the signal to itself right after the
+    script has started and its tool has written its pid, where a loaded machine once
+    delivered it."""
+    (tmp_path / "build_top.sh").write_text("sleep 600 &\necho $! > tool.pid\nwait\n")
+    driver = ("import os, signal, subprocess, sys, time\nfrom pathlib import Path\n"
+              "from rvnpu.boards import board, flow\n"
+              "real = subprocess.Popen\n"
+              "def starting(*args, **kwargs):\n"
+              "    process = real(*args, **kwargs)\n"
+              "    pid = Path(sys.argv[1]) / 'tool.pid'\n"
+              "    while not (pid.exists() and pid.read_text().strip()):\n"
+              "        time.sleep(0.01)\n"
+              f"    os.kill(os.getpid(), {int(how)})\n"
+              "    return process\n"
+              "flow.subprocess.Popen = starting\n"
+              "toolchain = flow.platform_toolchain(board('ulx3s-25f').platform(), 'yowasp')\n"
+              "flow._run_watched(Path(sys.argv[1]), 't', time.monotonic(), print, toolchain)\n")
+    build = subprocess.Popen([sys.executable, "-c", driver, str(tmp_path)])
+    assert build.wait(timeout=60) == 128 + how
+    tool = int((tmp_path / "tool.pid").read_text())
+    for _ in range(50):
+        if _process_ended(tool):
+            break
+        time.sleep(0.1)
+    assert _process_ended(tool)
+
+
 def test_failed_build_leaves_nothing_behind(tmp_path):
     with pytest.raises(flow.BuildError, match="firmware source not found"):
         flow.build_board(board("icebreaker"), out_dir=tmp_path / "icebreaker",
