@@ -430,11 +430,11 @@ class ExecuteUnit(wiring.Component):
             we, we_next, addr, retire = z_we, y_we, z_addr, z_retire
         if zero_line is not None:
             # A zero step's results (`za * sum(w)` a column) are kept for the command's
-            # steps; each step's correction is that less `zw * sum(a - za)`, made a cycle
-            # ahead so that the write's sum takes one more register, not a chain.
-            # Each as narrow as its values: `kept` as the array's sums, which it is one of;
-            # their sum as the line, whose product has a bit to spare (B's zero point is at
-            # most 2**(w-1) in magnitude, its width allows 2**w), more than `kept` needs.
+            # steps; a step's correction is that plus `zw * sum(a - za)`, both taken off,
+            # summed a cycle ahead so that the write's sum takes one register more, not a
+            # chain. `kept` is as wide as the array's sums, one of which it is; `correction`
+            # as the line, whose product has a bit more than its values need (B's zero
+            # point, as the array sees it, is at most 2**(w-1) in magnitude): room for both.
             zero_now = delayed(m, meta_ws.zero_step, read_ahead, name="zero_now")
             width = array.sum_width
             kept = Signal(data.ArrayLayout(signed(width), C), reset_less=True)
