@@ -666,10 +666,6 @@ EQUIVALENT = {
         "a step's sum of corrected elements wider than its values need",
     ("rvnpu.hdl.engine.execute", 315, 57, "1", "0"):
         "a step's sum of corrected elements as wide or a bit wider (rows.bit_length())",
-    ("rvnpu.hdl.engine.array", 115, "self._rows * self._cols - self._logic_macs",
-     "(self._rows * self._cols + self._logic_macs)"):
-        "it only moves which cells multiply in logic rather than DSPs (none with logic_macs = 0); "
-        "both multipliers give the same product, so only resource use changes",
 }
 
 

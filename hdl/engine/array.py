@@ -12,7 +12,7 @@ from rvnpu.hdl.engine.dsp_pair import SbMac16Pair
 from rvnpu.hdl.engine.pe import ProcessingElement
 
 
-__all__ = ["SystolicArray", "ws_sum_width", "mac_partner", "dsp_blocks"]
+__all__ = ["SystolicArray", "ws_sum_width", "in_logic", "mac_partner", "dsp_blocks"]
 
 
 def ws_sum_width(rows, in_width, acc_width, raw=False):
@@ -32,15 +32,21 @@ def ws_sum_width(rows, in_width, acc_width, raw=False):
     return min(acc_width, largest.bit_length() + 1)
 
 
+def in_logic(r, c, *, rows, cols, logic_macs):
+    """Whether cell ``(r, c)`` multiplies in logic: the last ``logic_macs`` in row order, so
+    that a part's multipliers serve whole rows from the top."""
+    return r * cols + c >= rows * cols - logic_macs
+
+
 def mac_partner(r, c, *, rows, cols, logic_macs, sb_mac16_pairs):
     """The column of the cell that shares cell ``(r, c)``'s DSP block, or ``None``.
 
     With ``sb_mac16_pairs`` columns ``2j`` and ``2j + 1`` of a row pair up when both multiply
-    in DSP blocks; ``logic_macs`` cells, the last in row order, multiply in logic."""
-    first_logic = rows * cols - logic_macs
+    in DSP blocks (:func:`in_logic`)."""
     partner = c ^ 1
-    if (sb_mac16_pairs and partner < cols and r * cols + c < first_logic
-            and r * cols + partner < first_logic):
+    if sb_mac16_pairs and partner < cols and not any(
+            in_logic(r, col, rows=rows, cols=cols, logic_macs=logic_macs)
+            for col in (c, partner)):
         return partner
     return None
 
@@ -112,17 +118,12 @@ class SystolicArray(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        first_logic = self._rows * self._cols - self._logic_macs
-
-        def in_logic(r, c):
-            return r * self._cols + c >= first_logic
+        sizes = dict(rows=self._rows, cols=self._cols, logic_macs=self._logic_macs)
 
         def paired(r, c):
-            return mac_partner(r, c, rows=self._rows, cols=self._cols,
-                               logic_macs=self._logic_macs,
-                               sb_mac16_pairs=self._pairs) is not None
+            return mac_partner(r, c, **sizes, sb_mac16_pairs=self._pairs) is not None
 
-        grid = [[ProcessingElement(**self._pe_args, logic_multiplier=in_logic(r, c),
+        grid = [[ProcessingElement(**self._pe_args, logic_multiplier=in_logic(r, c, **sizes),
                                    external_multiplier=paired(r, c))
                  for c in range(self._cols)]
                 for r in range(self._rows)]
