@@ -67,6 +67,12 @@ class Board:
         The engine's bus requests pass a register before the RAM
         (:attr:`rvnpu.spec.memory_map.SocConfig.bus_register`), where the RAM has its
         dual-port form (the engine on a clock of its own, or ``ram_style="dual"``).
+    timer_width : int
+        Bits the TIMER's counters keep (:attr:`rvnpu.spec.memory_map.SocConfig.timer_width`):
+        64, or 32 where logic cells run out.
+    uart_rx_depth : int
+        Bytes the UART receives ahead of the firmware
+        (:attr:`rvnpu.spec.memory_map.SocConfig.uart_rx_depth`).
     """
 
     name: str
@@ -87,6 +93,8 @@ class Board:
     engine_clock_hz: int | None = None
     command_slice: bool = True
     bus_register: bool = False
+    timer_width: int = 64
+    uart_rx_depth: int = 4
 
     def soc_config(self, engine=None, clock_hz=None, engine_clock_hz=None):
         """The SoC built for this board (its defaults, or ``engine``, ``clock_hz`` and
@@ -104,7 +112,8 @@ class Board:
                          shifter=self.shifter, memory_stage=self.memory_stage,
                          engine_clock_hz=engine_clock_hz or None,
                          command_slice=self.command_slice,
-                         bus_register=self.bus_register and dual_port)
+                         bus_register=self.bus_register and dual_port,
+                         timer_width=self.timer_width, uart_rx_depth=self.uart_rx_depth)
 
     def simulated_config(self, engine=None, clock_hz=None, engine_clock_hz=None):
         """:meth:`soc_config` as simulations of the whole design run it: a UART eight clocks

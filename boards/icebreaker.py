@@ -52,13 +52,17 @@ BOARDS = (
     # decoder and the SPRAM's write enables. With the core's memory stage (a load's or
     # store's address from a register, a cycle more for each) it closed at 18.9 against 18
     # (2026-12-07), for 28 logic cells more (5,226 of 5,280).
+    # A 4x1 array (4 MACs; a row costs about 150 cells, a column far more: the load, store and
+    # accumulator paths widen) since 2026-12-07, in the cells a 32-bit timer (about 250), no
+    # unit slices (140) and a one-byte UART receiver (75) gave back: 5,204 of 5,280.
     Board(name="icebreaker", platform=IceBreakerPlatform, clock_hz=18_000_000,
-          engine=EngineConfig(rows=1, cols=1, dataflow="ws", spad_depth=256, acc_depth=256,
+          engine=EngineConfig(rows=4, cols=1, dataflow="ws", spad_depth=256, acc_depth=256,
                               qp_depth=256, bus_width=32, mem_bytes=64 << 10, queue_depth=1,
                               requant_modes="none", hazards="serial",
                               command_fetch=False, post_unit=False, store_pool=False,
-                              mac_latency=0),
+                              mac_latency=0, unit_slices=False),
           ram_style="spram", flash_offset=0x2_0000, with_m=False,
+          timer_width=32, uart_rx_depth=1,
           # No command register (about 70 cells, of a hundred free): the core's path into
           # the engine does not set this design's clock.
           command_slice=False, memory_stage=True,

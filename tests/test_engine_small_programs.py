@@ -18,7 +18,9 @@ import gc
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 
+from rvnpu.hdl.engine.engine import MatrixEngine
 from rvnpu.sim.engine_programs import BUSY_MASK, check_program, random_program
 from rvnpu.spec.commands import (Dataflow, ErrorCode, Funct, LIST_ENTRY_BYTES, QP_ROWS, Space,
                                  encode, pack_list, unpack_status)
@@ -78,6 +80,18 @@ CONFIGS = {
                                         mem_bytes=1 << 11, requant_lanes=1, mac_latency=0,
                                         acc_stage=True, queue_depth=1, hazards="serial",
                                         zero_point_sums=True),
+    # No slices between the front end and the units: every unit, the post unit and an
+    # execute unit with commands queued included, takes its commands from the front end.
+    "2x2-no-slices": EngineConfig(rows=2, cols=2, dataflow="both", spad_depth=16,
+                                  acc_depth=16, qp_depth=4, bus_width=32, mem_bytes=1 << 11,
+                                  requant_lanes=2, unit_slices=False),
+    # The iCEBreaker's engine, a column of four: serial hazards, one command a unit, no
+    # slices, no fetcher, post unit or requantisation (a STORE is refused).
+    "4x1-no-slices": EngineConfig(rows=4, cols=1, dataflow="ws", spad_depth=16,
+                                  acc_depth=16, qp_depth=4, bus_width=32, mem_bytes=1 << 11,
+                                  queue_depth=1, requant_modes="none", hazards="serial",
+                                  command_fetch=False, post_unit=False, store_pool=False,
+                                  mac_latency=0, unit_slices=False),
 }
 
 
@@ -98,11 +112,15 @@ CONFIGS = {
                                                  ("2x2-zero-point-sums", 116, 0),
                                                  ("2x2-zero-point-sums", 117, 1),
                                                  ("1x3-zero-point-sums", 118, 0),
-                                                 ("1x3-zero-point-sums", 119, 1)])
+                                                 ("1x3-zero-point-sums", 119, 1),
+                                                 ("2x2-no-slices", 120, 0),
+                                                 ("2x2-no-slices", 121, 1),
+                                                 ("4x1-no-slices", 122, 0),
+                                                 ("4x1-no-slices", 123, 1)])
 def test_random_programs_on_a_small_engine(name, seed, latency):
     config = CONFIGS[name]
     assert config.mac_latency == {"2x2-unregistered-macs": 0, "1x2-acc-stage": 0,
-                                  "1x3-zero-point-sums": 0,
+                                  "1x3-zero-point-sums": 0, "4x1-no-slices": 0,
                                   "2x2-registered-operands": 1}.get(name, 2)
     program = random_program(config, seed, length=24)
     mem, answers, _ = run_rtl(config, program.image, program.commands, latency=latency)
@@ -291,6 +309,22 @@ def test_load_and_accumulator_stages_are_flags(flag):
     for bad in (2, "yes", None):
         with pytest.raises(ValueError, match=f"{flag} must be true or false"):
             EngineConfig(**{flag: bad})
+
+
+def test_unit_slices_are_a_flag_on_by_default():
+    """``unit_slices`` is a flag (1 or 0 as on the command line), on by default; without it
+    the engine has no slice between its front end and any unit."""
+    assert EngineConfig().unit_slices is True
+    assert EngineConfig(unit_slices=0).unit_slices is False
+    for bad in (2, "no", None):
+        with pytest.raises(ValueError, match="unit_slices must be true or false"):
+            EngineConfig(unit_slices=bad)
+    for flag in (True, False):
+        config = dataclasses.replace(CONFIGS["2x2-ranges"], unit_slices=flag)
+        fragment = Fragment.get(MatrixEngine(config), None)
+        names = {entry[1] for entry in fragment.subfragments}
+        assert {"load_slice", "store_slice", "exec_slice", "post_slice"} & names == (
+            {"load_slice", "store_slice", "exec_slice", "post_slice"} if flag else set())
 
 
 def directed_image(config, seed):

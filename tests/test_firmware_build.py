@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 OTHER = SocConfig(engine=EngineConfig(rows=4, cols=4, in_width=16, spad_depth=256,
                                       acc_depth=64, qp_depth=16, bus_width=32,
                                       mem_bytes=1 << 15),
-                  clock_hz=12_000_000, uart_baud=9600, with_m=False)
+                  clock_hz=12_000_000, uart_baud=9600, with_m=False, timer_width=40)
 
 
 def host_cc():
@@ -192,7 +192,8 @@ def test_header_matches_memory_map(tmp_path):
     config = OTHER
     lines = []
     expected = [f"RAM {RAM_BASE:x} {config.ram_bytes:x}", f"CLOCK {config.clock_hz}",
-                f"DIVISOR {config.uart_divisor}", f"M {int(config.with_m)}"]
+                f"DIVISOR {config.uart_divisor}", f"M {int(config.with_m)}",
+                f"TIMER_WIDTH {config.timer_width}"]
     for p in PERIPHERALS:
         for r in p.registers:
             name = f"RVNPU_{p.name}_{r.name}"
@@ -211,6 +212,7 @@ def test_header_matches_memory_map(tmp_path):
         '    printf("CLOCK %u\\n", (unsigned)RVNPU_CLOCK_HZ);',
         '    printf("DIVISOR %u\\n", (unsigned)RVNPU_UART_RESET_DIVISOR);',
         '    printf("M %d\\n", RVNPU_WITH_M);',
+        '    printf("TIMER_WIDTH %d\\n", RVNPU_TIMER_WIDTH);',
         *lines,
         '#define X(name, funct, answers) printf("CMD %s %d %d\\n", #name, funct, answers);',
         "    RVNPU_FOR_EACH_COMMAND(X)",

@@ -153,9 +153,12 @@ def test_uart_rx_bytes_and_fifo(error):
     run(dut, testbench)
 
 
-def test_uart_rx_overrun_frame_error_and_clear():
+@pytest.mark.parametrize("depth", [1, 2])
+def test_uart_rx_overrun_frame_error_and_clear(depth):
+    """With room for ``depth`` bytes, the bytes after them are lost and counted an overrun;
+    the errors stay until cleared one by one."""
     divisor = 8
-    dut = Uart(divisor=divisor, rx_depth=2)
+    dut = Uart(divisor=divisor, rx_depth=depth)
 
     async def testbench(ctx):
         ctx.set(dut.rx, 1)
@@ -163,7 +166,8 @@ def test_uart_rx_overrun_frame_error_and_clear():
         await drive_rx(ctx, dut, frame(1) + frame(2) + frame(3) + [1], divisor)
         status = await reg_read(ctx, dut.bus, UART, "STATUS")
         assert status & RX_OVERRUN and status & RX_VALID and not status & RX_FRAME_ERROR
-        assert [await reg_read(ctx, dut.bus, UART, "DATA") for _ in range(3)] == [1, 2, EMPTY]
+        assert ([await reg_read(ctx, dut.bus, UART, "DATA") for _ in range(3)] ==
+                [1, 2, EMPTY][:depth] + [EMPTY] * (3 - depth))
         await drive_rx(ctx, dut, frame(0x42, stop=0) + [1] * 2, divisor)
         status = await reg_read(ctx, dut.bus, UART, "STATUS")
         assert status & RX_FRAME_ERROR and not status & RX_VALID
@@ -254,6 +258,62 @@ def test_timer_compare_interrupt():
             await ctx.tick()
 
     run(dut, testbench)
+
+
+@pytest.mark.parametrize("width", [32, 33, 40])
+def test_a_narrower_timer_wraps_at_its_width_and_reads_zero_above(width):
+    """A ``width``-bit timer counts as a 64-bit one whose bits above ``width`` are zero: the
+    high words read the bits above 32 (latched by the low word's read), every count wraps
+    at ``2**width``, and MTIMECMP, all 64 bits kept, raises the line against that value, so
+    a compare value at or past ``2**width`` never does."""
+    dut = Timer(width=width)
+    top = 1 << width
+    cycle, active = dut._counts["CYCLE"], dut._counts["ACTIVE"]
+
+    async def read64(ctx, name):
+        lo = await reg_read(ctx, dut.bus, TIMER, f"{name}_LO")
+        return await reg_read(ctx, dut.bus, TIMER, f"{name}_HI") << 32 | lo
+
+    async def testbench(ctx):
+        assert len(cycle) == width
+        ctx.set(cycle, top - 3)
+        ctx.set(active, top - 1)
+        ctx.set(dut.active, 1)
+        await ctx.tick()
+        ctx.set(dut.active, 0)
+        assert await read64(ctx, "ACTIVE") == 0                 # wrapped
+        ctx.set(cycle, top - 2)
+        lo = await reg_read(ctx, dut.bus, TIMER, "CYCLE_LO")
+        await ctx.tick().repeat(5)
+        hi = await reg_read(ctx, dut.bus, TIMER, "CYCLE_HI")
+        assert top - 2 <= (hi << 32 | lo) < top                 # latched before the wrap
+        assert await read64(ctx, "CYCLE") < 16                  # and wrapped since
+        for start, compare, raised in [(top - 9, top - 3, True), (top - 4, 2, True),
+                                       (1000, 1003, True), (top - 9, top, False),
+                                       (top - 9, top + 2, False), (5, 1 << 63, False)]:
+            await reg_write(ctx, dut.bus, TIMER, "MTIMECMP_HI", 0xffffffff)
+            await reg_write(ctx, dut.bus, TIMER, "MTIMECMP_LO", compare & 0xffffffff)
+            await reg_write(ctx, dut.bus, TIMER, "MTIMECMP_HI", compare >> 32)
+            assert await read64(ctx, "MTIMECMP") == compare
+            ctx.set(cycle, start)
+            seen = []
+            for _ in range(9):
+                now = ctx.get(cycle)
+                await ctx.tick()
+                assert ctx.get(dut.irq) == (now >= compare), (hex(now), hex(compare))
+                seen.append(ctx.get(dut.irq))
+            assert (seen[-1] == 1) == raised and (0 in seen), (hex(start), hex(compare), seen)
+
+    run(dut, testbench)
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_timer_refuses_a_width_outside_32_to_64():
+    for bad in (31, 65, True, "32"):
+        with pytest.raises(ValueError, match="timer width must be an integer from 32 to 64"):
+            Timer(width=bad)
+    assert Timer().width == 64
+    gc.collect()
 
 
 def test_timer_counts_sleep_cycles():
@@ -520,3 +580,27 @@ def test_image_words_little_endian_and_size_check():
     assert image_words(bytes(range(1, 10)), config) == [0x0807060504030201, 0x09]
     with pytest.raises(ValueError, match="does not fit"):
         image_words(bytes(1025), config)
+
+
+def test_soc_takes_a_timer_width_and_a_receive_depth():
+    """``SocConfig`` refuses a timer narrower than 32 bits or wider than 64 and a receive
+    FIFO outside 1 to 64 bytes in one line, keeps its dictionary when both are the defaults,
+    and builds the SoC's timer and UART with them."""
+    from dataclasses import replace
+
+    from rvnpu.hdl.soc.soc import Soc
+    from rvnpu.spec.config import ConfigError
+    from rvnpu.spec.memory_map import SocConfig
+
+    for bad in (31, 65, 40.0):
+        with pytest.raises(ConfigError, match="^timer_width must be an integer from 32 to 64"):
+            SocConfig(timer_width=bad)
+    for bad in (0, 65):
+        with pytest.raises(ConfigError, match="^uart_rx_depth must be an integer from 1 to 64"):
+            SocConfig(uart_rx_depth=bad)
+    assert not {"timer_width", "uart_rx_depth"} & set(SocConfig().to_dict())
+    small = replace(SocConfig(), timer_width=32, uart_rx_depth=1)
+    assert SocConfig.from_dict(small.to_dict()) == small
+    soc = Soc(small).elaborate(None)
+    assert soc.submodules.timer.width == 32
+    assert soc.submodules.uart.rx_depth == 1

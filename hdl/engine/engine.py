@@ -99,16 +99,17 @@ class MatrixEngine(wiring.Component):
         # is a register and it copies the command as it is, so its slice is only a place for
         # one more COMPUTE, which frees the front end for the commands behind it; with one
         # command in flight a unit (queue_depth 1) the front end never has one more to give,
-        # and the slice would only hold a copy of the command for a cycle.
-        units = [("load", fe.load, ld, load_op(c)), ("store", fe.store, st, store_op(c))]
-        if c.queue_depth > 1:
-            units.append(("exec", fe.exec, ex, exec_op(c)))
-        else:
-            connect(m, fe.exec, ex.cmd)
+        # and the slice would only hold a copy of the command for a cycle. Without
+        # ``unit_slices`` every unit takes its commands from the front end directly.
+        units = [("load", fe.load, ld, load_op(c)), ("store", fe.store, st, store_op(c)),
+                 ("exec", fe.exec, ex, exec_op(c))]
         for name, source, unit, layout in units:
-            m.submodules[f"{name}_slice"] = cut = CommandSlice(layout)
-            connect(m, source, cut.i)
-            connect(m, cut.o, unit.cmd)
+            if c.unit_slices and (name != "exec" or c.queue_depth > 1):
+                m.submodules[f"{name}_slice"] = cut = CommandSlice(layout)
+                connect(m, source, cut.i)
+                connect(m, cut.o, unit.cmd)
+            else:
+                connect(m, source, unit.cmd)
         m.d.comb += [
             fe.exec_retire.eq(ex.retire),
             fe.store_retire.eq(st.retire),
@@ -119,9 +120,12 @@ class MatrixEngine(wiring.Component):
         post = None
         if c.post_unit:
             m.submodules.post = post = PostUnit(c)
-            m.submodules.post_slice = cut = CommandSlice(post_op(c))
-            connect(m, fe.post, cut.i)
-            connect(m, cut.o, post.cmd)
+            if c.unit_slices:
+                m.submodules.post_slice = cut = CommandSlice(post_op(c))
+                connect(m, fe.post, cut.i)
+                connect(m, cut.o, post.cmd)
+            else:
+                connect(m, fe.post, post.cmd)
             m.d.comb += fe.post_retire.eq(post.retire)
         fetch = None
         if c.command_fetch:

@@ -120,8 +120,8 @@ class Soc(wiring.Component):
                 init=() if spram else self._words)
         m.submodules.decoder = decoder = AddressDecoder(ram_bytes=c.ram_bytes,
                                                         ram_width=e.bus_width)
-        m.submodules.uart = uart = Uart(divisor=c.uart_divisor)
-        m.submodules.timer = timer = Timer()
+        m.submodules.uart = uart = Uart(divisor=c.uart_divisor, rx_depth=c.uart_rx_depth)
+        m.submodules.timer = timer = Timer(width=c.timer_width)
         m.submodules.gpio = gpio = Gpio()
         m.submodules.sim = sim = SimControl()
 

@@ -1,5 +1,6 @@
-"""The timer: free-running 64-bit counters (clock cycles, engine-active cycles, cycles the
-core slept in WFI) and the machine timer interrupt, CYCLE compared with MTIMECMP."""
+"""The timer: free-running counters (clock cycles, engine-active cycles, cycles the core
+slept in WFI), 64 bits or narrower, and the machine timer interrupt, CYCLE compared with
+MTIMECMP."""
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
@@ -17,6 +18,17 @@ class Timer(wiring.Component):
 
     A 32-bit CPU reads a 64-bit count in two loads; reading the low word latches the high word,
     so the pair is one consistent sample however long apart the two loads are.
+
+    Parameters
+    ----------
+    width : int
+        Bits each counter keeps, 32 to 64 (``SocConfig.timer_width``). A narrower count wraps
+        at ``2**width`` and reads as a 64-bit one whose bits above are zero, so its high words
+        need fewer latched bits (none at 32); MTIMECMP keeps all 64 and is compared with that
+        64-bit value, so a compare value past the count's range never raises the line. Each
+        counter bit, latched bit and compared bit is a logic cell: at 32 bits the timer takes
+        about 250 fewer on the iCE40, where 64 bits at 18 MHz would wrap after 32,000 years
+        and 32 wrap after 4 minutes.
 
     Members
     -------
@@ -39,11 +51,18 @@ class Timer(wiring.Component):
     sleeping: In(1)
     irq: Out(1)
 
-    def __init__(self):
+    def __init__(self, *, width=64):
+        if not isinstance(width, int) or isinstance(width, bool) or not 32 <= width <= 64:
+            raise ValueError(f"timer width must be an integer from 32 to 64, not {width!r}")
+        self._width = width
         super().__init__()
         # Made here rather than in elaborate() so that a test can start them near a carry.
-        self._counts = {"CYCLE": Signal(64, name="cycle"), "ACTIVE": Signal(64, name="active"),
-                        "SLEEP": Signal(64, name="sleep")}
+        self._counts = {name: Signal(width, name=name.lower())
+                        for name in ("CYCLE", "ACTIVE", "SLEEP")}
+
+    @property
+    def width(self):
+        return self._width
 
     def elaborate(self, platform):
         m = Module()
@@ -51,7 +70,7 @@ class Timer(wiring.Component):
         m.d.sync += bus.r_data.eq(0)
         for name, event in (("CYCLE", 1), ("ACTIVE", self.active), ("SLEEP", self.sleeping)):
             count = self._counts[name]
-            high = Signal(32, name=f"{name.lower()}_hi_latched")
+            high = Signal(self._width - 32, name=f"{name.lower()}_hi_latched")
             m.d.sync += count.eq(count + event)
             lo, hi = TIMER.register(f"{name}_LO"), TIMER.register(f"{name}_HI")
             with m.If(bus.r_en & (bus.addr == lo.word)):
@@ -69,5 +88,9 @@ class Timer(wiring.Component):
                 m.d.comb += written.eq(1)
             with m.If(bus.r_en & (bus.addr == register.word)):
                 m.d.sync += bus.r_data.eq(word)
-        m.d.sync += self.irq.eq((self._counts["CYCLE"] >= compare) & ~written)
+        # Against the count as a 64-bit value: its bits above ``width`` are zero.
+        reached = self._counts["CYCLE"] >= compare[:self._width]
+        if self._width < 64:
+            reached &= compare[self._width:] == 0
+        m.d.sync += self.irq.eq(reached & ~written)
         return m

@@ -159,6 +159,10 @@ class Uart(wiring.Component):
         self._rx_depth = rx_depth
         super().__init__()
 
+    @property
+    def rx_depth(self):
+        return self._rx_depth
+
     def elaborate(self, platform):
         m = Module()
         m.submodules.tx = tx = UartTx()

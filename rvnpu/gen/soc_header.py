@@ -57,6 +57,8 @@ def memory_map_header(soc_config=None):
         f"#define RVNPU_UART_BAUD RVNPU_U({c.uart_baud})",
         f"#define RVNPU_UART_RESET_DIVISOR RVNPU_U({c.uart_divisor})",
         f"#define RVNPU_WITH_M {int(c.with_m)}",
+        "/* Bits the TIMER's counters keep: they wrap at 2**RVNPU_TIMER_WIDTH. */",
+        f"#define RVNPU_TIMER_WIDTH {c.timer_width}",
         "",
     ]
     lines += _comment("RAM: code, data, stack and the engine's operands (DMA addresses are "

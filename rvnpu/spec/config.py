@@ -168,6 +168,13 @@ class EngineConfig:
         forwarded: the block RAM's output, then the 32-bit sum into the write, are paths of
         their own rather than one, which was the LFE5U-25F's engine path. The results are
         written when they were, so no command takes longer.
+    unit_slices : bool
+        A register slice between the front end and each unit (default True), so that a
+        unit's readiness, and its work on the command it takes, are not in the front end's
+        cycle; with ``queue_depth`` above 1 the execute unit's slice also holds one more
+        COMPUTE. False connects the units to the front end directly, for the slices'
+        flip-flops (about 140 logic cells on the iCE40 UP5K's design) where logic cells run
+        out and the front end does not set the clock.
     zero_point_sums : bool
         The cells multiply the elements as they are, ``in_width`` bits each, and the zero
         points come off below the array with sums (default False; weight-stationary engines
@@ -228,6 +235,8 @@ class EngineConfig:
                                      "memory (a LOAD retires a cycle later): 1 or 0")
     acc_stage: bool = _param(False, "the accumulator row an added result needs read a cycle "
                                     "earlier and held in a register: 1 or 0")
+    unit_slices: bool = _param(True, "register slices between the front end and the units: "
+                                     "1 or 0")
     zero_point_sums: bool = _param(False, "cells multiply raw elements, zero points taken off "
                                           "with sums below the array (dataflow ws): 1 or 0")
     sb_mac16_pairs: bool = _param(False, "two cells share one iCE40 SB_MAC16 (8x8 products; "
@@ -263,7 +272,7 @@ class EngineConfig:
         check_int("logic_macs", self.logic_macs, 0, self.rows * self.cols)
         check_int("mac_latency", self.mac_latency, 0, 2)
         for name in ("command_fetch", "post_unit", "store_pool", "store_add", "range_stage",
-                     "deep_lane", "load_stage", "acc_stage", "zero_point_sums",
+                     "deep_lane", "load_stage", "acc_stage", "unit_slices", "zero_point_sums",
                      "sb_mac16_pairs"):
             value = getattr(self, name)
             if isinstance(value, bool):

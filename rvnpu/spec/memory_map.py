@@ -119,7 +119,9 @@ UART = Peripheral("UART", 0, "Serial port, 8 data bits, no parity, 1 stop bit (8
 
 TIMER = Peripheral("TIMER", 1, "Free-running 64-bit counters, from reset, and the machine "
                    "timer interrupt (the core's mip.MTIP): CYCLE is mtime, compared with "
-                   "MTIMECMP.", (
+                   "MTIMECMP. A SoC built with a narrower timer (SocConfig.timer_width, "
+                   "RVNPU_TIMER_WIDTH) counts that many bits, wrapping there, and reads its "
+                   "bits above as zero.", (
     Register("CYCLE_LO", 0x0, 32, Access.RO,
              "Clock cycles, low word. Reading it latches the high word for CYCLE_HI, so read "
              "CYCLE_LO first."),
@@ -273,6 +275,16 @@ class SocConfig:
         reads are answered a cycle later and its writes land a cycle later, in order, and
         the engine's bus arbiter no longer drives the block RAM's write enables and data in
         the same cycle (a path across the chip, which set the ULX3S-25F's engine clock).
+    timer_width : int
+        Bits the TIMER's counters keep, 32 to 64 (default 64). A narrower count wraps at
+        ``2**timer_width`` and its high words read the bits above 32 (zero at 32); MTIMECMP
+        keeps 64 (:class:`rvnpu.hdl.soc.timer.Timer`). 32 saves about 250 logic cells where
+        they run out (the iCE40 UP5K), for a count that wraps every 2**32 cycles.
+    uart_rx_depth : int
+        Bytes the UART's receive FIFO holds, 1 to 64 (default 4). The FIFO is built from
+        flip-flops; 1 (a byte register) saves about 75 logic cells on the iCE40, for firmware
+        that must read each byte before the next one ends (a byte's time: 10 bits at
+        ``uart_baud``) or see RX_OVERRUN.
     """
 
     engine: EngineConfig = EngineConfig()
@@ -288,6 +300,8 @@ class SocConfig:
     engine_clock_hz: int | None = None
     command_slice: bool = True
     bus_register: bool = False
+    timer_width: int = 64
+    uart_rx_depth: int = 4
 
     def __post_init__(self):
         if not isinstance(self.engine, EngineConfig):
@@ -330,6 +344,8 @@ class SocConfig:
         if self.bus_register and self.engine_clock_hz is None and self.ram_style != "dual":
             raise ConfigError("bus_register needs the RAM's true dual-port form "
                               "(engine_clock_hz, or ram_style 'dual')")
+        check_int("timer_width", self.timer_width, 32, 64)
+        check_int("uart_rx_depth", self.uart_rx_depth, 1, 64)
         if self.engine_clock_hz is not None:
             check_int("engine_clock_hz", self.engine_clock_hz, 1_000, 2_000_000_000)
             if self.ram_style not in ("block", "dual"):
@@ -358,7 +374,9 @@ class SocConfig:
                 **({} if self.command_slice else {"command_slice": False}),
                 **({} if self.shifter == "serial" else {"shifter": self.shifter}),
                 **({"memory_stage": True} if self.memory_stage else {}),
-                **({"bus_register": True} if self.bus_register else {})}
+                **({"bus_register": True} if self.bus_register else {}),
+                **({} if self.timer_width == 64 else {"timer_width": self.timer_width}),
+                **({} if self.uart_rx_depth == 4 else {"uart_rx_depth": self.uart_rx_depth})}
 
     @classmethod
     def from_dict(cls, data):
