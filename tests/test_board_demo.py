@@ -16,9 +16,11 @@ pytestmark = pytest.mark.skipif("verilator" not in toolchain.available_simulator
 
 
 @pytest.mark.parametrize("name, bench, max_cycles", [
-    # The LFE5U-25F design: 4x4 array, one requantisation lane, TFLite path only.
+    # The ULX3S-25F's design: 4x4 array, one requantisation lane, TFLite path only.
     ("ulx3s-25f", 32, 6_000_000),
-    # The UP5K design: 1x1 array without requantisation and a core without M, which
+    # The OrangeCrab's: the same part, an 8x4 weight-stationary array, 12 cells in logic.
+    ("orangecrab", 32, 6_000_000),
+    # The UP5K design: 4x1 array without requantisation and a core without M, which
     # requantises in software (about 5,000 cycles an output) and runs its own reference
     # GEMMs: the demo sizes its benchmark down to 16 there.
     ("icebreaker", 16, 27_000_000),
