@@ -101,15 +101,17 @@ class MatrixEngine(wiring.Component):
         # command in flight a unit (queue_depth 1) the front end never has one more to give,
         # and the slice would only hold a copy of the command for a cycle. Without
         # ``unit_slices`` every unit takes its commands from the front end directly.
-        units = [("load", fe.load, ld, load_op(c)), ("store", fe.store, st, store_op(c)),
-                 ("exec", fe.exec, ex, exec_op(c))]
-        for name, source, unit, layout in units:
-            if c.unit_slices and (name != "exec" or c.queue_depth > 1):
+        def feed(name, source, unit, layout, sliced=True):
+            if c.unit_slices and sliced:
                 m.submodules[f"{name}_slice"] = cut = CommandSlice(layout)
                 connect(m, source, cut.i)
                 connect(m, cut.o, unit.cmd)
             else:
                 connect(m, source, unit.cmd)
+
+        feed("load", fe.load, ld, load_op(c))
+        feed("store", fe.store, st, store_op(c))
+        feed("exec", fe.exec, ex, exec_op(c), sliced=c.queue_depth > 1)
         m.d.comb += [
             fe.exec_retire.eq(ex.retire),
             fe.store_retire.eq(st.retire),
@@ -120,12 +122,7 @@ class MatrixEngine(wiring.Component):
         post = None
         if c.post_unit:
             m.submodules.post = post = PostUnit(c)
-            if c.unit_slices:
-                m.submodules.post_slice = cut = CommandSlice(post_op(c))
-                connect(m, fe.post, cut.i)
-                connect(m, cut.o, post.cmd)
-            else:
-                connect(m, fe.post, post.cmd)
+            feed("post", fe.post, post, post_op(c))
             m.d.comb += fe.post_retire.eq(post.retire)
         fetch = None
         if c.command_fetch:
