@@ -10,6 +10,7 @@ from amaranth.hdl import Fragment
 from rvnpu.compiler.gemm import compile_gemm
 from rvnpu.hdl.engine.array import SystolicArray, ws_sum_width
 from rvnpu.sim.golden.gemm import Requant, gemm_reference
+from rvnpu.spec.commands import Dataflow, Funct, Space, encode
 from rvnpu.spec.config import EngineConfig
 
 from test_engine_fetch import run_golden, run_rtl
@@ -64,9 +65,12 @@ EXTREMES = [
 
 
 @pytest.mark.parametrize("zero_point_sums", [False, True])
-@pytest.mark.parametrize("rows, cols", [(1, 1), (3, 2), (4, 2)])
+# A 1x1 with unregistered multipliers has the shortest line beside the array: too short for
+# the zero points' sum to register the elements first, which the others do.
+@pytest.mark.parametrize("rows, cols, mac_latency", [(1, 1, 2), (1, 1, 0), (3, 2, 2),
+                                                     (4, 2, 2)])
 @pytest.mark.parametrize("extreme", range(len(EXTREMES)))
-def test_sums_at_their_extremes_are_exact(rows, cols, extreme, zero_point_sums):
+def test_sums_at_their_extremes_are_exact(rows, cols, mac_latency, extreme, zero_point_sums):
     """Also with the zero points taken off below the array, where the cells' operands are
     the raw elements (an unsigned one less 128): each case's zero step or products reach
     (-128) * (-128) too."""
@@ -74,7 +78,7 @@ def test_sums_at_their_extremes_are_exact(rows, cols, extreme, zero_point_sums):
     config = EngineConfig(rows=rows, cols=cols, dataflow="ws", spad_depth=32, acc_depth=16,
                           qp_depth=4, bus_width=32, mem_bytes=1 << 12, requant_modes="none",
                           post_unit=False, command_fetch=False, store_pool=False,
-                          zero_point_sums=zero_point_sums)
+                          mac_latency=mac_latency, zero_point_sums=zero_point_sums)
     rng = np.random.default_rng(1000 + 10 * extreme + rows)
     # Two passes of the array over k, and a part pass: sums also add up in the accumulators.
     m, n, k = rows + 2, cols + 1, 2 * rows + 1
@@ -90,3 +94,42 @@ def test_sums_at_their_extremes_are_exact(rows, cols, extreme, zero_point_sums):
     gold_mem, _ = run_golden(config, job.image, job.program)
     np.testing.assert_array_equal(job.read_output(rtl_mem), expected)
     np.testing.assert_array_equal(rtl_mem, gold_mem)
+
+
+@pytest.mark.parametrize("rows, cols, mac_latency", [(1, 1, 0), (2, 2, 0), (3, 2, 2)])
+def test_back_to_back_computes_keep_their_own_zero_points(rows, cols, mac_latency):
+    """Two COMPUTEs of the same tiles, one straight after the other, each with its own zero
+    points: the line below the array that takes ``zw * sum(a - za)`` off must pair each
+    step's sum with its own command's ``zw``, also where it registers the elements first."""
+    config = EngineConfig(rows=rows, cols=cols, dataflow="ws", spad_depth=32, acc_depth=32,
+                          qp_depth=4, bus_width=32, mem_bytes=1 << 12, requant_modes="none",
+                          post_unit=False, command_fetch=False, store_pool=False,
+                          mac_latency=mac_latency, zero_point_sums=True)
+    rng = np.random.default_rng(2000 + 10 * rows + mac_latency)
+    steps, a_addr, b_addr, out = 5, 0, 512, 1024
+    image = [(a_addr, bytes(rng.integers(0, 256, steps * rows, dtype=np.uint8))),
+             (b_addr, bytes(rng.integers(0, 256, rows * cols, dtype=np.uint8)))]
+    program = [
+        encode(Funct.CONFIG_LOAD, stride=rows),
+        encode(Funct.LOAD, dram_addr=a_addr, local_row=0, space=Space.SPAD_A, rows=steps,
+               cols=rows),
+        encode(Funct.CONFIG_LOAD, stride=cols),
+        encode(Funct.LOAD, dram_addr=b_addr, local_row=0, space=Space.SPAD_B, rows=rows,
+               cols=cols),
+        encode(Funct.CONFIG_EXEC, dataflow=Dataflow.WS, a_signed=0, b_signed=1, a_zero=200,
+               b_zero=-90),
+        encode(Funct.COMPUTE, a_row=0, b_row=0, c_row=0, steps=steps, k_valid=rows),
+        encode(Funct.CONFIG_EXEC, dataflow=Dataflow.WS, a_signed=0, b_signed=1, a_zero=3,
+               b_zero=77),
+        encode(Funct.COMPUTE, a_row=0, b_row=0, c_row=steps, steps=steps, k_valid=rows),
+        encode(Funct.CONFIG_STORE, stride=cols * 4, qp_row=0),
+        encode(Funct.STORE_ACC, dram_addr=out, acc_row=0, rows=2 * steps, cols=cols),
+        encode(Funct.FENCE)]
+    rtl_mem, _, _ = run_rtl(config, image, program)
+    gold_mem, _ = run_golden(config, image, program)
+    np.testing.assert_array_equal(rtl_mem, gold_mem)
+    a = np.frombuffer(image[0][1], np.uint8).reshape(steps, rows).astype(np.int64)
+    b = np.frombuffer(image[1][1], np.int8).reshape(rows, cols).astype(np.int64)
+    sums = rtl_mem[out:out + 2 * steps * cols * 4].view("<i4").reshape(2, steps, cols)
+    np.testing.assert_array_equal(sums[0], (a - 200) @ (b + 90))
+    np.testing.assert_array_equal(sums[1], (a - 3) @ (b - 77))

@@ -314,12 +314,20 @@ class ExecuteUnit(wiring.Component):
         # `rows` corrected elements, each of magnitude below 2**in_width, and a sign.
         total = Signal(signed(c.in_width + 1 + (c.rows - 1).bit_length()))
         zero = Signal(signed(c.in_width))
+        # The step read its row at T; its results leave the array at T + latency. Where the
+        # line allows it, the elements are registered before they are summed, so that the
+        # scratchpad's read (a block RAM's clock-to-out) and the sum of a row are not one
+        # cycle's path; the line then starts a cycle later.
+        staged = self.latency > 3
+        if staged:
+            corrected_a = [delayed(m, a, 1, name=f"zero_line_a{i}")
+                           for i, a in enumerate(corrected_a)]
+            b_zero = delayed(m, b_zero, 1, name="zero_line_zw")
         m.d.sync += [total.eq(sum(corrected_a)), zero.eq(b_zero)]
         product = Signal(signed(len(total) + len(zero)))
         m.d.comb += product.eq(total * zero)
-        # The step read its row at T, the sum is registered at T + 2; its results leave
-        # the array at T + latency.
-        return delayed(m, product, self.latency - 3, name="zero_line")
+        # The sum is registered at T + 2, or T + 3 when staged.
+        return delayed(m, product, self.latency - 3 - staged, name="zero_line")
 
     def _write_results(self, m, array, s, zero_line):
         """Results: de-skew, then write or add them to the accumulators, in order, retiring
