@@ -44,18 +44,21 @@ class OrangeCrabPlatform(LatticeECP5Platform):
 # beside the core at 72. One clock of 64 MHz had closed at 73.4; before the SoC's paths
 # from the core were registered (about 60 MHz) the board ran at 30.
 BOARDS = (
-    # An 8x4 weight-stationary array since 2026-12-07 (a 4x4 running both dataflows before):
-    # a weight-stationary cell is a sixth of a two-dataflow one besides its multiplier, so 32
-    # cells, 12 of them multiplying in logic beside the part's 28 MULT18X18D, took 15,966 LUTs
-    # where the 4x4 took 15,430, and closed at 79.6 / 97.9 MHz against 72 / 96.
+    # A weight-stationary array since 2026-12-07 (a 4x4 running both dataflows before): a
+    # weight-stationary cell is a sixth of a two-dataflow one besides its multiplier. First
+    # 8x4, 12 cells multiplying in logic beside the part's 28 MULT18X18D: 15,966 LUTs, 79.6 /
+    # 97.9 MHz against 72 / 96. Then 8x6 with raw cells (the zero points off below the
+    # array, so 29 cells multiply 8x8 in logic, not 9x9) and the accumulator's read held a
+    # cycle: 21,364 LUTs, 79.3 / 101.6 MHz from seed 2 (74.0 / 97.4 from seed 3; router1
+    # stalled from nextpnr's own seed and from seed 1 before the accumulator's stage).
     Board(name="orangecrab", platform=OrangeCrabPlatform, clock_hz=72_000_000,
-          engine=EngineConfig(rows=8, cols=4, dataflow="ws", logic_macs=12, spad_depth=512,
-                              acc_depth=256, qp_depth=16,
+          engine=EngineConfig(rows=8, cols=6, dataflow="ws", logic_macs=29,
+                              zero_point_sums=True, spad_depth=512, acc_depth=256, qp_depth=16,
                               mem_bytes=32 << 10, requant_lanes=1, requant_modes="tflite",
                               store_add=False, post_unit=False,
                               range_stage=True,      # as the ULX3S boards (boards/ulx3s.py)
-                              deep_lane=True),
-          shifter="barrel", memory_stage=True,
+                              deep_lane=True, acc_stage=True),
+          shifter="barrel", memory_stage=True, placement_seed=2,
           program=("dfu-util", "--alt", "0", "--download", "{bitstream}"), bitstream=".bit",
           # The engine on a clock of its own (CLKOS), as on the ULX3S-25F.
           engine_clock_hz=96_000_000,

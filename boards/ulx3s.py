@@ -92,12 +92,17 @@ BOARDS = (
     # a cycle more for each): at 50 without it the design closed at 56.4 (53.9 against 60),
     # its longest path the register file through the adder, the bus decoder and into the
     # RAM's write enables; with it, 62.5 against 60 (2026-12-07).
+    # An 8x6 weight-stationary array since 2026-12-07 (a 4x4 running both dataflows before),
+    # as the OrangeCrab's (boards/orangecrab.py): raw cells, 29 of them multiplying in logic,
+    # the accumulator's read staged. 21,405 LUTs, 61.5 / 80.5 MHz against 60 / 75 from seed
+    # 2, where the 4x4 took 15,416 and closed at 62.5 / 76.5.
     Board(name="ulx3s-25f", platform=ULX3S25FPlatform, clock_hz=60_000_000,
-          engine=EngineConfig(rows=4, cols=4, spad_depth=512, acc_depth=256, qp_depth=16,
+          engine=EngineConfig(rows=8, cols=6, dataflow="ws", logic_macs=29,
+                              zero_point_sums=True, spad_depth=512, acc_depth=256, qp_depth=16,
                               mem_bytes=32 << 10, requant_lanes=1, requant_modes="tflite",
                               store_add=False, post_unit=False, range_stage=True,
-                              deep_lane=True),
-          shifter="barrel", memory_stage=True,
+                              deep_lane=True, acc_stage=True),
+          shifter="barrel", memory_stage=True, placement_seed=2,
           program=_PROGRAM, bitstream=".bit",
           # The engine on a clock of its own (CLKOS), faster than the core, which sets the
           # shared clock's pace; its bus requests registered before the RAM (bus_register),

@@ -487,7 +487,7 @@ def test_doc_keeps_the_previous_row_of_a_board_not_rebuilt(tmp_path):
     assert "| ulx3s-85f | LFE5U-85F | 8x8 |" in page and "36.7 / 30 | 95.0 / 90 |" in page
     assert "`soc.core.regs` → `soc.core`" not in page
     # A board in neither keeps the row of one never built.
-    assert "| ulx3s-25f | LFE5U-25F | 4x4 | - |" in page
+    assert "| ulx3s-25f | LFE5U-25F | 8x6 | - |" in page
     assert page.endswith("Prose.\n")
     # Regenerating the page from itself changes nothing.
     assert boards_markdown(flow.saved_reports(tmp_path), TABLE_COLUMNS, page) == page

@@ -16,9 +16,11 @@ pytestmark = pytest.mark.skipif("verilator" not in toolchain.available_simulator
 
 
 @pytest.mark.parametrize("name, bench, max_cycles", [
-    # The ULX3S-25F's design: 4x4 array, one requantisation lane, TFLite path only.
+    # The ULX3S-25F's design: an 8x6 weight-stationary array of raw cells (the zero points
+    # off below the array), 29 of them in logic, the accumulator's read staged, one
+    # requantisation lane, TFLite path only.
     ("ulx3s-25f", 32, 6_000_000),
-    # The OrangeCrab's: the same part, an 8x4 weight-stationary array, 12 cells in logic.
+    # The OrangeCrab's: the same part and design.
     ("orangecrab", 32, 6_000_000),
     # The UP5K design: 4x1 array without requantisation and a core without M, which
     # requantises in software (about 5,000 cycles an output) and runs its own reference

@@ -819,8 +819,8 @@ def test_icebreaker_default_design_fits_and_closes_timing(tmp_path):
 def test_lfe5u_25f_default_design_fits_its_multipliers(tmp_path, name):
     """Each LFE5U-25F board's design against the part's 28 MULT18X18D, from Yosys alone
     (about a minute; CI does not place and route the ECP5 boards). The post unit's
-    arithmetic once took it to 34, which only a board build had shown; the OrangeCrab's
-    8x4 array takes every one, its other cells multiplying in logic."""
+    arithmetic once took it to 34, which only a board build had shown; their 8x6 arrays
+    take every one, their other cells multiplying in logic."""
     from rvnpu.boards.top import BoardTop
     from rvnpu.firmware.build import EXAMPLES, build_firmware
     b = board(name)

@@ -51,4 +51,4 @@ def test_one_block_is_placed_alone():
     assert result["cells"]["MULT18X18D"] >= 4
     path = result["worst_paths"][0]
     assert path["clock"] == "posedge clk -> posedge clk" and path["ns"] > 1
-    assert format_result(result).startswith("ulx3s-25f lane (4x4, --25k, seed 1): Fmax")
+    assert format_result(result).startswith("ulx3s-25f lane (8x6, --25k, seed 1): Fmax")
