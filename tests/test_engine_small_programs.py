@@ -92,6 +92,10 @@ CONFIGS = {
                                   queue_depth=1, requant_modes="none", hazards="serial",
                                   command_fetch=False, post_unit=False, store_pool=False,
                                   mac_latency=0, unit_slices=False),
+    # Three rows, weight-stationary only: an output-stationary extent would be a division by
+    # the row count, which the front end leaves out where the dataflow cannot be chosen.
+    "3x2-ws-only": EngineConfig(rows=3, cols=2, dataflow="ws", spad_depth=16, acc_depth=16,
+                                qp_depth=4, bus_width=32, mem_bytes=1 << 11, requant_lanes=2),
 }
 
 
@@ -116,7 +120,9 @@ CONFIGS = {
                                                  ("2x2-no-slices", 120, 0),
                                                  ("2x2-no-slices", 121, 1),
                                                  ("4x1-no-slices", 122, 0),
-                                                 ("4x1-no-slices", 123, 1)])
+                                                 ("4x1-no-slices", 123, 1),
+                                                 ("3x2-ws-only", 124, 0),
+                                                 ("3x2-ws-only", 125, 1)])
 def test_random_programs_on_a_small_engine(name, seed, latency):
     config = CONFIGS[name]
     assert config.mac_latency == {"2x2-unregistered-macs": 0, "1x2-acc-stage": 0,

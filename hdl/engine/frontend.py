@@ -151,6 +151,13 @@ class _ConfigRegisters:
         self._mb = mb = dram_addr_bits(c)
         self._store_pool = c.store_pool
         self.dataflow = Signal(init=Dataflow.OS if c.with_os else Dataflow.WS)
+        # An engine built for one dataflow refuses a CONFIG_EXEC of the other, so `dataflow`
+        # never leaves its reset value: a constant, which synthesis cannot see from the
+        # register. With a row count not a power of two, the output-stationary extent
+        # (`steps` rounded up to whole tiles) is a division and a product that would
+        # otherwise sit in every COMPUTE's range arithmetic.
+        self.is_os = (self.dataflow == Dataflow.OS) if c.with_os and c.with_ws else \
+            Const(int(c.with_os), 1)
         self.a_signed = Signal(init=1)
         self.b_signed = Signal(init=1)
         self.a_zero = Signal(signed(16))
@@ -375,7 +382,7 @@ class _Early:
                                  r.d_lo.eq(f(Funct.STORE, "dram_addr")), r.d_hi.eq(end)]
             with m.Case(Funct.COMPUTE):
                 steps = f(Funct.COMPUTE, "steps")
-                a_n, b_n, c_n = _compute_extents(c.rows, regs.dataflow == Dataflow.OS, steps,
+                a_n, b_n, c_n = _compute_extents(c.rows, regs.is_os, steps,
                                                  f(Funct.COMPUTE, "k_valid"))
                 fa = (Space.SPAD_A << lb) + f(Funct.COMPUTE, "a_row")
                 fb = (Space.SPAD_B << lb) + f(Funct.COMPUTE, "b_row")
@@ -781,7 +788,7 @@ class Frontend(wiring.Component):
     def _check_compute(self, m, fld, regs, now):
         c = self._config
         R = c.rows
-        is_os = regs.dataflow == Dataflow.OS
+        is_os = regs.is_os
         m.d.comb += now.to_exec.eq(1)
         steps = fld(Funct.COMPUTE, "steps")
         k_valid = fld(Funct.COMPUTE, "k_valid")
