@@ -5,9 +5,8 @@ pin 1 transmits), for a 3.3 V USB-serial adapter."""
 from amaranth.build import Attrs, Clock, Pins, PinsN, Resource, Subsignal
 from amaranth.vendor import LatticeECP5Platform
 
-from rvnpu.spec.config import EngineConfig
-
 from . import Board
+from .ulx3s import LFE5U_25F_ENGINE
 
 
 __all__ = ["OrangeCrabPlatform", "BOARDS"]
@@ -52,12 +51,7 @@ BOARDS = (
     # cycle: 21,364 LUTs, 79.3 / 101.6 MHz from seed 2 (74.0 / 97.4 from seed 3; router1
     # stalled from nextpnr's own seed and from seed 1 before the accumulator's stage).
     Board(name="orangecrab", platform=OrangeCrabPlatform, clock_hz=72_000_000,
-          engine=EngineConfig(rows=8, cols=6, dataflow="ws", logic_macs=29,
-                              zero_point_sums=True, spad_depth=512, acc_depth=256, qp_depth=16,
-                              mem_bytes=32 << 10, requant_lanes=1, requant_modes="tflite",
-                              store_add=False, post_unit=False,
-                              range_stage=True,      # as the ULX3S boards (boards/ulx3s.py)
-                              deep_lane=True, acc_stage=True),
+          engine=LFE5U_25F_ENGINE,       # the ULX3S-25F's (the same part)
           shifter="barrel", memory_stage=True, placement_seed=2,
           program=("dfu-util", "--alt", "0", "--download", "{bitstream}"), bitstream=".bit",
           # The engine on a clock of its own (CLKOS), as on the ULX3S-25F.

@@ -9,7 +9,7 @@ from rvnpu.spec.config import EngineConfig
 from . import Board
 
 
-__all__ = ["ULX3S85FPlatform", "ULX3S25FPlatform", "BOARDS"]
+__all__ = ["ULX3S85FPlatform", "ULX3S25FPlatform", "LFE5U_25F_ENGINE", "BOARDS"]
 
 
 class _ULX3SPlatform(LatticeECP5Platform):
@@ -54,6 +54,15 @@ class ULX3S25FPlatform(_ULX3SPlatform):
 # a bit a cycle were the largest share of the core's cycles issuing a GEMM.
 _PROGRAM = ("openFPGALoader", "--board", "ulx3s", "{bitstream}")
 
+#: The engine of both LFE5U-25F boards (this one and the OrangeCrab): an 8x6 weight-stationary
+#: array of raw cells (the zero points off below the array), 29 of them multiplying 8x8 in
+#: logic beside the part's 28 MULT18X18D, the accumulator's read held a cycle.
+LFE5U_25F_ENGINE = EngineConfig(rows=8, cols=6, dataflow="ws", logic_macs=29,
+                                zero_point_sums=True, spad_depth=512, acc_depth=256,
+                                qp_depth=16, mem_bytes=32 << 10, requant_lanes=1,
+                                requant_modes="tflite", store_add=False, post_unit=False,
+                                range_stage=True, deep_lane=True, acc_stage=True)
+
 BOARDS = (
     # The core at 45 MHz (CLKOP) with its memory stage (a load's or store's address from a
     # register, a cycle more for each): 50.1 against 45, beside the engine at 53.4 against
@@ -93,15 +102,10 @@ BOARDS = (
     # its longest path the register file through the adder, the bus decoder and into the
     # RAM's write enables; with it, 62.5 against 60 (2026-12-07).
     # An 8x6 weight-stationary array since 2026-12-07 (a 4x4 running both dataflows before),
-    # as the OrangeCrab's (boards/orangecrab.py): raw cells, 29 of them multiplying in logic,
-    # the accumulator's read staged. 21,405 LUTs, 61.5 / 80.5 MHz against 60 / 75 from seed
-    # 2, where the 4x4 took 15,416 and closed at 62.5 / 76.5.
+    # the OrangeCrab's too: LFE5U_25F_ENGINE. 21,405 LUTs, 61.5 / 80.5 MHz against 60 / 75
+    # from seed 2, where the 4x4 took 15,416 and closed at 62.5 / 76.5.
     Board(name="ulx3s-25f", platform=ULX3S25FPlatform, clock_hz=60_000_000,
-          engine=EngineConfig(rows=8, cols=6, dataflow="ws", logic_macs=29,
-                              zero_point_sums=True, spad_depth=512, acc_depth=256, qp_depth=16,
-                              mem_bytes=32 << 10, requant_lanes=1, requant_modes="tflite",
-                              store_add=False, post_unit=False, range_stage=True,
-                              deep_lane=True, acc_stage=True),
+          engine=LFE5U_25F_ENGINE,
           shifter="barrel", memory_stage=True, placement_seed=2,
           program=_PROGRAM, bitstream=".bit",
           # The engine on a clock of its own (CLKOS), faster than the core, which sets the
