@@ -418,7 +418,7 @@ def test_board_adds_its_nextpnr_options():
     b = board("ulx3s-85f")
     options = flow.toolchain_options(b.platform(), flow.nextpnr_options(b))
     assert options["nextpnr_opts"][-6:] == ["--router", "router2", "--placer", "static",
-                                            "--seed", "2"]
+                                            "--seed", "3"]
     b = board("ulx3s-25f")
     assert "--router" not in flow.toolchain_options(b.platform(), b.nextpnr_options)[
         "nextpnr_opts"]
