@@ -143,7 +143,9 @@ def _kept_row(board, cells, columns):
 
 
 _ROW = re.compile(r"^\|(.*)\|\s*$")
-_PATH = re.compile(r"^- \*\*([\w.-]+)\*\*")
+#: A critical path's line: the board, perhaps its clock, then one block or more in backticks
+#: (a path inside one block has no arrow; the lists of misses and failures have no backticks).
+_PATH = re.compile(r"^- \*\*([\w.-]+)\*\*(?: \([\w ]+\))?: `[^`]+`(?: → `[^`]+`)*$")
 
 
 def previous_rows(document):
@@ -169,7 +171,7 @@ def previous_rows(document):
                     rows[board] = {"cells": figures, "paths": []}
             continue
         path = _PATH.match(line)
-        if path and path.group(1) in rows and "→" in line:
+        if path and path.group(1) in rows:
             rows[path.group(1)]["paths"].append(line)
     return rows
 
