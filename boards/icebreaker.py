@@ -55,7 +55,8 @@ BOARDS = (
     # A 4x1 array (4 MACs; a row costs about 150 cells, a column far more: the load, store and
     # accumulator paths widen) since 2026-12-07, in the cells a 32-bit timer (about 250), no
     # unit slices (140) and a one-byte UART receiver (75) gave back: 5,198 of 5,280, closing
-    # at 19.9 MHz.
+    # at 19.9 MHz. Since the front end takes a single dataflow as a constant, 5,158, closing
+    # at 18.3 (nextpnr's own placement; the core's execute cycle into pc, 54.6 ns).
     Board(name="icebreaker", platform=IceBreakerPlatform, clock_hz=18_000_000,
           engine=EngineConfig(rows=4, cols=1, dataflow="ws", spad_depth=256, acc_depth=256,
                               qp_depth=256, bus_width=32, mem_bytes=64 << 10, queue_depth=1,
