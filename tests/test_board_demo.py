@@ -22,7 +22,8 @@ pytestmark = pytest.mark.skipif("verilator" not in toolchain.available_simulator
     ("ulx3s-25f", 32, 6_000_000),
     # The OrangeCrab's: the same part and design.
     ("orangecrab", 32, 6_000_000),
-    # The ULX3S-85F's: the same recipe at 12x8, where the rows are not a power of two.
+    # The ULX3S-85F's: the same cells at 16x8, with both requantisation conventions and the
+    # post unit.
     ("ulx3s-85f", 32, 6_000_000),
     # The UP5K design: 4x1 array without requantisation and a core without M, which
     # requantises in software (about 5,000 cycles an output) and runs its own reference

@@ -418,7 +418,7 @@ def test_board_adds_its_nextpnr_options():
     b = board("ulx3s-85f")
     options = flow.toolchain_options(b.platform(), flow.nextpnr_options(b))
     assert options["nextpnr_opts"][-6:] == ["--router", "router2", "--placer", "static",
-                                            "--seed", "3"]
+                                            "--seed", "4"]
     b = board("ulx3s-25f")
     assert "--router" not in flow.toolchain_options(b.platform(), b.nextpnr_options)[
         "nextpnr_opts"]
@@ -815,12 +815,14 @@ def test_icebreaker_default_design_fits_and_closes_timing(tmp_path):
 
 
 @pytest.mark.skipif(os.environ.get("RVNPU_SKIP_SYNTH") == "1", reason="RVNPU_SKIP_SYNTH=1")
-@pytest.mark.parametrize("name", ["ulx3s-25f", "orangecrab"])
-def test_lfe5u_25f_default_design_fits_its_multipliers(tmp_path, name):
-    """Each LFE5U-25F board's design against the part's 28 MULT18X18D, from Yosys alone
-    (about a minute; CI does not place and route the ECP5 boards). The post unit's
-    arithmetic once took it to 34, which only a board build had shown; their 8x6 arrays
-    take every one, their other cells multiplying in logic."""
+@pytest.mark.parametrize("name, available", [("ulx3s-25f", 28), ("orangecrab", 28),
+                                             ("ulx3s-85f", 156)])
+def test_ecp5_default_design_fits_its_multipliers(tmp_path, name, available):
+    """Each ECP5 board's design against its part's MULT18X18D, from Yosys alone (a minute
+    or three; CI does not place and route the ECP5 boards). The post unit's arithmetic once
+    took the LFE5U-25F's to 34 of 28, which only a board build had shown; their 8x6 arrays
+    take every one, their other cells multiplying in logic, and the 85F's 16x8 leaves
+    four."""
     from rvnpu.boards.top import BoardTop
     from rvnpu.firmware.build import EXAMPLES, build_firmware
     b = board(name)
@@ -830,4 +832,4 @@ def test_lfe5u_25f_default_design_fits_its_multipliers(tmp_path, name):
     stat = json.loads((tmp_path / "synth" / "top.stat.json").read_text())
     multipliers = stat["design"]["num_cells_by_type"].get("MULT18X18D", 0)
     array = b.engine.rows * b.engine.cols - b.engine.logic_macs
-    assert array <= multipliers <= 28
+    assert array <= multipliers <= available
