@@ -112,8 +112,10 @@ BOARDS = (
     # RAM's write enables; with it, 62.5 against 60 (2026-12-07).
     # An 8x6 weight-stationary array since 2026-12-07 (a 4x4 running both dataflows before),
     # the OrangeCrab's too: LFE5U_25F_ENGINE. 21,405 LUTs, 61.5 / 80.5 MHz against 60 / 75
-    # from seed 2, where the 4x4 took 15,416 and closed at 62.5 / 76.5.
-    Board(name="ulx3s-25f", platform=ULX3S25FPlatform, clock_hz=60_000_000,
+    # from seed 2, where the 4x4 took 15,416 and closed at 62.5 / 76.5. Since the front end
+    # takes the one dataflow as a constant, 21,442 LUTs closing at 59.6 / 71.5 from seed 2
+    # (seeds 1 and 3 left router1 at 38,000 arcs for minutes), so 55 / 70 (a 770 MHz VCO).
+    Board(name="ulx3s-25f", platform=ULX3S25FPlatform, clock_hz=55_000_000,
           engine=LFE5U_25F_ENGINE,
           shifter="barrel", memory_stage=True, placement_seed=2,
           program=_PROGRAM, bitstream=".bit",
@@ -121,6 +123,6 @@ BOARDS = (
           # shared clock's pace; its bus requests registered before the RAM (bus_register),
           # where the engine's bus arbiter into the RAM's write enables had set its clock
           # (72.2 MHz against 62.5 without the register, 2026-12-06).
-          engine_clock_hz=75_000_000, bus_register=True,
+          engine_clock_hz=70_000_000, bus_register=True,
           doc="ULX3S with an LFE5U-25F, 25 MHz oscillator, FTDI UART"),
 )
