@@ -166,15 +166,15 @@ def _execute_operands(d):
     subtract = alu & _is(d.funct3, _funct3("slt"), _funct3("sltu"))
     subtract |= alu & d.is_op & (d.funct3 == _funct3("add")) & d.funct7[5]
     return {
-        "a_pc": _is(op, Opcode.AUIPC, Opcode.JAL),
+        "a_pc": _is(op, Opcode.AUIPC, Opcode.JAL, Opcode.BRANCH),     # a branch's target
         "a_zimm": csr & d.funct3[2],
         "a_zero": (op == Opcode.LUI) | mret,
-        "b_rs2": (op == Opcode.BRANCH) | (alu & d.is_op) | mret
+        "b_rs2": (alu & d.is_op) | mret
                  | (csr & d.csr_in_ram & read_old),
-        "b_imm": _is(op, Opcode.LUI, Opcode.AUIPC, Opcode.JAL, Opcode.JALR, Opcode.LOAD,
-                     Opcode.STORE) | (alu & d.is_op_imm),
+        "b_imm": _is(op, Opcode.LUI, Opcode.AUIPC, Opcode.JAL, Opcode.JALR, Opcode.BRANCH,
+                     Opcode.LOAD, Opcode.STORE) | (alu & d.is_op_imm),
         "b_csr": csr & read_old,
-        "invert": (op == Opcode.BRANCH) | subtract,
+        "invert": subtract,
     }
 
 
@@ -200,7 +200,8 @@ def _legality(m, opcode, matches, csr_allowed, with_m):
 class RiscvCore(wiring.Component):
     """A multi-cycle RV32I core, with the M extension as an option, in machine mode only.
 
-    Built to be small. One adder computes every address, comparison, sum and jump target; a
+    Built to be small. One adder computes every address, sum and jump target, beside a
+    comparator for branches (so that a branch's target and its decision come in one cycle); a
     logic unit (XOR, OR, AND, AND-NOT) also does the CSR read-modify-writes; shifts move one
     bit per cycle through a register (or all bits in one cycle, ``shifter="barrel"``); multiply
     and divide are iterative (:class:`~rvnpu.hdl.core.muldiv.MulDiv`). The registers sit in a
@@ -225,16 +226,16 @@ class RiscvCore(wiring.Component):
     Instruction class                                           Cycles
     ==========================================================  ============
     ALU (register or immediate, not shifts), LUI, AUIPC         3
-    JAL, JALR, branch not taken, FENCE, FENCE.I, MRET           3
+    JAL, JALR, branch (taken or not), FENCE, FENCE.I, MRET      3
     WFI with an interrupt pending in ``mie & mip``              3
-    branch taken                                                4
+    branch not taken, its offset's bit 1 set                    4
     load, store                                                 4
     load, store, ``memory_stage=True``                          5
     shift by ``n`` (register or immediate)                      4 + n
     shift by ``n > 0``, ``shifter="barrel"``                    5
     CSR access                                                  4
     custom-0 with ``rd = x0`` / with an answer                  3 / 4
-    MUL, MULH[[S]U], DIV[U], REM[U]                             36
+    MUL, MULH[[S]U], DIV[U], REM[U]                             37
     trap (illegal, misaligned, ECALL, EBREAK), interrupt        5
     misaligned taken branch                                     6
     ==========================================================  ============
@@ -407,8 +408,8 @@ class RiscvCore(wiring.Component):
                 | _gate(rs1.as_unsigned(), a_zimm) | a_const)
         b_op = _gate(rs2_val, b_rs2) | _gate(imm, b_imm) | _gate(csr_ff, b_csr)
 
-        compare = Signal()      # total[32] is "less than" rather than the carry
-        cmp_signed = compare & Mux(opcode == Opcode.BRANCH, ~funct3[1], ~funct3[0])
+        compare = Signal()      # total[32] is "less than" (SLT, SLTU) rather than the carry
+        cmp_signed = compare & ~funct3[0]
         # The carry chain needs b ^ invert as a net of its own; the logic unit shares it (it
         # never runs with invert set), so the inversion costs no second copy of the operand.
         b_x = Signal(32)
@@ -419,9 +420,21 @@ class RiscvCore(wiring.Component):
                              + (invert | carry_in))
         result = total[:32]
         less = total[32]
-        # Equality (BEQ, BNE) beside the adder rather than after it: rs1 - rs2 is zero.
+        # A branch decides on a comparator and an equality test of its own, straight from the
+        # register file, and a jump or an access its alignment from the low bits of its
+        # operands: through the adder, the state's operand selects and the operand
+        # multiplexer ran on into the next state and pc's enable, the core's longest path.
+        signed = ~funct3[1]                                 # BLT, BGE (not BLTU, BGEU)
+        branch_less = (Cat(rs1_val, signed & rs1_val[31])
+                       - Cat(rs2_val, signed & rs2_val[31]))[32]
         equal = rs1_val == rs2_val
-        taken = ((funct3[2] & less) | (~funct3[2] & equal)) ^ funct3[0]
+        taken = ((funct3[2] & branch_less) | (~funct3[2] & equal)) ^ funct3[0]
+        # Bit 1 of a jump's target (pc is word-aligned; JALR's rs1 + imm, bit 0 cleared), and
+        # the two low bits of a load's or store's address.
+        jalr_bit1 = rs1_val[1] ^ imm[1] ^ (rs1_val[0] & imm[0])
+        jump_bit1 = Mux(opcode == Opcode.JALR, jalr_bit1, imm[1])
+        access_low = Signal(2)
+        m.d.comb += access_low.eq(rs1_val[0:2] + imm[0:2])
 
         logic = Signal(32)
         with m.Switch(logic_op):
@@ -454,7 +467,7 @@ class RiscvCore(wiring.Component):
                                              mem_addr[1]))
             with m.Default():
                 m.d.comb += byte_mask.eq(0b1111)
-        misaligned = ((size == 1) & result[0]) | ((size == 2) & (result[0:2] != 0))
+        misaligned = ((size == 1) & access_low[0]) | ((size == 2) & (access_low != 0))
         # Stores repeat a byte or halfword across the word; the byte mask picks the lanes.
         m.d.comb += bus.wdata.eq(Cat(
             rs2_val[0:8],
@@ -534,10 +547,12 @@ class RiscvCore(wiring.Component):
         # -- Sequencing --------------------------------------------------------------------------
         pc_next = Signal()      # pc <= pc + 4
         pc_jump = Signal()      # pc <= adder
-        with m.If(pc_jump):
-            m.d.sync += pc.eq(result[2:])
-        with m.Elif(pc_next):
-            m.d.sync += pc.eq(pc + 1)
+        branch_jump = Signal()  # with pc_next: a branch taken, pc <= adder
+        branch_taken = Signal()     # a branch with a misaligned offset, in "Branch"
+        # A branch's decision picks pc's next value, never whether pc changes: the comparison
+        # would otherwise run on into the enables of all its flip-flops.
+        with m.If(pc_jump | pc_next):
+            m.d.sync += pc.eq(Mux(pc_jump | branch_jump, result[2:], pc + 1))
 
         m.d.comb += [self.cmd.payload.funct.eq(funct7), self.cmd.payload.op1.eq(rs1_val),
                      self.cmd.payload.op2.eq(rs2_val)]
@@ -610,7 +625,7 @@ class RiscvCore(wiring.Component):
                             retire()
 
                         with m.Case(Opcode.JAL, Opcode.JALR):
-                            with m.If(result[1]):
+                            with m.If(jump_bit1):
                                 trap(Cause.MISALIGNED_FETCH, w_sum)      # bit 0 cleared
                             with m.Else():
                                 write_rd(w_link)
@@ -618,9 +633,16 @@ class RiscvCore(wiring.Component):
                                 retire(step=False)
 
                         with m.Case(Opcode.BRANCH):
-                            with m.If(taken):
+                            # The adder makes the target while the comparator decides:
+                            # `taken` picks pc's next value and nothing else, so that the
+                            # next state does not wait for the comparison.
+                            with m.If(imm[1]):
+                                # A target off the word (a taken branch traps) is decided in
+                                # a cycle of its own.
+                                m.d.sync += branch_taken.eq(taken)
                                 m.next = "Branch"
                             with m.Else():
+                                m.d.comb += branch_jump.eq(taken)
                                 retire()
 
                         with m.Case(Opcode.LOAD):
@@ -723,13 +745,13 @@ class RiscvCore(wiring.Component):
                         self._store(m, byte_mask, retire)
 
             with m.State("Branch"):
+                # A branch whose offset leaves the word: taken, it traps with its target.
                 m.d.comb += [a_pc.eq(1), b_imm.eq(1)]
-                with m.If(result[1]):
+                with m.If(branch_taken):
                     m.d.comb += w_sum_bit0.eq(1)
                     trap(Cause.MISALIGNED_FETCH, w_sum)
                 with m.Else():
-                    m.d.comb += pc_jump.eq(1)
-                    retire(step=False)
+                    retire()
 
             with m.State("Shift"):
                 with m.If(shamt == 0):
@@ -800,7 +822,7 @@ class RiscvCore(wiring.Component):
                 m.d.comb += [a_zero.eq(1), b_rs2.eq(1), w_sum.eq(1), w_sum_bit0.eq(1),
                              w_en.eq(1)]
                 counters.pay_carry(m, a_const=a_const, carry_in=carry_in, w_addr=w_addr,
-                                   carry_out=total[32])
+                                   word=rs2_val)
                 done()
 
         self._connect_trace(m, retired=retired, trapped=trapped,

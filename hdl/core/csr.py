@@ -241,16 +241,19 @@ class Counters:
         m.d.sync += self.carry_job.eq(job)
         return slot
 
-    def pay_carry(self, m, *, a_const, carry_in, w_addr, carry_out):
+    def pay_carry(self, m, *, a_const, carry_in, w_addr, word):
         """Write the word chosen by :meth:`choose_carry` back plus its carry: 2**16 or 2**8
-        through ``a_const``, or 1 through ``carry_in``. ``carry_out`` is the adder's."""
+        through ``a_const``, or 1 through ``carry_in``. ``word`` is the word as read: a low
+        word carries on into its high one when its bits above the carry's are all ones,
+        which is read off the word rather than the adder's carry out, so that the next state
+        does not wait for the adder."""
         with m.Switch(self.carry_job):
             with m.Case(0):
                 m.d.comb += [a_const.eq(1 << CYCLE_BITS), w_addr.eq(ram_slot(Csr.MCYCLE)),
-                             self.paid[0].eq(1), self.owe[2].eq(carry_out)]
+                             self.paid[0].eq(1), self.owe[2].eq(word[CYCLE_BITS:].all())]
             with m.Case(1):
                 m.d.comb += [a_const.eq(1 << INSTRET_BITS), w_addr.eq(ram_slot(Csr.MINSTRET)),
-                             self.paid[1].eq(1), self.owe[3].eq(carry_out)]
+                             self.paid[1].eq(1), self.owe[3].eq(word[INSTRET_BITS:].all())]
             with m.Case(2):
                 m.d.comb += [carry_in.eq(1), w_addr.eq(ram_slot(Csr.MCYCLEH)),
                              self.paid[2].eq(1)]

@@ -13,8 +13,8 @@ class MulDiv(wiring.Component):
 
     Small rather than fast: a combinational 32x32 multiplier would take more logic cells than
     the whole core (the UP5K's DSP blocks are left to the matrix engine). The operation takes
-    34 cycles from ``start`` to ``done``: one to load the operands, 32 steps, one to pick and
-    (for signed division) negate the result.
+    35 cycles from ``start`` to ``done``: one to load the operands, 32 steps, one to pick and
+    (for signed division) negate the result into a register, which ``done`` then presents.
 
     Multiplication shifts right and adds the multiplicand ``b`` (sign-extended for MULH), and
     subtracts it in the last step when the multiplier ``a`` is signed (its top bit weighs
@@ -61,6 +61,10 @@ class MulDiv(wiring.Component):
         # Whether the result is negated, decided as the operation starts: in the last cycle
         # the operands' tests (b != 0 is a 32-bit one) would come before the adder.
         negate = Signal()
+        # So are the operation's decode and the last step: in the steps the adder's operands
+        # follow flip-flops, not the decode of ``op`` (four LUTs before the carry chain).
+        mul_a_signed, mul_b_signed = Signal(), Signal()
+        divide, divisor_negative, take_hi, last = Signal(), Signal(), Signal(), Signal()
 
         # One adder: x + (y ^ inv) + inv, 33 bits wide with explicit extension bits.
         x = Signal(32)
@@ -76,33 +80,44 @@ class MulDiv(wiring.Component):
                 # Load the (absolute) multiplier or dividend.
                 m.d.comb += [y.eq(self.a), inv.eq(a_neg)]
                 with m.If(self.start):
-                    m.d.sync += [hi.eq(0), lo.eq(total[:32]), step.eq(0),
+                    m.d.sync += [hi.eq(0), lo.eq(total[:32]), step.eq(0), last.eq(0),
                                  negate.eq(Mux(self.op[1], a_neg,
-                                               (a_neg ^ b_neg) & (self.b != 0)))]
+                                               (a_neg ^ b_neg) & (self.b != 0))),
+                                 mul_a_signed.eq(a_signed), mul_b_signed.eq(b_signed),
+                                 divide.eq(is_div), divisor_negative.eq(b_neg),
+                                 take_hi.eq(Mux(is_div, self.op[1], self.op[0:2] != 0))]
                     m.next = "Step"
 
             with m.State("Step"):
-                m.d.sync += step.eq(step + 1)
-                with m.If(~is_div):
+                m.d.sync += [step.eq(step + 1), last.eq(step == 30)]
+                with m.If(~divide):
                     add = lo[0]
                     m.d.comb += [
-                        x.eq(hi), x_ext.eq(b_signed & hi[31]),
-                        y.eq(Mux(add, self.b, 0)), y_ext.eq(b_signed & add & self.b[31]),
-                        inv.eq(a_signed & (step == 31)),
+                        x.eq(hi), x_ext.eq(mul_b_signed & hi[31]),
+                        y.eq(Mux(add, self.b, 0)), y_ext.eq(mul_b_signed & add & self.b[31]),
+                        inv.eq(mul_a_signed & last),
                     ]
                     m.d.sync += [hi.eq(total[1:33]), lo.eq(Cat(lo[1:], total[0]))]
                 with m.Else():
                     # Shift the next dividend bit in and try to subtract |b|.
-                    m.d.comb += [x.eq(Cat(lo[31], hi[:31])), y.eq(self.b), inv.eq(~b_neg)]
+                    m.d.comb += [x.eq(Cat(lo[31], hi[:31])), y.eq(self.b),
+                                 inv.eq(~divisor_negative)]
                     fits = hi[31] | (total[32] ^ inv)
                     m.d.sync += [hi.eq(Mux(fits, total[:32], x)), lo.eq(Cat(fits, lo[:31]))]
-                with m.If(step == 31):
+                with m.If(last):
                     m.next = "Result"
 
             with m.State("Result"):
-                take_hi = Mux(is_div, self.op[1], self.op[0:2] != 0)
-                m.d.comb += [y.eq(Mux(take_hi, hi, lo)), inv.eq(is_div & negate),
-                             self.done.eq(1), self.result.eq(total[:32])]
+                m.d.comb += [y.eq(Mux(take_hi, hi, lo)), inv.eq(divide & negate)]
+                # Into lo, which loads the adder's sum as the operation starts too: no new
+                # input for its multiplexer.
+                m.d.sync += lo.eq(total[:32])
+                m.next = "Done"
+
+            with m.State("Done"):
+                # The result from a register: through the adder and on into the core's write
+                # multiplexer, it was the core's longest path.
+                m.d.comb += [self.done.eq(1), self.result.eq(lo)]
                 m.next = "Idle"
 
         return m

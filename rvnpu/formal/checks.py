@@ -28,8 +28,8 @@ _CPU = "rvnpu.hdl.core.cpu"
 #: Per core property group: the line of hdl/core/cpu.py its mutant changes.
 _CORE_MUTATIONS = {
     "alu": ("m.d.comb += logic.eq(a_op ^ b_x)", "m.d.comb += logic.eq(a_op | b_x)"),
-    "branch": ("taken = ((funct3[2] & less) | (~funct3[2] & equal)) ^ funct3[0]",
-               "taken = ((funct3[2] & less) | (~funct3[2] & equal))"),
+    "branch": ("taken = ((funct3[2] & branch_less) | (~funct3[2] & equal)) ^ funct3[0]",
+               "taken = ((funct3[2] & branch_less) | (~funct3[2] & equal))"),
     "mem": ("m.d.comb += load_data.eq(load_byte.as_signed())",
             "m.d.comb += load_data.eq(load_byte)"),
     "csr": ("m.d.comb += w_mask.eq(mask)", "m.d.comb += w_mask.eq(0)"),

@@ -256,7 +256,7 @@ class RetireChecker(Elaboratable):
             check("branch", f"{name}_not_taken", ok & i.is_(name) & ~branch_taken, Const(1))
         for name in ("jal", "jalr"):
             check("branch", f"{name}_link", writes_rd & i.is_(name),
-                  (t.rd_addr == i.rd) & (t.rd_wdata == pc + 4))
+                  (t.rd_addr == i.rd) & (t.rd_wdata == (pc + 4)[:32]))      # wraps at 2**32
         check("branch", "next_pc", t.valid & ~after_trap, pc == expect_pc)
         check("branch", "after_jump", t.valid & after_jump & ~after_trap, pc == expect_pc)
 
