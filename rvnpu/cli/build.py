@@ -32,6 +32,10 @@ def add_arguments(parser):
                              "board's)")
     add_shifter_option(parser, default=None, default_text="the board's")
     add_memory_stage_option(parser, default=None, default_text="the board's")
+    parser.add_argument("--bus-register", type=int, default=None, metavar="{0,1}",
+                        help="1: the engine's bus requests pass a register before the RAM, "
+                             "its reads answered and its writes landing a cycle later; needs "
+                             "the engine on a clock of its own (default: the board's)")
     parser.add_argument("--firmware", type=Path, nargs="+", default=None, metavar="SOURCE",
                         help=f"C sources baked into RAM (default: the {DEMO_FIRMWARE} example)")
     parser.add_argument("-o", "--output", type=Path, default=None,
@@ -69,6 +73,10 @@ def _board(board, args):
         board = replace(board, memory_stage=args.memory_stage)
     if args.seed is not None:
         board = replace(board, placement_seed=args.seed)
+    if args.bus_register is not None:
+        if args.bus_register not in (0, 1):
+            raise ConfigError(f"--bus-register must be 1 or 0, not {args.bus_register}")
+        board = replace(board, bus_register=bool(args.bus_register))
     return board
 
 
@@ -103,6 +111,9 @@ def run(args):
         if engine_clock_hz and engine_clock_hz < 0:
             raise ConfigError(f"--engine-clock-hz must be positive (or 0: the SoC's clock), "
                               f"not {engine_clock_hz}")
+        if args.bus_register and not engine_clock_hz and b.ram_style != "dual":
+            raise ConfigError(f"--bus-register needs the engine on a clock of its own "
+                              f"(--engine-clock-hz); {b.name}'s RAM has one port for it")
         # The SoC's own checks (a second clock needs block RAM ...), before any PLL search.
         b.soc_config(_engine(b, args), clock_hz, engine_clock_hz)
         check_clock(b, clock_hz, engine_clock_hz)
