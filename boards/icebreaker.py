@@ -57,7 +57,13 @@ BOARDS = (
     # unit slices (140) and a one-byte UART receiver (75) gave back: 5,198 of 5,280, closing
     # at 19.9 MHz. Since the front end takes a single dataflow as a constant, 5,158, closing
     # at 18.3 (nextpnr's own placement; the core's execute cycle into pc, 54.6 ns).
-    Board(name="icebreaker", platform=IceBreakerPlatform, clock_hz=18_000_000,
+    # 24 MHz (12 x 64 / 32) since the core decides a branch on a comparator of its own and
+    # its execute cycle's trap tests on the operands' low bits (2026-12-07): 5,225 cells,
+    # 24.5 against 24 from seed 1. Placements of that design closed at 23.2 to 24.8 (against
+    # 24 to 25.125, nextpnr's own seed and seeds 1 and 2): 25.125, the PLL's step after
+    # 24.75, was not met; the worst paths run through the core and the bus decoder, or the
+    # load unit's row buffer into the scratchpad's write enables.
+    Board(name="icebreaker", platform=IceBreakerPlatform, clock_hz=24_000_000,
           engine=EngineConfig(rows=4, cols=1, dataflow="ws", spad_depth=256, acc_depth=256,
                               qp_depth=256, bus_width=32, mem_bytes=64 << 10, queue_depth=1,
                               requant_modes="none", hazards="serial",
@@ -67,7 +73,7 @@ BOARDS = (
           timer_width=32, uart_rx_depth=1,
           # No command register (about 70 cells, of a hundred free): the core's path into
           # the engine does not set this design's clock.
-          command_slice=False, memory_stage=True,
+          command_slice=False, memory_stage=True, placement_seed=1,
           program=("iceprog", "{bitstream}"), bitstream=".bin",
           doc="iCEBreaker (iCE40UP5K-SG48), 12 MHz oscillator, FTDI UART"),
 )

@@ -50,11 +50,14 @@ BOARDS = (
     # array, so 29 cells multiply 8x8 in logic, not 9x9) and the accumulator's read held a
     # cycle: 21,364 LUTs, 79.3 / 101.6 MHz from seed 2 (74.0 / 97.4 from seed 3; router1
     # stalled from nextpnr's own seed and from seed 1 before the accumulator's stage).
-    Board(name="orangecrab", platform=OrangeCrabPlatform, clock_hz=72_000_000,
+    # With the core's branch comparator (2026-12-07, late) seed 2 left router1 at 77,000
+    # arcs for minutes; seed 3 closed at 84.3 / 104.9 against 72 / 96 and, one placement,
+    # against 80 / 100 (the PLL: 48 x 5 / 3, a 400 MHz VCO), 22,044 LUTs.
+    Board(name="orangecrab", platform=OrangeCrabPlatform, clock_hz=80_000_000,
           engine=LFE5U_25F_ENGINE,       # the ULX3S-25F's (the same part)
-          shifter="barrel", memory_stage=True, placement_seed=2,
+          shifter="barrel", memory_stage=True, placement_seed=3,
           program=("dfu-util", "--alt", "0", "--download", "{bitstream}"), bitstream=".bit",
           # The engine on a clock of its own (CLKOS), as on the ULX3S-25F.
-          engine_clock_hz=96_000_000,
+          engine_clock_hz=100_000_000,
           doc="OrangeCrab r0.2 (LFE5U-25F), 48 MHz oscillator, UART on Feather pins 0/1"),
 )

@@ -57,6 +57,10 @@ BOARDS = (
                               requant_modes="none", hazards="serial", command_fetch=False,
                               post_unit=False, store_pool=False, mac_latency=1),
           ram_style="dual", shifter="barrel", command_slice=False,
+          # The iCEBreaker's two savings (a 32-bit timer, a one-byte UART receiver): with the
+          # core's branch comparator (2026-12-07) the design no longer placed ("Unable to
+          # find legal placement", from nextpnr's own seed and seed 1).
+          timer_width=32, uart_rx_depth=1,
           program=("openFPGALoader", "--board", "tangnano9k", "{bitstream}"), bitstream=".fs",
           doc="Sipeed Tang Nano 9K (GW1NR-LV9QN88PC6/I5), 27 MHz oscillator, BL702 UART"),
 )

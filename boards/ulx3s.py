@@ -104,7 +104,10 @@ BOARDS = (
           # With the static placer it closed at 56.4 against 50 and again against 55
           # (2026-12-07), so 55. One clock for both closed at 37.1 MHz. The 16x8 closed at 52.4
           # against 55 and against 50 (one placement for both: 450 MHz makes 45 and 50), so 50.
-          engine_clock_hz=50_000_000,
+          # With the core's branch comparator (2026-12-07, late) it closed at 46.2 against 50
+          # and against 45 (one placement again), so 45; asked for 60 with the engine's bus
+          # registered (--bus-register 1), the design before the comparator closed at 54.1.
+          engine_clock_hz=45_000_000,
           doc="ULX3S with an LFE5U-85F, 25 MHz oscillator, FTDI UART"),
     # The core at 60 MHz with its memory stage (a load's or store's address from a register,
     # a cycle more for each): at 50 without it the design closed at 56.4 (53.9 against 60),
@@ -115,7 +118,9 @@ BOARDS = (
     # from seed 2, where the 4x4 took 15,416 and closed at 62.5 / 76.5. Since the front end
     # takes the one dataflow as a constant, 21,442 LUTs closing at 59.6 / 71.5 from seed 2
     # (seeds 1 and 3 left router1 at 38,000 arcs for minutes), so 55 / 70 (a 770 MHz VCO).
-    Board(name="ulx3s-25f", platform=ULX3S25FPlatform, clock_hz=55_000_000,
+    # With the core's branch comparator (2026-12-07, late): 22,119 LUTs, 63.3 / 77.4 from
+    # seed 2, against 55 / 70 and against 60 / 75 alike (one placement), so 60 / 75 again.
+    Board(name="ulx3s-25f", platform=ULX3S25FPlatform, clock_hz=60_000_000,
           engine=LFE5U_25F_ENGINE,
           shifter="barrel", memory_stage=True, placement_seed=2,
           program=_PROGRAM, bitstream=".bit",
@@ -123,6 +128,6 @@ BOARDS = (
           # shared clock's pace; its bus requests registered before the RAM (bus_register),
           # where the engine's bus arbiter into the RAM's write enables had set its clock
           # (72.2 MHz against 62.5 without the register, 2026-12-06).
-          engine_clock_hz=70_000_000, bus_register=True,
+          engine_clock_hz=75_000_000, bus_register=True,
           doc="ULX3S with an LFE5U-25F, 25 MHz oscillator, FTDI UART"),
 )
