@@ -825,7 +825,8 @@ def test_icebreaker_default_design_fits_and_closes_timing(tmp_path):
     tools = report["toolchain"]
     assert set(tools["commands"]) == {"YOSYS", "NEXTPNR_ICE40", "ICEPACK"}
     assert tools["kind"] in ("native", "yowasp") and tools["summary"].startswith(tools["kind"])
-    assert f"built with {tools['summary']}\n" in reports.format_table(report) + "\n"
+    seed = f", placement seed {b.placement_seed}" if b.placement_seed is not None else ""
+    assert f"built with {tools['summary']}{seed}\n" in reports.format_table(report) + "\n"
     assert report["placement_seed"] == b.placement_seed and report["stalled_seeds"] == []
     assert report["core"] == {"shifter": b.shifter, "memory_stage": b.memory_stage}
 
