@@ -104,7 +104,7 @@ class Board:
             engine_clock_hz = self.engine_clock_hz
         # The bus register needs the RAM's dual-port form: with the engine put on the SoC's
         # clock, a board's block RAM has none, and the register goes with the second clock.
-        dual_port = bool(engine_clock_hz) or self.ram_style == "dual"
+        dual_port = self.dual_port_ram(engine_clock_hz)
         return SocConfig(engine=self.engine if engine is None else engine,
                          clock_hz=self.clock_hz if clock_hz is None else clock_hz,
                          ram_style=self.ram_style, with_m=self.with_m,
@@ -114,6 +114,11 @@ class Board:
                          command_slice=self.command_slice,
                          bus_register=self.bus_register and dual_port,
                          timer_width=self.timer_width, uart_rx_depth=self.uart_rx_depth)
+
+    def dual_port_ram(self, engine_clock_hz):
+        """Whether the SoC's RAM has a port of the engine's own (what the bus register
+        needs): with the engine on a clock of its own, or ``ram_style="dual"``."""
+        return bool(engine_clock_hz) or self.ram_style == "dual"
 
     def simulated_config(self, engine=None, clock_hz=None, engine_clock_hz=None):
         """:meth:`soc_config` as simulations of the whole design run it: a UART eight clocks

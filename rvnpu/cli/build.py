@@ -111,7 +111,7 @@ def run(args):
         if engine_clock_hz and engine_clock_hz < 0:
             raise ConfigError(f"--engine-clock-hz must be positive (or 0: the SoC's clock), "
                               f"not {engine_clock_hz}")
-        if args.bus_register and not engine_clock_hz and b.ram_style != "dual":
+        if args.bus_register and not b.dual_port_ram(engine_clock_hz):
             raise ConfigError(f"--bus-register needs the engine on a clock of its own "
                               f"(--engine-clock-hz); {b.name}'s RAM has one port for it")
         # The SoC's own checks (a second clock needs block RAM ...), before any PLL search.
