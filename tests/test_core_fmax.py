@@ -7,6 +7,8 @@ import re
 from amaranth.back import verilog
 
 from rvnpu.bench.core_fmax import CoreHarness, format_table
+from rvnpu.bench.soc import _soc_ports
+from rvnpu.hdl.core.cpu import RiscvCore
 
 
 def test_harness_has_two_pins_and_keeps_the_core():
@@ -28,22 +30,36 @@ def test_harness_builds_the_shifter_asked_for():
 
 
 def test_harness_builds_the_memory_stage_asked_for():
-    """The bench measures the core with its memory stage when asked: its ``mem_addr``
+    """The bench measures the core with its memory stage when asked: its ``bus_word``
     register is in that core only."""
     def core_text(memory_stage):
         harness = CoreHarness(with_m=False, memory_stage=memory_stage)
         return verilog.convert(harness, name="top", ports=[harness.serial_in, harness.serial_out])
-    assert "reg [31:0] mem_addr" in core_text(True)
-    assert "reg [31:0] mem_addr" not in core_text(False)
+    assert "bus_word" in core_text(True)
+    assert "bus_word" not in core_text(False)
+
+
+def test_area_counts_the_core_as_a_soc_connects_it():
+    """The cells are counted without the retire trace (no board wires it up), as the harness
+    places the core; every other port stays."""
+    core = RiscvCore()
+    ports = _soc_ports(core)
+    names = {signal.name for port in ports for signal in port._rhs_signals()}
+    assert not any("retire" in name for name in names)
+    assert {"bus__addr", "bus__rdata", "cmd__valid", "rsp__payload", "irq_timer",
+            "sleeping"} <= names
+    text = verilog.convert(core, name="core", ports=ports)
+    header = re.search(r"module core\((.*?)\);", text, re.S).group(1)
+    assert "retire" not in header and "bus__addr" in header
 
 
 def test_table_lists_cells_and_fmax_per_family_and_the_path():
-    result = {"core": "RV32IM", "logic_cells": 1450, "fmax": {
+    result = {"core": "RV32IM", "logic_cells": 1450, "logic_cells_with_trace": 1490, "fmax": {
         "ice40": {"fmax_mhz": 26.04, "critical_path": [
             {"type": "clk-to-q", "net": None, "ns": 1.39},
             {"type": "routing", "net": "core.ir", "ns": 3.0}]},
         "ecp5": {"fmax_mhz": 61.5, "critical_path": []}}}
     table = format_table([result])
     row = next(line for line in table.splitlines() if line.startswith("RV32IM "))
-    assert row.split() == ["RV32IM", "1450", "26.0", "61.5"]
+    assert row.split() == ["RV32IM", "1450", "1490", "26.0", "61.5"]
     assert "core.ir" in table and "RV32IM ice40 critical path (26.04 MHz)" in table

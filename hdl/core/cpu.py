@@ -448,12 +448,15 @@ class RiscvCore(wiring.Component):
                 m.d.comb += logic.eq(~a_op & b_x)
 
         if self._memory_stage:
-            # Fetches go to pc; a load or store to the address the adder made in its execute
-            # cycle, registered, so that no sum runs on into the SoC's address decoder and
-            # the RAM's enables.
-            mem_addr = Signal(32)
-            in_memory = Signal()    # the Memory state: a load's or store's access
-            m.d.comb += bus.addr.eq(Mux(in_memory, mem_addr[2:], pc))
+            # The bus address is a register: the next instruction's address as an instruction
+            # retires or jumps, a load's or store's (made by the adder in its execute cycle)
+            # until it retires. So no sum, and no multiplexer, runs on into the SoC's address
+            # decoder and the RAM's enables. pc copies it as an instruction is fetched.
+            bus_word = Signal(30, init=self._reset_vector >> 2)
+            access_start = Signal()     # Execute of a load or store
+            mem_low = Signal(2)         # the access's byte offset
+            mem_addr = Cat(mem_low, bus_word)
+            m.d.comb += bus.addr.eq(bus_word)
         else:
             # The address is always the adder's output (pc + 0 for fetches).
             mem_addr = result
@@ -489,18 +492,31 @@ class RiscvCore(wiring.Component):
             with m.Default():
                 m.d.comb += load_data.eq(bus.rdata)
 
+        # The shift register's moves. It shifts for the shifts (and holds a CSR's new value),
+        # and it is the multiplier-divider's low word, which says how it moves while it runs.
+        shreg_load = Signal()
+        shreg_value = Signal(32)
+        shreg_right, shreg_left, shreg_fill = Signal(), Signal(), Signal()
+        with m.If(shreg_load):
+            m.d.sync += shreg.eq(shreg_value)
+        with m.Elif(shreg_right):
+            m.d.sync += shreg.eq(Cat(shreg[1:], shreg_fill))
+        with m.Elif(shreg_left):
+            m.d.sync += shreg.eq(Cat(shreg_fill, shreg[:31]))
         if self._with_m:
             m.submodules.muldiv = muldiv = MulDiv()
-            m.d.comb += [muldiv.op.eq(funct3), muldiv.a.eq(rs1_val), muldiv.b.eq(rs2_val)]
-            muldiv_result = muldiv.result
+            m.d.comb += [muldiv.op.eq(funct3), muldiv.a.eq(rs1_val), muldiv.b.eq(rs2_val),
+                         muldiv.lo.eq(shreg),
+                         shreg_load.eq(muldiv.lo_load), shreg_right.eq(muldiv.lo_right),
+                         shreg_left.eq(muldiv.lo_left), shreg_fill.eq(muldiv.lo_fill),
+                         shreg_value.eq(Mux(muldiv.lo_load, muldiv.lo_value, logic))]
         else:
-            muldiv_result = Const(0, 32)
+            m.d.comb += shreg_value.eq(logic)
 
         # Register-file write data: one-hot selects, AND-OR.
         w_sum, w_sum_bit0, w_logic, w_less, w_link = Signal(), Signal(), Signal(), Signal(), \
             Signal()
-        w_load, w_shreg, w_rsp, w_muldiv, w_cause = Signal(), Signal(), Signal(), Signal(), \
-            Signal()
+        w_load, w_shreg, w_rsp, w_cause = Signal(), Signal(), Signal(), Signal()
         w_mask = Signal(16)     # low bits not written to a RAM CSR (mtvec, mepc, counters)
         w_en = Signal()
         w_addr = Signal(6)
@@ -509,7 +525,7 @@ class RiscvCore(wiring.Component):
             _gate(Cat(result[0] & w_sum_bit0, result[1:]), w_sum) | _gate(logic, w_logic)
             | _gate(Cat(Const(0, 2), pc + 1), w_link) | _gate(load_data, w_load)
             | _gate(shreg, w_shreg) | _gate(self.rsp.payload, w_rsp)
-            | _gate(muldiv_result, w_muldiv) | _gate(trap_entry.mcause(), w_cause)
+            | _gate(trap_entry.mcause(), w_cause)
             | w_less & less)
         # The write lands a cycle later, from registers, so that the adder and this
         # multiplexer end in flip-flops rather than run on into the RAM's write port. No read
@@ -551,8 +567,15 @@ class RiscvCore(wiring.Component):
         branch_taken = Signal()     # a branch with a misaligned offset, in "Branch"
         # A branch's decision picks pc's next value, never whether pc changes: the comparison
         # would otherwise run on into the enables of all its flip-flops.
-        with m.If(pc_jump | pc_next):
-            m.d.sync += pc.eq(Mux(pc_jump | branch_jump, result[2:], pc + 1))
+        if self._memory_stage:
+            with m.If(pc_jump | pc_next | access_start):
+                m.d.sync += bus_word.eq(Mux(pc_jump | branch_jump | access_start, result[2:],
+                                            pc + 1))
+            with m.If(access_start):
+                m.d.sync += mem_low.eq(result[0:2])
+        else:
+            with m.If(pc_jump | pc_next):
+                m.d.sync += pc.eq(Mux(pc_jump | branch_jump, result[2:], pc + 1))
 
         m.d.comb += [self.cmd.payload.funct.eq(funct7), self.cmd.payload.op1.eq(rs1_val),
                      self.cmd.payload.op2.eq(rs2_val)]
@@ -585,6 +608,8 @@ class RiscvCore(wiring.Component):
                 # lands, would read the registers before it: the core asks again.
                 with m.If(bus.ready & ~wb_en):
                     take = status.mie & interrupts.any_pending()
+                    if self._memory_stage:
+                        m.d.sync += pc.eq(bus_word)
                     m.d.sync += [ir.eq(bus.rdata),
                                  csr_in_ram.eq(f.csr_in_ram), csr_mcycle.eq(f.csr_mcycle),
                                  csr_writes.eq(f.csr_writes),
@@ -602,6 +627,9 @@ class RiscvCore(wiring.Component):
 
             with m.State("Execute"):
                 m.d.comb += compare.eq(1)
+                if self._memory_stage:
+                    # Whether or not the access traps: trap entry sets the bus address anew.
+                    m.d.comb += access_start.eq(_is(opcode, Opcode.LOAD, Opcode.STORE))
                 m.d.comb += [selects[name].eq(execute_operands[name])
                              for name in _OPERAND_SELECTS]
                 with m.If(~legal):
@@ -651,7 +679,6 @@ class RiscvCore(wiring.Component):
                                 trap(Cause.MISALIGNED_LOAD, w_sum)
                             with m.Else():
                                 if self._memory_stage:
-                                    m.d.sync += mem_addr.eq(result)
                                     m.next = "Memory"
                                 else:
                                     self._load(m, w_load, write_rd, retire)
@@ -662,7 +689,6 @@ class RiscvCore(wiring.Component):
                                 trap(Cause.MISALIGNED_STORE, w_sum)
                             with m.Else():
                                 if self._memory_stage:
-                                    m.d.sync += mem_addr.eq(result)
                                     m.next = "Memory"
                                 else:
                                     self._store(m, byte_mask, retire)
@@ -674,9 +700,8 @@ class RiscvCore(wiring.Component):
                                     m.next = "Muldiv"
                             with m.Elif(is_shift):
                                 # shreg <= rs1 | 0
-                                m.d.comb += logic_op.eq(1)
-                                m.d.sync += [shreg.eq(logic),
-                                             shamt.eq(Mux(is_op, rs2_val[:5], ir[20:25]))]
+                                m.d.comb += [logic_op.eq(1), shreg_load.eq(1)]
+                                m.d.sync += shamt.eq(Mux(is_op, rs2_val[:5], ir[20:25]))
                                 m.next = "Shift"
                             with m.Else():
                                 m.d.comb += logic_op.eq(Cat(funct3[1] & ~funct3[0],
@@ -725,7 +750,7 @@ class RiscvCore(wiring.Component):
                                     for number, mask in RAM_WRITE_MASKS.items():
                                         with m.Case(number):
                                             m.d.comb += w_mask.eq(mask)
-                                m.d.sync += shreg.eq(logic)
+                                m.d.comb += shreg_load.eq(1)
                                 m.next = "Csr"
 
                         with m.Case(Opcode.CUSTOM0):
@@ -738,7 +763,6 @@ class RiscvCore(wiring.Component):
 
             if self._memory_stage:
                 with m.State("Memory"):
-                    m.d.comb += in_memory.eq(1)
                     with m.If(opcode == Opcode.LOAD):
                         self._load(m, w_load, write_rd, retire)
                     with m.Else():
@@ -767,13 +791,12 @@ class RiscvCore(wiring.Component):
                         word = Mux(left, shreg[::-1], shreg)
                         shifted = Signal(32)
                         m.d.comb += shifted.eq(Cat(word, fill.replicate(32)) >> shamt)
-                        m.d.sync += [shreg.eq(Mux(left, shifted[::-1], shifted)),
-                                     shamt.eq(0)]
+                        m.d.comb += [shreg_load.eq(1),
+                                     shreg_value.eq(Mux(left, shifted[::-1], shifted))]
+                        m.d.sync += shamt.eq(0)
                     else:
-                        with m.If(funct3[2]):
-                            m.d.sync += shreg.eq(Cat(shreg[1:], fill))
-                        with m.Else():
-                            m.d.sync += shreg.eq(shreg << 1)
+                        m.d.comb += [shreg_right.eq(funct3[2]), shreg_left.eq(~funct3[2]),
+                                     shreg_fill.eq(fill & funct3[2])]
                         m.d.sync += shamt.eq(shamt - 1)
 
             with m.State("Csr"):
@@ -792,7 +815,7 @@ class RiscvCore(wiring.Component):
             if self._with_m:
                 with m.State("Muldiv"):
                     with m.If(muldiv.done):
-                        write_rd(w_muldiv)
+                        write_rd(w_shreg)
                         retire()
 
             with m.State("Answer"):

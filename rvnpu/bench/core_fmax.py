@@ -10,7 +10,9 @@ harness: a bus address into a flip-flop). nextpnr is asked for a clock it cannot
 (``--timing-allow-fail``), so that it tries hard and reports what it achieved.
 
 Logic cells are counted as ``rvnpu bench soc`` counts them (:func:`rvnpu.bench.soc.core_area`:
-the core alone, packed, no harness). Placement depends on the seed; one fixed seed is used so
+the core alone, packed, no harness), as every SoC builds it and as the harness places it: its
+``retire`` trace, which only simulations read, is not connected. The count with the trace kept
+as ports is recorded beside it (``logic_cells_with_trace``). Placement depends on the seed; one fixed seed is used so
 that a change to the core is what moves the figures.
 """
 
@@ -129,12 +131,15 @@ def measure(*, with_m=True, shifter="serial", memory_stage=False, families=tuple
     name = "RV32IM" if with_m else "RV32I"
     assert _CORES[name] == with_m
     area = core_area(name, shifter=shifter, memory_stage=memory_stage, progress=progress)
+    traced = core_area(name, shifter=shifter, memory_stage=memory_stage, trace=True,
+                       progress=progress)
     if shifter != "serial":
         name += f" ({shifter} shifter)"
     if memory_stage:
         name += " (memory stage)"
     result = {"core": name, "shifter": shifter, "memory_stage": memory_stage,
               "logic_cells": area["logic_cells_packed"],
+              "logic_cells_with_trace": traced["logic_cells_packed"],
               "lut4": area["lut4"], "carry": area["carry"], "ff": area["ff"], "ram": area["ram"],
               "seed": seed, "fmax": {}, "goals": GOALS}
     for family in families:
@@ -147,8 +152,9 @@ def measure(*, with_m=True, shifter="serial", memory_stage=False, families=tuple
 def format_table(results):
     """One row per core: logic cells on iCE40, Fmax per family; then each critical path."""
     families = [f for f in FAMILIES if any(f in r["fmax"] for r in results)]
-    header = ["core", "logic cells (UP5K)", *(f"Fmax {f} (MHz)" for f in families)]
-    rows = [[r["core"], str(r["logic_cells"]),
+    header = ["core", "logic cells (UP5K)", "with the trace",
+              *(f"Fmax {f} (MHz)" for f in families)]
+    rows = [[r["core"], str(r["logic_cells"]), str(r.get("logic_cells_with_trace", "-")),
              *(f"{r['fmax'][f]['fmax_mhz']:.1f}" if f in r["fmax"] else "-" for f in families)]
             for r in results]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]

