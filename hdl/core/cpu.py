@@ -204,7 +204,8 @@ class RiscvCore(wiring.Component):
     comparator for branches (so that a branch's target and its decision come in one cycle); a
     logic unit (XOR, OR, AND, AND-NOT) also does the CSR read-modify-writes; shifts move one
     bit per cycle through a register (or all bits in one cycle, ``shifter="barrel"``); multiply
-    and divide are iterative (:class:`~rvnpu.hdl.core.muldiv.MulDiv`). The registers sit in a
+    and divide are iterative (:class:`~rvnpu.hdl.core.muldiv.MulDiv`, whose low word is the
+    shift register). The registers sit in a
     block RAM with two synchronous read ports, read in the cycle the instruction arrives and
     held until it retires, and so do the CSRs that only software changes (``mtvec``,
     ``mscratch``, ``mepc``, ``mcause``, ``mtval``) and the counters' high halves. Only
@@ -273,11 +274,12 @@ class RiscvCore(wiring.Component):
         part has them. Firmware shifts a lot (encoding a command's fields, addressing), and
         the serial shifter made shifts the largest share of the core's cycles issuing a GEMM.
     memory_stage : bool
-        A load or store makes its address in the execute cycle, into a register, and its
-        access in a cycle of its own (5 cycles instead of 4), and a fetch addresses the bus
-        from ``pc`` rather than through the adder: no sum runs on into the SoC's address
-        decoder and the RAM's enables, the path that sets the clock of a core beside a large
-        design. It costs about 70 logic cells (the address register and its multiplexer).
+        The bus address is a register: the next instruction's address, or a load's or
+        store's, made in the execute cycle, for its access in a cycle of its own (5 cycles
+        instead of 4). No sum runs on into the SoC's address decoder and the RAM's enables,
+        the path that sets the clock of a core beside a large design. It costs no logic
+        cells: ``pc`` copies the register as an instruction is fetched, instead of choosing
+        its next value itself.
 
     Members
     -------
