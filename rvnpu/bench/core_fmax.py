@@ -12,8 +12,8 @@ harness: a bus address into a flip-flop). nextpnr is asked for a clock it cannot
 Logic cells are counted as ``rvnpu bench soc`` counts them (:func:`rvnpu.bench.soc.core_area`:
 the core alone, packed, no harness), as every SoC builds it and as the harness places it: its
 ``retire`` trace, which only simulations read, is not connected. The count with the trace kept
-as ports is recorded beside it (``logic_cells_with_trace``). Placement depends on the seed; one fixed seed is used so
-that a change to the core is what moves the figures.
+as ports is recorded beside it (``logic_cells_with_trace``). Placement depends on the seed;
+one fixed seed is used so that a change to the core is what moves the figures.
 """
 
 import argparse
