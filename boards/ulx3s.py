@@ -123,6 +123,8 @@ BOARDS = (
     # (seeds 1 and 3 left router1 at 38,000 arcs for minutes), so 55 / 70 (a 770 MHz VCO).
     # With the core's branch comparator (2026-12-07, late): 22,119 LUTs, 63.3 / 77.4 from
     # seed 2, against 55 / 70 and against 60 / 75 alike (one placement), so 60 / 75 again.
+    # With the core's shared low word and bus address register (2026-12-08): 21,683 LUTs,
+    # 65.0 / 83.4 from seed 2 against 60 / 75 and against 60 / 80 (one placement), so 80.
     Board(name="ulx3s-25f", platform=ULX3S25FPlatform, clock_hz=60_000_000,
           engine=LFE5U_25F_ENGINE,
           shifter="barrel", memory_stage=True, placement_seed=2,
@@ -131,6 +133,6 @@ BOARDS = (
           # shared clock's pace; its bus requests registered before the RAM (bus_register),
           # where the engine's bus arbiter into the RAM's write enables had set its clock
           # (72.2 MHz against 62.5 without the register, 2026-12-06).
-          engine_clock_hz=75_000_000, bus_register=True,
+          engine_clock_hz=80_000_000, bus_register=True,
           doc="ULX3S with an LFE5U-25F, 25 MHz oscillator, FTDI UART"),
 )
