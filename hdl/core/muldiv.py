@@ -26,7 +26,7 @@ class MulDiv(wiring.Component):
 
     The low word (the multiplier, then the product's low half; the dividend, then the
     quotient) lives outside, in a shift register the core already has for its shifts: the two
-    never run at once, and one register with one multiplexer is about 60 logic cells smaller
+    never run at once, and one register with one multiplexer is about 45 logic cells smaller
     than two. This unit says how that register moves each cycle.
 
     Members
